@@ -1,0 +1,18 @@
+"""numpyrnn: recurrent networks in NumPy with hand-derived backpropagation through time.
+
+    >>> import numpy as np, numpyrnn
+    >>> m = numpyrnn.LSTM(input_size=3, hidden_size=5, seed=0)
+    >>> y, (h, c) = m.forward(np.zeros((7, 2, 3), np.float32))      # (T, B, I) → (T, B, H)
+    >>> dx, (dh0, dc0) = m.backward(np.ones_like(y))                  # fills m.grads
+    >>> sorted(m.grads)
+    ['bias_hh_l0', 'bias_ih_l0', 'weight_hh_l0', 'weight_ih_l0']
+"""
+
+__version__ = "0.1.0"
+
+from . import cells, gradcheck
+from .backend import DeviceUnavailableError, asnumpy
+from .layers import GRU, LSTM, RNN, Module
+
+__all__ = ["RNN", "LSTM", "GRU", "Module", "cells", "gradcheck", "asnumpy",
+           "DeviceUnavailableError", "__version__"]

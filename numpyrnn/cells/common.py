@@ -1,0 +1,184 @@
+"""What the three cells share: activations, the two GEMMs outside the time loop, time order,
+length masks, and the checks on their arguments.
+
+Shapes: T time steps, B sequences in the batch, I input features, H hidden units, G gates
+(1 for RNN, 4 for LSTM, 3 for GRU).  Time-major throughout: x is (T, B, I).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.special
+
+from ..backend import array_module
+from ..validation import as_lengths, check_shape
+
+
+# --------------------------------------------------------------------------- activations
+
+def sigmoid(a, out=None):
+    """σ(a) = 1 / (1 + e^(−a)), computed without overflow for any a."""
+    xp = array_module(a)
+    if xp is np:
+        return scipy.special.expit(a, out=out)
+    # CuPy: σ(a) = (1 + tanh(a/2)) / 2 is the same function and never overflows.
+    out = xp.multiply(a, 0.5, out=out)
+    xp.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
+
+
+# --------------------------------------------------------------------------- the two big GEMMs
+
+def input_projection(x, weight_ih, bias=None):
+    """x_t W_ih^T + b for every step at once: one (T·B, I) × (I, G·H) matrix product.
+
+    Returns a new (T, B, G·H) array; the loop adds the recurrent term to it in place.
+    """
+    T, B, I = x.shape
+    xw = (x.reshape(T * B, I) @ weight_ih.T).reshape(T, B, -1)
+    if bias is not None:
+        xw += bias
+    return xw
+
+
+def weight_gradients(da, inputs):
+    """Σ_t da_t^T inputs_t as one (G·H, T·B) × (T·B, K) matrix product.
+
+    ``da`` (T, B, G·H) holds the gradients of the pre-activations, ``inputs`` (T, B, K) what
+    multiplied the weight at each step (x_t for W_ih, h_{t−1} for W_hh).
+    """
+    T, B, K = inputs.shape
+    return da.reshape(T * B, -1).T @ inputs.reshape(T * B, K)
+
+
+def input_gradient(da, weight_ih):
+    """dx_t = da_t W_ih for every step at once: one matrix product."""
+    T, B, _ = da.shape
+    return (da.reshape(T * B, -1) @ weight_ih).reshape(T, B, -1)
+
+
+def fold_biases(bias_ih, bias_hh):
+    """b_ih + b_hh: two biases added at every step act as one (None where both are None)."""
+    if bias_ih is None or bias_hh is None:
+        return bias_ih if bias_hh is None else bias_hh
+    return bias_ih + bias_hh
+
+
+def bias_gradient(da):
+    """Σ_{t,b} da: a bias is added at every step to every sequence."""
+    return da.sum(axis=(0, 1))
+
+
+# --------------------------------------------------------------------------- time order and lengths
+
+def time_steps(T, reverse=False):
+    """The order in which the forward pass visits the steps."""
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def state_slots(t, reverse=False):
+    """Where the state before and after step t live in a (T+1, B, H) state buffer.
+
+    Forward direction: buffer[0] = h0, buffer[t+1] = h_t.  Reverse direction: buffer[T] = h0,
+    buffer[t] = h_t.  Either way the states in time order are one contiguous slice.
+    """
+    return (t + 1, t) if reverse else (t, t + 1)
+
+
+def states_in_time_order(buffer, reverse=False):
+    """(h_0..h_{T−1} after each step, h before each step), both (T, B, H) views of the buffer."""
+    return (buffer[:-1], buffer[1:]) if reverse else (buffer[1:], buffer[:-1])
+
+
+def length_mask(lengths, T, dtype, xp):
+    """(T, B, 1) array: 1 where step t is a real step of sequence b (t < lengths[b]), else 0."""
+    if lengths is None:
+        return None
+    lengths = xp.asarray(lengths)
+    return (xp.arange(T)[:, None] < lengths[None, :]).astype(dtype)[:, :, None]
+
+
+def carry_over(new, prev, m):
+    """In place: new ← prev where m = 0.  A padded step keeps the old state.
+
+    A masked copy, not m·new + (1 − m)·prev: the arithmetic form rounds real steps' states.
+    """
+    xp = array_module(new)
+    xp.copyto(new, prev, where=(m == 0))
+    return new
+
+
+def skipping(d, m):
+    """(1 − m)·d: the part of a state gradient that skips a padded step (m = 0) unchanged."""
+    return d * (1 - m)
+
+
+def outputs(buffer, mask, reverse=False):
+    """y_t = h_t at real steps and 0 at padded ones, (T, B, H) in time order.
+
+    Without lengths this is a read-only view of the state buffer (no copy); writing into it
+    would corrupt what backward reads, so NumPy is told to refuse.
+    """
+    states, _ = states_in_time_order(buffer, reverse)
+    if mask is not None:
+        return states * mask
+    if array_module(states) is np:
+        states = states.view()
+        states.flags.writeable = False
+    return states
+
+
+def final_state(buffer, reverse=False):
+    """The state after the last step the direction visits (a copy, not a view of the cache)."""
+    return buffer[0].copy() if reverse else buffer[-1].copy()
+
+
+def zeros_if_none(a, shape, dtype, xp):
+    return xp.zeros(shape, dtype) if a is None else a
+
+
+# --------------------------------------------------------------------------- argument checks
+
+def check_cell_args(x, states, weight_ih, weight_hh, bias_ih, bias_hh, gates, *, step=False,
+                    lengths=None):
+    """Check what a cell's forward receives; returns (T, B, I, H) (T is None for a step).
+
+    ``states`` is a dict name → array; ``gates`` is G.  All float arrays must share one dtype.
+    """
+    ndim = 2 if step else 3
+    what = "(B, I)" if step else "(T, B, I)"
+    if getattr(x, "ndim", None) != ndim:
+        raise ValueError(f"x must be a {ndim}-d array {what}, got shape {getattr(x, 'shape', type(x).__name__)}")
+    if getattr(weight_hh, "ndim", None) != 2 or weight_hh.shape[0] != gates * weight_hh.shape[1]:
+        raise ValueError(f"weight_hh must have shape ({gates}·H, H), got {getattr(weight_hh, 'shape', None)}")
+    H = weight_hh.shape[1]
+    T, B, I = (None, *x.shape) if step else x.shape
+    check_shape("weight_ih", weight_ih, (gates * H, I))
+    for name, b in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+        if b is not None:
+            check_shape(name, b, (gates * H,))
+    for name, s in states.items():
+        check_shape(name, s, (B, H))
+    arrays = {"x": x, "weight_ih": weight_ih, "weight_hh": weight_hh, "bias_ih": bias_ih,
+              "bias_hh": bias_hh, **states}
+    dtypes = {name: a.dtype for name, a in arrays.items() if a is not None}
+    for name, dt in dtypes.items():
+        if dt.kind != "f":
+            raise TypeError(f"{name} must be a floating-point array, got dtype {dt}")
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{n}={d}" for n, d in dtypes.items())
+        raise TypeError(f"all arrays must share one floating dtype, got {listed}")
+    if lengths is not None:
+        as_lengths(lengths, T, B)
+    return T, B, I, H
+
+
+def check_grad_arg(name, a, shape, dtype):
+    """A gradient passed to backward: None (meaning zero) or an array of the output's shape."""
+    if a is None:
+        return
+    check_shape(name, a, shape)
+    if a.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} (that of the forward pass), got {a.dtype}")

@@ -1,0 +1,149 @@
+"""The ``numpyrnn`` command.
+
+    numpyrnn gradcheck [--cell rnn|lstm|gru|all] [--mode full|fast] ...
+
+User errors (bad arguments, impossible configurations) print one line on stderr and exit with
+status 2; a gradient check that fails exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+import numpy as np
+
+from . import __version__
+from .backend import DeviceUnavailableError
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+# --------------------------------------------------------------------------- gradcheck
+
+#: the cell variants ``--cell`` selects: name → (layer class name, options)
+GRADCHECK_VARIANTS = {
+    "rnn": [("RNN", {"nonlinearity": "tanh"}), ("RNN", {"nonlinearity": "relu"})],
+    "lstm": [("LSTM", {})],
+    "gru": [("GRU", {"reset_after": True}), ("GRU", {"reset_after": False})],
+}
+
+
+def _add_gradcheck(sub):
+    p = sub.add_parser(
+        "gradcheck", help="check every cell's backward pass against finite differences",
+        description="Check each cell's hand-derived backward pass (every parameter, the input and "
+                    "the initial state) against central finite differences in float64, and print "
+                    "a table per cell. Exits with status 1 if any tensor fails.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--cell", choices=["rnn", "lstm", "gru", "all"], default="all",
+                   help="which cell; rnn checks tanh and relu, gru both reset forms")
+    p.add_argument("--mode", choices=["full", "fast"], default="full",
+                   help="full: every entry; fast: random directions per tensor")
+    p.add_argument("--seq-len", type=_positive_int, default=5, help="time steps T")
+    p.add_argument("--batch", type=_positive_int, default=3, help="sequences B")
+    p.add_argument("--input-size", type=_positive_int, default=4, help="input features I")
+    p.add_argument("--hidden", type=_positive_int, default=5, help="hidden units H")
+    p.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
+    p.add_argument("--bidirectional", action="store_true", help="check both directions")
+    p.add_argument("--lengths", action="store_true",
+                   help="give the sequences random lengths in 1..T (variable-length batch)")
+    p.add_argument("--eps", type=_positive_float, default=1e-6, help="finite-difference step")
+    p.add_argument("--tol", type=_positive_float, default=1e-7, help="relative error tolerance")
+    p.add_argument("--directions", type=_positive_int, default=8,
+                   help="random directions per tensor in fast mode")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, data and projections")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="where to run (the check is float64 on either)")
+    p.set_defaults(run=_run_gradcheck)
+
+
+def _run_gradcheck(args):
+    from . import gradcheck, layers
+
+    rng = np.random.default_rng(args.seed)
+    T, B = args.seq_len, args.batch
+    x = rng.standard_normal((T, B, args.input_size))
+    lengths = rng.integers(1, T + 1, size=B) if args.lengths else None
+    names = ["rnn", "lstm", "gru"] if args.cell == "all" else [args.cell]
+    summary = []
+    for name in names:
+        for cls_name, options in GRADCHECK_VARIANTS[name]:
+            module = getattr(layers, cls_name)(
+                args.input_size, args.hidden, num_layers=args.layers,
+                bidirectional=args.bidirectional, dtype=np.float64, seed=args.seed,
+                device=args.device, **options)
+            report = gradcheck.check(module, x, lengths=lengths, eps=args.eps, tol=args.tol,
+                                     mode=args.mode, seed=args.seed, n_directions=args.directions)
+            print(report, end="\n\n")
+            worst = max(report.rows, key=lambda r: r.max_rel_err)
+            summary.append((repr(module).split(", dtype")[0] + ")", len(report.rows),
+                            worst.max_rel_err, worst.name, report.passed))
+    print(f"{'layer':<44} {'tensors':>7}  {'worst rel err':>13}  {'in':<20} result")
+    for label, count, err, where, ok in summary:
+        print(f"{label:<44} {count:>7}  {err:>13.2e}  {where:<20} {'ok' if ok else 'FAIL'}")
+    failed = sum(not ok for *_, ok in summary)
+    print(f"\n{len(summary) - failed}/{len(summary)} layers passed (T={T}, B={B}, "
+          f"I={args.input_size}, H={args.hidden}, layers={args.layers}"
+          f"{', bidirectional' if args.bidirectional else ''}"
+          f"{', lengths ' + str(lengths.tolist()) if lengths is not None else ''})")
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- entry point
+
+def build_parser():
+    parser = _Parser(prog="numpyrnn",
+                     description="Recurrent networks in NumPy with hand-derived backpropagation.")
+    parser.add_argument("--version", action="version", version=f"numpyrnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    _add_gradcheck(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return args.run(args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except DeviceUnavailableError as exc:
+        print(f"numpyrnn: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

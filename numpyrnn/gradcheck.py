@@ -1,0 +1,371 @@
+r"""Check backward passes against finite differences.
+
+The checker differentiates one scalar, a fixed random projection of every output::
+
+    f(θ) = Σ_j ⟨P_j, out_j(θ)⟩          P_j ~ N(0, 1), one per output (final states included)
+
+so every output path is exercised, and compares the backward's gradient of f (the backward is
+fed dout_j = P_j) with central differences::
+
+    ∂f/∂θ_i ≈ (f(θ + ε e_i) − f(θ − ε e_i)) / 2ε        (full mode: every entry i)
+    ⟨∇f, v⟩ ≈ (f(θ + ε v) − f(θ − ε v)) / 2ε            (fast mode: random unit directions v)
+
+in float64 (float32 would drown the differences in rounding error: its unit roundoff, 6e-8,
+divided by ε = 1e-6 is already 6 % of the answer).
+
+For each tensor the report gives the largest absolute error |a − n|, the largest relative error
+|a − n| / max(|a|, |n|, tiny), where it occurs, and pass/fail: an entry passes when its
+relative error is at most ``tol``.
+
+``tiny`` comes from the noise of the differences themselves.  f sums terms of total size
+S = Σ_j ⟨|P_j|, |out_j|⟩, each carrying a few units u of float64 rounding, so a central
+difference of f is uncertain by about ν = k·u·S/ε (k = 8 covers the rounding accumulated through
+the forward pass; measured errors sit near ν/16).  No gradient entry can be checked to better
+than ν, so ``tiny = ν / tol``: entries larger than that are held to relative error ``tol``,
+smaller ones to absolute error ν.  With ε = 1e-6 and a small model, ν is around 1e-8.
+
+Three ways in:
+
+``check(module, x, state=None, lengths=None)``
+    a layer with ``forward(x, state, lengths)``, ``backward(dy, dstate)``, ``params``, ``grads``.
+``check_fn(forward, backward, inputs)``
+    a function pair in the cells' convention: ``forward(*inputs) → (*outputs, cache)`` and
+    ``backward(*doutputs, cache) → one gradient per input``.  A student's own cell fits.
+``numerical_gradient(f, x, eps)``
+    the bare finite difference of a scalar function of one array.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backend import array_module, asnumpy
+
+MODES = ("full", "fast")
+_UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
+
+
+# --------------------------------------------------------------------------- report
+
+@dataclass
+class Row:
+    """The result for one tensor."""
+
+    name: str
+    shape: tuple
+    checked: int            # entries (full mode) or directions (fast mode) compared
+    max_abs_err: float
+    max_rel_err: float
+    worst: str              # the entry, or the direction, with the largest relative error
+    analytic: float         # the two values compared there
+    numeric: float
+    passed: bool
+    note: str = ""
+
+
+@dataclass
+class Report:
+    """What a check found: one :class:`Row` per tensor; ``passed`` when every row passed."""
+
+    title: str
+    mode: str
+    eps: float
+    tol: float
+    noise: float            # ν, the uncertainty of a central difference of f
+    rows: list = field(default_factory=list)
+
+    @property
+    def tiny(self) -> float:
+        """Magnitudes below this are judged on absolute error (≤ ν) instead of relative error."""
+        return self.noise / self.tol
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.rows)
+
+    @property
+    def failed(self) -> list:
+        """Names of the tensors that failed."""
+        return [r.name for r in self.rows if not r.passed]
+
+    def row(self, name) -> Row:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(f"no tensor named {name!r} in this report; have {[r.name for r in self.rows]}")
+
+    def __str__(self):
+        head = ("tensor", "shape", "checked", "max abs err", "max rel err", "worst at", "analytic",
+                "numeric", "result")
+        lines = [[r.name, "×".join(map(str, r.shape)) or "scalar", str(r.checked),
+                  f"{r.max_abs_err:.2e}", f"{r.max_rel_err:.2e}", r.worst, f"{r.analytic:+.6e}",
+                  f"{r.numeric:+.6e}", ("ok" if r.passed else "FAIL") + (f" ({r.note})" if r.note else "")]
+                 for r in self.rows]
+        widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+                  for i, h in enumerate(head)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        out = [f"{self.title}",
+               f"{self.mode} mode, eps={self.eps:g}, tol={self.tol:g}; difference noise ν={self.noise:.1e}, "
+               f"so entries below tiny=ν/tol={self.tiny:.1e} are held to |a−n| ≤ ν",
+               fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+        out += [fmt.format(*line) for line in lines]
+        verdict = "PASSED" if self.passed else f"FAILED: {', '.join(self.failed)}"
+        out.append(f"{verdict} ({sum(r.passed for r in self.rows)}/{len(self.rows)} tensors)")
+        return "\n".join(out)
+
+    def to_dict(self) -> dict:
+        return {"title": self.title, "mode": self.mode, "eps": self.eps, "tol": self.tol,
+                "noise": self.noise, "tiny": self.tiny, "passed": self.passed,
+                "rows": [dict(r.__dict__, shape=list(r.shape)) for r in self.rows]}
+
+
+# --------------------------------------------------------------------------- the differences
+
+def numerical_gradient(f, x, eps=1e-6):
+    """∂f/∂x by central differences, entry by entry.
+
+    ``f`` takes an array shaped like ``x`` and returns a scalar.  ``x`` is not modified: ``f``
+    is called on a float64 copy in which one entry at a time is moved by ±eps.
+    """
+    xp = array_module(x)
+    work = xp.array(x, dtype=np.float64, copy=True)
+    grad = xp.zeros_like(work)
+    flat, gflat = work.reshape(-1), grad.reshape(-1)
+    for i in range(work.size):
+        gflat[i] = _central_difference(lambda: float(f(work)), flat, i, eps)
+    return grad
+
+
+def _central_difference(evaluate, flat, i, eps):
+    """(f(θ + ε e_i) − f(θ − ε e_i)) / (θ_i⁺ − θ_i⁻) with the entry restored exactly afterwards.
+
+    Dividing by the steps actually taken (after rounding), not by 2ε, removes one error source.
+    """
+    old = float(flat[i])
+    up, down = old + eps, old - eps
+    flat[i] = up
+    f_up = evaluate()
+    flat[i] = down
+    f_down = evaluate()
+    flat[i] = old
+    return (f_up - f_down) / (up - down)
+
+
+def _directional_difference(evaluate, tensor, v, eps):
+    """(f(θ + ε v) − f(θ − ε v)) / 2ε, the tensor restored exactly afterwards."""
+    old = tensor.copy()
+    tensor += eps * v
+    f_up = evaluate()
+    tensor[...] = old
+    tensor -= eps * v
+    f_down = evaluate()
+    tensor[...] = old
+    return (f_up - f_down) / (2 * eps)
+
+
+def _compare(name, analytic, numeric, tol, tiny, labels=None):
+    """A :class:`Row` from arrays of analytic and numeric values (NumPy, float64)."""
+    diff = np.abs(analytic - numeric)
+    scale = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), tiny)
+    rel = diff / scale
+    rel = np.where(np.isnan(rel), np.inf, rel)             # a NaN anywhere is a failure
+    worst = int(np.argmax(rel)) if rel.size else 0
+    if labels is not None:
+        where = labels(worst)
+    elif analytic.ndim:
+        where = str(tuple(int(i) for i in np.unravel_index(worst, analytic.shape)))
+    else:
+        where = "()"
+    return Row(name=name, shape=tuple(analytic.shape), checked=int(rel.size),
+               max_abs_err=float(np.max(diff, initial=0.0)), max_rel_err=float(np.max(rel, initial=0.0)),
+               worst=where, analytic=float(analytic.reshape(-1)[worst]) if rel.size else 0.0,
+               numeric=float(numeric.reshape(-1)[worst]) if rel.size else 0.0,
+               passed=bool(np.all(rel <= tol)))
+
+
+def _check_tensors(tensors, analytic, evaluate, *, mode, eps, tol, tiny, n_directions, rng):
+    """Compare analytic gradients with finite differences for each named tensor.
+
+    tensors: name → float64 array that ``evaluate`` reads (perturbed in place, then restored);
+    analytic: name → the backward's gradient (None when the backward gave none).
+    """
+    rows = []
+    for name, tensor in tensors.items():
+        grad = analytic.get(name)
+        if mode == "full":
+            flat = tensor.reshape(-1)
+            numeric = np.array([_central_difference(evaluate, flat, i, eps) for i in range(tensor.size)])
+            numeric = numeric.reshape(tensor.shape)
+            given = np.zeros(tensor.shape) if grad is None else asnumpy(grad).astype(np.float64)
+            row = _compare(name, given, numeric, tol, tiny)
+        else:
+            xp = array_module(tensor)
+            given_full = None if grad is None else xp.asarray(grad, dtype=np.float64)
+            a_vals, n_vals = [], []
+            for _ in range(n_directions):
+                v = rng.standard_normal(tensor.shape)
+                v /= max(np.linalg.norm(v), 1e-300)
+                v = xp.asarray(v)
+                a_vals.append(0.0 if given_full is None else float((given_full * v).sum()))
+                n_vals.append(_directional_difference(evaluate, tensor, v, eps))
+            row = _compare(name, np.array(a_vals), np.array(n_vals), tol, tiny,
+                           labels=lambda k: f"direction {k}")
+            row.shape = tuple(tensor.shape)
+        if grad is None:   # compared as zeros: fails wherever the difference is not zero
+            row.note = "backward gave no gradient"
+        rows.append(row)
+    return rows
+
+
+_NOISE_FACTOR = 8
+
+
+def _noise_floor(outputs, projections, eps):
+    """ν = k·u·S/ε, S = Σ_j ⟨|P_j|, |out_j|⟩: how uncertain a central difference of f is."""
+    total = sum(float(abs(asnumpy(o).astype(np.float64) * asnumpy(p)).sum())
+                for o, p in zip(outputs, projections))
+    return max(_NOISE_FACTOR * _UNIT_ROUNDOFF * total / eps, np.finfo(np.float64).tiny)
+
+
+def _check_options(mode, eps, tol, n_directions):
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    if not (isinstance(tol, (int, float)) and tol > 0):
+        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    if not (isinstance(n_directions, int) and n_directions >= 1):
+        raise ValueError(f"n_directions must be a positive integer, got {n_directions!r}")
+
+
+def _promotion_warning(what):
+    warnings.warn(f"gradcheck: {what} promoted to float64 for the check. Central differences in "
+                  "float32 are dominated by rounding: its unit roundoff (6e-8) over eps (1e-6) is "
+                  "already a 6% error, so a float32 check could not tell a right gradient from a "
+                  "wrong one.", UserWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------- the public checks
+
+def check_fn(forward, backward, inputs, *, eps=1e-6, tol=1e-7, mode="full", seed=0,
+             n_directions=8, title=None):
+    """Check a function pair in the cells' convention.
+
+    ``forward(*inputs)`` returns ``(*outputs, cache)``; ``backward(*doutputs, cache)`` returns
+    one gradient per input, in order (None for an input it does not differentiate).  ``inputs``
+    is a list of arrays, or a dict name → array (forward and backward then still take and give
+    them positionally, in the dict's order).  Non-float inputs (integers, None) are passed
+    through and not checked.  Float inputs are checked on float64 copies; the caller's arrays
+    are never modified.
+
+    Example, the LSTM step::
+
+        from numpyrnn.cells import lstm
+        report = check_fn(lstm.step_forward, lstm.step_backward,
+                          {"x_t": x, "h_prev": h, "c_prev": c, "weight_ih": W, ...})
+        print(report)
+    """
+    _check_options(mode, eps, tol, n_directions)
+    names = list(inputs) if isinstance(inputs, dict) else [f"input {i}" for i in range(len(inputs))]
+    values = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
+    is_float = [getattr(v, "dtype", None) is not None and v.dtype.kind == "f" for v in values]
+    if any(f and v.dtype != np.float64 for f, v in zip(is_float, values)):
+        _promotion_warning("float32 inputs")
+    work = [array_module(v).array(v, dtype=np.float64, copy=True) if f else v
+            for f, v in zip(is_float, values)]
+
+    def run():
+        result = forward(*work)
+        if not isinstance(result, tuple) or len(result) < 2:
+            raise TypeError("forward must return (*outputs, cache): a tuple of at least two items")
+        return result[:-1], result[-1]
+
+    outputs, cache = run()
+    rng = np.random.default_rng(seed)
+    projections = [None if o is None else array_module(o).asarray(rng.standard_normal(o.shape))
+                   for o in outputs]
+
+    def evaluate():
+        outs, _ = run()
+        return sum(float((o * p).sum()) for o, p in zip(outs, projections) if o is not None)
+
+    grads = backward(*projections, cache)
+    if isinstance(grads, dict):
+        grads = [grads.get(n) for n in names]
+    if not isinstance(grads, (tuple, list)) or len(grads) != len(values):
+        raise TypeError(f"backward must return one gradient per input ({len(values)}), got "
+                        f"{len(grads) if isinstance(grads, (tuple, list)) else type(grads).__name__}")
+    tensors = {n: w for n, w, f in zip(names, work, is_float) if f}
+    analytic = {n: g for n, g, f in zip(names, grads, is_float) if f}
+    kept = [(o, p) for o, p in zip(outputs, projections) if o is not None]
+    noise = _noise_floor([o for o, _ in kept], [p for _, p in kept], eps)
+    rows = _check_tensors(tensors, analytic, evaluate, mode=mode, eps=eps, tol=tol, tiny=noise / tol,
+                          n_directions=n_directions, rng=np.random.default_rng(seed + 1))
+    return Report(title or f"gradcheck {_describe(forward)}", mode, eps, tol, noise, rows)
+
+
+def check(module, x, state=None, lengths=None, *, eps=1e-6, tol=1e-7, mode="full", seed=0,
+          n_directions=8):
+    """Check a layer's backward: every parameter, the input x and each initial state.
+
+    The check runs on a float64 copy of ``module`` (the module itself is untouched, gradients
+    included).  A state of None is checked as explicit zeros, so the gradient of the initial
+    state is always checked.  Randomness inside the forward (dropout) is replayed identically
+    on every evaluation.
+    """
+    _check_options(mode, eps, tol, n_directions)
+    if module.dtype != np.float64 or getattr(x, "dtype", np.float64) != np.float64:
+        _promotion_warning(f"{type(module).__name__} ({module.dtype}) and its input")
+    m = module.astype(np.float64)
+    xp = m.xp
+    x64 = xp.array(xp.asarray(x), dtype=np.float64, copy=True)
+    rng_state = m.rng_state()
+
+    def run(s):
+        m.set_rng_state(rng_state)
+        return m.forward(x64, s, lengths)
+
+    y, state_n = run(state)
+    multi = isinstance(state_n, tuple)
+    finals = list(state_n) if multi else [state_n]
+    if state is None:
+        initial = [xp.zeros_like(s) for s in finals]
+    else:
+        initial = [xp.array(xp.asarray(s), dtype=np.float64, copy=True)
+                   for s in (state if multi else [state])]
+    state64 = tuple(initial) if multi else initial[0]
+    state_names = [f"{s}0" for s in m._cell.STATE_NAMES] if hasattr(m, "_cell") else \
+        [f"state0[{i}]" for i in range(len(initial))]
+
+    rng = np.random.default_rng(seed)
+    outputs = [y] + finals
+    projections = [xp.asarray(rng.standard_normal(o.shape)) for o in outputs]
+
+    def evaluate():
+        y, st = run(state64)
+        outs = [y] + (list(st) if multi else [st])
+        return sum(float((o * p).sum()) for o, p in zip(outs, projections))
+
+    m.zero_grad()
+    run(state64)
+    dstate = tuple(projections[1:]) if multi else projections[1]
+    dx, dstate0 = m.backward(projections[0], dstate)
+    analytic = {name: g.copy() for name, g in m.grads.items()}
+    analytic["x"] = dx
+    for name, g in zip(state_names, dstate0 if multi else [dstate0]):
+        analytic[name] = g
+    tensors = {**m.params, "x": x64, **dict(zip(state_names, initial))}
+    noise = _noise_floor(outputs, projections, eps)
+    rows = _check_tensors(tensors, analytic, evaluate, mode=mode, eps=eps, tol=tol, tiny=noise / tol,
+                          n_directions=n_directions, rng=np.random.default_rng(seed + 1))
+    return Report(f"gradcheck {module!r}", mode, eps, tol, noise, rows)
+
+
+def _describe(fn):
+    """module.name of a function, seen through functools.partial."""
+    inner = getattr(fn, "func", fn)
+    return f"{getattr(inner, '__module__', '')}.{getattr(inner, '__qualname__', type(inner).__name__)}"

@@ -1,0 +1,341 @@
+"""Recurrent layers with PyTorch's interface: :class:`RNN`, :class:`LSTM`, :class:`GRU`.
+
+A layer runs its cell over every (layer, direction) of a stack::
+
+    x ──► layer 0 forward  ─┐                         y_0 = [forward | reverse] outputs
+      └─► layer 0 reverse  ─┴─► dropout ─► layer 1 ... ─► y (T, B, D·H)
+
+Parameters, shapes and defaults are PyTorch's: ``weight_ih_l{k}``, ``weight_hh_l{k}``,
+``bias_ih_l{k}``, ``bias_hh_l{k}`` (suffix ``_reverse`` for the reverse direction), input
+(T, B, I) time-major unless ``batch_first``, output (T, B, D·H), final states (L·D, B, H).
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+
+from ..cells import gru, lstm, rnn
+from ..validation import as_float_array, as_lengths, check_finite, check_int, check_shape
+from .module import Module
+
+
+class Recurrent(Module):
+    """A stack of recurrent layers over one cell; use :class:`RNN`, :class:`LSTM` or :class:`GRU`."""
+
+    _cell = None          # the cell module (numpyrnn.cells.rnn, lstm or gru)
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, dtype=np.float32, seed=None, device="auto",
+                 cell_options=None):
+        super().__init__(dtype=dtype, device=device)
+        self.input_size = check_int("input_size", input_size, 1)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        for name, flag in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        if dropout > 0 and self.num_layers == 1:
+            warnings.warn("dropout acts between stacked layers (after all but the last), so with "
+                          f"num_layers=1 it does nothing (dropout={dropout})", UserWarning, stacklevel=3)
+        if seed is not None:
+            seed = check_int("seed", seed, 0)
+        self.bias, self.batch_first, self.bidirectional = bool(bias), bool(batch_first), bool(bidirectional)
+        self.dropout = float(dropout)
+        self.num_directions = 2 if self.bidirectional else 1
+        self._cell_options = dict(cell_options or {})
+        self._cache = None
+        init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
+        self._dropout_rng = np.random.default_rng(dropout_seed)
+        self._init_params(np.random.default_rng(init_seed))
+
+    # ------------------------------------------------------------------ parameters
+
+    def _init_params(self, rng):
+        """PyTorch's initialisation: every weight and bias ~ U(−1/√H, 1/√H), in its order."""
+        G, H, D = self._cell.GATES, self.hidden_size, self.num_directions
+        bound = 1.0 / np.sqrt(H)
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else H * D
+            for direction in range(D):
+                shapes = {"weight_ih": (G * H, layer_input), "weight_hh": (G * H, H)}
+                if self.bias:
+                    shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
+                for kind, shape in shapes.items():
+                    self._add_param(self._name(kind, layer, direction), rng.uniform(-bound, bound, shape))
+
+    @staticmethod
+    def _name(kind, layer, direction):
+        return f"{kind}_l{layer}" + ("_reverse" if direction else "")
+
+    def _weights(self, layer, direction):
+        """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer and direction (biases may be None)."""
+        return tuple(self.params.get(self._name(kind, layer, direction))
+                     for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    # ------------------------------------------------------------------ forward and backward
+
+    def forward(self, x, state=None, lengths=None):
+        """Run the stack over x.
+
+        x: (T, B, input_size), or (B, T, input_size) with ``batch_first``, or (T, input_size)
+        for one unbatched sequence.  state: the initial state, h0 (L·D, B, H) for RNN and GRU,
+        (h0, c0) for LSTM; None means zeros.  lengths: (B,) true length of each sequence, each
+        in 1..T; steps past a sequence's length leave its state unchanged and output zeros.
+
+        Returns (y, state_n): y (T, B, D·H) (same layout as x), state_n like ``state``, each
+        sequence's state after its own last step.
+        """
+        x, unbatched = self._prepare_input(x)
+        T, B, _ = x.shape
+        if lengths is not None:
+            if unbatched:
+                raise ValueError("lengths applies to a batch; x is one unbatched sequence of shape "
+                                 f"{(T, self.input_size)}, so leave lengths out")
+            lengths = as_lengths(lengths, T, B)
+        state0 = self._prepare_state(state, B, unbatched)
+        xp, L, D, H = self.xp, self.num_layers, self.num_directions, self.hidden_size
+        state_n = tuple(xp.empty((L * D, B, H), self.dtype) for _ in state0)
+        caches, dropout_masks = [], []
+        layer_input = x
+        for layer in range(L):
+            outputs = []
+            for direction in range(D):
+                k = layer * D + direction
+                y, *final, cache = self._cell.forward(
+                    layer_input, *(s[k] for s in state0), *self._weights(layer, direction),
+                    lengths=lengths, reverse=direction == 1, **self._cell_options)
+                for buffer, s in zip(state_n, final):
+                    buffer[k] = s
+                outputs.append(y)
+                caches.append(cache)
+            layer_output = outputs[0] if D == 1 else xp.concatenate(outputs, axis=2)
+            mask = self._dropout_mask(layer_output.shape) if layer < L - 1 else None
+            if mask is not None:
+                layer_output = layer_output * mask
+            dropout_masks.append(mask)
+            layer_input = layer_output
+        self._cache = (caches, dropout_masks, T, B, unbatched)
+        # With one direction and no lengths the cell's output is a view of its cache: copy it.
+        y = self._to_user_layout(layer_input, unbatched, copy=D == 1 and lengths is None)
+        return y, self._pack_state(state_n, unbatched)
+
+    __call__ = forward
+
+    def backward(self, dy, dstate=None):
+        """Backpropagate through the last forward.
+
+        dy: ∂L/∂y, shaped like y (None means zero); dstate: ∂L/∂state_n shaped like state_n
+        (None, or for LSTM a tuple whose entries may be None, means zero).
+
+        Adds the parameter gradients into ``grads`` and returns (dx, dstate0): ∂L/∂x shaped like
+        x and ∂L/∂state0 shaped like the state (returned whether or not a state was passed).
+        """
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() needs a forward() first "
+                               "(a dtype or device change also clears the forward's cache)")
+        caches, dropout_masks, T, B, unbatched = self._cache
+        xp, L, D, H = self.xp, self.num_layers, self.num_directions, self.hidden_size
+        d_out = None if dy is None else self._prepare_output_grad(dy, T, B, unbatched)
+        dstate_n = self._prepare_state_grad(dstate, B, unbatched)
+        dstate0 = tuple(xp.empty((L * D, B, H), self.dtype) for _ in dstate_n)
+        for layer in reversed(range(L)):
+            d_in = None
+            for direction in range(D):
+                k = layer * D + direction
+                dy_k = d_out if (d_out is None or D == 1) else d_out[..., direction * H:(direction + 1) * H]
+                dx, *dinit, dweight_ih, dweight_hh, dbias_ih, dbias_hh = self._cell.backward(
+                    dy_k, *(None if ds is None else ds[k] for ds in dstate_n), caches[k])
+                for buffer, g in zip(dstate0, dinit):
+                    buffer[k] = g
+                for kind, g in (("weight_ih", dweight_ih), ("weight_hh", dweight_hh),
+                                ("bias_ih", dbias_ih), ("bias_hh", dbias_hh)):
+                    if g is not None:
+                        self.grads[self._name(kind, layer, direction)] += g
+                d_in = dx if d_in is None else d_in + dx     # both directions read the same input
+            if layer > 0 and dropout_masks[layer - 1] is not None:
+                d_in *= dropout_masks[layer - 1]             # y = y_prev ⊙ mask ⇒ dy_prev = dy ⊙ mask
+            d_out = d_in
+        dx = self._to_user_layout(d_out, unbatched, copy=False)
+        return dx, self._pack_state(dstate0, unbatched)
+
+    # ------------------------------------------------------------------ dropout
+
+    def rng_state(self) -> dict:
+        return {"dropout": self._dropout_rng.bit_generator.state}
+
+    def set_rng_state(self, state: dict):
+        self._dropout_rng.bit_generator.state = state["dropout"]
+
+    def _dropout_mask(self, shape):
+        """Inverted dropout between layers: kept units scaled by 1/(1−p); None when inactive."""
+        if not self.training or self.dropout == 0:
+            return None
+        keep = self._dropout_rng.random(shape) >= self.dropout
+        mask = keep.astype(self.dtype) / self.dtype.type(1 - self.dropout)
+        return self.xp.asarray(mask)
+
+    # ------------------------------------------------------------------ shapes and checks
+
+    def _input_layout(self):
+        return "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+
+    def _prepare_input(self, x):
+        """x as a private time-major (T, B, I) array of the module's dtype, checked."""
+        x = as_float_array("x", x, self.dtype, self.device)
+        if x.ndim not in (2, 3):
+            raise ValueError(f"x must be 3-d {self._input_layout()}, or 2-d (T, input_size) for one "
+                             f"unbatched sequence, got shape {x.shape}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have input_size={self.input_size} features in its last "
+                             f"dimension, got shape {x.shape}")
+        if x.size == 0:
+            raise ValueError(f"x must hold at least one step of one sequence, got shape {x.shape}")
+        check_finite("x", x)
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x[:, None, :]
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        return x.copy(order="C"), unbatched  # the cache must not alias the caller's array
+
+    def _state_shape(self, B, unbatched):
+        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        return (LD, H) if unbatched else (LD, B, H)
+
+    def _state_names(self, prefix="", suffix="0"):
+        return tuple(f"{prefix}{s}{suffix}" for s in self._cell.STATE_NAMES)
+
+    def _split_states(self, value, names, what):
+        """One array per state name: h for RNN and GRU, the pair (h, c) for LSTM."""
+        if len(names) == 1:
+            if isinstance(value, (tuple, list)):
+                raise TypeError(f"{what} of {type(self).__name__} must be one array {names[0]}, "
+                                f"got a {type(value).__name__} of {len(value)}")
+            return (value,)
+        if not isinstance(value, (tuple, list)) or len(value) != len(names):
+            raise TypeError(f"{what} of {type(self).__name__} must be a tuple ({', '.join(names)}), "
+                            f"got {type(value).__name__}")
+        return tuple(value)
+
+    def _prepare_state(self, state, B, unbatched):
+        """The initial state(s) as time-major (L·D, B, H) arrays; zeros when None."""
+        names = self._state_names()
+        shape = self._state_shape(B, unbatched)
+        if state is None:
+            return tuple(self.xp.zeros(self._state_shape(B, False), self.dtype) for _ in names)
+        prepared = []
+        for name, s in zip(names, self._split_states(state, names, "state")):
+            s = as_float_array(name, s, self.dtype, self.device)
+            check_shape(name, s, shape)
+            check_finite(name, s)
+            prepared.append((s[:, None, :] if unbatched else s).copy(order="C"))
+        return tuple(prepared)
+
+    def _prepare_state_grad(self, dstate, B, unbatched):
+        names = self._state_names("d", "_n")
+        if dstate is None:
+            return (None,) * len(names)
+        shape = self._state_shape(B, unbatched)
+        prepared = []
+        for name, d in zip(names, self._split_states(dstate, names, "dstate")):
+            if d is not None:
+                d = as_float_array(name, d, self.dtype, self.device)
+                check_shape(name, d, shape)
+                check_finite(name, d)
+                d = d[:, None, :] if unbatched else d
+            prepared.append(d)
+        return tuple(prepared)
+
+    def _prepare_output_grad(self, dy, T, B, unbatched):
+        dy = as_float_array("dy", dy, self.dtype, self.device)
+        out = self.num_directions * self.hidden_size
+        shape = (T, out) if unbatched else ((B, T, out) if self.batch_first else (T, B, out))
+        check_shape("dy", dy, shape)
+        check_finite("dy", dy)
+        if unbatched:
+            return dy[:, None, :]
+        return dy.transpose(1, 0, 2) if self.batch_first else dy
+
+    def _to_user_layout(self, a, unbatched, copy):
+        """A time-major (T, B, F) array in the caller's layout, contiguous."""
+        if unbatched:
+            a = a[:, 0, :]
+        elif self.batch_first:
+            a = a.transpose(1, 0, 2)
+        return a.copy(order="C") if copy else self.xp.ascontiguousarray(a)
+
+    def _pack_state(self, states, unbatched):
+        states = tuple(s[:, 0, :] if unbatched else s for s in states)
+        return states if len(states) > 1 else states[0]
+
+    # ------------------------------------------------------------------ description
+
+    def config(self) -> dict:
+        """Everything needed to rebuild this layer (parameters aside)."""
+        return {"type": type(self).__name__, "input_size": self.input_size,
+                "hidden_size": self.hidden_size, "num_layers": self.num_layers, "bias": self.bias,
+                "batch_first": self.batch_first, "dropout": self.dropout,
+                "bidirectional": self.bidirectional, "dtype": self.dtype.name, **self._cell_options}
+
+    def __repr__(self):
+        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
+                    "bidirectional": False, "nonlinearity": "tanh", "reset_after": True}
+        cfg = self.config()
+        extra = [f"{k}={cfg[k]!r}" for k in defaults if k in cfg and cfg[k] != defaults[k]]
+        return (f"{cfg['type']}({self.input_size}, {self.hidden_size}"
+                + "".join(f", {e}" for e in extra) + f", dtype={self.dtype.name}, device={self.device!r})")
+
+
+class RNN(Recurrent):
+    """Elman RNN, h_t = tanh(x_t W_ih^T + b_ih + h_{t−1} W_hh^T + b_hh) (or relu).
+
+    Same arguments, in the same order, as ``torch.nn.RNN``; plus ``dtype`` (float32 or
+    float64), ``seed`` for the initial weights and dropout, and ``device``.
+    """
+
+    _cell = rnn
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, *, dtype=np.float32,
+                 seed=None, device="auto"):
+        if nonlinearity not in rnn.NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {', '.join(map(repr, rnn.NONLINEARITIES))}, "
+                             f"got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype=dtype, seed=seed, device=device,
+                         cell_options={"nonlinearity": nonlinearity})
+
+
+class LSTM(Recurrent):
+    """Long short-term memory, gates (i, f, g, o) as in ``torch.nn.LSTM``; state is (h, c).
+
+    Same arguments, in the same order, as ``torch.nn.LSTM`` (without ``proj_size``); plus
+    ``dtype`` (float32 or float64), ``seed`` for the initial weights and dropout, and ``device``.
+    """
+
+    _cell = lstm
+
+
+class GRU(Recurrent):
+    """Gated recurrent unit, gates (r, z, n) as in ``torch.nn.GRU``.
+
+    ``reset_after=True`` (default) is PyTorch's and cuDNN's form, n = tanh(W_in x + b_in +
+    r ⊙ (W_hn h + b_hn)); ``reset_after=False`` is the textbook form of Cho et al. (2014, v3),
+    n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn), which PyTorch does not offer.
+    """
+
+    _cell = gru
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, reset_after=True, dtype=np.float32,
+                 seed=None, device="auto"):
+        if not isinstance(reset_after, (bool, np.bool_)):
+            raise TypeError(f"reset_after must be True or False, got {reset_after!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype=dtype, seed=seed, device=device,
+                         cell_options={"reset_after": bool(reset_after)})

@@ -1,0 +1,31 @@
+"""Shared test helpers: the error measure, torch references, devices."""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("default", deadline=None, max_examples=40,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", deadline=None, max_examples=400,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def rel_err(a, b):
+    """Normwise relative error max|a − b| / max|b| (the reference b sets the scale).
+
+    Elementwise relative error is meaningless for entries that are zero up to rounding (two
+    correct summation orders can differ there by 100 %); normwise is the standard measure.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape, f"shapes differ: {a.shape} vs {b.shape}"
+    scale = np.abs(b).max(initial=0.0)
+    return float(np.abs(a - b).max(initial=0.0) / scale) if scale > 0 else float(np.abs(a).max(initial=0.0))
+
+
+def gpu_available():
+    from numpyrnn.backend import gpu_status
+
+    return gpu_status()[0]

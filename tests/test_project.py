@@ -1,0 +1,69 @@
+"""The promises the repository makes about itself: README commands, CI, packaging."""
+
+import configparser
+import os
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_commands():
+    """The shell commands of the README's 'Set up' section (its fenced blocks)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    return [block.strip() for block in re.findall(r"```\n(.*?)```", section, re.S)]
+
+
+def test_readme_has_exactly_two_setup_commands():
+    commands = readme_commands()
+    assert len(commands) == 2, commands
+    main_job, tests = commands
+    assert all("\n" not in c for c in commands)
+    assert "pip install -e ." in main_job and "numpyrnn gradcheck" in main_job
+    assert "pip install -e '.[test]'" in tests and tests.endswith("pytest")
+
+
+def test_ci_runs_the_readme_test_command():
+    script = (ROOT / ".ci" / "run").read_text()
+    assert os.access(ROOT / ".ci" / "run", os.X_OK)
+    assert "set -euo pipefail" in script
+    assert readme_commands()[1] in script.splitlines()
+    assert "pip install --quiet torch==2.13.0" in script
+
+
+def test_packaging_metadata():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert cfg["metadata"]["name"] == "numpyrnn"
+    assert cfg["options"]["python_requires"] == ">=3.10"
+    requires = cfg["options"]["install_requires"].split()
+    assert [r.split(">=")[0] for r in requires] == ["numpy", "scipy", "matplotlib", "tqdm"]
+    extras = cfg["options.extras_require"]
+    assert extras["test"].split() == ["pytest>=7", "hypothesis>=6.70"]
+    assert extras["gpu"].split() == ["cupy-cuda12x"]
+    assert "numpyrnn = numpyrnn.cli:main" in cfg["options.entry_points"]["console_scripts"]
+    assert "build-backend" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_no_autograd_library_inside_the_package():
+    pattern = re.compile(r"^\s*(import|from)\s+(torch|jax|autograd)\b", re.M)
+    offenders = [p.name for p in (ROOT / "numpyrnn").rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
+
+
+def test_only_the_backend_imports_cupy():
+    pattern = re.compile(r"^\s*(import|from)\s+cupy\b", re.M)
+    importers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "numpyrnn").rglob("*.py")
+                       if pattern.search(p.read_text()))
+    assert importers == ["numpyrnn/backend.py"]
+
+
+def test_cells_do_not_call_numpy_directly():
+    """The cells go through the array module of their inputs, so they run on CuPy unchanged."""
+    for path in (ROOT / "numpyrnn" / "cells").glob("*.py"):
+        code = path.read_text()
+        calls = re.findall(r"\bnp\.(?!float64\b|dtype\b)\w+", code)
+        if path.name == "common.py":     # dispatches to scipy only after checking for NumPy
+            calls = [c for c in calls if c != "np.ndarray"]
+        assert calls == [], f"{path.name} calls {calls}"
