@@ -107,9 +107,11 @@ def _run_gradcheck(args):
             worst = max(report.rows, key=lambda r: r.max_rel_err)
             summary.append((repr(module).split(", dtype")[0] + ")", len(report.rows),
                             worst.max_rel_err, worst.name, report.passed))
-    print(f"{'layer':<44} {'tensors':>7}  {'worst rel err':>13}  {'in':<20} result")
+    width = max(len("layer"), *(len(label) for label, *_ in summary))
+    where_width = max(len("in"), *(len(where) for _, _, _, where, _ in summary))
+    print(f"{'layer':<{width}}  {'tensors':>7}  {'worst rel err':>13}  {'in':<{where_width}}  result")
     for label, count, err, where, ok in summary:
-        print(f"{label:<44} {count:>7}  {err:>13.2e}  {where:<20} {'ok' if ok else 'FAIL'}")
+        print(f"{label:<{width}}  {count:>7}  {err:>13.2e}  {where:<{where_width}}  {'ok' if ok else 'FAIL'}")
     failed = sum(not ok for *_, ok in summary)
     print(f"\n{len(summary) - failed}/{len(summary)} layers passed (T={T}, B={B}, "
           f"I={args.input_size}, H={args.hidden}, layers={args.layers}"

@@ -24,6 +24,12 @@ the forward pass; measured errors sit near ν/16).  No gradient entry can be che
 than ν, so ``tiny = ν / tol``: entries larger than that are held to relative error ``tol``,
 smaller ones to absolute error ν.  With ε = 1e-6 and a small model, ν is around 1e-8.
 
+Kinks.  Where the function is not smooth within ±ε (a ReLU switching between θ − ε and θ + ε)
+the central difference averages two slopes and is simply wrong.  An entry that fails is tried
+again at ε/10 and ε/100 and accepted only if the smaller step agrees with the backward *and*
+the estimate moved with the step by more than the noise: a smooth function's estimate does not
+depend on the step, so a wrong gradient stays failed.  The report counts such entries.
+
 Three ways in:
 
 ``check(module, x, state=None, lengths=None)``
@@ -167,55 +173,81 @@ def _directional_difference(evaluate, tensor, v, eps):
     return (f_up - f_down) / (2 * eps)
 
 
-def _compare(name, analytic, numeric, tol, tiny, labels=None):
-    """A :class:`Row` from arrays of analytic and numeric values (NumPy, float64)."""
-    diff = np.abs(analytic - numeric)
-    scale = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), tiny)
-    rel = diff / scale
-    rel = np.where(np.isnan(rel), np.inf, rel)             # a NaN anywhere is a failure
+def _relative_errors(analytic, numeric, tol, noise):
+    """|a − n| / max(|a|, |n|, noise/tol), elementwise; NaN counts as an infinite error."""
+    scale = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), noise / tol)
+    rel = np.abs(analytic - numeric) / scale
+    return np.where(np.isnan(rel), np.inf, rel)
+
+
+#: how much smaller the steps are at which a failing entry is tried again (see _compare)
+_RETRY_SHRINK = (10, 100)
+
+
+def _compare(name, shape, analytic, probe, eps, tol, noise, label):
+    """Compare analytic values with finite differences ``probe(k, step)``, k = 0..len-1.
+
+    An entry that fails is tried again at steps ε/10 and ε/100.  It is accepted there only if
+    the smaller step agrees with the analytic value *and* the estimate moved with the step by
+    more than the noise of both: that is the mark of a kink (a ReLU switching within ±ε), where
+    the difference straddles two slopes.  A smooth function's estimate does not depend on the
+    step, so a wrong gradient stays wrong at every step and still fails.
+    """
+    numeric = np.array([probe(k, eps) for k in range(analytic.size)], dtype=np.float64)
+    noises = np.full(analytic.size, noise)
+    passed = _relative_errors(analytic, numeric, tol, noises) <= tol
+    kinks = 0
+    for shrink in _RETRY_SHRINK:
+        for k in np.flatnonzero(~passed):
+            step_noise = noise * shrink                  # ν grows as 1/ε
+            smaller = probe(k, eps / shrink)
+            agrees = _relative_errors(analytic[k], smaller, tol, step_noise) <= tol
+            moved = abs(numeric[k] - smaller) > 2 * (noises[k] + step_noise)
+            if agrees and moved:
+                numeric[k], noises[k], passed[k] = smaller, step_noise, True
+                kinks += 1
+    rel = _relative_errors(analytic, numeric, tol, noises)
     worst = int(np.argmax(rel)) if rel.size else 0
-    if labels is not None:
-        where = labels(worst)
-    elif analytic.ndim:
-        where = str(tuple(int(i) for i in np.unravel_index(worst, analytic.shape)))
-    else:
-        where = "()"
-    return Row(name=name, shape=tuple(analytic.shape), checked=int(rel.size),
-               max_abs_err=float(np.max(diff, initial=0.0)), max_rel_err=float(np.max(rel, initial=0.0)),
-               worst=where, analytic=float(analytic.reshape(-1)[worst]) if rel.size else 0.0,
-               numeric=float(numeric.reshape(-1)[worst]) if rel.size else 0.0,
-               passed=bool(np.all(rel <= tol)))
+    row = Row(name=name, shape=tuple(shape), checked=int(rel.size),
+              max_abs_err=float(np.max(np.abs(analytic - numeric), initial=0.0)),
+              max_rel_err=float(np.max(rel, initial=0.0)), worst=label(worst) if rel.size else "-",
+              analytic=float(analytic[worst]) if rel.size else 0.0,
+              numeric=float(numeric[worst]) if rel.size else 0.0, passed=bool(passed.all()))
+    if kinks:
+        row.note = (f"{kinks} at a kink: the function is not smooth within ±eps there, "
+                    "and the difference agreed at a smaller step")
+    return row
 
 
-def _check_tensors(tensors, analytic, evaluate, *, mode, eps, tol, tiny, n_directions, rng):
+def _check_tensors(tensors, analytic, evaluate, *, mode, eps, tol, noise, n_directions, rng):
     """Compare analytic gradients with finite differences for each named tensor.
 
     tensors: name → float64 array that ``evaluate`` reads (perturbed in place, then restored);
-    analytic: name → the backward's gradient (None when the backward gave none).
+    analytic: name → the backward's gradient (None when the backward gave none: it is then
+    compared as zeros, and fails wherever the difference is not zero).
     """
     rows = []
     for name, tensor in tensors.items():
         grad = analytic.get(name)
+        xp = array_module(tensor)
+        given = xp.zeros(tensor.shape) if grad is None else xp.asarray(grad, dtype=np.float64)
         if mode == "full":
             flat = tensor.reshape(-1)
-            numeric = np.array([_central_difference(evaluate, flat, i, eps) for i in range(tensor.size)])
-            numeric = numeric.reshape(tensor.shape)
-            given = np.zeros(tensor.shape) if grad is None else asnumpy(grad).astype(np.float64)
-            row = _compare(name, given, numeric, tol, tiny)
+            values = asnumpy(given).astype(np.float64).reshape(-1)
+            row = _compare(name, tensor.shape, values,
+                           lambda k, step: _central_difference(evaluate, flat, k, step),
+                           eps, tol, noise,
+                           lambda k: str(tuple(int(i) for i in np.unravel_index(k, tensor.shape))))
         else:
-            xp = array_module(tensor)
-            given_full = None if grad is None else xp.asarray(grad, dtype=np.float64)
-            a_vals, n_vals = [], []
+            directions = []
             for _ in range(n_directions):
                 v = rng.standard_normal(tensor.shape)
-                v /= max(np.linalg.norm(v), 1e-300)
-                v = xp.asarray(v)
-                a_vals.append(0.0 if given_full is None else float((given_full * v).sum()))
-                n_vals.append(_directional_difference(evaluate, tensor, v, eps))
-            row = _compare(name, np.array(a_vals), np.array(n_vals), tol, tiny,
-                           labels=lambda k: f"direction {k}")
-            row.shape = tuple(tensor.shape)
-        if grad is None:   # compared as zeros: fails wherever the difference is not zero
+                directions.append(xp.asarray(v / max(np.linalg.norm(v), 1e-300)))
+            values = np.array([float((given * v).sum()) for v in directions])
+            row = _compare(name, tensor.shape, values,
+                           lambda k, step: _directional_difference(evaluate, tensor, directions[k], step),
+                           eps, tol, noise, lambda k: f"direction {k}")
+        if grad is None:
             row.note = "backward gave no gradient"
         rows.append(row)
     return rows
@@ -303,7 +335,7 @@ def check_fn(forward, backward, inputs, *, eps=1e-6, tol=1e-7, mode="full", seed
     analytic = {n: g for n, g, f in zip(names, grads, is_float) if f}
     kept = [(o, p) for o, p in zip(outputs, projections) if o is not None]
     noise = _noise_floor([o for o, _ in kept], [p for _, p in kept], eps)
-    rows = _check_tensors(tensors, analytic, evaluate, mode=mode, eps=eps, tol=tol, tiny=noise / tol,
+    rows = _check_tensors(tensors, analytic, evaluate, mode=mode, eps=eps, tol=tol, noise=noise,
                           n_directions=n_directions, rng=np.random.default_rng(seed + 1))
     return Report(title or f"gradcheck {_describe(forward)}", mode, eps, tol, noise, rows)
 
@@ -360,7 +392,7 @@ def check(module, x, state=None, lengths=None, *, eps=1e-6, tol=1e-7, mode="full
         analytic[name] = g
     tensors = {**m.params, "x": x64, **dict(zip(state_names, initial))}
     noise = _noise_floor(outputs, projections, eps)
-    rows = _check_tensors(tensors, analytic, evaluate, mode=mode, eps=eps, tol=tol, tiny=noise / tol,
+    rows = _check_tensors(tensors, analytic, evaluate, mode=mode, eps=eps, tol=tol, noise=noise,
                           n_directions=n_directions, rng=np.random.default_rng(seed + 1))
     return Report(f"gradcheck {module!r}", mode, eps, tol, noise, rows)
 

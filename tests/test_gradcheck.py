@@ -209,3 +209,50 @@ def test_option_errors():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         gradcheck.check(m, x)                          # float64 throughout: no warning
+
+
+def relu_sum(x):
+    return np.maximum(x, 0).sum(), x
+
+
+def test_a_kink_within_eps_is_recognised_not_failed():
+    """relu at x = 1e-7: a step of ±1e-6 straddles the kink and the central difference gives
+    0.55, not 1; at a step of 1e-7 it gives 1.  The check passes and says why."""
+    x = np.array([1e-7, 0.5, -0.3])
+    report = gradcheck.check_fn(lambda x: (np.maximum(x, 0), x),
+                                lambda dy, x: ((x > 0) * dy,), [x])
+    row = report.rows[0]
+    assert row.passed, str(report)
+    assert row.note.startswith("1 at a kink")
+
+
+def test_a_wrong_gradient_at_a_kink_still_fails():
+    x = np.array([1e-7, 0.5, -0.3])
+    report = gradcheck.check_fn(lambda x: (np.maximum(x, 0), x),
+                                lambda dy, x: (np.where(x > 0, 0.99, 0.0) * dy,), [x])
+    assert not report.passed
+
+
+@pytest.mark.parametrize("error", [1e-2, 1e-4, 1e-5])
+def test_small_errors_in_smooth_functions_are_not_excused_as_kinks(error):
+    """Retrying at a smaller step must not let a small real error through: a smooth function's
+    estimate does not move with the step."""
+    x = np.linspace(-2, 2, 7)
+    report = gradcheck.check_fn(lambda x: (np.sin(x) * 3, x),
+                                lambda dy, x: (3 * np.cos(x) * (1 + error) * dy,), [x])
+    assert not report.passed
+    assert report.rows[0].note == ""
+
+
+def test_relu_rnn_at_a_realistic_size_passes_the_fast_check():
+    """Kinks are common here (ReLUs switching within ±eps along a random direction); the check
+    must still pass, and still catch a 1 % error in the same model."""
+    kw = dict(num_layers=2, bidirectional=True, nonlinearity="relu", dtype=np.float64, seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 8, 16))
+    lengths = rng.integers(1, 51, size=8)
+    report = gradcheck.check(numpyrnn.RNN(16, 32, **kw), x, lengths=lengths, mode="fast", n_directions=4)
+    assert report.passed, str(report)
+    wrong = scaled_backward(numpyrnn.RNN, "bias_hh_l0_reverse", 1.01)(16, 32, **kw)
+    report = gradcheck.check(wrong, x, lengths=lengths, mode="fast", n_directions=4)
+    assert report.failed == ["bias_hh_l0_reverse"]

@@ -123,11 +123,9 @@ def _gates_backward(dh, gates, h_prev, m, weight_hh, reset_after, dax, dah):
     r, z, n = _split(gates)
     da_r, da_z, da_n = _split(dax)
     dh_prev = dh * z                                      # dh_prev ← dh ⊙ z
-    xp.subtract(h_prev, n, out=da_z)
-    da_z *= dh                                            # dz = dh ⊙ (h_prev − n)
-    xp.multiply(n, n, out=da_n)
-    xp.subtract(1, da_n, out=da_n)
-    da_n *= dh * (1 - z)                                  # da_n = dn ⊙ (1 − n²), dn = dh ⊙ (1 − z)
+    xp.multiply(dh, h_prev - n, out=da_z)                 # dz = dh ⊙ (h_prev − n)
+    xp.multiply(dh, 1 - z, out=da_n)                      # dn = dh ⊙ (1 − z)
+    da_n *= 1 - n * n                                     # da_n = dn ⊙ (1 − n²)
     if reset_after:
         xp.multiply(da_n, m, out=da_r)                    # dr = da_n ⊙ m
     else:

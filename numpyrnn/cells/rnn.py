@@ -56,9 +56,7 @@ def _activation_backward(dh, h, nonlinearity, da):
     """da = ∂L/∂a from dh and the activation's output h, written into da."""
     xp = array_module(dh)
     if nonlinearity == "tanh":
-        xp.multiply(h, h, out=da)
-        xp.subtract(1, da, out=da)
-        da *= dh                                         # da = dh ⊙ (1 − h²)
+        xp.multiply(dh, 1 - h * h, out=da)               # da = dh ⊙ (1 − h²)
     else:
         xp.multiply(dh, h > 0, out=da)                   # da = dh ⊙ [h > 0]
 

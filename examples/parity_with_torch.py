@@ -1,0 +1,99 @@
+"""Carry weights between numpyrnn and PyTorch, and measure how closely the two agree.
+
+    python examples/parity_with_torch.py [--seeds 20] [--seq-len 50]
+
+For each cell and configuration this builds a numpyrnn layer, loads its state dict into the
+matching torch.nn layer, runs both forward and backward in float64 on the same data (padded
+batches through pack_padded_sequence on the torch side) and prints the largest normwise
+relative error max|ours − torch| / max|torch| over everything observable: outputs, final
+states, and the gradients of the input, the initial states and every parameter.  Needs torch.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+import numpyrnn
+
+try:
+    import torch
+except ImportError:  # the example is about PyTorch; say so and stop
+    sys.exit("this example compares with PyTorch: pip install torch")
+
+VARIANTS = [("RNN tanh", numpyrnn.RNN, torch.nn.RNN, {"nonlinearity": "tanh"}),
+            ("RNN relu", numpyrnn.RNN, torch.nn.RNN, {"nonlinearity": "relu"}),
+            ("LSTM", numpyrnn.LSTM, torch.nn.LSTM, {}),
+            ("GRU", numpyrnn.GRU, torch.nn.GRU, {})]
+
+CONFIGS = [("1 layer", dict(num_layers=1), False),
+           ("2 layers, bidirectional, lengths", dict(num_layers=2, bidirectional=True), True)]
+
+
+def rel_err(a, b):
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
+
+
+def compare(ours_cls, torch_cls, options, layer_kw, use_lengths, T, B, I, H, seed):
+    ours = ours_cls(I, H, dtype=np.float64, seed=seed, **layer_kw, **options)
+    theirs = torch_cls(I, H, dtype=torch.float64, **layer_kw, **options)
+    # numpyrnn → torch: the state dicts have the same keys and shapes.
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, B, I))
+    lengths = rng.integers(1, T + 1, size=B) if use_lengths else None
+    y, state = ours.forward(x, lengths=lengths)
+    finals = list(state) if isinstance(state, tuple) else [state]
+    dy = rng.standard_normal(y.shape)
+    dfinals = [rng.standard_normal(s.shape) for s in finals]
+    dx, dstate0 = ours.backward(dy, tuple(dfinals) if len(dfinals) == 2 else dfinals[0])
+    dstate0 = list(dstate0) if isinstance(dstate0, tuple) else [dstate0]
+
+    xt = torch.tensor(x, requires_grad=True)
+    s0 = [torch.zeros(s.shape, dtype=torch.float64, requires_grad=True) for s in finals]
+    s0_arg = tuple(s0) if len(s0) == 2 else s0[0]
+    if lengths is not None:
+        packed = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.as_tensor(lengths), enforce_sorted=False)
+        out, tstate = theirs(packed, s0_arg)
+        ty, _ = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=T)
+    else:
+        ty, tstate = theirs(xt, s0_arg)
+    tfinals = list(tstate) if isinstance(tstate, tuple) else [tstate]
+    loss = (ty * torch.from_numpy(dy)).sum() + sum((s * torch.from_numpy(d)).sum() for s, d in zip(tfinals, dfinals))
+    loss.backward()
+
+    errors = [rel_err(y, ty.detach().numpy()), rel_err(dx, xt.grad.numpy())]
+    errors += [rel_err(a, b.detach().numpy()) for a, b in zip(finals, tfinals)]
+    errors += [rel_err(a, b.grad.numpy()) for a, b in zip(dstate0, s0)]
+    errors += [rel_err(ours.grads[k], p.grad.numpy()) for k, p in theirs.named_parameters()]
+    return max(errors)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=20, help="random models and batches per cell and configuration")
+    parser.add_argument("--seq-len", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--input-size", type=int, default=16)
+    parser.add_argument("--hidden", type=int, default=32)
+    args = parser.parse_args()
+    shape = (args.seq_len, args.batch, args.input_size, args.hidden)
+    print(f"float64, T={shape[0]} B={shape[1]} I={shape[2]} H={shape[3]}, {args.seeds} seeds each; "
+          "worst normwise relative error over y, state_n, dx, dstate0 and every parameter gradient")
+    print(f"{'cell':<10}" + "".join(f"{name:>36}" for name, _, _ in CONFIGS))
+    worst = 0.0
+    for label, ours_cls, torch_cls, options in VARIANTS:
+        row = []
+        for _, layer_kw, use_lengths in CONFIGS:
+            err = max(compare(ours_cls, torch_cls, options, layer_kw, use_lengths, *shape, seed)
+                      for seed in range(args.seeds))
+            row.append(err)
+            worst = max(worst, err)
+        print(f"{label:<10}" + "".join(f"{e:>36.2e}" for e in row))
+    print(f"worst: {worst:.2e}")
+    return 0 if worst < 1e-10 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
