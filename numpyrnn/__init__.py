@@ -10,9 +10,11 @@
 
 __version__ = "0.1.0"
 
-from . import cells, gradcheck
+from . import cells, gradcheck, losses, models
 from .backend import DeviceUnavailableError, asnumpy
-from .layers import GRU, LSTM, RNN, Module
+from .layers import GRU, LSTM, RNN, Embedding, Linear, Module
+from .models import CharLM, SequenceClassifier, SequenceRegressor
 
-__all__ = ["RNN", "LSTM", "GRU", "Module", "cells", "gradcheck", "asnumpy",
+__all__ = ["RNN", "LSTM", "GRU", "Linear", "Embedding", "Module", "SequenceClassifier",
+           "SequenceRegressor", "CharLM", "cells", "gradcheck", "losses", "models", "asnumpy",
            "DeviceUnavailableError", "__version__"]

@@ -121,3 +121,17 @@ def to_device(array, device: str):
     if device == "gpu":
         return module_for("gpu").asarray(array)
     return asnumpy(array)
+
+
+def scatter_add(target, indices, values):
+    """In place: target[indices[k]] += values[k] for every k, repeated indices accumulating.
+
+    (``target[indices] += values`` would keep only one of the repeated additions.)
+    """
+    xp = array_module(target)
+    if xp is np:
+        np.add.at(target, indices, values)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(target, indices, values)

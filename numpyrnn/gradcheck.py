@@ -401,3 +401,49 @@ def _describe(fn):
     """module.name of a function, seen through functools.partial."""
     inner = getattr(fn, "func", fn)
     return f"{getattr(inner, '__module__', '')}.{getattr(inner, '__qualname__', type(inner).__name__)}"
+
+
+def check_model(model, batch, *, eps=1e-6, tol=1e-7, mode="full", seed=0, n_directions=8):
+    """Check a whole model's backward: every parameter (and float inputs) against the
+    finite differences of the model's own loss.
+
+    ``batch`` is ``(inputs, targets)``, ``(inputs, targets, lengths)`` or a dict with those
+    keys.  The check runs on a float64 copy of the model; dropout is replayed identically on
+    every evaluation.
+    """
+    _check_options(mode, eps, tol, n_directions)
+    if isinstance(batch, dict):
+        inputs, targets, lengths = batch["inputs"], batch["targets"], batch.get("lengths")
+    elif isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
+        inputs, targets, lengths = (*batch, None)[:3]
+    else:
+        raise TypeError("batch must be (inputs, targets), (inputs, targets, lengths) or a dict "
+                        "with keys inputs, targets and optionally lengths")
+    if model.dtype != np.float64:
+        _promotion_warning(f"{type(model).__name__} ({model.dtype})")
+    m = model.astype(np.float64)
+    xp = m.xp
+    inputs_array = xp.asarray(inputs)
+    float_inputs = inputs_array.dtype.kind == "f"
+    if float_inputs:
+        inputs_array = xp.array(inputs_array, dtype=np.float64, copy=True)
+    rng_state = m.rng_state()
+
+    def evaluate():
+        m.set_rng_state(rng_state)
+        loss, _ = m.forward(inputs_array, targets, lengths)
+        return loss
+
+    m.zero_grad()
+    loss = evaluate()
+    dx = m.backward()
+    analytic = {name: g.copy() for name, g in m.grads.items()}
+    tensors = dict(m.params)
+    if float_inputs:
+        analytic["inputs"], tensors["inputs"] = dx, inputs_array
+    # f is one mean over terms of about its own size: its rounding is a few u·max(|f|, 1).
+    noise = max(_NOISE_FACTOR * _UNIT_ROUNDOFF * max(abs(loss), 1.0) / eps, np.finfo(np.float64).tiny)
+    rows = _check_tensors(tensors, analytic, evaluate, mode=mode, eps=eps, tol=tol, noise=noise,
+                          n_directions=n_directions, rng=np.random.default_rng(seed + 1))
+    return Report(f"gradcheck {type(model).__name__} ({model.config().get('cell', '')})", mode, eps,
+                  tol, noise, rows)

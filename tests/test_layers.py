@@ -294,3 +294,33 @@ def test_backward_errors():
         m.backward(np.full((5, 2, 4), np.nan))
     m.astype(np.float64)                               # a copy: the original keeps its cache
     m.backward(np.zeros((5, 2, 4)))
+
+
+@pytest.mark.parametrize("cls_name", CLASSES)
+def test_truncated_bptt_chunks_compose_into_full_bptt(cls_name):
+    """forward(x, state) continues from the previous chunk's final state, and each chunk's
+    backward stops at its boundary, returning dstate0.  Handing that dstate0 back to the
+    previous chunk's backward reproduces full backpropagation exactly: nothing is lost at the
+    boundary, only deferred."""
+    cls = getattr(numpyrnn, cls_name)
+    kw = dict(num_layers=2, bidirectional=False, dtype=np.float64)
+    full, first, second = (cls(3, 4, seed=0, **kw) for _ in range(3))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((9, 2, 3))
+    dy = rng.standard_normal((9, 2, 4))
+
+    y, _ = full.forward(x)
+    dx, dstate0 = full.backward(dy)
+
+    y1, state1 = first.forward(x[:4])
+    y2, _ = second.forward(x[4:], state1)
+    assert np.allclose(np.concatenate([y1, y2]), y, rtol=0, atol=1e-14)
+    dx2, dstate1 = second.backward(dy[4:])                 # truncated: stops at the boundary
+    assert np.any((dstate1[0] if isinstance(dstate1, tuple) else dstate1) != 0)
+    dx1, dstate0_chunks = first.backward(dy[:4], dstate1)  # ... unless the gradient is handed back
+    assert np.allclose(np.concatenate([dx1, dx2]), dx, rtol=0, atol=1e-13)
+    as_tuple = lambda s: s if isinstance(s, tuple) else (s,)   # noqa: E731
+    for a, b in zip(as_tuple(dstate0_chunks), as_tuple(dstate0)):
+        assert np.allclose(a, b, rtol=0, atol=1e-13)
+    for k in full.grads:
+        assert np.allclose(first.grads[k] + second.grads[k], full.grads[k], rtol=0, atol=1e-12)

@@ -1,6 +1,9 @@
-"""Layers: modules with parameters, a forward and a hand-written backward."""
+"""Layers: modules with parameters, a forward and a hand-written backward; pooling over time."""
 
-from .module import Module
+from .linear import Embedding, Linear
+from .module import Module, ParameterDict
+from .pooling import POOLINGS, pool_backward, pool_forward
 from .recurrent import GRU, LSTM, RNN, Recurrent
 
-__all__ = ["Module", "Recurrent", "RNN", "LSTM", "GRU"]
+__all__ = ["Module", "ParameterDict", "Recurrent", "RNN", "LSTM", "GRU", "Linear", "Embedding",
+           "POOLINGS", "pool_forward", "pool_backward"]

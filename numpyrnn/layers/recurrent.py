@@ -48,7 +48,6 @@ class Recurrent(Module):
         self.dropout = float(dropout)
         self.num_directions = 2 if self.bidirectional else 1
         self._cell_options = dict(cell_options or {})
-        self._cache = None
         init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
         self._dropout_rng = np.random.default_rng(dropout_seed)
         self._init_params(np.random.default_rng(init_seed))
@@ -74,7 +73,7 @@ class Recurrent(Module):
 
     def _weights(self, layer, direction):
         """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer and direction (biases may be None)."""
-        return tuple(self.params.get(self._name(kind, layer, direction))
+        return tuple(self._params.get(self._name(kind, layer, direction))
                      for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
     # ------------------------------------------------------------------ forward and backward
@@ -155,7 +154,7 @@ class Recurrent(Module):
                 for kind, g in (("weight_ih", dweight_ih), ("weight_hh", dweight_hh),
                                 ("bias_ih", dbias_ih), ("bias_hh", dbias_hh)):
                     if g is not None:
-                        self.grads[self._name(kind, layer, direction)] += g
+                        self._grads[self._name(kind, layer, direction)] += g
                 d_in = dx if d_in is None else d_in + dx     # both directions read the same input
             if layer > 0 and dropout_masks[layer - 1] is not None:
                 d_in *= dropout_masks[layer - 1]             # y = y_prev ⊙ mask ⇒ dy_prev = dy ⊙ mask

@@ -1,0 +1,342 @@
+"""Models: a recurrent layer between an input (token ids or features) and a loss.
+
+``SequenceClassifier``   ids → Embedding (or features) → RNN/LSTM/GRU → pooling → Linear →
+                         softmax cross-entropy (binary cross-entropy with ``num_classes=1``)
+``SequenceRegressor``    features → RNN/LSTM/GRU → last step (or every step) → Linear → MSE
+``CharLM``               ids → Embedding → RNN/LSTM/GRU → Linear at every step → cross-entropy
+                         over the next token; the final state can be carried to the next chunk
+
+Each model: ``loss, outputs = model.forward(inputs, targets, lengths=None)`` (the loss is a float,
+None without targets); ``model.backward()`` then adds the gradient of that loss into
+``model.grads``.  Parameters carry dotted names (``rnn.weight_ih_l0``, ``head.bias``), and
+``model.config()`` holds what :func:`build` needs to make the same model again.
+
+Inputs are time-major, (T, B) ids or (T, B, I) features, unless ``batch_first=True``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import losses
+from .backend import asnumpy
+from .layers import GRU, LSTM, RNN, Embedding, Linear, Module
+from .layers.linear import as_indices
+from .layers.pooling import check_pooling, pool_backward, pool_forward
+from .validation import as_float_array, as_lengths, check_int
+
+CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+def check_cell(cell):
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(map(repr, CELLS))}, got {cell!r}")
+    return cell
+
+
+def _child_seeds(seed, n):
+    """n independent integer seeds derived from one (None: fresh entropy)."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+class SequenceModel(Module):
+    """What the models share: the recurrent layer, the input layout, the config."""
+
+    def __init__(self, config, *, dtype, device):
+        super().__init__(dtype=dtype, device=device)
+        self._config = dict(config, dtype=self.dtype.name)
+
+    def config(self) -> dict:
+        """Everything :func:`build` needs to rebuild this model (parameters aside)."""
+        return {"type": type(self).__name__, **self._config}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+        return f"{type(self).__name__}({args})"
+
+    def _make_recurrent(self, cell, input_size, hidden_size, num_layers, bidirectional, dropout,
+                        nonlinearity, reset_after, seed):
+        options = {"rnn": {"nonlinearity": nonlinearity}, "gru": {"reset_after": reset_after}}.get(cell, {})
+        return CELLS[check_cell(cell)](input_size, hidden_size, num_layers=num_layers,
+                                       bidirectional=bidirectional, dropout=dropout,
+                                       dtype=self.dtype, seed=seed, device=self.device, **options)
+
+    def _time_major_ids(self, ids, name="inputs"):
+        ids = as_indices(name, ids, self.embedding.num_embeddings)
+        if ids.ndim != 2:
+            layout = "(B, T)" if self.batch_first else "(T, B)"
+            raise ValueError(f"{name} must be a 2-d array of token ids {layout}, got shape {ids.shape}")
+        return ids.T if self.batch_first else ids
+
+    def _time_major_features(self, x, input_size):
+        x = as_float_array("inputs", x, self.dtype, self.device)
+        if x.ndim != 3 or x.shape[-1] != input_size:
+            layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+            raise ValueError(f"inputs must be a 3-d array {layout} with input_size={input_size}, "
+                             f"got shape {x.shape}")
+        return x.transpose(1, 0, 2) if self.batch_first else x
+
+    def _step_mask(self, lengths, T, B):
+        """(T, B) booleans, True at real steps; None when every step is real."""
+        if lengths is None:
+            return None
+        lengths = as_lengths(lengths, T, B)
+        return self.xp.asarray(np.arange(T)[:, None] < lengths[None, :])
+
+    def _needs_cache(self):
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() needs a forward() with targets first")
+        return self._cache
+
+
+class SequenceClassifier(SequenceModel):
+    """Classify whole sequences: inputs → [Embedding] → recurrent → pooling → Linear → logits.
+
+    Token input: give ``vocab_size`` (and ``embedding_dim``, ``padding_idx``); dense input: give
+    ``input_size``.  ``pooling`` is ``"last"`` (each sequence's last real step; with two
+    directions, the reverse half at t = 0), ``"mean"`` or ``"max"`` over real steps.
+    ``num_classes=1`` gives a binary classifier trained with binary cross-entropy on one logit.
+    """
+
+    def __init__(self, cell="lstm", *, num_classes, hidden_size=64, vocab_size=None,
+                 embedding_dim=32, input_size=None, num_layers=1, bidirectional=False,
+                 dropout=0.0, pooling="last", padding_idx=None, batch_first=False,
+                 nonlinearity="tanh", reset_after=True, dtype=np.float32, seed=None, device="auto"):
+        check_cell(cell)
+        check_pooling(pooling)
+        if (vocab_size is None) == (input_size is None):
+            raise ValueError("give exactly one of vocab_size (token-id inputs) and input_size "
+                             f"(feature inputs), got vocab_size={vocab_size!r}, input_size={input_size!r}")
+        num_classes = check_int("num_classes", num_classes, 1)
+        super().__init__(dict(cell=cell, num_classes=num_classes, hidden_size=hidden_size,
+                              vocab_size=vocab_size, embedding_dim=embedding_dim, input_size=input_size,
+                              num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
+                              pooling=pooling, padding_idx=padding_idx, batch_first=batch_first,
+                              nonlinearity=nonlinearity, reset_after=reset_after),
+                         dtype=dtype, device=device)
+        self.num_classes, self.pooling, self.batch_first = num_classes, pooling, bool(batch_first)
+        seeds = _child_seeds(seed, 3)
+        self.embedding = None
+        if vocab_size is not None:
+            self.embedding = Embedding(vocab_size, embedding_dim, padding_idx, dtype=self.dtype,
+                                       seed=seeds[0], device=self.device)
+            rnn_input = self.embedding.embedding_dim
+        else:
+            rnn_input = check_int("input_size", input_size, 1)
+        self.rnn = self._make_recurrent(cell, rnn_input, hidden_size, num_layers, bidirectional,
+                                        dropout, nonlinearity, reset_after, seeds[1])
+        self.head = Linear(self.rnn.hidden_size * self.rnn.num_directions, num_classes,
+                           dtype=self.dtype, seed=seeds[2], device=self.device)
+
+    def forward(self, inputs, targets=None, lengths=None):
+        """Returns (loss, logits (B, num_classes)); loss is None without targets."""
+        if self.embedding is not None:
+            ids = self._time_major_ids(inputs)
+            x = self.embedding.forward(ids)                       # (T, B, E)
+        else:
+            x = self._time_major_features(inputs, self.rnn.input_size)
+        y, _ = self.rnn.forward(x, None, lengths)                 # (T, B, D·H)
+        pooled, pool_cache = pool_forward(y, lengths, self.pooling, self.rnn.num_directions)
+        logits = self.head.forward(pooled)                        # (B, C)
+        self._cache = None
+        if targets is None:
+            return None, logits
+        if self.num_classes == 1:
+            targets = self.xp.asarray(targets)
+            targets = targets.reshape(logits.shape) if targets.size == logits.size else targets
+            loss, loss_cache = losses.binary_cross_entropy_with_logits(
+                logits, targets.astype(self.dtype) if targets.dtype.kind in "biu" else targets)
+        else:
+            loss, loss_cache = losses.cross_entropy(logits, targets)
+        self._cache = (pool_cache, loss_cache)
+        return float(loss), logits
+
+    __call__ = forward
+
+    def backward(self):
+        """Gradient of the last forward's loss into ``grads``.  Returns ∂L/∂inputs for feature
+        inputs (None for token ids)."""
+        pool_cache, loss_cache = self._needs_cache()
+        if self.num_classes == 1:
+            dlogits = losses.binary_cross_entropy_with_logits_backward(1.0, loss_cache)
+        else:
+            dlogits = losses.cross_entropy_backward(1.0, loss_cache)
+        dpooled = self.head.backward(dlogits)
+        dy = pool_backward(dpooled, pool_cache)
+        dx, _ = self.rnn.backward(dy)
+        if self.embedding is not None:
+            return self.embedding.backward(dx)
+        return dx.transpose(1, 0, 2).copy() if self.batch_first else dx
+
+    def predict(self, inputs, lengths=None):
+        """Predicted class of each sequence, (B,) ints (for num_classes=1: logit > 0)."""
+        _, logits = self.forward(inputs, None, lengths)
+        logits = asnumpy(logits)
+        return (logits[:, 0] > 0).astype(np.int64) if self.num_classes == 1 else logits.argmax(axis=1)
+
+
+class SequenceRegressor(SequenceModel):
+    """Regress real values: features → recurrent → (pooled, or every step) → Linear; MSE loss.
+
+    With ``per_step=False`` one prediction per sequence, (B, output_size), from the pooled
+    output (``pooling="last"`` by default); with ``per_step=True`` one per step,
+    (T, B, output_size), and padded steps do not count in the loss.
+    """
+
+    def __init__(self, cell="lstm", *, input_size, hidden_size=64, output_size=1, per_step=False,
+                 pooling="last", num_layers=1, bidirectional=False, dropout=0.0, batch_first=False,
+                 nonlinearity="tanh", reset_after=True, dtype=np.float32, seed=None, device="auto"):
+        check_cell(cell)
+        check_pooling(pooling)
+        output_size = check_int("output_size", output_size, 1)
+        super().__init__(dict(cell=cell, input_size=input_size, hidden_size=hidden_size,
+                              output_size=output_size, per_step=bool(per_step), pooling=pooling,
+                              num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
+                              batch_first=batch_first, nonlinearity=nonlinearity, reset_after=reset_after),
+                         dtype=dtype, device=device)
+        self.per_step, self.pooling, self.batch_first = bool(per_step), pooling, bool(batch_first)
+        self.output_size = output_size
+        seeds = _child_seeds(seed, 2)
+        self.rnn = self._make_recurrent(cell, check_int("input_size", input_size, 1), hidden_size,
+                                        num_layers, bidirectional, dropout, nonlinearity,
+                                        reset_after, seeds[0])
+        self.head = Linear(self.rnn.hidden_size * self.rnn.num_directions, output_size,
+                           dtype=self.dtype, seed=seeds[1], device=self.device)
+
+    def forward(self, inputs, targets=None, lengths=None):
+        """Returns (loss, predictions); loss is None without targets."""
+        x = self._time_major_features(inputs, self.rnn.input_size)
+        T, B = x.shape[:2]
+        y, _ = self.rnn.forward(x, None, lengths)
+        self._cache = None
+        if self.per_step:
+            predictions = self.head.forward(y)                    # (T, B, O)
+            pool_cache, mask = None, self._step_mask(lengths, T, B)
+            user_predictions = predictions.transpose(1, 0, 2) if self.batch_first else predictions
+        else:
+            pooled, pool_cache = pool_forward(y, lengths, self.pooling, self.rnn.num_directions)
+            predictions, mask = self.head.forward(pooled), None   # (B, O)
+            user_predictions = predictions
+        if targets is None:
+            return None, user_predictions
+        targets = as_float_array("targets", targets, self.dtype, self.device)
+        if self.per_step and self.batch_first and targets.ndim == 3:
+            targets = targets.transpose(1, 0, 2)
+        if self.output_size == 1 and targets.shape == predictions.shape[:-1]:
+            targets = targets[..., None]                          # (B,) for (B, 1), and per step alike
+        loss, loss_cache = losses.mse(predictions, targets, mask)
+        self._cache = (pool_cache, loss_cache)
+        return float(loss), user_predictions
+
+    __call__ = forward
+
+    def backward(self):
+        """Gradient of the last forward's loss into ``grads``; returns ∂L/∂inputs."""
+        pool_cache, loss_cache = self._needs_cache()
+        dpredictions = losses.mse_backward(1.0, loss_cache)
+        dhead = self.head.backward(dpredictions)
+        dy = dhead if self.per_step else pool_backward(dhead, pool_cache)
+        dx, _ = self.rnn.backward(dy)
+        return dx.transpose(1, 0, 2).copy() if self.batch_first else dx
+
+
+class CharLM(SequenceModel):
+    """A character (or token) language model: predict token t+1 from tokens ≤ t.
+
+    ``forward(inputs, targets, lengths=None, state=None)``: inputs and targets are (T, B) ids,
+    targets usually inputs shifted by one.  The final recurrent state is kept in
+    ``final_state``; pass it as ``state`` to the next chunk for truncated backpropagation
+    through time (the backward of a chunk stops at its first step).
+    """
+
+    def __init__(self, cell="lstm", *, vocab_size, hidden_size=128, embedding_dim=None,
+                 num_layers=1, dropout=0.0, batch_first=False, nonlinearity="tanh",
+                 reset_after=True, dtype=np.float32, seed=None, device="auto"):
+        check_cell(cell)
+        vocab_size = check_int("vocab_size", vocab_size, 1)
+        hidden_size = check_int("hidden_size", hidden_size, 1)
+        embedding_dim = hidden_size if embedding_dim is None else embedding_dim
+        super().__init__(dict(cell=cell, vocab_size=vocab_size, hidden_size=hidden_size,
+                              embedding_dim=embedding_dim, num_layers=num_layers, dropout=dropout,
+                              batch_first=batch_first, nonlinearity=nonlinearity, reset_after=reset_after),
+                         dtype=dtype, device=device)
+        self.batch_first, self.vocab_size = bool(batch_first), vocab_size
+        seeds = _child_seeds(seed, 3)
+        self.embedding = Embedding(vocab_size, embedding_dim, dtype=self.dtype, seed=seeds[0],
+                                   device=self.device)
+        self.rnn = self._make_recurrent(cell, embedding_dim, hidden_size, num_layers, False,
+                                        dropout, nonlinearity, reset_after, seeds[1])
+        self.head = Linear(hidden_size, vocab_size, dtype=self.dtype, seed=seeds[2], device=self.device)
+        self.final_state = None
+
+    def forward(self, inputs, targets=None, lengths=None, state=None):
+        """Returns (loss, logits (T, B, vocab_size)); loss is None without targets."""
+        ids = self._time_major_ids(inputs)
+        T, B = ids.shape
+        x = self.embedding.forward(ids)
+        y, state_n = self.rnn.forward(x, state, lengths)
+        self.final_state = state_n                                # carried by the caller, if it wants
+        logits = self.head.forward(y)                             # (T, B, V)
+        user_logits = logits.transpose(1, 0, 2) if self.batch_first else logits
+        self._cache = None
+        if targets is None:
+            return None, user_logits
+        target_ids = self._time_major_ids(targets, "targets")
+        if target_ids.shape != (T, B):
+            raise ValueError(f"targets must have the inputs' shape {ids.shape[::-1] if self.batch_first else ids.shape}, "
+                             f"got {np.shape(targets)}")
+        loss, loss_cache = losses.cross_entropy(logits, target_ids, self._step_mask(lengths, T, B))
+        self._cache = loss_cache
+        return float(loss), user_logits
+
+    __call__ = forward
+
+    def backward(self):
+        """Gradient of the last forward's loss into ``grads`` (stopping at the chunk's start)."""
+        loss_cache = self._needs_cache()
+        dlogits = losses.cross_entropy_backward(1.0, loss_cache)
+        dy = self.head.backward(dlogits)
+        dx, _ = self.rnn.backward(dy)
+        self.embedding.backward(dx)
+
+    def sample(self, length, *, prime=(), temperature=1.0, seed=None):
+        """Generate ``length`` token ids after the ids in ``prime``, drawing each from
+        softmax(logits / temperature).  Dropout is off while sampling."""
+        length = check_int("length", length, 0)
+        if not isinstance(temperature, numbers.Real) or not temperature > 0:
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        prime = [int(i) for i in as_indices("prime", np.asarray(prime, dtype=np.int64).reshape(-1),
+                                            self.vocab_size)]
+        rng = np.random.default_rng(seed)
+        feed = prime or [int(rng.integers(self.vocab_size))]     # no prime: start anywhere
+        was_training = self.training
+        self.eval()
+        try:
+            state = None
+            if len(feed) > 1:                                     # read the prime in one pass
+                _, state = self.rnn.forward(self.embedding.forward(np.array(feed[:-1])[:, None]))
+            token, out = feed[-1], []
+            for _ in range(length):
+                y, state = self.rnn.forward(self.embedding.forward(np.array([[token]])), state)
+                logits = asnumpy(self.head.forward(y))[0, 0].astype(np.float64) / temperature
+                p = np.exp(logits - logits.max())                 # softmax(logits / temperature)
+                token = int(rng.choice(self.vocab_size, p=p / p.sum()))
+                out.append(token)
+            return out
+        finally:
+            self.train(was_training)
+
+
+MODELS = {"SequenceClassifier": SequenceClassifier, "SequenceRegressor": SequenceRegressor,
+          "CharLM": CharLM}
+
+
+def build(config, *, device="auto", seed=None):
+    """A new model from ``model.config()`` (weights freshly initialised; load a state dict after)."""
+    if not isinstance(config, dict) or config.get("type") not in MODELS:
+        raise ValueError(f"config must be a dict whose 'type' is one of {', '.join(MODELS)}, got "
+                         f"{config.get('type') if isinstance(config, dict) else type(config).__name__!r}")
+    kwargs = {k: v for k, v in config.items() if k != "type"}
+    return MODELS[config["type"]](**kwargs, seed=seed, device=device)
