@@ -1,6 +1,6 @@
 """Carry weights between numpyrnn and PyTorch, and measure how closely the two agree.
 
-    python examples/parity_with_torch.py [--seeds 20] [--seq-len 50]
+    python examples/parity_with_torch.py [--seeds 20] [--seq-len 50] [--grid]
 
 For each cell and configuration this builds a numpyrnn layer, loads its state dict into the
 matching torch.nn layer, runs both forward and backward in float64 on the same data (padded
@@ -29,6 +29,11 @@ VARIANTS = [("RNN tanh", numpyrnn.RNN, torch.nn.RNN, {"nonlinearity": "tanh"}),
 CONFIGS = [("1 layer", dict(num_layers=1), False),
            ("2 layers, bidirectional, lengths", dict(num_layers=2, bidirectional=True), True)]
 
+#: --grid: every stack depth 1–3 × direction × layout, always with random lengths
+GRID = [(f"L={layers} {'bi' if bi else 'uni'} {'batch_first' if bf else 'time-major'}",
+         dict(num_layers=layers, bidirectional=bi, batch_first=bf), True)
+        for layers in (1, 2, 3) for bi in (False, True) for bf in (False, True)]
+
 
 def rel_err(a, b):
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
@@ -41,7 +46,8 @@ def compare(ours_cls, torch_cls, options, layer_kw, use_lengths, T, B, I, H, see
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
 
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((T, B, I))
+    batch_first = layer_kw.get("batch_first", False)
+    x = rng.standard_normal((B, T, I) if batch_first else (T, B, I))
     lengths = rng.integers(1, T + 1, size=B) if use_lengths else None
     y, state = ours.forward(x, lengths=lengths)
     finals = list(state) if isinstance(state, tuple) else [state]
@@ -54,9 +60,10 @@ def compare(ours_cls, torch_cls, options, layer_kw, use_lengths, T, B, I, H, see
     s0 = [torch.zeros(s.shape, dtype=torch.float64, requires_grad=True) for s in finals]
     s0_arg = tuple(s0) if len(s0) == 2 else s0[0]
     if lengths is not None:
-        packed = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.as_tensor(lengths), enforce_sorted=False)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.as_tensor(lengths), batch_first=batch_first,
+                                                         enforce_sorted=False)
         out, tstate = theirs(packed, s0_arg)
-        ty, _ = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=T)
+        ty, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=batch_first, total_length=T)
     else:
         ty, tstate = theirs(xt, s0_arg)
     tfinals = list(tstate) if isinstance(tstate, tuple) else [tstate]
@@ -77,20 +84,27 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--input-size", type=int, default=16)
     parser.add_argument("--hidden", type=int, default=32)
+    parser.add_argument("--grid", action="store_true",
+                        help="every depth 1-3 x direction x layout (with lengths), one row per configuration")
     args = parser.parse_args()
     shape = (args.seq_len, args.batch, args.input_size, args.hidden)
     print(f"float64, T={shape[0]} B={shape[1]} I={shape[2]} H={shape[3]}, {args.seeds} seeds each; "
           "worst normwise relative error over y, state_n, dx, dstate0 and every parameter gradient")
-    print(f"{'cell':<10}" + "".join(f"{name:>36}" for name, _, _ in CONFIGS))
-    worst = 0.0
-    for label, ours_cls, torch_cls, options in VARIANTS:
-        row = []
-        for _, layer_kw, use_lengths in CONFIGS:
-            err = max(compare(ours_cls, torch_cls, options, layer_kw, use_lengths, *shape, seed)
-                      for seed in range(args.seeds))
-            row.append(err)
-            worst = max(worst, err)
-        print(f"{label:<10}" + "".join(f"{e:>36.2e}" for e in row))
+    configs = GRID if args.grid else CONFIGS
+    if args.grid:                                           # configurations down, cells across
+        print(f"{'configuration':<34}" + "".join(f"{label:>12}" for label, *_ in VARIANTS))
+    else:
+        print(f"{'cell':<10}" + "".join(f"{name:>36}" for name, _, _ in configs))
+    table = {(label, name): max(compare(ours_cls, torch_cls, options, layer_kw, use_lengths, *shape, seed)
+                                for seed in range(args.seeds))
+             for label, ours_cls, torch_cls, options in VARIANTS for name, layer_kw, use_lengths in configs}
+    worst = max(table.values())
+    if args.grid:
+        for name, *_ in configs:
+            print(f"{name:<34}" + "".join(f"{table[label, name]:>12.2e}" for label, *_ in VARIANTS))
+    else:
+        for label, *_ in VARIANTS:
+            print(f"{label:<10}" + "".join(f"{table[label, name]:>36.2e}" for name, *_ in configs))
     print(f"worst: {worst:.2e}")
     return 0 if worst < 1e-10 else 1
 

@@ -75,7 +75,9 @@ def _add_gradcheck(sub):
     p.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
     p.add_argument("--bidirectional", action="store_true", help="check both directions")
     p.add_argument("--lengths", action="store_true",
-                   help="give the sequences random lengths in 1..T (variable-length batch)")
+                   help="give the sequences lengths in 1..T: the first T, the last 1, the rest random")
+    p.add_argument("--models", action="store_true",
+                   help="also check whole models (classifier, regressor, char LM) built on each cell")
     p.add_argument("--eps", type=_positive_float, default=1e-6, help="finite-difference step")
     p.add_argument("--tol", type=_positive_float, default=1e-7, help="relative error tolerance")
     p.add_argument("--directions", type=_positive_int, default=8,
@@ -92,7 +94,10 @@ def _run_gradcheck(args):
     rng = np.random.default_rng(args.seed)
     T, B = args.seq_len, args.batch
     x = rng.standard_normal((T, B, args.input_size))
-    lengths = rng.integers(1, T + 1, size=B) if args.lengths else None
+    lengths = None
+    if args.lengths:                     # random, but always one full-length and one length-1 sequence
+        lengths = rng.integers(1, T + 1, size=B)
+        lengths[0], lengths[-1] = T, (1 if B > 1 else T)
     names = ["rnn", "lstm", "gru"] if args.cell == "all" else [args.cell]
     summary = []
     for name in names:
@@ -104,20 +109,50 @@ def _run_gradcheck(args):
             report = gradcheck.check(module, x, lengths=lengths, eps=args.eps, tol=args.tol,
                                      mode=args.mode, seed=args.seed, n_directions=args.directions)
             print(report, end="\n\n")
-            worst = max(report.rows, key=lambda r: r.max_rel_err)
-            summary.append((repr(module).split(", dtype")[0] + ")", len(report.rows),
-                            worst.max_rel_err, worst.name, report.passed))
+            summary.append(_summary_row(repr(module).split(", dtype")[0] + ")", report))
+        if args.models:
+            for label, model, batch in _gradcheck_models(name, args, rng, lengths):
+                report = gradcheck.check_model(model, batch, eps=args.eps, tol=args.tol, mode=args.mode,
+                                               seed=args.seed, n_directions=args.directions)
+                print(report, end="\n\n")
+                summary.append(_summary_row(label, report))
     width = max(len("layer"), *(len(label) for label, *_ in summary))
     where_width = max(len("in"), *(len(where) for _, _, _, where, _ in summary))
     print(f"{'layer':<{width}}  {'tensors':>7}  {'worst rel err':>13}  {'in':<{where_width}}  result")
     for label, count, err, where, ok in summary:
         print(f"{label:<{width}}  {count:>7}  {err:>13.2e}  {where:<{where_width}}  {'ok' if ok else 'FAIL'}")
     failed = sum(not ok for *_, ok in summary)
-    print(f"\n{len(summary) - failed}/{len(summary)} layers passed (T={T}, B={B}, "
+    print(f"\n{len(summary) - failed}/{len(summary)} passed (T={T}, B={B}, "
           f"I={args.input_size}, H={args.hidden}, layers={args.layers}"
           f"{', bidirectional' if args.bidirectional else ''}"
           f"{', lengths ' + str(lengths.tolist()) if lengths is not None else ''})")
     return 1 if failed else 0
+
+
+def _summary_row(label, report):
+    worst = max(report.rows, key=lambda r: r.max_rel_err)
+    return label, len(report.rows), worst.max_rel_err, worst.name, report.passed
+
+
+def _gradcheck_models(cell, args, rng, lengths):
+    """The three models on ``cell``, each with a random batch of the command's shape."""
+    from . import models
+
+    T, B, I, H = args.seq_len, args.batch, args.input_size, args.hidden
+    common = dict(hidden_size=H, num_layers=args.layers, dtype=np.float64, seed=args.seed,
+                  device=args.device)
+    vocab = 7
+    classifier = models.SequenceClassifier(cell, vocab_size=vocab, embedding_dim=I, num_classes=3,
+                                           bidirectional=args.bidirectional, pooling="mean", **common)
+    regressor = models.SequenceRegressor(cell, input_size=I, per_step=True,
+                                         bidirectional=args.bidirectional, **common)
+    charlm = models.CharLM(cell, vocab_size=vocab, embedding_dim=I, **common)
+    ids = rng.integers(0, vocab, (T + 1, B))
+    yield (f"SequenceClassifier({cell}, pooling='mean')", classifier,
+           (ids[:-1], rng.integers(0, 3, B), lengths))
+    yield (f"SequenceRegressor({cell}, per_step=True)", regressor,
+           (rng.standard_normal((T, B, I)), rng.standard_normal((T, B, 1)), lengths))
+    yield f"CharLM({cell})", charlm, (ids[:-1], ids[1:], lengths)
 
 
 # --------------------------------------------------------------------------- entry point
