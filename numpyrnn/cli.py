@@ -155,6 +155,77 @@ def _gradcheck_models(cell, args, rng, lengths):
     yield f"CharLM({cell})", charlm, (ids[:-1], ids[1:], lengths)
 
 
+# --------------------------------------------------------------------------- bench
+
+def _shape(text):
+    parts = text.lower().split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected TxBxIxH with four positive integers, got {text!r}")
+    return values
+
+
+def _choices_list(allowed):
+    def parse(text):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if t not in allowed]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(allowed)}, got {text!r}")
+        return items
+    return parse
+
+
+def _add_bench(sub):
+    from .bench import DEFAULT_SHAPES
+
+    p = sub.add_parser(
+        "bench", help="time forward+backward of each cell against the matrix-product floor and torch",
+        description="Time forward+backward of a single-layer RNN, LSTM and GRU at fixed shapes, beside "
+                    "the same matrix products alone (the floor) and, where installed, torch.nn with the "
+                    "same thread count; print the ratios, activation memory and peak memory.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--cells", type=_choices_list(["rnn", "lstm", "gru"]), default=["rnn", "lstm", "gru"],
+                   help="comma-separated cells")
+    p.add_argument("--shape", type=_shape, action="append", dest="shapes",
+                   help="TxBxIxH (repeatable); default: " + " and ".join("x".join(map(str, s)) for s in DEFAULT_SHAPES))
+    p.add_argument("--dtypes", type=_choices_list(["float32", "float64"]), default=["float32", "float64"],
+                   help="comma-separated dtypes")
+    p.add_argument("--repeat", type=_positive_int, default=7, help="timed repetitions (median and min reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="cpu", help="where numpyrnn runs")
+    p.add_argument("--no-torch", action="store_true", help="skip the torch.nn comparison")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-' for stdout)")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args):
+    import json
+    import platform
+
+    from . import bench
+
+    shapes = args.shapes or list(bench.DEFAULT_SHAPES)
+    quiet = args.json == "-"
+    if not quiet:
+        print(f"numpyrnn {__version__}, numpy {np.__version__}, {platform.processor() or platform.machine()}, "
+              f"{bench.blas_threads()} BLAS threads; median of {args.repeat} after {args.warmup} warm-up")
+        print(bench.HEADER)
+    results = bench.run(args.cells, shapes, args.dtypes, repeat=args.repeat, warmup=max(args.warmup, 0),
+                        device=args.device, with_torch=not args.no_torch,
+                        progress=None if quiet else lambda row: print(bench.format_row(row), flush=True))
+    if args.json:
+        text = json.dumps({"version": __version__, "numpy": np.__version__, "results": results}, indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w") as f:
+                f.write(text + "\n")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
 
 def build_parser():
@@ -164,6 +235,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     _add_gradcheck(sub)
+    _add_bench(sub)
     return parser
 
 

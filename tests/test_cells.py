@@ -51,6 +51,7 @@ def test_step_and_sequence_agree(name, T, B, I, H, bias, reverse, seed):
     forward values and every gradient must agree."""
     cell, options = CELLS[name]
     x, states, params = make_args(cell, T, B, I, H, seed, bias)
+    given = [a.copy() for a in (x, *states, *params) if a is not None]
     *outs, cache = cell.forward(x, *states, *params, reverse=reverse, **options)
     y_seq, finals_seq = outs[0], outs[1:]
     y_steps, finals_steps, caches = run_steps(cell, options, x, states, params, reverse)
@@ -77,6 +78,8 @@ def test_step_and_sequence_agree(name, T, B, I, H, bias, reverse, seed):
             if acc is not None:
                 acc += g
     assert rel_err(dx, dx_steps) < 1e-12
+    for before, after in zip(given, [a for a in (x, *states, *params) if a is not None]):
+        assert np.array_equal(before, after), "an argument was modified"
     for a, b in zip(dstates0, d):
         assert rel_err(a, b) < 1e-12
     for a, b in zip(dparams, dparams_steps):

@@ -31,15 +31,13 @@ def test_gradcheck_options(capsys):
 
 def test_gradcheck_failure_exits_1(capsys, monkeypatch):
     """A backward that is 1 % off in one place makes the command fail and say where."""
-    right = lstm._gates_backward
+    right = lstm._factors
 
-    def wrong(dh, dc, gates, c_prev, tanh_c, da):
-        dc_prev = right(dh, dc, gates, c_prev, tanh_c, da)
-        H = c_prev.shape[-1]
-        da[:, H:2 * H] *= 1.01                          # the forget gate's gradient
-        return dc_prev
+    def wrong(gates, tanh_c, c_prev, mask, da, to_c, forget):
+        right(gates, tanh_c, c_prev, mask, da, to_c, forget)
+        da[2] *= 1.01                                   # the forget gate's gradient
 
-    monkeypatch.setattr(lstm, "_gates_backward", wrong)
+    monkeypatch.setattr(lstm, "_factors", wrong)
     assert cli.main(["gradcheck", "--cell", "lstm"]) == 1
     out = capsys.readouterr().out
     assert "FAILED: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0" in out

@@ -29,15 +29,69 @@ def sigmoid(a, out=None):
     return out
 
 
+# --------------------------------------------------------------------------- buffers
+
+class Workspace:
+    """Named arrays kept from one call to the next, so that repeated passes over batches of the
+    same shape reuse their memory.
+
+    Fresh large arrays are not free: the allocator hands big blocks back to the operating system
+    when they are freed, and every page of a new one faults on first touch (thousands of faults
+    per LSTM forward+backward, over 10 % of its time).  A layer gives each of its cells a
+    workspace; the arrays a forward caches for its backward then live there, and the next
+    forward through the same workspace overwrites them.  Without a workspace (the default) the
+    cell functions allocate fresh arrays and keep nothing.
+    """
+
+    def __init__(self):
+        self._arrays = {}
+
+    def get(self, name, shape, dtype, xp):
+        """An array of ``shape`` and ``dtype`` (contents undefined), reused when possible."""
+        shape = tuple(shape)
+        a = self._arrays.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype or array_module(a) is not xp:
+            a = self._arrays[name] = xp.empty(shape, dtype)
+        return a
+
+    def nbytes(self):
+        return sum(a.nbytes for a in self._arrays.values())
+
+
+def scratch(workspace, name, shape, dtype, xp):
+    """An uninitialised array: from ``workspace`` when there is one, else a new one."""
+    return xp.empty(shape, dtype) if workspace is None else workspace.get(name, shape, dtype, xp)
+
+
+# --------------------------------------------------------------------------- matrix products
+
+def matmul_into(out, a, b, *, transpose_b=False, accumulate=None):
+    """out = a @ op(b), with op(b) = b.T when ``transpose_b``; no new array.
+
+    ``accumulate``, a scratch array shaped like ``out``, makes it out += a @ op(b): the product
+    goes to the scratch, then adds in.  (SciPy's BLAS gemm could accumulate in one call, but it
+    is a second OpenBLAS with its own thread pool, and alternating between the two made every
+    product over twice as slow on two cores: NumPy's alone is faster.)
+    """
+    xp = array_module(out)
+    rhs = b.T if transpose_b else b
+    if accumulate is None:
+        return xp.matmul(a, rhs, out=out)
+    xp.matmul(a, rhs, out=accumulate)
+    out += accumulate
+    return out
+
+
 # --------------------------------------------------------------------------- the two big GEMMs
 
-def input_projection(x, weight_ih, bias=None):
+def input_projection(x, weight_ih, bias=None, *, transposed=False):
     """x_t W_ih^T + b for every step at once: one (T·B, I) × (I, G·H) matrix product.
 
-    Returns a new (T, B, G·H) array; the loop adds the recurrent term to it in place.
+    ``transposed``: ``weight_ih`` is given as W_ih^T, (I, G·H).  Returns a new (T, B, G·H)
+    array; the loop adds the recurrent term to it in place.
     """
     T, B, I = x.shape
-    xw = (x.reshape(T * B, I) @ weight_ih.T).reshape(T, B, -1)
+    xw = (x.reshape(T * B, I) @ (weight_ih if transposed else weight_ih.T)).reshape(T, B, -1)
     if bias is not None:
         xw += bias
     return xw
@@ -76,6 +130,22 @@ def bias_gradient(da):
 def time_steps(T, reverse=False):
     """The order in which the forward pass visits the steps."""
     return range(T - 1, -1, -1) if reverse else range(T)
+
+
+#: the backward precomputes per-step factors a block of steps at a time, about this many bytes
+#: per array: small enough to stay in cache until the loop uses them, large enough that small
+#: problems take few NumPy calls
+CHUNK_BYTES = 1 << 19
+
+
+def backward_chunks(T, reverse, step_bytes):
+    """Blocks of steps in the order the backward visits them, each as (range of the block's
+    steps in that order, slice of them in time order)."""
+    size = max(1, min(T, CHUNK_BYTES // max(step_bytes, 1)))
+    starts = range(0, T, size) if reverse else range((T - 1) // size * size, -1, -size)
+    for lo in starts:
+        hi = min(lo + size, T)
+        yield (range(lo, hi) if reverse else range(hi - 1, lo - 1, -1)), slice(lo, hi)
 
 
 def state_slots(t, reverse=False):

@@ -37,16 +37,16 @@ Backward, one step, given dh = ∂L/∂h::
     db_ih = Σ_batch dax
 
 What the backward keeps per step and sequence: r, z, n (3H), h_t (H, also the output), and with
-reset after m = h_prev W_hn^T + b_hn (H): 5H numbers (4H with reset before).
+reset after m = h_prev W_hn^T + b_hn (H), with reset before r ⊙ h_prev (H): 5H numbers either way.
 """
 
 from __future__ import annotations
 
 from ..backend import array_module
 from .common import (
-    bias_gradient, carry_over, check_cell_args, check_grad_arg, final_state, input_gradient,
-    input_projection, length_mask, outputs, sigmoid, skipping, state_slots,
-    states_in_time_order, time_steps, weight_gradients, zeros_if_none,
+    backward_chunks, bias_gradient, carry_over, check_cell_args, check_grad_arg, final_state,
+    input_gradient, length_mask, outputs, scratch, sigmoid, state_slots, states_in_time_order,
+    time_steps, weight_gradients, zeros_if_none,
 )
 
 GATES = 3
@@ -205,13 +205,47 @@ def step_backward(dh, cache):
 
 
 # --------------------------------------------------------------------------- a sequence
+#
+# The sequence functions compute exactly the equations above, arranged for speed (the step
+# functions above are the reference the tests hold them to):
+#
+# * Gate-major storage: the gates of all steps live in one (3, T, B, H) array [r, z, n], so each
+#   gate of each step is a contiguous (B, H) block (NumPy's elementwise loops run up to 4×
+#   slower on the strided column blocks of a (B, 3H) row).
+# * The forward's copy of the weights has its sigmoid rows (r, z) halved (exact in binary), so
+#   one tanh gives tanh(a/2), and σ(a) = (1 + tanh(a/2)) / 2.
+# * The backward first fills, a block of steps at a time, the factors that do not depend on the
+#   recursion; the loop multiplies them by dh.  It writes the gradients of each step into two
+#   row-layout buffers, the input side dax = [da_r | da_z | da_n] and the recurrent side
+#   dah = [da_r | da_z | dm] (reset after), for one product per weight after the loop.
+
+
+def _forward_weights(weight_ih, weight_hh, bias_ih, bias_hh, reset_after):
+    """Per gate W_ih^T (3, I, H) and W_hh^T (3, H, H), contiguous, r and z halved; the bias that
+    folds into the input projection (3, 1, H), halved alike; and b_hn (reset after) or None."""
+    xp = array_module(weight_hh)
+    H = weight_hh.shape[1]
+    # .copy(): a contiguous copy always (ascontiguousarray would return the caller's weight
+    # itself when the transpose is already contiguous, H = 1, and the halving would write into it)
+    w_ih_t = weight_ih.reshape(3, H, -1).transpose(0, 2, 1).copy()
+    w_hh_t = weight_hh.reshape(3, H, H).transpose(0, 2, 1).copy()
+    bias = _input_bias(bias_ih, bias_hh, reset_after)
+    bias = None if bias is None else bias.reshape(3, 1, H).copy()
+    for w in (w_ih_t, w_hh_t, bias):
+        if w is not None:
+            w[:2] *= 0.5
+    bias_hn = bias_hh[2 * H:] if (bias_hh is not None and reset_after) else None
+    return w_ih_t, w_hh_t, bias, bias_hn
+
 
 def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True,
-            lengths=None, reverse=False):
+            lengths=None, reverse=False, workspace=None):
     """GRU over a sequence x (T, B, I) from the initial state h0 (B, H).
 
     ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
     and output zeros.  ``reverse`` runs from each sequence's last real step to its first.
+    ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
+    forward through the same workspace overwrites what this one cached.
 
     Returns (y, h_n, cache): y (T, B, H) the hidden state at each step (a read-only view into
     the cache when there are no lengths), h_n (B, H) the final state.
@@ -219,26 +253,83 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
                                  lengths=lengths)
     xp = array_module(x)
-    # One GEMM for the input term of every step, with every bias that can be folded into it.
-    xw = input_projection(x, weight_ih, _input_bias(bias_ih, bias_hh, reset_after))   # (T, B, 3H)
-    bias_hn = bias_hh[2 * H:] if (bias_hh is not None and reset_after) else None
-    gates = xp.empty((T, B, 3 * H), x.dtype)     # [r | z | n] at each step
-    ms = xp.empty((T, B, H), x.dtype) if reset_after else None
-    hs = xp.empty((T + 1, B, H), x.dtype)        # states h, in the slots of state_slots()
+    w_ih_t, w_hh_t, bias, bias_hn = _forward_weights(weight_ih, weight_hh, bias_ih, bias_hh, reset_after)
+    # One batched product for the input term of every step and gate, with the folded biases.
+    gates = scratch(workspace, "gates", (3, T * B, H), x.dtype, xp)
+    xp.matmul(x.reshape(T * B, I), w_ih_t, out=gates)
+    if bias is not None:
+        gates += bias
+    gates = gates.reshape(3, T, B, H)            # [r, z, n] at each step
+    hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)   # states h, in the slots of state_slots()
     hs[T if reverse else 0] = h0
+    # With the reset after, m = h W_hn^T + b_hn; before, r ⊙ h: what the backward needs of n.
+    ms = scratch(workspace, "m", (T, B, H), x.dtype, xp)
+    recurrent = scratch(workspace, "recurrent", (3, B, H), x.dtype, xp)
+    tmp = scratch(workspace, "tmp", (B, H), x.dtype, xp)
     mask = length_mask(lengths, T, x.dtype, xp)
     for t in time_steps(T, reverse):
         prev, new = state_slots(t, reverse)
-        _recurrent_forward(xw[t], hs[prev], weight_hh, bias_hn, reset_after, gates[t],
-                           None if ms is None else ms[t])
-        _update(gates[t], hs[prev], hs[new])     # h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
+        h_prev = hs[prev]
+        r, z, n = gates[:, t]
+        if reset_after:
+            xp.matmul(h_prev, w_hh_t, out=recurrent)                 # h W_hh^T, all three gates
+            gates[:2, t] += recurrent[:2]
+        else:
+            xp.matmul(h_prev, w_hh_t[:2], out=recurrent[:2])         # h W_h{r,z}^T
+            gates[:2, t] += recurrent[:2]
+        rz = gates[:2, t]
+        xp.tanh(rz, out=rz)                      # tanh(a/2) for r and z
+        rz *= 0.5                                # r, z = σ(a) = (1 + tanh(a/2)) / 2
+        rz += 0.5
+        if reset_after:
+            if bias_hn is None:                  # m = h W_hn^T + b_hn
+                xp.copyto(ms[t], recurrent[2])
+            else:
+                xp.add(recurrent[2], bias_hn, out=ms[t])
+            xp.multiply(r, ms[t], out=tmp)
+            n += tmp                             # n = tanh(x W_in^T + b_in + r ⊙ m)
+        else:
+            xp.multiply(r, h_prev, out=ms[t])    # r ⊙ h_prev
+            xp.matmul(ms[t], w_hh_t[2], out=tmp)
+            n += tmp                             # n = tanh(x W_in^T + b_in + (r ⊙ h) W_hn^T + b_hn)
+        xp.tanh(n, out=n)
+        xp.subtract(h_prev, n, out=hs[new])      # h = (1 − z) ⊙ n + z ⊙ h_prev = n + z ⊙ (h_prev − n)
+        hs[new] *= z
+        hs[new] += n
         if mask is not None:                     # past a sequence's end its state carries over
             carry_over(hs[new], hs[prev], mask[t])
-    del xw                                       # the backward needs only the activations
     y = outputs(hs, mask, reverse)
     cache = (x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, gates, ms, hs,
-             mask, reverse, reset_after)
+             mask, reverse, reset_after, workspace)
     return y, final_state(hs, reverse), cache
+
+
+def _factors(gates, ms, h_prevs, mask, f, update, reset_after):
+    """For a block of steps, what the backward multiplies by dh (and by da_n, for r).  gates,
+    f: (3, K, B, H); the rest (K, B, H).  Writes f = [F_r, F_z, F_n]:
+
+        F_z = (h_prev − n) σ'(z)          da_z = dh ⊙ F_z
+        F_n = (1 − z)(1 − n²)             da_n = dh ⊙ F_n
+        F_r = m σ'(r)   (reset after)     da_r = da_n ⊙ F_r
+        F_r = h_prev σ'(r)  (before)      da_r = d(r⊙h) ⊙ F_r
+
+    where σ' = s (1 − s).  At padded steps (mask 0) they are zero and ``update`` is 1, so dh
+    passes through (dh_prev ← dh ⊙ z).
+    """
+    xp = array_module(gates)
+    r, z, n = gates
+    xp.subtract(1, gates[:2], out=f[:2])
+    f[:2] *= gates[:2]                           # σ'(r), σ'(z)
+    f[0] *= ms if reset_after else h_prevs
+    xp.subtract(h_prevs, n, out=f[2])
+    f[1] *= f[2]                                 # (h_prev − n) σ'(z)
+    xp.multiply(n, n, out=f[2])
+    xp.subtract(1, f[2], out=f[2])               # 1 − n²
+    f[2] -= z * f[2]                             # (1 − z)(1 − n²)
+    if mask is not None:
+        f *= mask
+        xp.copyto(update, z)
+        xp.copyto(update, 1, where=(mask == 0))
 
 
 def backward(dy, dh_n, cache):
@@ -248,29 +339,67 @@ def backward(dy, dh_n, cache):
     zero).  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, ms, hs, mask, reverse,
-     reset_after) = cache
+     reset_after, workspace) = cache
     xp = array_module(x)
-    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    T, B, H = ms.shape
     check_grad_arg("dy", dy, (T, B, H), x.dtype)
     check_grad_arg("dh_n", dh_n, (B, H), x.dtype)
-    dax = xp.empty_like(gates)                   # ∂L/∂(input term) at every step
-    dah = xp.empty_like(gates) if reset_after else None   # ∂L/∂(recurrent term)
-    dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
-    for t in time_steps(T, not reverse):         # the forward's order, backwards
-        prev, _ = state_slots(t, reverse)
-        dh_t = dh if dy is None else dh + dy[t]  # h_t went to the output and to the next step
-        if mask is not None:
-            # A padded step passed the state through unchanged and output a constant zero:
-            # the gradient of the carried state skips it, dy[t] goes nowhere.
-            dh_skip = skipping(dh, mask[t])
-            dh_t = dh_t * mask[t]
-        dh = _gates_backward(dh_t, gates[t], hs[prev], None if ms is None else ms[t], weight_hh,
-                             reset_after, dax[t], None if dah is None else dah[t])
-        if mask is not None:
-            dh += dh_skip
     _, h_prevs = states_in_time_order(hs, reverse)
+    # The gradients of each step's input term [da_r | da_z | da_n] and (reset after) of its
+    # recurrent term [da_r | da_z | dm], row layout (T, B, 3H), for the products.
+    dax = scratch(workspace, "dax", (T, B, 3 * H), x.dtype, xp)
+    dah = scratch(workspace, "dah", (T, B, 3 * H), x.dtype, xp) if reset_after else None
+    chunks = list(backward_chunks(T, reverse, gates[:, 0].nbytes))
+    K = max(len(steps) for steps, _ in chunks)
+    factors = scratch(workspace, "factors", (3, K, B, H), x.dtype, xp)
+    update = None if mask is None else scratch(workspace, "update", (K, B, H), x.dtype, xp)
+    w_hn = weight_hh[2 * H:]                     # (H, H)
+    dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
+    dh_prev, tmp, d_rh = xp.empty_like(dh), xp.empty_like(dh), xp.empty_like(dh)
+    for steps, block in chunks:
+        k = block.stop - block.start
+        _factors(gates[:, block], ms[block], h_prevs[block], None if mask is None else mask[block],
+                 factors[:, :k], None if mask is None else update[:k], reset_after)
+        for t in steps:                          # the forward's order, backwards
+            j = t - block.start                  # the step's place in the block
+            r, z = gates[0, t], gates[1, t] if mask is None else update[j]
+            if dy is not None:                   # h_t went to the output and to the next step
+                if mask is None:
+                    dh += dy[t]
+                else:                            # (a padded step's output was a constant zero)
+                    xp.multiply(dy[t], mask[t], out=tmp)
+                    dh += tmp
+            da_t = factors[:, j]                 # (3, B, H): the gates' factors, now ⊙ dh
+            da_t[1:] *= dh                       # da_z = dh ⊙ (h_prev − n) σ'(z);  da_n = dh ⊙ (1 − z)(1 − n²)
+            xp.multiply(dh, z, out=dh_prev)      # dh_prev ← dh ⊙ z
+            if reset_after:
+                da_t[0] *= da_t[2]               # da_r = da_n ⊙ m σ'(r)
+                rows = dah[t].reshape(B, 3, H).transpose(1, 0, 2)
+                xp.copyto(rows[:2], da_t[:2])
+                xp.multiply(da_t[2], r, out=rows[2])                 # dm = da_n ⊙ r
+                xp.matmul(dah[t], weight_hh, out=tmp)
+                dh_prev += tmp                   # dh_prev += [da_r | da_z | dm] W_hh
+            else:
+                xp.matmul(da_t[2], w_hn, out=d_rh)                   # d(r ⊙ h) = da_n W_hn
+                da_t[0] *= d_rh                  # da_r = d(r ⊙ h) ⊙ h_prev σ'(r)
+                xp.multiply(d_rh, r, out=tmp)
+                dh_prev += tmp                   # dh_prev += d(r ⊙ h) ⊙ r
+            xp.copyto(dax[t].reshape(B, 3, H).transpose(1, 0, 2), da_t)
+            if not reset_after:
+                xp.matmul(dax[t, :, :2 * H], weight_hh[:2 * H], out=tmp)
+                dh_prev += tmp                   # dh_prev += [da_r | da_z] W_h{r,z}
+            dh, dh_prev = dh_prev, dh            # (a padded step passed dh through: z = 1, da = 0)
     dx = input_gradient(dax, weight_ih)          # dx_t = dax_t W_ih, all steps at once
     dweight_ih = weight_gradients(dax, x)        # dW_ih = Σ_t dax_t^T x_t
     dbias_ih = bias_gradient(dax) if has_bias_ih else None
-    dweight_hh, dbias_hh = _hh_gradients(dax, dah, h_prevs, gates, reset_after, has_bias_hh)
+    if reset_after:
+        dweight_hh = weight_gradients(dah, h_prevs)                  # dW_hh = Σ_t dah_t^T h_{t−1}
+        dbias_hh = bias_gradient(dah) if has_bias_hh else None
+    else:
+        rh = ms.reshape(T, B, H)
+        dweight_hh = xp.concatenate([
+            weight_gradients(dax[..., :2 * H], h_prevs),             # dW_h{r,z} = Σ_t [da_r|da_z]^T h_{t−1}
+            weight_gradients(dax[..., 2 * H:], rh),                  # dW_hn = Σ_t da_n^T (r_t ⊙ h_{t−1})
+        ])
+        dbias_hh = bias_gradient(dax) if has_bias_hh else None
     return dx, dh, dweight_ih, dweight_hh, dbias_ih, dbias_hh

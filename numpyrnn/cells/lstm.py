@@ -39,7 +39,7 @@ from __future__ import annotations
 from ..backend import array_module
 from .common import (
     bias_gradient, carry_over, check_cell_args, check_grad_arg, final_state, fold_biases,
-    input_gradient, input_projection, length_mask, outputs, sigmoid, skipping, state_slots,
+    backward_chunks, input_gradient, length_mask, outputs, scratch, sigmoid, state_slots,
     states_in_time_order, time_steps, weight_gradients, zeros_if_none,
 )
 
@@ -128,13 +128,95 @@ def step_backward(dh, dc, cache):
 
 
 # --------------------------------------------------------------------------- a sequence
+#
+# The sequence functions compute exactly the equations above, arranged for speed (the step
+# functions above are the reference the tests hold them to):
+#
+# * Gate-major storage: the gates of all steps live in one (4, T, B, H) array, so each gate of
+#   each step is a contiguous (B, H) block (NumPy's elementwise loops run up to 4× slower on the
+#   strided column blocks of a (B, 4H) row).  The gates are ordered [o, i, f, g]: the three
+#   sigmoids side by side, and the three blocks the backward multiplies by dc side by side.
+# * The forward's copy of the weights has its sigmoid rows halved (exact in binary), so that one
+#   tanh over all four gates gives tanh(a/2) for o, i, f — and σ(a) = (1 + tanh(a/2)) / 2 — and
+#   tanh(a_g) for g.  (One tanh is over twice as fast as SciPy's expit.)
+# * The backward first fills da, a block of steps at a time, with the factors that do not depend
+#   on the recursion (each gate's slope times what it multiplies); the loop then multiplies them
+#   by the two gradients that do, dh and dc.
+
+_INTERNAL = (3, 0, 1, 2)         # internal gate k is public block _INTERNAL[k]: [o, i, f, g]
+_PUBLIC = (1, 2, 3, 0)           # public block k is internal gate _PUBLIC[k]
+
+
+def _gate_major(rows):
+    """Public (4H, ...) rows as internal (4, H, ...) gate blocks, [o, i, f, g] (a copy)."""
+    xp = array_module(rows)
+    blocks = rows.reshape(4, rows.shape[0] // 4, *rows.shape[1:])
+    return xp.stack([blocks[k] for k in _INTERNAL])
+
+
+def _internal_rows(rows):
+    """Public (4H, ...) rows [i, f, g, o] in the internal order [o, i, f, g] (a copy)."""
+    return _gate_major(rows).reshape(rows.shape)
+
+
+def _public_rows(rows):
+    """Internal (4H, ...) rows [o, i, f, g] back in the public order [i, f, g, o] (a copy)."""
+    xp = array_module(rows)
+    blocks = rows.reshape(4, rows.shape[0] // 4, *rows.shape[1:])
+    return xp.concatenate([blocks[k] for k in _PUBLIC])
+
+
+def _forward_weights(weight_ih, weight_hh, bias):
+    """Per gate, W_ih^T (4, I, H), W_hh^T (4, H, H) and the bias (4, 1, H), in the internal
+    order, contiguous, with the sigmoid gates (o, i, f) halved."""
+    w_ih_t = _gate_major(weight_ih).transpose(0, 2, 1).copy()      # copies: halved below
+    w_hh_t = _gate_major(weight_hh).transpose(0, 2, 1).copy()
+    b = None if bias is None else _gate_major(bias)[:, None, :]
+    for w in (w_ih_t, w_hh_t, b):
+        if w is not None:
+            w[:3] *= 0.5
+    return w_ih_t, w_hh_t, b
+
+
+def _factors(gates, tanh_c, c_prev, mask, da, to_c, forget):
+    """For a block of steps, what the backward multiplies by dh and dc (they do not depend on
+    the recursion, so a whole block is done at once).  gates, da: (4, K, B, H); the rest (K, B, H).
+    Writes:
+
+        da   = [tanh(c) σ'(o), g σ'(i), c_prev σ'(f), i (1 − g²)]   (then ⊙ dh, ⊙ dc in the loop)
+        to_c = o ⊙ (1 − tanh²(c))                                  (dc ← dc + dh ⊙ to_c)
+
+    where σ' = s (1 − s) of the gate's output s.  At padded steps (mask 0) all of them are zero
+    and ``forget`` is 1, so dc passes through unchanged.
+    """
+    xp = array_module(gates)
+    o, i, f, g = gates
+    xp.subtract(1, gates[:3], out=da[:3])
+    da[:3] *= gates[:3]                          # σ'(s) = s (1 − s) for o, i, f at once
+    da[0] *= tanh_c
+    da[1] *= g
+    da[2] *= c_prev
+    xp.multiply(g, g, out=da[3])
+    xp.subtract(1, da[3], out=da[3])
+    da[3] *= i                                   # i (1 − g²)
+    xp.multiply(tanh_c, tanh_c, out=to_c)
+    xp.subtract(1, to_c, out=to_c)
+    to_c *= o                                    # o (1 − tanh²(c))
+    if mask is not None:
+        da *= mask
+        to_c *= mask
+        xp.copyto(forget, f)
+        xp.copyto(forget, 1, where=(mask == 0))
+
 
 def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, lengths=None,
-            reverse=False):
+            reverse=False, workspace=None):
     """LSTM over a sequence x (T, B, I) from the initial state h0, c0 (B, H).
 
     ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
     and output zeros.  ``reverse`` runs from each sequence's last real step to its first.
+    ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
+    forward through the same workspace overwrites what this one cached.
 
     Returns (y, h_n, c_n, cache): y (T, B, H) the hidden state at each step (a read-only view
     into the cache when there are no lengths), h_n and c_n (B, H) the final state.
@@ -142,24 +224,42 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     T, B, I, H = check_cell_args(x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih,
                                  bias_hh, GATES, lengths=lengths)
     xp = array_module(x)
-    # One GEMM for the input term of every step; the loop adds h_{t−1} W_hh^T to it in place.
-    gates = input_projection(x, weight_ih, fold_biases(bias_ih, bias_hh))       # (T, B, 4H)
-    hs = xp.empty((T + 1, B, H), x.dtype)        # states h, in the slots of state_slots()
-    cs = xp.empty((T + 1, B, H), x.dtype)        # cell states c, likewise
-    tanh_cs = xp.empty((T, B, H), x.dtype)
+    w_ih_t, w_hh_t, bias = _forward_weights(weight_ih, weight_hh, fold_biases(bias_ih, bias_hh))
+    # One batched product for the input term of every step and gate; the loop adds h_{t−1} W_hh^T.
+    gates = scratch(workspace, "gates", (4, T * B, H), x.dtype, xp)
+    xp.matmul(x.reshape(T * B, I), w_ih_t, out=gates)   # (4, T·B, H): x_t W_ih^T per gate
+    if bias is not None:
+        gates += bias
+    gates = gates.reshape(4, T, B, H)            # [o, i, f, g] at each step
+    hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)      # states h, in the slots of state_slots()
+    cs = scratch(workspace, "c", (T + 1, B, H), x.dtype, xp)      # cell states c, likewise
+    tanh_cs = scratch(workspace, "tanh_c", (T, B, H), x.dtype, xp)
     start = T if reverse else 0
     hs[start], cs[start] = h0, c0
+    recurrent = scratch(workspace, "recurrent", (4, B, H), x.dtype, xp)   # h_{t−1} W_hh^T, per gate
+    ig = scratch(workspace, "ig", (B, H), x.dtype, xp)                    # i ⊙ g
     mask = length_mask(lengths, T, x.dtype, xp)
     for t in time_steps(T, reverse):
         prev, new = state_slots(t, reverse)
-        gates[t] += hs[prev] @ weight_hh.T       # a_t = x_t W_ih^T + b + h_{t−1} W_hh^T
-        _gates_forward(gates[t], cs[prev], cs[new], tanh_cs[t], hs[new])
+        a = gates[:, t]
+        xp.matmul(hs[prev], w_hh_t, out=recurrent)
+        a += recurrent                           # a_t = x_t W_ih^T + b + h_{t−1} W_hh^T
+        xp.tanh(a, out=a)                        # tanh(a/2) for o, i, f; g = tanh(a_g)
+        sigmoids = gates[:3, t]
+        sigmoids *= 0.5                          # o, i, f = σ(a) = (1 + tanh(a/2)) / 2
+        sigmoids += 0.5
+        o, i, f, g = a
+        xp.multiply(f, cs[prev], out=cs[new])    # c = f ⊙ c_prev + i ⊙ g
+        xp.multiply(i, g, out=ig)
+        cs[new] += ig
+        xp.tanh(cs[new], out=tanh_cs[t])         # h = o ⊙ tanh(c)
+        xp.multiply(o, tanh_cs[t], out=hs[new])
         if mask is not None:                     # past a sequence's end its state carries over
             carry_over(hs[new], hs[prev], mask[t])
             carry_over(cs[new], cs[prev], mask[t])
     y = outputs(hs, mask, reverse)
     cache = (x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None,
-             gates, hs, cs, tanh_cs, mask, reverse)
+             gates, hs, cs, tanh_cs, mask, reverse, workspace)
     return y, final_state(hs, reverse), final_state(cs, reverse), cache
 
 
@@ -169,33 +269,54 @@ def backward(dy, dh_n, dc_n, cache):
     dy (T, B, H), dh_n, dc_n (B, H): gradients of the outputs and final states (None means
     zero).  Returns (dx, dh0, dc0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
-    x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, hs, cs, tanh_cs, mask, reverse = cache
+    (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, hs, cs, tanh_cs, mask, reverse,
+     workspace) = cache
     xp = array_module(x)
     T, B, H = tanh_cs.shape
+    I = x.shape[2]
     check_grad_arg("dy", dy, (T, B, H), x.dtype)
     check_grad_arg("dh_n", dh_n, (B, H), x.dtype)
     check_grad_arg("dc_n", dc_n, (B, H), x.dtype)
-    da = xp.empty_like(gates)                    # ∂L/∂a_t for every step
+    _, c_prevs = states_in_time_order(cs, reverse)
+    w_hh = _internal_rows(weight_hh)             # (4H, H): true (not halved) weights, [o, i, f, g]
+    # ∂L/∂a for every step, row layout (T, B, 4H) = [o | i | f | g], for the products.
+    da = scratch(workspace, "da", (T, B, 4 * H), x.dtype, xp)
+    chunks = list(backward_chunks(T, reverse, gates[:, 0].nbytes))
+    K = max(len(steps) for steps, _ in chunks)
+    factors = scratch(workspace, "factors", (4, K, B, H), x.dtype, xp)
+    to_c = scratch(workspace, "to_c", (K, B, H), x.dtype, xp)
+    forget = None if mask is None else scratch(workspace, "forget", (K, B, H), x.dtype, xp)
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dc = zeros_if_none(dc_n, (B, H), x.dtype, xp).copy()
-    for t in time_steps(T, not reverse):         # the forward's order, backwards
-        prev, _ = state_slots(t, reverse)
-        dh_t = dh if dy is None else dh + dy[t]  # h_t went to the output and to the next step
-        if mask is not None:
-            # A padded step passed the state through unchanged and output a constant zero:
-            # the gradient of the carried state skips it, dy[t] goes nowhere.
-            dh_skip, dc_skip = skipping(dh, mask[t]), skipping(dc, mask[t])
-            dh_t, dc = dh_t * mask[t], dc * mask[t]
-        dc = _gates_backward(dh_t, dc, gates[t], cs[prev], tanh_cs[t], da[t])   # dc_{t−1}
-        dh = da[t] @ weight_hh                   # dh_{t−1} = da_t W_hh
-        if mask is not None:
-            dh += dh_skip
-            dc += dc_skip
+    dh_prev, tmp = xp.empty_like(dh), xp.empty_like(dh)
+    for steps, block in chunks:
+        n = block.stop - block.start
+        _factors(gates[:, block], tanh_cs[block], c_prevs[block],
+                 None if mask is None else mask[block], factors[:, :n], to_c[:n],
+                 None if mask is None else forget[:n])
+        for t in steps:                          # the forward's order, backwards
+            j = t - block.start                  # the step's place in the block
+            if dy is not None:                   # h_t went to the output and to the next step
+                if mask is None:
+                    dh += dy[t]
+                else:                            # (a padded step's output was a constant zero)
+                    xp.multiply(dy[t], mask[t], out=tmp)
+                    dh += tmp
+            xp.multiply(dh, to_c[j], out=tmp)
+            dc += tmp                            # dc ← dc + dh ⊙ o ⊙ (1 − tanh²(c))
+            da_t = factors[:, j]                 # (4, B, H): the gates' factors, now ⊙ dh, dc
+            da_t[0] *= dh                        # da_o = dh ⊙ tanh(c) σ'(o)
+            da_t[1:] *= dc                       # [da_i, da_f, da_g] = dc ⊙ [g σ'(i), c_prev σ'(f), i (1 − g²)]
+            dc *= gates[2, t] if mask is None else forget[j]   # dc_{t−1} = dc ⊙ f
+            xp.copyto(da[t].reshape(B, 4, H).transpose(1, 0, 2), da_t)
+            xp.matmul(da[t], w_hh, out=dh_prev)  # dh_{t−1} = da_t W_hh
+            if mask is not None:                 # a padded step passes dh through unchanged
+                carry_over(dh_prev, dh, mask[t])
+            dh, dh_prev = dh_prev, dh
     _, h_prevs = states_in_time_order(hs, reverse)
-    dx = input_gradient(da, weight_ih)           # dx_t = da_t W_ih, all steps at once
-    dweight_ih = weight_gradients(da, x)         # dW_ih = Σ_t da_t^T x_t
-    dweight_hh = weight_gradients(da, h_prevs)   # dW_hh = Σ_t da_t^T h_{t−1}
-    db = bias_gradient(da)                       # db = Σ_t Σ_batch da_t
+    dx = input_gradient(da, _internal_rows(weight_ih))               # dx_t = da_t W_ih, all steps at once
+    dweight_ih = _public_rows(weight_gradients(da, x))              # dW_ih = Σ_t da_t^T x_t
+    dweight_hh = _public_rows(weight_gradients(da, h_prevs))        # dW_hh = Σ_t da_t^T h_{t−1}
+    db = _public_rows(bias_gradient(da))                            # db = Σ_t Σ_batch da_t
     return (dx, dh, dc, dweight_ih, dweight_hh,
             db if has_bias_ih else None, db.copy() if has_bias_hh else None)
-

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from ..backend import array_module
 from .common import (
-    bias_gradient, carry_over, check_cell_args, check_grad_arg, final_state, fold_biases,
-    input_gradient, input_projection, length_mask, outputs, skipping, state_slots,
+    backward_chunks, bias_gradient, carry_over, check_cell_args, check_grad_arg, final_state,
+    fold_biases, input_gradient, length_mask, outputs, scratch, state_slots,
     states_in_time_order, time_steps, weight_gradients, zeros_if_none,
 )
 
@@ -102,13 +102,22 @@ def step_backward(dh, cache):
 
 
 # --------------------------------------------------------------------------- a sequence
+#
+# The sequence functions compute exactly the equations above, arranged for speed (the step
+# functions above are the reference the tests hold them to): the weights are transposed into
+# contiguous copies for the products, buffers come from the workspace, and the backward first
+# fills da, a block of steps at a time, with the activation's slopes, which the loop then
+# multiplies by dh.
+
 
 def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinearity="tanh",
-            lengths=None, reverse=False):
+            lengths=None, reverse=False, workspace=None):
     """RNN over a sequence x (T, B, I) from the initial state h0 (B, H).
 
     ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
     and output zeros.  ``reverse`` runs from each sequence's last real step to its first.
+    ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
+    forward through the same workspace overwrites what this one cached.
 
     Returns (y, h_n, cache): y (T, B, H) the hidden state at each step (a read-only view into
     the cache when there are no lengths), h_n (B, H) the final state.
@@ -117,22 +126,42 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinea
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
                                  lengths=lengths)
     xp = array_module(x)
-    # One GEMM for the input term of every step; the loop adds h_{t−1} W_hh^T to it in place.
-    a = input_projection(x, weight_ih, fold_biases(bias_ih, bias_hh))    # (T, B, H)
-    hs = xp.empty((T + 1, B, H), x.dtype)        # states h, in the slots of state_slots()
+    # One GEMM for the input term of every step (both biases folded in).
+    a = scratch(workspace, "a", (T * B, H), x.dtype, xp)
+    xp.matmul(x.reshape(T * B, I), xp.ascontiguousarray(weight_ih.T), out=a)
+    bias = fold_biases(bias_ih, bias_hh)
+    if bias is not None:
+        a += bias
+    a = a.reshape(T, B, H)
+    w_hh_t = xp.ascontiguousarray(weight_hh.T)   # (H, H), as the product wants it
+    hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)   # states h, in the slots of state_slots()
     hs[T if reverse else 0] = h0
+    recurrent = scratch(workspace, "recurrent", (B, H), x.dtype, xp)
     mask = length_mask(lengths, T, x.dtype, xp)
     for t in time_steps(T, reverse):
         prev, new = state_slots(t, reverse)
-        a[t] += hs[prev] @ weight_hh.T           # a_t = x_t W_ih^T + b + h_{t−1} W_hh^T
+        xp.matmul(hs[prev], w_hh_t, out=recurrent)
+        a[t] += recurrent                        # a_t = x_t W_ih^T + b + h_{t−1} W_hh^T
         _activate(a[t], nonlinearity, hs[new])   # h_t = tanh(a_t) or relu(a_t)
         if mask is not None:                     # past a sequence's end its state carries over
             carry_over(hs[new], hs[prev], mask[t])
-    del a                                        # the backward reads the slope off h alone
     y = outputs(hs, mask, reverse)
     cache = (x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, hs, mask,
-             reverse, nonlinearity)
+             reverse, nonlinearity, workspace)
     return y, final_state(hs, reverse), cache
+
+
+def _slopes(h, nonlinearity, mask, da):
+    """For a block of steps, the activation's slope read off its output: 1 − h² or [h > 0]
+    (0 at padded steps), into da (the loop multiplies it by dh)."""
+    xp = array_module(h)
+    if nonlinearity == "tanh":
+        xp.multiply(h, h, out=da)
+        xp.subtract(1, da, out=da)
+    else:
+        xp.greater(h, 0, out=da)                 # (NumPy casts the booleans to 0 and 1)
+    if mask is not None:
+        da *= mask
 
 
 def backward(dy, dh_n, cache):
@@ -141,26 +170,29 @@ def backward(dy, dh_n, cache):
     dy (T, B, H), dh_n (B, H): gradients of the outputs and of the final state (None means
     zero).  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
-    x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, hs, mask, reverse, nonlinearity = cache
+    x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, hs, mask, reverse, nonlinearity, workspace = cache
     xp = array_module(x)
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     check_grad_arg("dy", dy, (T, B, H), x.dtype)
     check_grad_arg("dh_n", dh_n, (B, H), x.dtype)
-    da = xp.empty((T, B, H), x.dtype)            # ∂L/∂a_t for every step
+    h_all, h_prevs = states_in_time_order(hs, reverse)
+    da = scratch(workspace, "da", (T, B, H), x.dtype, xp)   # ∂L/∂a_t for every step
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
-    for t in time_steps(T, not reverse):         # the forward's order, backwards
-        _, new = state_slots(t, reverse)
-        dh_t = dh if dy is None else dh + dy[t]  # h_t went to the output and to the next step
-        if mask is not None:
-            # A padded step passed the state through unchanged and output a constant zero:
-            # the gradient of the carried state skips it, dy[t] goes nowhere.
-            dh_skip = skipping(dh, mask[t])
-            dh_t = dh_t * mask[t]
-        _activation_backward(dh_t, hs[new], nonlinearity, da[t])
-        dh = da[t] @ weight_hh                   # dh_{t−1} = da_t W_hh
-        if mask is not None:
-            dh += dh_skip
-    _, h_prevs = states_in_time_order(hs, reverse)
+    dh_prev, tmp = xp.empty_like(dh), xp.empty_like(dh)
+    for steps, block in backward_chunks(T, reverse, hs[0].nbytes):
+        _slopes(h_all[block], nonlinearity, None if mask is None else mask[block], da[block])
+        for t in steps:                          # the forward's order, backwards
+            if dy is not None:                   # h_t went to the output and to the next step
+                if mask is None:
+                    dh += dy[t]
+                else:                            # (a padded step's output was a constant zero)
+                    xp.multiply(dy[t], mask[t], out=tmp)
+                    dh += tmp
+            da[t] *= dh                          # da = dh ⊙ (1 − h²)  or  dh ⊙ [h > 0]
+            xp.matmul(da[t], weight_hh, out=dh_prev)   # dh_{t−1} = da_t W_hh
+            if mask is not None:                 # a padded step passes dh through unchanged
+                carry_over(dh_prev, dh, mask[t])
+            dh, dh_prev = dh_prev, dh
     dx = input_gradient(da, weight_ih)           # dx_t = da_t W_ih, all steps at once
     dweight_ih = weight_gradients(da, x)         # dW_ih = Σ_t da_t^T x_t
     dweight_hh = weight_gradients(da, h_prevs)   # dW_hh = Σ_t da_t^T h_{t−1}

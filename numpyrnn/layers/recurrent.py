@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from ..cells import gru, lstm, rnn
+from ..cells.common import Workspace
 from ..validation import as_float_array, as_lengths, check_finite, check_int, check_shape
 from .module import Module
 
@@ -26,6 +27,7 @@ class Recurrent(Module):
     """A stack of recurrent layers over one cell; use :class:`RNN`, :class:`LSTM` or :class:`GRU`."""
 
     _cell = None          # the cell module (numpyrnn.cells.rnn, lstm or gru)
+    _transient = ("_cache", "_workspaces")
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, dtype=np.float32, seed=None, device="auto",
@@ -48,9 +50,25 @@ class Recurrent(Module):
         self.dropout = float(dropout)
         self.num_directions = 2 if self.bidirectional else 1
         self._cell_options = dict(cell_options or {})
+        self._drop_cache()
         init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
         self._dropout_rng = np.random.default_rng(dropout_seed)
         self._init_params(np.random.default_rng(init_seed))
+
+    def _drop_cache(self):
+        """Forget the last forward, and the buffers kept for the next one."""
+        super()._drop_cache()
+        if hasattr(self, "num_directions"):
+            self._workspaces = [Workspace() for _ in range(self.num_layers * self.num_directions)]
+
+    def release_memory(self):
+        """Free what this layer keeps between calls: the last forward's cache and the reused
+        buffers.  (The next forward allocates them again.)"""
+        self._drop_cache()
+
+    def workspace_bytes(self) -> int:
+        """Bytes held in reusable buffers (the last forward's cache included)."""
+        return sum(ws.nbytes() for ws in self._workspaces)
 
     # ------------------------------------------------------------------ parameters
 
@@ -107,7 +125,8 @@ class Recurrent(Module):
                 k = layer * D + direction
                 y, *final, cache = self._cell.forward(
                     layer_input, *(s[k] for s in state0), *self._weights(layer, direction),
-                    lengths=lengths, reverse=direction == 1, **self._cell_options)
+                    lengths=lengths, reverse=direction == 1, workspace=self._workspaces[k],
+                    **self._cell_options)
                 for buffer, s in zip(state_n, final):
                     buffer[k] = s
                 outputs.append(y)

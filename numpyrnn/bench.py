@@ -1,0 +1,225 @@
+"""Timing forward+backward of each cell, against the matrix-product floor and torch.nn.
+
+For each cell, shape (T, B, I, H) and dtype, three things are timed in one process, after a
+warm-up, taking turns in rounds (see :func:`_times`), reporting the median and the minimum:
+
+``numpyrnn``  a single-layer ``RNN``/``LSTM``/``GRU``: forward, then backward of a fixed dy.
+``floor``     the same matrix products alone, with preallocated outputs: the input projection
+              of all steps, T recurrent products forward, T backward, and the three products
+              after the loop (dx, dW_ih, dW_hh).  No implementation of the cell can take less
+              time than its products, so numpyrnn / floor measures everything else.
+``torch``     ``torch.nn.<cell>`` on the same shapes, dtype and thread count, forward then
+              ``y.backward(dy)`` with the input requiring grad (so it computes dx too).
+              Only when torch is installed; it is timed, never used for any result.
+
+Memory, for numpyrnn: the bytes the forward leaves for the backward (everything in the cache but
+the parameters), the bytes the layer holds between calls in its reused buffers (that cache plus
+the backward's scratch), and the peak traced allocation of a fresh layer's first
+forward+backward (tracemalloc, CPU).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import statistics
+import time
+import tracemalloc
+
+import numpy as np
+
+from . import backend
+from .layers import GRU, LSTM, RNN
+
+DEFAULT_SHAPES = ((100, 64, 128, 256), (200, 16, 32, 64))
+CELLS = {"rnn": (RNN, 1), "lstm": (LSTM, 4), "gru": (GRU, 3)}
+
+
+def blas_threads() -> int:
+    """Threads NumPy's BLAS uses: its environment variables if set, else every usable core."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _times(candidates, repeat, warmup, rounds=3):
+    """Seconds per call of each (fn, sync) in ``candidates``.
+
+    The candidates take turns in ``rounds`` rounds; in each, a candidate runs as a block (one
+    untimed call, then its share of the timed ones).  Rounds spread a noisy machine's drift
+    over all candidates; blocks keep them from alternating call by call, which is unfair here:
+    NumPy's OpenBLAS and torch's OpenMP threads spin-wait after work, and switching libraries
+    at every call makes each pay for the other's idle spinning.
+    """
+    for fn, sync in candidates.values():
+        for _ in range(warmup):
+            fn()
+        sync()
+    rounds = max(1, min(rounds, repeat))
+    out = {name: [] for name in candidates}
+    for r in range(rounds):
+        share = repeat // rounds + (r < repeat % rounds)
+        for name, (fn, sync) in candidates.items():
+            fn()                                 # untimed: the switch from another library
+            sync()
+            for _ in range(share):
+                start = time.perf_counter()
+                fn()
+                sync()
+                out[name].append(time.perf_counter() - start)
+    return out
+
+
+def _summary(times):
+    return {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times)}
+
+
+def activation_bytes(module) -> int:
+    """Bytes of the arrays the last forward left for the backward, parameters excluded.
+
+    Views are counted once, through the array that owns the memory.
+    """
+    params = {id(p) for p in module.params.values()}
+    owners = {}
+
+    def walk(obj):
+        if isinstance(obj, (tuple, list)):
+            for item in obj:
+                walk(item)
+        elif hasattr(obj, "nbytes") and hasattr(obj, "shape"):
+            owner = obj
+            while getattr(owner, "base", None) is not None:
+                owner = owner.base
+            if id(obj) not in params and id(owner) not in params:
+                owners[id(owner)] = owner.nbytes
+
+    walk(module._cache)
+    return int(sum(owners.values()))
+
+
+def _numpyrnn_case(cell, shape, dtype, device, seed=0):
+    cls, _ = CELLS[cell]
+    T, B, I, H = shape
+    layer = cls(I, H, dtype=dtype, seed=seed, device=device)
+    xp = layer.xp
+    rng = np.random.default_rng(seed)
+    x = xp.asarray(rng.standard_normal((T, B, I)).astype(dtype))
+    dy = xp.asarray(rng.standard_normal((T, B, H)).astype(dtype))
+
+    def step():
+        layer.forward(x)
+        layer.backward(dy)
+
+    return layer, step
+
+
+def _floor_case(cell, shape, dtype, xp, seed=0):
+    """The cell's matrix products alone, with preallocated outputs and each operand in its
+    fastest layout (weights pre-transposed where the product wants them so: a product with a
+    transposed view can be several times slower), so that no arrangement of the same products
+    beats it."""
+    _, G = CELLS[cell]
+    T, B, I, H = shape
+    rng = np.random.default_rng(seed)
+
+    def rand(*s):
+        return xp.asarray(rng.standard_normal(s).astype(dtype))
+
+    x2, w_ih_t, w_hh_t = rand(T * B, I), rand(I, G * H), rand(H, G * H)
+    w_ih, w_hh = rand(G * H, I), rand(G * H, H)
+    h_prev2, da2 = rand(T * B, H), rand(T * B, G * H)
+    xw, rec, dh = xp.empty((T * B, G * H), dtype), xp.empty((B, G * H), dtype), xp.empty((B, H), dtype)
+    dx, dw_ih, dw_hh = xp.empty((T * B, I), dtype), xp.empty((G * H, I), dtype), xp.empty((G * H, H), dtype)
+    h_steps, da_steps = h_prev2.reshape(T, B, H), da2.reshape(T, B, G * H)
+
+    def step():
+        xp.matmul(x2, w_ih_t, out=xw)                        # input projection, all steps
+        for t in range(T):
+            xp.matmul(h_steps[t], w_hh_t, out=rec)           # recurrent product, forward
+        for t in range(T):
+            xp.matmul(da_steps[t], w_hh, out=dh)             # recurrent product, backward
+        xp.matmul(da2, w_ih, out=dx)                         # dx
+        xp.matmul(da2.T, x2, out=dw_ih)                      # dW_ih
+        xp.matmul(da2.T, h_prev2, out=dw_hh)                 # dW_hh
+
+    return step
+
+
+def _torch_case(cell, shape, dtype, device, threads, seed=0):
+    """torch.nn's layer on the same problem, or None when torch is not installed."""
+    try:
+        # torch is imported only here, only to be timed as the reference DESIGN §6 names.
+        torch = importlib.import_module("torch")
+    except ImportError:
+        return None, None
+    torch.set_num_threads(threads)
+    T, B, I, H = shape
+    tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
+    tdevice = "cuda" if device == "gpu" else "cpu"
+    layer = getattr(torch.nn, cell.upper())(I, H, dtype=tdtype, device=tdevice)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(T, B, I, generator=gen, dtype=tdtype).to(tdevice).requires_grad_()
+    dy = torch.randn(T, B, H, generator=gen, dtype=tdtype).to(tdevice)
+
+    def step():
+        y, _ = layer(x)
+        y.backward(dy)
+
+    sync = torch.cuda.synchronize if tdevice == "cuda" else (lambda: None)
+    return step, sync
+
+
+def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", "float64"),
+        repeat=7, warmup=2, device="cpu", with_torch=True, progress=None):
+    """Measure every combination; returns a list of result dicts (see :func:`format_table`)."""
+    device = backend.resolve_device(device)
+    threads = blas_threads()
+    xp = backend.module_for(device)
+    sync = (lambda: xp.cuda.Stream.null.synchronize()) if device == "gpu" else (lambda: None)
+    results = []
+    for shape in shapes:
+        for dtype in dtypes:
+            for cell in cells:
+                dtype_ = np.dtype(dtype)
+                layer, step = _numpyrnn_case(cell, shape, dtype_, device)
+                candidates = {"numpyrnn": (step, sync),
+                              "floor": (_floor_case(cell, shape, dtype_, xp), sync)}
+                if with_torch:
+                    torch_step, torch_sync = _torch_case(cell, shape, dtype_, device, threads)
+                    if torch_step is not None:
+                        candidates["torch"] = (torch_step, torch_sync)
+                times = _times(candidates, repeat, warmup)
+                row = {"cell": cell, "T": shape[0], "B": shape[1], "I": shape[2], "H": shape[3],
+                       "dtype": dtype_.name, "device": device, "threads": threads,
+                       **{name: _summary(t) for name, t in times.items()}}
+                row["activation_bytes"] = activation_bytes(layer)
+                row["held_bytes"] = layer.workspace_bytes()
+                if device == "cpu":                  # a fresh layer: its buffers are allocated too
+                    _, first_step = _numpyrnn_case(cell, shape, dtype_, device)
+                    tracemalloc.start()
+                    first_step()
+                    row["peak_bytes"] = tracemalloc.get_traced_memory()[1]
+                    tracemalloc.stop()
+                row["vs_floor"] = row["numpyrnn"]["median_ms"] / row["floor"]["median_ms"]
+                if "torch" in row:
+                    row["vs_torch"] = row["numpyrnn"]["median_ms"] / row["torch"]["median_ms"]
+                results.append(row)
+                if progress:
+                    progress(row)
+    return results
+
+
+def format_row(row) -> str:
+    shape = f"{row['T']}x{row['B']}x{row['I']}x{row['H']}"
+    torch_ms = f"{row['torch']['median_ms']:9.1f}" if "torch" in row else f"{'-':>9}"
+    vs_torch = f"{row['vs_torch']:8.2f}" if "vs_torch" in row else f"{'-':>8}"
+    peak = f"{row['peak_bytes'] / 2**20:8.1f}" if "peak_bytes" in row else f"{'-':>8}"
+    return (f"{row['cell']:<5} {shape:<16} {row['dtype']:<8} {row['numpyrnn']['median_ms']:9.1f} "
+            f"{row['numpyrnn']['min_ms']:9.1f} {row['floor']['median_ms']:9.1f} {torch_ms} "
+            f"{row['vs_floor']:8.2f} {vs_torch} {row['activation_bytes'] / 2**20:8.1f} "
+            f"{row['held_bytes'] / 2**20:8.1f} {peak}")
+
+
+HEADER = (f"{'cell':<5} {'T x B x I x H':<16} {'dtype':<8} {'ours ms':>9} {'ours min':>9} {'floor ms':>9} "
+          f"{'torch ms':>9} {'/floor':>8} {'/torch':>8} {'act MiB':>8} {'held MiB':>8} {'peak MiB':>8}")

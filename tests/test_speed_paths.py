@@ -1,0 +1,115 @@
+"""The pieces the fast paths rest on: reused buffers, block order, products into buffers, bench."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import numpyrnn
+from numpyrnn import bench, cli
+from numpyrnn.cells import common, gru, lstm, rnn
+
+CELLS = {"rnn": (rnn, {}), "lstm": (lstm, {}), "gru": (gru, {}), "gru_textbook": (gru, {"reset_after": False})}
+
+
+@given(T=st.integers(1, 300), step_bytes=st.integers(1, 1 << 21), reverse=st.booleans())
+def test_backward_chunks_visit_every_step_once_in_backward_order(T, step_bytes, reverse):
+    visited = []
+    for steps, block in common.backward_chunks(T, reverse, step_bytes):
+        assert sorted(steps) == list(range(block.start, block.stop))
+        visited += list(steps)
+    assert visited == (list(range(T)) if reverse else list(range(T - 1, -1, -1)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_into(dtype):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((5, 3)).astype(dtype), rng.standard_normal((4, 3)).astype(dtype)
+    out = rng.standard_normal((5, 4)).astype(dtype)
+    start = out.copy()
+    common.matmul_into(out, a, b, transpose_b=True, accumulate=np.empty_like(out))
+    assert np.allclose(out, start + a @ b.T, rtol=1e-6)
+    common.matmul_into(out, a, b.T)
+    assert np.allclose(out, a @ b.T, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_workspace_gives_the_same_numbers(name):
+    """A reused workspace changes nothing: the same results, bit for bit, call after call."""
+    cell, options = CELLS[name]
+    rng = np.random.default_rng(1)
+    T, B, I, H = 7, 3, 2, 4
+    x = rng.standard_normal((T, B, I))
+    states = [rng.standard_normal((B, H)) for _ in cell.STATE_NAMES]
+    params = [rng.uniform(-.5, .5, s) for s in ((cell.GATES * H, I), (cell.GATES * H, H), (cell.GATES * H,), (cell.GATES * H,))]
+    dy = rng.standard_normal((T, B, H))
+    *fresh, cache = cell.forward(x, *states, *params, lengths=[7, 2, 5], **options)
+    fresh = [a.copy() for a in fresh]
+    fresh_grads = cell.backward(dy, *(None for _ in states), cache)
+    ws = common.Workspace()
+    for _ in range(3):
+        *outs, cache = cell.forward(x, *states, *params, lengths=[7, 2, 5], workspace=ws, **options)
+        grads = cell.backward(dy, *(None for _ in states), cache)
+        assert all(np.array_equal(a, b) for a, b in zip(outs, fresh))
+        assert all(np.array_equal(a, b) for a, b in zip(grads, fresh_grads))
+    assert ws.nbytes() > 0
+
+
+@pytest.mark.parametrize("cls", [numpyrnn.RNN, numpyrnn.LSTM, numpyrnn.GRU])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_what_a_layer_returns_is_never_overwritten_by_the_next_call(cls, bidirectional):
+    m = cls(3, 4, num_layers=2, bidirectional=bidirectional, seed=0, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.standard_normal((5, 2, 3)), rng.standard_normal((5, 2, 3))
+    y1, s1 = m.forward(x1)
+    dx1, _ = m.backward(np.ones_like(y1))
+    h1 = s1[0] if isinstance(s1, tuple) else s1
+    kept = [a.copy() for a in (y1, dx1, h1)]
+    y2, _ = m.forward(x2)
+    m.backward(np.full_like(y2, 2.0))
+    assert all(np.array_equal(a, b) for a, b in zip(kept, (y1, dx1, h1)))
+    assert not np.array_equal(y1, y2)
+    m.release_memory()
+    assert m.workspace_bytes() == 0
+    with pytest.raises(RuntimeError, match="needs a forward"):
+        m.backward(np.ones_like(y2))
+
+
+@pytest.mark.parametrize("cell,per_step", [("rnn", 1), ("lstm", 7), ("gru", 5)])
+def test_activation_bytes_match_the_documented_numbers(cell, per_step):
+    """docs/derivations.md §9: H, 7H, 5H numbers per step and sequence, plus the h0 (and c0)
+    row, plus the layer's private copy of x."""
+    T, B, I, H = 6, 3, 5, 4
+    layer, step = bench._numpyrnn_case(cell, (T, B, I, H), np.dtype(np.float64), "cpu")
+    step()
+    states = 2 if cell == "lstm" else 1
+    expected = (per_step * T * B * H + states * B * H + T * B * I) * 8
+    assert bench.activation_bytes(layer) == expected
+
+
+def test_bench_runs_and_reports(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = cli.main(["bench", "--cells", "lstm,gru", "--shape", "3x2x4x5", "--dtypes", "float64",
+                     "--repeat", "2", "--warmup", "1", "--no-torch", "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "lstm  3x2x4x5" in text and "/floor" in text
+    rows = json.loads(out.read_text())["results"]
+    assert [r["cell"] for r in rows] == ["lstm", "gru"]
+    for r in rows:
+        assert r["numpyrnn"]["median_ms"] > 0 and r["floor"]["median_ms"] > 0 and "torch" not in r
+        assert r["activation_bytes"] > 0 and r["peak_bytes"] >= r["activation_bytes"]
+
+
+def test_bench_compares_with_torch_when_installed():
+    pytest.importorskip("torch")
+    rows = bench.run(cells=("rnn",), shapes=((3, 2, 4, 5),), dtypes=("float32",), repeat=2, warmup=1)
+    assert rows[0]["torch"]["median_ms"] > 0 and rows[0]["vs_torch"] > 0
+
+
+def test_bench_argument_errors(capsys):
+    assert cli.main(["bench", "--shape", "3x2x4"]) == 2
+    assert "expected TxBxIxH" in capsys.readouterr().err
+    assert cli.main(["bench", "--cells", "lstm,transformer"]) == 2
