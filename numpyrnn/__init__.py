@@ -14,7 +14,8 @@ from . import cells, gradcheck, losses, models
 from .backend import DeviceUnavailableError, asnumpy
 from .layers import GRU, LSTM, RNN, Embedding, Linear, Module
 from .models import CharLM, SequenceClassifier, SequenceRegressor
+from .checkpoint import CheckpointError, load, save
 
 __all__ = ["RNN", "LSTM", "GRU", "Linear", "Embedding", "Module", "SequenceClassifier",
            "SequenceRegressor", "CharLM", "cells", "gradcheck", "losses", "models", "asnumpy",
-           "DeviceUnavailableError", "__version__"]
+           "save", "load", "CheckpointError", "DeviceUnavailableError", "__version__"]

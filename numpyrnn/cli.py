@@ -1,6 +1,10 @@
 """The ``numpyrnn`` command.
 
+    numpyrnn train --task adding|copy|sentiment|charlm|series --cell rnn|lstm|gru [...]
+    numpyrnn sample --checkpoint PATH [--length 300] [--temperature 0.8]
+    numpyrnn tasks
     numpyrnn gradcheck [--cell rnn|lstm|gru|all] [--mode full|fast] ...
+    numpyrnn bench [--cells ...] [--shape TxBxIxH] ...
 
 User errors (bad arguments, impossible configurations) print one line on stderr and exit with
 status 2; a gradient check that fails exits with status 1.
@@ -226,6 +230,219 @@ def _run_bench(args):
     return 0
 
 
+# --------------------------------------------------------------------------- train
+
+TASK_CHOICES = ["adding", "copy", "sentiment", "charlm", "series"]
+
+
+def _add_model_options(p):
+    g = p.add_argument_group("model")
+    g.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="lstm", help="recurrent cell")
+    g.add_argument("--hidden", type=_positive_int, help="hidden units (default: the task's)")
+    g.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
+    g.add_argument("--bidirectional", action="store_true", help="read each sequence both ways")
+    g.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers")
+    g.add_argument("--nonlinearity", choices=["tanh", "relu"], default="tanh", help="the RNN cell's")
+    g.add_argument("--gru-form", choices=["after", "before"], default="after",
+                   help="GRU reset gate after the product (PyTorch) or before it (Cho et al. v3)")
+    g.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    g.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+
+
+def _add_training_options(p):
+    g = p.add_argument_group("training")
+    g.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "adagrad", "rmsprop"],
+                   help="(default: the task's)")
+    g.add_argument("--lr", type=_positive_float, help="learning rate (default: the task's)")
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--momentum", type=float, default=0.0, help="for sgd and rmsprop")
+    g.add_argument("--clip", type=_positive_float, help="clip the global gradient norm (default: the task's)")
+    g.add_argument("--no-clip", action="store_true", help="do not clip")
+    g.add_argument("--schedule", choices=["none", "step", "cosine"], default="none",
+                   help="learning-rate schedule over the run (step: ×0.1 at 2/3)")
+    g.add_argument("--batch-size", type=_positive_int, help="(default: the task's)")
+    budget = g.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=_positive_int, help="optimizer steps in all (default: the task's)")
+    budget.add_argument("--epochs", type=_positive_int, help="epochs in all, instead of steps")
+    g.add_argument("--eval-every", type=_positive_int, help="evaluate on val every N steps (default: the task's)")
+    g.add_argument("--seed", type=int, default=0, help="seed for the data, the weights, the batches")
+
+
+def _add_task_options(p):
+    g = p.add_argument_group("task")
+    g.add_argument("--seq-len", type=_positive_int, help="sequence length T (default: the task's)")
+    g.add_argument("--data", metavar="FILE", help="sentiment: a CSV/TSV of text,label instead of the built-in reviews")
+    g.add_argument("--text", metavar="FILE", help="charlm: a text file instead of the built-in stories")
+    g.add_argument("--series", choices=["sines", "membrane"], default="sines", help="series: the source")
+
+
+def _add_train(sub):
+    p = sub.add_parser(
+        "train", help="train a model on a task",
+        description="Train a recurrent model on one of the built-in tasks (see `numpyrnn tasks`), "
+                    "evaluating on the validation split as it goes and on the test split at the end.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--task", choices=TASK_CHOICES, required=True)
+    _add_model_options(p)
+    _add_training_options(p)
+    _add_task_options(p)
+    g = p.add_argument_group("output")
+    g.add_argument("--out", metavar="DIR", help="write checkpoint.npz, history.jsonl, model.npz and metrics.json here")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    g.add_argument("--quiet", action="store_true", help="no progress bar, no per-evaluation lines")
+    p.set_defaults(run=_run_train)
+
+
+def make_task(args):
+    """The task the arguments ask for."""
+    from . import tasks
+
+    options = {"seed": args.seed}
+    if args.seq_len is not None:
+        options["seq_len"] = args.seq_len
+    if args.task == "sentiment" and args.data:
+        options["data"] = args.data
+    if args.task == "charlm" and args.text:
+        options["text"] = args.text
+    if args.task == "series":
+        options["source"] = args.series
+    for flag, task in (("data", "sentiment"), ("text", "charlm")):
+        if getattr(args, flag) and args.task != task:
+            raise UsageError(f"numpyrnn train: --{flag} applies to --task {task}, not {args.task}")
+    return tasks.make(args.task, **options)
+
+
+def setting(args, name, task):
+    """An option's value: given on the command line, else the task's default."""
+    value = getattr(args, name, None)
+    return task.defaults.get(name) if value is None else value
+
+
+def make_run(args, task):
+    """(model, optimizer, schedule, trainer settings) for the arguments and task."""
+    from . import optim
+
+    model = task.make_model(args.cell, hidden_size=setting(args, "hidden", task), num_layers=args.layers,
+                            bidirectional=args.bidirectional, dropout=args.dropout, dtype=np.dtype(args.dtype),
+                            seed=args.seed, device=args.device, nonlinearity=args.nonlinearity,
+                            reset_after=args.gru_form == "after")
+    name = setting(args, "optimizer", task)
+    kwargs = {"lr": setting(args, "lr", task), "weight_decay": args.weight_decay}
+    if name in ("sgd", "rmsprop"):
+        kwargs["momentum"] = args.momentum
+    optimizer = optim.make(name, model, **kwargs)
+    return model, optimizer
+
+
+def _run_train(args):
+    import json
+    import os
+
+    from . import checkpoint, optim
+    from .train import Trainer, TrainingError, write_metrics
+
+    if args.resume and not args.out:
+        raise UsageError("numpyrnn train: --resume needs --out DIR (the run to continue)")
+    try:
+        task = make_task(args)
+        model, optimizer = make_run(args, task)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"numpyrnn train: {exc}") from None
+    steps = args.steps if args.steps or args.epochs else task.defaults.get("steps")
+    epochs = args.epochs if args.steps is None and args.epochs else (task.defaults.get("epochs") if steps is None else None)
+    batch_size = setting(args, "batch_size", task)
+    clip = None if args.no_clip else setting(args, "clip", task)
+    trainer = Trainer(model, task, optimizer, batch_size=batch_size, clip=clip,
+                      eval_every=setting(args, "eval_every", task), seed=args.seed, out_dir=args.out,
+                      progress=False if args.quiet else None, log=None if args.quiet else print)
+    total_steps = steps if steps is not None else epochs * len(task.epoch(batch_size, np.random.default_rng(0)))
+    if args.schedule == "step":
+        trainer.schedule = optim.StepLR(optimizer, step_size=max(1, 2 * total_steps // 3), gamma=0.1)
+    elif args.schedule == "cosine":
+        trainer.schedule = optim.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if args.resume:
+        path = trainer.checkpoint_path
+        if not os.path.exists(path):
+            raise UsageError(f"numpyrnn train: --resume: {path} does not exist")
+        try:
+            trainer.resume(path)
+        except checkpoint.CheckpointError as exc:
+            raise UsageError(f"numpyrnn train: --resume: {exc}") from None
+    if not args.quiet:
+        print(f"{task.name}: {model!r}, {model.num_parameters()} parameters, {optimizer!r}, batch {batch_size}"
+              + (f", resuming at step {trainer.step}" if args.resume else ""))
+    try:
+        metrics = trainer.fit(steps=steps, epochs=epochs)
+    except TrainingError as exc:
+        print(f"numpyrnn train: {exc}", file=sys.stderr)
+        return 1
+    baseline, how = task.baseline()
+    metric = task.metric
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        checkpoint.save(model, os.path.join(args.out, "model.npz"), meta={"task": task.config()})
+        write_metrics(os.path.join(args.out, "metrics.json"), metrics, task=task, model=model,
+                      optimizer=optimizer, extra={"batch_size": batch_size, "clip": clip, "seed": args.seed})
+    others = "".join(f"; {k} {v:.4f}" for k, v in metrics.items() if k.startswith("test_") and k != f"test_{metric}")
+    print(f"test_{metric} {metrics[f'test_{metric}']:.4f} (baseline {baseline:.4f}: {how}){others}; "
+          f"{metrics['steps']} steps, {metrics['epochs']} epochs, {metrics['train_seconds']:.1f} s of training")
+    return 0
+
+
+def _add_sample(sub):
+    p = sub.add_parser("sample", help="generate text from a trained character-level model",
+                       description="Generate text from a model trained with `numpyrnn train --task charlm`.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="model.npz or checkpoint.npz of a charlm run")
+    p.add_argument("--length", type=_positive_int, default=300, help="characters to generate")
+    p.add_argument("--temperature", type=_positive_float, default=0.8, help="below 1: safer; above 1: wilder")
+    p.add_argument("--prime", default="", help="text to start from (its characters must be in the vocabulary)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="cpu")
+    p.set_defaults(run=_run_sample)
+
+
+def _run_sample(args):
+    from . import checkpoint
+    from .models import CharLM
+
+    try:
+        model = checkpoint.load(args.checkpoint, device=args.device)
+    except checkpoint.CheckpointError as exc:
+        raise UsageError(f"numpyrnn sample: {exc}") from None
+    if not isinstance(model, CharLM) or model.vocab is None:
+        raise UsageError(f"numpyrnn sample: {args.checkpoint} holds a {type(model).__name__} without a "
+                         "character vocabulary; sample needs a charlm model")
+    index = {ch: i for i, ch in enumerate(model.vocab)}
+    unknown = sorted({ch for ch in args.prime if ch not in index})
+    if unknown:
+        raise UsageError(f"numpyrnn sample: --prime has characters the model never saw: {unknown!r}")
+    ids = model.sample(args.length, prime=[index[ch] for ch in args.prime], temperature=args.temperature,
+                       seed=args.seed)
+    print(args.prime + "".join(model.vocab[i] for i in ids))
+    return 0
+
+
+def _add_tasks(sub):
+    p = sub.add_parser("tasks", help="list the tasks with their baselines and default settings",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--seq-len", type=_positive_int, help="baselines at this sequence length")
+    p.set_defaults(run=_run_tasks)
+
+
+def _run_tasks(args):
+    from . import tasks
+
+    for name, cls in tasks.TASKS.items():
+        options = {} if args.seq_len is None else {"seq_len": args.seq_len}
+        task = cls(seed=0, **options)
+        value, how = task.baseline()
+        defaults = ", ".join(f"{k} {v}" for k, v in task.defaults.items())
+        print(f"{name:<10} {task.title}\n{'':<10} metric {task.metric} ({'higher' if task.higher_is_better else 'lower'} "
+              f"is better); baseline {value:.4g}: {how}\n{'':<10} defaults: {defaults}")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
 
 def build_parser():
@@ -234,6 +451,9 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"numpyrnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    _add_train(sub)
+    _add_sample(sub)
+    _add_tasks(sub)
     _add_gradcheck(sub)
     _add_bench(sub)
     return parser

@@ -21,6 +21,8 @@ dimensions and every feature under them counts)::
     L     = (1/N) Σ (ŷ − y)²                dŷ = 2 (ŷ − y) / N
 
 The returned loss is a 0-d array (on the inputs' device); ``float(loss)`` gives the number.
+Targets and masks are checked (shape, type, NaN); logits and predictions only for shape and
+type: a NaN or Inf in them makes the loss NaN or Inf, which is what a diverging model should see.
 """
 
 from __future__ import annotations
@@ -32,12 +34,18 @@ from .cells.common import sigmoid
 from .validation import check_finite
 
 
-def _as_float(name, a):
+def _as_float(name, a, finite=True):
+    """``a`` as a float array; with ``finite``, NaN or Inf in it is an error.
+
+    Targets are data and are checked; logits and predictions are what a model computed, and a
+    NaN there simply makes the loss NaN, as in PyTorch (the trainer reports it with its step).
+    """
     xp = array_module(a)
     a = xp.asarray(a)
     if a.dtype.kind != "f":
         raise TypeError(f"{name} must hold floating-point numbers, got dtype {a.dtype}")
-    check_finite(name, a)
+    if finite:
+        check_finite(name, a)
     return a
 
 
@@ -63,7 +71,7 @@ def cross_entropy(logits, targets, mask=None):
 
     Returns (loss, cache).
     """
-    logits = _as_float("logits", logits)
+    logits = _as_float("logits", logits, finite=False)
     xp = array_module(logits)
     if logits.ndim < 1:
         raise ValueError("logits must have a class dimension (..., C)")
@@ -106,7 +114,7 @@ def binary_cross_entropy_with_logits(logits, targets, mask=None):
 
     Returns (loss, cache).
     """
-    logits = _as_float("logits", logits)
+    logits = _as_float("logits", logits, finite=False)
     xp = array_module(logits)
     targets = _as_float("targets", targets).astype(logits.dtype, copy=False)
     if targets.shape != logits.shape:
@@ -136,7 +144,7 @@ def binary_cross_entropy_with_logits_backward(dloss, cache):
 def mse(predictions, targets, mask=None):
     """Mean squared error.  ``mask`` may cover the leading dimensions of the predictions (e.g.
     (T, B) over (T, B, F)): every feature under a True entry counts.  Returns (loss, cache)."""
-    predictions = _as_float("predictions", predictions)
+    predictions = _as_float("predictions", predictions, finite=False)
     xp = array_module(predictions)
     targets = _as_float("targets", targets).astype(predictions.dtype, copy=False)
     if targets.shape != predictions.shape:

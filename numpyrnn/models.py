@@ -47,6 +47,7 @@ class SequenceModel(Module):
     def __init__(self, config, *, dtype, device):
         super().__init__(dtype=dtype, device=device)
         self._config = dict(config, dtype=self.dtype.name)
+        self.vocab = None        # token strings in id order, when the inputs are tokens of a text
 
     def config(self) -> dict:
         """Everything :func:`build` needs to rebuild this model (parameters aside)."""
@@ -139,7 +140,7 @@ class SequenceClassifier(SequenceModel):
             x = self._time_major_features(inputs, self.rnn.input_size)
         y, _ = self.rnn.forward(x, None, lengths)                 # (T, B, D·H)
         pooled, pool_cache = pool_forward(y, lengths, self.pooling, self.rnn.num_directions)
-        logits = self.head.forward(pooled)                        # (B, C)
+        logits = self.head.forward(pooled, check=False)                        # (B, C)
         self._cache = None
         if targets is None:
             return None, logits
@@ -212,12 +213,12 @@ class SequenceRegressor(SequenceModel):
         y, _ = self.rnn.forward(x, None, lengths)
         self._cache = None
         if self.per_step:
-            predictions = self.head.forward(y)                    # (T, B, O)
+            predictions = self.head.forward(y, check=False)                    # (T, B, O)
             pool_cache, mask = None, self._step_mask(lengths, T, B)
             user_predictions = predictions.transpose(1, 0, 2) if self.batch_first else predictions
         else:
             pooled, pool_cache = pool_forward(y, lengths, self.pooling, self.rnn.num_directions)
-            predictions, mask = self.head.forward(pooled), None   # (B, O)
+            predictions, mask = self.head.forward(pooled, check=False), None   # (B, O)
             user_predictions = predictions
         if targets is None:
             return None, user_predictions
@@ -278,7 +279,7 @@ class CharLM(SequenceModel):
         x = self.embedding.forward(ids)
         y, state_n = self.rnn.forward(x, state, lengths)
         self.final_state = state_n                                # carried by the caller, if it wants
-        logits = self.head.forward(y)                             # (T, B, V)
+        logits = self.head.forward(y, check=False)                             # (T, B, V)
         user_logits = logits.transpose(1, 0, 2) if self.batch_first else logits
         self._cache = None
         if targets is None:
@@ -320,7 +321,7 @@ class CharLM(SequenceModel):
             token, out = feed[-1], []
             for _ in range(length):
                 y, state = self.rnn.forward(self.embedding.forward(np.array([[token]])), state)
-                logits = asnumpy(self.head.forward(y))[0, 0].astype(np.float64) / temperature
+                logits = asnumpy(self.head.forward(y, check=False))[0, 0].astype(np.float64) / temperature
                 p = np.exp(logits - logits.max())                 # softmax(logits / temperature)
                 token = int(rng.choice(self.vocab_size, p=p / p.sum()))
                 out.append(token)

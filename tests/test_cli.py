@@ -1,11 +1,13 @@
 """The numpyrnn command: tables, exit codes, one-line errors."""
 
+import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import numpyrnn
 from numpyrnn import cli
 from numpyrnn.cells import lstm
 
@@ -78,3 +80,75 @@ def test_module_entry_point_runs():
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "2/2 passed" in out.stdout
+
+
+# --------------------------------------------------------------------------- train, sample, tasks
+
+TINY_ADDING = ["--task", "adding", "--seq-len", "8", "--hidden", "8", "--batch-size", "16", "--eval-every", "10"]
+
+
+def test_train_writes_metrics_model_history_and_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", *TINY_ADDING, "--cell", "gru", "--steps", "20", "--out", str(out), "--quiet"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("test_mse ") and "(baseline 0.1667" in line and "20 steps" in line
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("test_loss", "test_mse", "val_loss", "val_mse", "train_seconds", "steps", "epochs", "task",
+                "model", "optimizer", "version", "baseline"):
+        assert key in metrics, key
+    assert metrics["model"]["cell"] == "gru" and metrics["task"]["seq_len"] == 8
+    assert metrics["version"] == numpyrnn.__version__
+    assert len((out / "history.jsonl").read_text().splitlines()) == 2
+    assert numpyrnn.load(out / "model.npz").config() == metrics["model"]
+
+
+def test_cli_resume_equals_an_uninterrupted_run(tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    common = ["train", *TINY_ADDING, "--cell", "lstm", "--dropout", "0.2", "--layers", "2", "--quiet"]
+    assert cli.main([*common, "--steps", "30", "--out", str(whole)]) == 0
+    assert cli.main([*common, "--steps", "20", "--out", str(parts)]) == 0
+    assert cli.main([*common, "--steps", "30", "--out", str(parts), "--resume"]) == 0
+    a, b = numpyrnn.load(whole / "model.npz"), numpyrnn.load(parts / "model.npz")
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (whole, parts))
+    assert ma["test_mse"] == mb["test_mse"]
+
+
+def test_sample_from_a_charlm_run(tmp_path, capsys):
+    out = tmp_path / "lm"
+    assert cli.main(["train", "--task", "charlm", "--hidden", "16", "--steps", "5", "--batch-size", "4",
+                     "--seq-len", "16", "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["sample", "--checkpoint", str(out / "model.npz"), "--length", "40", "--prime", "Ada "]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Ada ") and len(text.rstrip("\n")) == 44
+    assert cli.main(["sample", "--checkpoint", str(out / "model.npz"), "--prime", "Ωmega"]) == 2
+    assert "never saw: ['Ω']" in capsys.readouterr().err
+
+
+def test_tasks_lists_every_task_with_its_baseline(capsys):
+    assert cli.main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for name in ("adding", "copy", "sentiment", "charlm", "series"):
+        assert f"\n{name} " in "\n" + out
+    assert "baseline 0.1667" in out and "baseline 0.2971" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--task", "adding", "--data", "x.csv"], "--data applies to --task sentiment, not adding"),
+    (["train", "--task", "charlm", "--bidirectional", "--steps", "1"], "bidirectional is not available for charlm"),
+    (["train", "--task", "adding", "--resume"], "--resume needs --out DIR"),
+    (["train", "--task", "sentiment", "--data", "/nonexistent.csv"], "no such file"),
+    (["train", "--task", "adding", "--steps", "5", "--epochs", "2"], "not allowed with argument"),
+    (["train", "--task", "pong"], "invalid choice: 'pong'"),
+    (["sample", "--checkpoint", "/nonexistent.npz"], "no such file"),
+])
+def test_train_and_sample_errors_are_one_line(capsys, argv, message):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_resume_of_a_missing_run_is_one_line(tmp_path, capsys):
+    assert cli.main(["train", *TINY_ADDING, "--steps", "5", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "does not exist" in capsys.readouterr().err

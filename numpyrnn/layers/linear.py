@@ -33,13 +33,18 @@ class Linear(Module):
         if self.bias:
             self._add_param("bias", rng.uniform(-bound, bound, self.out_features))
 
-    def forward(self, x):
-        """x (..., in_features) → y (..., out_features)."""
+    def forward(self, x, *, check=True):
+        """x (..., in_features) → y (..., out_features).
+
+        ``check=False`` skips the NaN/Inf check, for activations a model computed itself (their
+        divergence is the trainer's to report, not an input error).
+        """
         x = as_float_array("x", x, self.dtype, self.device)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have in_features={self.in_features} in its last dimension, "
                              f"got shape {x.shape}")
-        check_finite("x", x)
+        if check:
+            check_finite("x", x)
         y = x @ self._params["weight"].T                  # y = x W^T
         if self.bias:
             y += self._params["bias"]                     #     + b

@@ -1,0 +1,172 @@
+"""Saving and loading models (and training runs) as ``.npz`` files.
+
+    numpyrnn.save(model, "model.npz")
+    model = numpyrnn.load("model.npz")          # rebuilt from its config, weights loaded
+
+A file holds, as plain arrays (it is read with ``allow_pickle=False``, so it can carry no code):
+
+``format``, ``format_version``   what it is: "numpyrnn-checkpoint", version 1
+``config``                       the model's config, JSON (what :func:`numpyrnn.models.build` takes)
+``param/<name>``                 each parameter
+``checksum``                     SHA-256 over the parameters' names, shapes, dtypes and bytes
+``vocab``                        the model's vocabulary, if it has one (token strings, in id order)
+``meta``                         JSON: package version, and whatever the caller adds
+``optim/<key>``, ``trainer``     a training run's optimizer state and trainer state (JSON), if any
+``array/<key>``                  other arrays a training run needs to resume (carried states, ...)
+
+Writing is atomic: the file is written beside its destination under a temporary name, flushed
+to disk, then renamed over it, so a crash leaves either the old file or the new one, never half
+of one.  Loading checks everything before building anything and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from . import __version__
+
+FORMAT = "numpyrnn-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a numpyrnn checkpoint, or is damaged, or does not fit the model."""
+
+
+def _checksum(params) -> str:
+    h = hashlib.sha256()
+    for name in sorted(params):
+        a = np.ascontiguousarray(params[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def write(path, arrays):
+    """Write ``arrays`` (name → array) to ``path`` as an uncompressed .npz, atomically."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def model_arrays(model, *, meta=None):
+    """The arrays that describe ``model``: config, parameters, checksum, vocabulary, meta."""
+    params = model.state_dict()
+    arrays = {"format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION),
+              "config": np.array(json.dumps(model.config())),
+              "checksum": np.array(_checksum(params)),
+              "meta": np.array(json.dumps({"version": __version__, **(meta or {})}))}
+    arrays.update({f"param/{k}": v for k, v in params.items()})
+    vocab = getattr(model, "vocab", None)
+    if vocab is not None:
+        arrays["vocab"] = np.array(list(vocab), dtype=str)
+    return arrays
+
+
+def save(model, path, *, meta=None):
+    """Save ``model`` (its config, parameters and vocabulary) to ``path``, atomically."""
+    write(path, model_arrays(model, meta=meta))
+
+
+def read(path):
+    """All arrays of a checkpoint file, checked to be a numpyrnn checkpoint of this version with
+    intact parameters.  Returns a dict name → NumPy array."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":              # every .npz is a zip archive
+            raise CheckpointError(f"{path}: not a readable .npz file (it is not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable .npz file (truncated or corrupt?): {exc}") from exc
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise CheckpointError(f"{path}: holds pickled objects, which numpyrnn never writes and "
+                                  "will not load (they could run code)") from exc
+        raise CheckpointError(f"{path}: cannot be read: {exc}") from exc
+    if arrays.get("format") is None or str(arrays["format"]) != FORMAT:
+        raise CheckpointError(f"{path}: not a numpyrnn checkpoint (no '{FORMAT}' format tag)")
+    version = int(arrays.get("format_version", -1))
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version}, but this numpyrnn "
+                              f"({__version__}) reads version {FORMAT_VERSION}")
+    params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+    if "checksum" not in arrays or _checksum(params) != str(arrays["checksum"]):
+        raise CheckpointError(f"{path}: the parameters do not match their checksum (the file is damaged)")
+    return arrays
+
+
+def params_of(arrays):
+    return {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+
+
+def config_of(arrays, path="checkpoint"):
+    try:
+        config = json.loads(str(arrays["config"]))
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: its model config is missing or not JSON") from exc
+    return config
+
+
+def load(path, *, device="auto"):
+    """The model saved in ``path``, rebuilt from its config with its parameters (and vocabulary)."""
+    from .models import build
+
+    arrays = read(path)
+    config = config_of(arrays, path)
+    try:
+        model = build(config, device=device)
+        model.load_state_dict(params_of(arrays))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: does not describe a model numpyrnn can build: {exc}") from exc
+    if "vocab" in arrays:
+        model.vocab = tuple(str(t) for t in arrays["vocab"])
+    return model
+
+
+def load_into(model, path):
+    """Load the parameters saved in ``path`` into an existing ``model`` whose config must match.
+
+    Nothing is changed if anything does not fit.
+    """
+    arrays = read(path)
+    config = config_of(arrays, path)
+    if config != model.config():
+        diff = sorted(k for k in set(config) | set(model.config()) if config.get(k) != model.config().get(k))
+        raise CheckpointError(f"{path}: was saved from a different model (config differs in {diff})")
+    try:
+        model.load_state_dict(params_of(arrays))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    if "vocab" in arrays:
+        model.vocab = tuple(str(t) for t in arrays["vocab"])
+    return arrays
+
+
+def to_json_array(obj):
+    return np.array(json.dumps(obj))
+
+
+def from_json_array(a):
+    return json.loads(str(a))
+

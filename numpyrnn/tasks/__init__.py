@@ -1,0 +1,32 @@
+"""Toy sequence tasks to train on, each seeded, with train/val/test splits and a baseline.
+
+========== =============================================================== ==========
+name       what                                                            metric
+========== =============================================================== ==========
+adding     add the two marked numbers of a sequence of T                   mse
+copy       reproduce 10 symbols after T blanks                             loss (nats)
+sentiment  sentiment of compositional reviews, or a user's CSV/TSV         accuracy
+charlm     character-level language model of a text                        bpc
+series     forecast the next value of a noisy sum of sines, or a recording mse
+========== =============================================================== ==========
+"""
+
+from .adding import AddingProblem
+from .base import Batch, ExampleTask, Task
+from .charlm import CharLanguageModel
+from .copy import CopyMemory
+from .sentiment import Sentiment
+from .series import Series
+
+TASKS = {task.name: task for task in (AddingProblem, CopyMemory, Sentiment, CharLanguageModel, Series)}
+
+
+def make(name, **options):
+    """A task by name (adding, copy, sentiment, charlm, series) with its options."""
+    if name not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {name!r}")
+    return TASKS[name](**options)
+
+
+__all__ = ["TASKS", "make", "Task", "ExampleTask", "Batch", "AddingProblem", "CopyMemory",
+           "Sentiment", "CharLanguageModel", "Series"]

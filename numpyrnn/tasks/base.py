@@ -1,0 +1,126 @@
+"""What every task provides to the trainer.
+
+A task owns its data (train, val and test splits, generated from a seed or read from a file),
+knows which model fits it, and evaluates a model on a split.  Training data are consumed in
+epochs; an epoch is a *plan*, a list of integer arrays each naming the items of one batch, so
+that a checkpoint can record the plan and the position in it and a resumed run continues with
+exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Batch:
+    """One batch, time-major like the models: inputs (T, B[, I]), targets, lengths (B,) or None.
+
+    ``carry_state``: continue from the state the previous batch ended in (truncated
+    backpropagation through a stream, for language models).
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    lengths: np.ndarray | None = None
+    carry_state: bool = False
+
+
+class Task:
+    """The interface; see the tasks in this package for implementations."""
+
+    name = ""
+    title = ""
+    metric = ""              # the task's own metric: "mse", "accuracy", "loss" or "bpc"
+    higher_is_better = False
+    #: training settings that work for this task (the CLI's defaults)
+    defaults: dict = {}
+
+    def __init__(self, seed=0, **options):
+        self.seed = int(seed)
+        self.options = options
+
+    def config(self) -> dict:
+        """Everything needed to make the same task (and data) again."""
+        return {"name": self.name, "seed": self.seed, **self.options}
+
+    def baseline(self) -> tuple:
+        """(value of the metric, what achieves it): the score to beat."""
+        raise NotImplementedError
+
+    def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+                   dtype=np.float32, seed=None, device="auto", nonlinearity="tanh", reset_after=True):
+        raise NotImplementedError
+
+    def epoch(self, batch_size, rng) -> list:
+        """The plan of one training epoch: a list of int arrays, one per batch."""
+        raise NotImplementedError
+
+    def batch(self, items) -> Batch:
+        """The training batch made of ``items`` (one entry of a plan)."""
+        raise NotImplementedError
+
+    def evaluate(self, model, split, batch_size) -> dict:
+        """{"loss": ..., <metric>: ...} of ``model`` on ``split`` ("val" or "test"), in eval mode."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        value, how = self.baseline()
+        return f"{self.name:<10} {self.title}; baseline {self.metric} {value:.4g} ({how})"
+
+
+class ExampleTask(Task):
+    """A task whose splits are sets of independent examples, shuffled each epoch."""
+
+    def split_size(self, split) -> int:
+        raise NotImplementedError
+
+    def examples(self, split, index) -> Batch:
+        """The examples ``index`` (an int array) of ``split`` as one batch."""
+        raise NotImplementedError
+
+    def epoch(self, batch_size, rng):
+        order = rng.permutation(self.split_size("train"))
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+    def batch(self, items):
+        return self.examples("train", np.asarray(items))
+
+    def eval_batches(self, split, batch_size):
+        n = self.split_size(split)
+        for start in range(0, n, batch_size):
+            yield self.examples(split, np.arange(start, min(start + batch_size, n)))
+
+    def evaluate(self, model, split, batch_size):
+        """Example-weighted mean loss over the split, and the task's metric."""
+        was_training = model.training
+        model.eval()
+        totals, count = {}, 0
+        try:
+            for batch in self.eval_batches(split, batch_size):
+                loss, outputs = model.forward(batch.inputs, batch.targets, batch.lengths)
+                n = batch.inputs.shape[1]         # sequences in the batch (inputs are time-major)
+                for key, value in self.batch_metrics(loss, outputs, batch).items():
+                    totals[key] = totals.get(key, 0.0) + value * n
+                count += n
+        finally:
+            model.train(was_training)
+        return {key: value / count for key, value in totals.items()}
+
+    def batch_metrics(self, loss, outputs, batch) -> dict:
+        """Per-batch means of the loss and the metric (weighted by batch size when averaged)."""
+        return {"loss": loss}
+
+
+def pad(sequences, dtype, pad_value=0):
+    """Sequences of different lengths (each (L, ...)) as a time-major (T, B, ...) array padded
+    with ``pad_value``, and their lengths."""
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    T = int(lengths.max())
+    first = np.asarray(sequences[0])
+    out = np.full((T, len(sequences)) + first.shape[1:], pad_value, dtype=dtype)
+    for b, s in enumerate(sequences):
+        out[:len(s), b] = s
+    return out, lengths

@@ -1,0 +1,276 @@
+"""The training loop: batches, optimizer steps, evaluation, timing, history and checkpoints.
+
+    task = numpyrnn.tasks.make("adding", seq_len=50, seed=0)
+    model = task.make_model("lstm", hidden_size=64, seed=0)
+    trainer = Trainer(model, task, optim.Adam(model, lr=2e-3), batch_size=64, clip=1.0,
+                      eval_every=200, out_dir="runs/adding")
+    result = trainer.fit(steps=2000)          # {"val_mse": ..., "test_mse": ..., "train_seconds": ...}
+
+What it guarantees:
+
+* Same seed, same run: batches are drawn from the trainer's own generator, dropout from the
+  model's; on the CPU every number repeats bit for bit.
+* A checkpoint (``out_dir/checkpoint.npz``, written atomically at every evaluation) holds all of
+  it — parameters, optimizer and schedule state, the epoch's batch plan and the position in it,
+  every random generator, the state a language model carries between chunks, the running
+  averages — so ``resume`` continues exactly as if the run had not stopped.
+* Training time counts only training steps (forward, backward, clipping, update), never
+  evaluation or checkpointing.
+* A loss or gradient that is NaN or Inf stops the run with :class:`TrainingError` naming the
+  step, before anything is written: the last good checkpoint stays as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import __version__, checkpoint, optim
+from .backend import asnumpy
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a NaN or infinite loss or gradient)."""
+
+
+class Trainer:
+    """Train ``model`` on ``task`` with ``optimizer``; see the module docstring."""
+
+    def __init__(self, model, task, optimizer, *, batch_size=32, clip=None, clip_value=None,
+                 schedule=None, eval_every=None, eval_batch_size=None, seed=0, out_dir=None,
+                 progress=None, log=None):
+        self.model, self.task, self.optimizer, self.schedule = model, task, optimizer, schedule
+        # the optimizer's settings as the run begins (a schedule then moves its lr)
+        self._optimizer_settings = {"name": type(optimizer).__name__, **optimizer.hyperparameters()}
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        self.clip, self.clip_value = clip, clip_value
+        self.eval_every = eval_every
+        self.eval_batch_size = int(eval_batch_size or max(self.batch_size, 64))
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.out_dir = None if out_dir is None else os.fspath(out_dir)
+        self.progress = sys.stderr.isatty() if progress is None else bool(progress)
+        self.log = log if log is not None else (lambda line: None)
+        # where the run is
+        self.step = 0
+        self.epoch = 0                 # epochs started
+        self.plan, self.position = None, 0
+        self.carry = None              # the state a language model carries to its next chunk
+        self.train_seconds = 0.0
+        self.epoch_seconds = []        # training time of each finished epoch
+        self.history = []
+        self._since = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0}
+
+    # ------------------------------------------------------------------ the loop
+
+    @property
+    def checkpoint_path(self):
+        return None if self.out_dir is None else os.path.join(self.out_dir, "checkpoint.npz")
+
+    def fit(self, steps=None, epochs=None):
+        """Train until ``steps`` optimizer steps or ``epochs`` epochs in all (counting any done
+        before a resume), evaluating every ``eval_every`` steps and at the end.
+
+        Returns the final metrics: ``val_*`` and ``test_*`` by name, ``train_seconds``,
+        ``seconds_per_epoch``, ``steps``, ``epochs``.
+        """
+        if (steps is None) == (epochs is None):
+            raise ValueError("give exactly one of steps and epochs")
+        if steps is not None and steps < 1 or epochs is not None and epochs < 1:
+            raise ValueError("steps and epochs must be ≥ 1")
+        total = steps if steps is not None else epochs * len(self.task.epoch(self.batch_size, np.random.default_rng(0)))
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=self.step, desc=f"{self.task.name} {self.model.config().get('cell', '')}",
+                       unit="step", dynamic_ncols=True, file=sys.stderr)
+        try:
+            while self.step < total:
+                if self.plan is None or self.position >= len(self.plan):
+                    if self.plan is not None:
+                        self._finish_epoch()
+                    self.plan, self.position = self.task.epoch(self.batch_size, self.rng), 0
+                    self.epoch += 1
+                    self._epoch_start_seconds = self.train_seconds
+                batch = self.task.batch(self.plan[self.position])
+                self.position += 1
+                loss, norm = self._train_step(batch)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4g}")
+                if self.eval_every and self.step % self.eval_every == 0 or self.step == total:
+                    record = self._record()
+                    if bar is not None:
+                        bar.write(self._describe(record))
+                    else:
+                        self.log(self._describe(record))
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.position >= len(self.plan):
+            self._finish_epoch()
+        return self.final_metrics()
+
+    def _train_step(self, batch):
+        model = self.model
+        start = time.perf_counter()
+        model.train()
+        model.zero_grad()
+        carries_state = hasattr(model, "final_state")          # a language model
+        kwargs = {"state": self.carry if batch.carry_state else None} if carries_state else {}
+        loss, _ = model.forward(batch.inputs, batch.targets, batch.lengths, **kwargs)
+        if not math.isfinite(loss):
+            raise TrainingError(self._stopped(f"the loss became {loss}"))
+        model.backward()
+        if carries_state:
+            self.carry = model.final_state
+        grads = model.grads
+        if self.clip_value is not None:
+            optim.clip_grad_value(grads, self.clip_value)
+        norm = optim.clip_grad_norm(grads, self.clip) if self.clip is not None else optim.grad_norm(grads)
+        if not math.isfinite(norm):
+            raise TrainingError(self._stopped(f"the gradient norm became {norm}"))
+        self.optimizer.step()
+        if self.schedule is not None:
+            self.schedule.step()
+        self.train_seconds += time.perf_counter() - start
+        self.step += 1
+        self._since["loss"] += loss
+        self._since["grad_norm"] += norm
+        self._since["grad_norm_max"] = max(self._since["grad_norm_max"], norm)
+        self._since["steps"] += 1
+        return loss, norm
+
+    def _stopped(self, what):
+        kept = self.checkpoint_path if self.checkpoint_path and os.path.exists(self.checkpoint_path) else None
+        return (f"{what} at step {self.step + 1} (epoch {self.epoch}); training stopped"
+                + (f"; the last good checkpoint, from step {self._checkpoint_step}, is {kept}" if kept
+                   else "; no checkpoint was written before it"))
+
+    def _finish_epoch(self):
+        if len(self.epoch_seconds) < self.epoch:            # once per epoch, whatever calls it
+            self.epoch_seconds.append(self.train_seconds - getattr(self, "_epoch_start_seconds", 0.0))
+
+    def _record(self):
+        n = max(self._since["steps"], 1)
+        record = {"step": self.step, "epoch": self.epoch, "train_loss": self._since["loss"] / n,
+                  "grad_norm": self._since["grad_norm"] / n, "grad_norm_max": self._since["grad_norm_max"],
+                  "lr": self.optimizer.lr, "train_seconds": self.train_seconds}
+        record.update({f"val_{k}": v for k, v in self.task.evaluate(self.model, "val", self.eval_batch_size).items()})
+        self._since = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0}
+        self.history.append(record)
+        if self.out_dir is not None:
+            os.makedirs(self.out_dir, exist_ok=True)
+            with open(os.path.join(self.out_dir, "history.jsonl"), "a") as f:
+                f.write(json.dumps(record) + "\n")
+        return record
+
+    def _describe(self, record):
+        metric = self.task.metric
+        return (f"step {record['step']:>6}  epoch {record['epoch']:>3}  train_loss {record['train_loss']:.4f}  "
+                f"val_loss {record['val_loss']:.4f}  val_{metric} {record[f'val_{metric}']:.4f}  "
+                f"grad_norm {record['grad_norm']:.3g}  ({record['train_seconds']:.1f} s training)")
+
+    def final_metrics(self):
+        """The last validation record's metrics, the test metrics, timing and counts."""
+        out = {k: v for k, v in self.history[-1].items() if k.startswith("val_")} if self.history else {}
+        out.update({f"test_{k}": v for k, v in self.task.evaluate(self.model, "test", self.eval_batch_size).items()})
+        out.update({"train_seconds": self.train_seconds, "steps": self.step, "epochs": self.epoch,
+                    "seconds_per_epoch": (float(np.mean(self.epoch_seconds)) if self.epoch_seconds else None)})
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+
+    _checkpoint_step = 0
+
+    def state(self) -> dict:
+        """The trainer's state as JSON-ready data (arrays go separately)."""
+        return {"step": self.step, "epoch": self.epoch, "position": self.position,
+                "train_seconds": self.train_seconds, "epoch_seconds": self.epoch_seconds,
+                "epoch_start_seconds": getattr(self, "_epoch_start_seconds", 0.0),
+                "since": self._since, "history_length": len(self.history),
+                "rng": self.rng.bit_generator.state, "model_rng": self.model.rng_state(),
+                "optimizer": self._optimizer_settings,
+                "schedule": None if self.schedule is None else
+                {"name": type(self.schedule).__name__, **self.schedule.state_dict()},
+                "task": self.task.config(), "batch_size": self.batch_size, "seed": self.seed,
+                "carry": None if self.carry is None else len(self.carry) if isinstance(self.carry, tuple) else 1}
+
+    def save_checkpoint(self, path=None):
+        """Write everything needed to resume to ``path`` (default: out_dir/checkpoint.npz)."""
+        path = path or self.checkpoint_path
+        if path is None:
+            return None
+        arrays = checkpoint.model_arrays(self.model, meta={"task": self.task.config()})
+        arrays.update({f"optim/{k}": v for k, v in self.optimizer.state_dict().items()})
+        arrays["trainer"] = checkpoint.to_json_array(self.state())
+        arrays["array/history"] = checkpoint.to_json_array(self.history)
+        if self.plan is not None:
+            arrays["array/plan"] = np.concatenate([np.asarray(p, dtype=np.int64) for p in self.plan])
+            arrays["array/plan_sizes"] = np.array([len(p) for p in self.plan], dtype=np.int64)
+        if self.carry is not None:
+            for i, s in enumerate(self.carry if isinstance(self.carry, tuple) else (self.carry,)):
+                arrays[f"array/carry{i}"] = asnumpy(s)
+        checkpoint.write(path, arrays)
+        self._checkpoint_step = self.step
+        return path
+
+    def resume(self, path=None):
+        """Continue from a checkpoint written by :meth:`save_checkpoint`: parameters, optimizer,
+        schedule, position, generators and history.  The model, task, optimizer and batch size
+        must be the ones the checkpoint was written with; nothing changes if they are not."""
+        path = path or self.checkpoint_path
+        arrays = checkpoint.read(path)
+        if "trainer" not in arrays:
+            raise checkpoint.CheckpointError(f"{path}: a saved model, not a training checkpoint (no trainer state)")
+        state = checkpoint.from_json_array(arrays["trainer"])
+        expected = {"task": self.task.config(), "batch_size": self.batch_size,
+                    "optimizer": self._optimizer_settings}
+        for key, value in expected.items():
+            if json.loads(json.dumps(value)) != state[key]:
+                raise checkpoint.CheckpointError(f"{path}: was written by a run with a different {key} "
+                                                 f"({state[key]} there, {value} here)")
+        checkpoint.load_into(self.model, path)
+        self.optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")})
+        if self.schedule is not None and state["schedule"] is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.train_seconds, self.epoch_seconds = state["train_seconds"], list(state["epoch_seconds"])
+        self._epoch_start_seconds = state["epoch_start_seconds"]
+        self._since = state["since"]
+        self.rng.bit_generator.state = state["rng"]
+        self.model.set_rng_state(state["model_rng"])
+        self.history = checkpoint.from_json_array(arrays["array/history"])
+        if "array/plan" in arrays:
+            self.plan = np.split(arrays["array/plan"], np.cumsum(arrays["array/plan_sizes"])[:-1])
+        carries = [arrays[f"array/carry{i}"] for i in range(state["carry"] or 0)]
+        xp = self.model.xp
+        self.carry = None if not carries else (tuple(xp.asarray(c) for c in carries) if len(carries) > 1
+                                               else xp.asarray(carries[0]))
+        self._checkpoint_step = self.step
+        if self.out_dir is not None:            # the history file, as of the checkpoint
+            with open(os.path.join(self.out_dir, "history.jsonl"), "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in self.history)
+        return self
+
+
+def write_metrics(path, metrics, *, task, model, optimizer, extra=None):
+    """``metrics.json``: the final metrics by name, with the configs and the package version."""
+    payload = {**metrics, "task": task.config(), "model": model.config(),
+               "optimizer": {"name": type(optimizer).__name__, **optimizer.hyperparameters()},
+               "baseline": {"value": task.baseline()[0], "what": task.baseline()[1], "metric": task.metric},
+               "version": __version__, **(extra or {})}
+    tmp = os.fspath(path) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(tmp, path)
+    return payload
