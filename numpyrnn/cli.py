@@ -31,6 +31,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (the help then says
+    where the value comes from, e.g. "the task's")."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -67,7 +77,7 @@ def _add_gradcheck(sub):
         description="Check each cell's hand-derived backward pass (every parameter, the input and "
                     "the initial state) against central finite differences in float64, and print "
                     "a table per cell. Exits with status 1 if any tensor fails.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Help)
     p.add_argument("--cell", choices=["rnn", "lstm", "gru", "all"], default="all",
                    help="which cell; rnn checks tanh and relu, gru both reset forms")
     p.add_argument("--mode", choices=["full", "fast"], default="full",
@@ -190,7 +200,7 @@ def _add_bench(sub):
         description="Time forward+backward of a single-layer RNN, LSTM and GRU at fixed shapes, beside "
                     "the same matrix products alone (the floor) and, where installed, torch.nn with the "
                     "same thread count; print the ratios, activation memory and peak memory.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Help)
     p.add_argument("--cells", type=_choices_list(["rnn", "lstm", "gru"]), default=["rnn", "lstm", "gru"],
                    help="comma-separated cells")
     p.add_argument("--shape", type=_shape, action="append", dest="shapes",
@@ -245,8 +255,9 @@ def _add_model_options(p):
     g.add_argument("--nonlinearity", choices=["tanh", "relu"], default="tanh", help="the RNN cell's")
     g.add_argument("--gru-form", choices=["after", "before"], default="after",
                    help="GRU reset gate after the product (PyTorch) or before it (Cho et al. v3)")
-    g.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    g.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    g.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="parameters and arithmetic")
+    g.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="auto: the GPU if CuPy sees one (or NUMPYRNN_DEVICE), else the CPU")
 
 
 def _add_training_options(p):
@@ -254,7 +265,7 @@ def _add_training_options(p):
     g.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "adagrad", "rmsprop"],
                    help="(default: the task's)")
     g.add_argument("--lr", type=_positive_float, help="learning rate (default: the task's)")
-    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (decoupled for adamw)")
     g.add_argument("--momentum", type=float, default=0.0, help="for sgd and rmsprop")
     g.add_argument("--clip", type=_positive_float, help="clip the global gradient norm (default: the task's)")
     g.add_argument("--no-clip", action="store_true", help="do not clip")
@@ -281,8 +292,8 @@ def _add_train(sub):
         "train", help="train a model on a task",
         description="Train a recurrent model on one of the built-in tasks (see `numpyrnn tasks`), "
                     "evaluating on the validation split as it goes and on the test split at the end.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=TASK_CHOICES, required=True)
+        formatter_class=_Help)
+    p.add_argument("--task", choices=TASK_CHOICES, required=True, help="what to train on (see `numpyrnn tasks`)")
     _add_model_options(p)
     _add_training_options(p)
     _add_task_options(p)
@@ -392,13 +403,13 @@ def _run_train(args):
 def _add_sample(sub):
     p = sub.add_parser("sample", help="generate text from a trained character-level model",
                        description="Generate text from a model trained with `numpyrnn train --task charlm`.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="model.npz or checkpoint.npz of a charlm run")
     p.add_argument("--length", type=_positive_int, default=300, help="characters to generate")
     p.add_argument("--temperature", type=_positive_float, default=0.8, help="below 1: safer; above 1: wilder")
     p.add_argument("--prime", default="", help="text to start from (its characters must be in the vocabulary)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="cpu")
+    p.add_argument("--seed", type=int, default=0, help="seed for the random draws")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="cpu", help="where the model runs")
     p.set_defaults(run=_run_sample)
 
 
@@ -425,7 +436,7 @@ def _run_sample(args):
 
 def _add_tasks(sub):
     p = sub.add_parser("tasks", help="list the tasks with their baselines and default settings",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     p.add_argument("--seq-len", type=_positive_int, help="baselines at this sequence length")
     p.set_defaults(run=_run_tasks)
 

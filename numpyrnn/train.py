@@ -65,6 +65,7 @@ class Trainer:
         self.carry = None              # the state a language model carries to its next chunk
         self.train_seconds = 0.0
         self.epoch_seconds = []        # training time of each finished epoch
+        self._epoch_start_seconds = 0.0
         self.history = []
         self._since = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0}
 
@@ -158,7 +159,7 @@ class Trainer:
 
     def _finish_epoch(self):
         if len(self.epoch_seconds) < self.epoch:            # once per epoch, whatever calls it
-            self.epoch_seconds.append(self.train_seconds - getattr(self, "_epoch_start_seconds", 0.0))
+            self.epoch_seconds.append(self.train_seconds - self._epoch_start_seconds)
 
     def _record(self):
         n = max(self._since["steps"], 1)
@@ -196,7 +197,7 @@ class Trainer:
         """The trainer's state as JSON-ready data (arrays go separately)."""
         return {"step": self.step, "epoch": self.epoch, "position": self.position,
                 "train_seconds": self.train_seconds, "epoch_seconds": self.epoch_seconds,
-                "epoch_start_seconds": getattr(self, "_epoch_start_seconds", 0.0),
+                "epoch_start_seconds": self._epoch_start_seconds,
                 "since": self._since, "history_length": len(self.history),
                 "rng": self.rng.bit_generator.state, "model_rng": self.model.rng_state(),
                 "optimizer": self._optimizer_settings,

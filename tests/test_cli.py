@@ -1,5 +1,6 @@
 """The numpyrnn command: tables, exit codes, one-line errors."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -152,3 +153,14 @@ def test_train_and_sample_errors_are_one_line(capsys, argv, message):
 def test_resume_of_a_missing_run_is_one_line(tmp_path, capsys):
     assert cli.main(["train", *TINY_ADDING, "--steps", "5", "--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_every_option_of_every_command_shows_its_default():
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        text = " ".join(sub.format_help().split())
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help" and action.default not in (None, argparse.SUPPRESS):
+                assert action.help, f"{name} {action.option_strings[0]} has no help"
+                assert f"(default: {action.default}" in text, f"{name} {action.option_strings[0]}"
