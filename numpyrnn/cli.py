@@ -1,5 +1,8 @@
 """The ``numpyrnn`` command.
 
+    numpyrnn compare --task sentiment --cells lstm,gru,rnn --seeds 3 [--match-params] --out DIR
+    numpyrnn gradflow [--seq-len 100] [--steps 2000] --out DIR
+    numpyrnn sweep [--lengths 10,25,50,100,200] [--steps 1500] --out DIR
     numpyrnn train --task adding|copy|sentiment|charlm|series --cell rnn|lstm|gru [...]
     numpyrnn sample --checkpoint PATH [--length 300] [--temperature 0.8]
     numpyrnn tasks
@@ -454,6 +457,130 @@ def _run_tasks(args):
     return 0
 
 
+# --------------------------------------------------------------------------- experiments
+
+def _add_compare(sub):
+    p = sub.add_parser(
+        "compare", help="LSTM vs GRU vs RNN on the same task: accuracy, training time, memory",
+        description="Train each cell on the same data, splits, optimizer, budget and seeds; print a table "
+                    "(test metric and training time, mean ± std over seeds; time per epoch; activation "
+                    "memory per batch) and write results.json, results.md and compare.png to --out.",
+        formatter_class=_Help)
+    p.add_argument("--task", choices=TASK_CHOICES, default="sentiment", help="the task")
+    p.add_argument("--cells", type=_choices_list(["lstm", "gru", "rnn"]), default=["lstm", "gru", "rnn"],
+                   help="comma-separated cells")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="runs per cell (seeds 0..N-1)")
+    p.add_argument("--hidden", type=_positive_int, help="hidden units (default: the task's)")
+    p.add_argument("--match-params", action="store_true",
+                   help="size each cell to the parameter count of the LSTM (or first cell) at --hidden")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=_positive_int, help="steps per run (default: the task's budget)")
+    budget.add_argument("--epochs", type=_positive_int, help="epochs per run (default: the task's budget)")
+    p.add_argument("--quick", action="store_true", help="small data and budget: well under a minute")
+    p.add_argument("--seq-len", type=_positive_int, help="sequence length (default: the task's)")
+    p.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
+    p.add_argument("--bidirectional", action="store_true", help="read both ways (not for charlm, copy, series)")
+    p.add_argument("--lr", type=_positive_float, help="learning rate (default: the task's)")
+    p.add_argument("--batch-size", type=_positive_int, help="(default: the task's)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the data, the same for every run")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="where to train")
+    p.add_argument("--out", metavar="DIR", help="write results.json, results.md and compare.png here")
+    p.add_argument("--quiet", action="store_true", help="only the table")
+    p.set_defaults(run=_run_compare)
+
+
+def _run_compare(args):
+    from .experiments.compare import compare, table, write
+
+    try:
+        results = compare(
+            args.task, cells=args.cells, seeds=args.seeds, hidden=args.hidden, match_params=args.match_params,
+            steps=args.steps, epochs=args.epochs, quick=args.quick, data_seed=args.data_seed,
+            task_options={} if args.seq_len is None else {"seq_len": args.seq_len}, lr=args.lr,
+            batch_size=args.batch_size, layers=args.layers, bidirectional=args.bidirectional, device=args.device,
+            log=None if args.quiet else print)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"numpyrnn compare: {exc}") from None
+    print(table(results))
+    if args.out:
+        write(results, args.out)
+        print(f"wrote {args.out}/results.json, results.md, compare.png")
+    return 0
+
+
+def _add_gradflow(sub):
+    p = sub.add_parser(
+        "gradflow", help="the gradient reaching each step, at initialisation and after training",
+        description="On the adding problem, measure ‖∂L/∂h_t‖ against t for each cell at initialisation "
+                    "and after training with the same budget, and the LSTM's forget gate over time; "
+                    "write gradflow.png and gradflow.json to --out.",
+        formatter_class=_Help)
+    p.add_argument("--cells", type=_choices_list(["lstm", "gru", "rnn"]), default=["rnn", "lstm", "gru"],
+                   help="comma-separated cells")
+    p.add_argument("--seq-len", type=_positive_int, default=100, help="sequence length T")
+    p.add_argument("--steps", type=_positive_int, default=2000, help="training steps per cell")
+    p.add_argument("--hidden", type=_positive_int, default=64, help="hidden units")
+    p.add_argument("--batch", type=_positive_int, default=64, help="test sequences measured")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the weights")
+    p.add_argument("--out", metavar="DIR", default="gradflow", help="where the figure and numbers go")
+    p.set_defaults(run=_run_gradflow)
+
+
+def _run_gradflow(args):
+    import json
+    import os
+
+    from . import plots
+    from .experiments.gradflow import gradflow
+
+    data = gradflow(args.cells, seq_len=args.seq_len, steps=args.steps, hidden=args.hidden,
+                               batch=args.batch, seed=args.seed, log=print)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "gradflow.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    plots.gradflow(data, os.path.join(args.out, "gradflow.png"))
+    print(f"wrote {args.out}/gradflow.png, gradflow.json")
+    return 0
+
+
+def _add_sweep(sub):
+    p = sub.add_parser(
+        "sweep", help="adding-problem success against sequence length, every cell with the same budget",
+        description="Train each cell on the adding problem at each length with the same budget; plot the "
+                    "final test MSE against T with the baseline; write sweep.png and sweep.json to --out.",
+        formatter_class=_Help)
+    p.add_argument("--lengths", default="10,25,50,100,200", help="comma-separated sequence lengths")
+    p.add_argument("--cells", type=_choices_list(["lstm", "gru", "rnn"]), default=["lstm", "gru", "rnn"],
+                   help="comma-separated cells")
+    p.add_argument("--steps", type=_positive_int, default=1500, help="training steps for every cell and length")
+    p.add_argument("--hidden", type=_positive_int, default=64, help="hidden units")
+    p.add_argument("--seeds", type=_positive_int, default=1, help="runs per cell and length")
+    p.add_argument("--out", metavar="DIR", default="sweep", help="where the figure and numbers go")
+    p.set_defaults(run=_run_sweep)
+
+
+def _run_sweep(args):
+    import json
+    import os
+
+    from . import plots
+    from .experiments.sweep import sweep
+
+    try:
+        lengths = [int(t) for t in args.lengths.split(",")]
+    except ValueError:
+        raise UsageError(f"numpyrnn sweep: --lengths must be comma-separated integers, got {args.lengths!r}") from None
+    if not lengths or min(lengths) < 2:
+        raise UsageError("numpyrnn sweep: every length must be at least 2")
+    data = sweep(lengths, args.cells, steps=args.steps, hidden=args.hidden, seeds=args.seeds, log=print)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "sweep.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    plots.sweep(data, os.path.join(args.out, "sweep.png"))
+    print(f"wrote {args.out}/sweep.png, sweep.json")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
 
 def build_parser():
@@ -462,9 +589,12 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"numpyrnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    _add_compare(sub)
     _add_train(sub)
     _add_sample(sub)
     _add_tasks(sub)
+    _add_gradflow(sub)
+    _add_sweep(sub)
     _add_gradcheck(sub)
     _add_bench(sub)
     return parser

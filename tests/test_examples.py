@@ -20,3 +20,46 @@ def test_parity_with_torch():
               "--input-size", "3", "--hidden", "4")
     assert out.returncode == 0, out.stderr
     assert "LSTM" in out.stdout and "worst:" in out.stdout
+
+
+def test_lstm_vs_gru_sentiment(tmp_path):
+    out = run("lstm_vs_gru_sentiment.py", "--quick", "--seeds", "1", "--epochs", "1", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "LSTM" in out.stdout and "GRU trains in" in out.stdout
+    assert (tmp_path / "compare.png").exists()
+
+
+def test_adding_problem():
+    out = run("adding_problem.py", "--seq-len", "10", "--steps", "30", "--train-size", "300")
+    assert out.returncode == 0, out.stderr
+    assert "test MSE" in out.stdout
+
+
+def test_char_rnn(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog.\n" * 40)
+    out = subprocess.run([sys.executable, str(EXAMPLES / "char_rnn.py"), "--text", str(text), "--steps", "6",
+                          "--hidden", "8", "--seq-len", "16", "--batch", "4"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "bits per character" in out.stdout and (tmp_path / "char_rnn.npz").exists()
+
+
+def test_gradient_check_walkthrough():
+    out = run("gradient_check_walkthrough.py")
+    assert out.returncode == 0, out.stderr
+    assert "PASSED (5/5 tensors)" in out.stdout and "FAILED: x, h_prev, Wx, Wh, b" in out.stdout
+
+
+def test_vanishing_gradients(tmp_path):
+    out = run("vanishing_gradients.py", "--seq-len", "6", "--steps", "4", "--hidden", "8", "--batch", "4",
+              "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "RNN" in out.stdout and (tmp_path / "gradflow.png").exists()
+
+
+def test_every_example_has_a_test():
+    names = {p.name for p in EXAMPLES.glob("*.py")}
+    tested = {"parity_with_torch.py", "lstm_vs_gru_sentiment.py", "adding_problem.py", "char_rnn.py",
+              "gradient_check_walkthrough.py", "vanishing_gradients.py"}
+    assert names == tested

@@ -20,7 +20,7 @@ def test_readme_has_exactly_two_setup_commands():
     assert len(commands) == 2, commands
     main_job, tests = commands
     assert all("\n" not in c for c in commands)
-    assert "pip install -e ." in main_job and "numpyrnn gradcheck" in main_job
+    assert "pip install -e ." in main_job and "numpyrnn compare --task sentiment" in main_job
     assert "pip install -e '.[test]'" in tests and tests.endswith("pytest")
 
 

@@ -332,6 +332,12 @@ def _factors(gates, ms, h_prevs, mask, f, update, reset_after):
         xp.copyto(update, 1, where=(mask == 0))
 
 
+def gate_activations(cache):
+    """The gates a :func:`forward` computed, by name, each (T, B, H) in time order: r, z, n."""
+    gates = cache[5]
+    return {"r": gates[0], "z": gates[1], "n": gates[2]}
+
+
 def backward(dy, dh_n, cache):
     """Backward of :func:`forward` through time.
 

@@ -263,6 +263,17 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     return y, final_state(hs, reverse), final_state(cs, reverse), cache
 
 
+def gate_activations(cache):
+    """The gates a :func:`forward` computed, by name, each (T, B, H) in time order:
+    i, f, g, o, and the cell state c."""
+    gates, cs, reverse = cache[5], cache[7], cache[10]
+    names = ("o", "i", "f", "g")                 # the internal order
+    out = {name: gates[k] for k, name in enumerate(names)}
+    out = {name: out[name] for name in ("i", "f", "g", "o")}
+    out["c"] = states_in_time_order(cs, reverse)[0]
+    return out
+
+
 def backward(dy, dh_n, dc_n, cache):
     """Backward of :func:`forward` through time.
 

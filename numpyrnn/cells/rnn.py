@@ -151,6 +151,12 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinea
     return y, final_state(hs, reverse), cache
 
 
+def gate_activations(cache):
+    """What a :func:`forward` computed, (T, B, H) in time order: the states h (an RNN has no
+    gates)."""
+    return {"h": states_in_time_order(cache[5], cache[7])[0]}
+
+
 def _slopes(h, nonlinearity, mask, da):
     """For a block of steps, the activation's slope read off its output: 1 − h² or [h > 0]
     (0 at padded steps), into da (the loop multiplies it by dh)."""

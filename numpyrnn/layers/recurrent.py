@@ -181,6 +181,18 @@ class Recurrent(Module):
         dx = self._to_user_layout(d_out, unbatched, copy=False)
         return dx, self._pack_state(dstate0, unbatched)
 
+    def gate_activations(self, layer=0, direction=0):
+        """The gate activations of the last forward, for one layer and direction: a dict of
+        time-major arrays (T, B, H) — LSTM i, f, g, o and c; GRU r, z, n; RNN h.  Padded steps
+        hold what the cell computed there, which the outputs ignore."""
+        if self._cache is None:
+            raise RuntimeError("gate_activations() needs a forward() first")
+        check_int("layer", layer, 0)
+        if layer >= self.num_layers or direction not in range(self.num_directions):
+            raise ValueError(f"no layer {layer}, direction {direction} in {self!r}")
+        cache = self._cache[0][layer * self.num_directions + direction]
+        return {k: v.copy() for k, v in self._cell.gate_activations(cache).items()}
+
     # ------------------------------------------------------------------ dropout
 
     def rng_state(self) -> dict:

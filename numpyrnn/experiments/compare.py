@@ -1,0 +1,170 @@
+"""LSTM against GRU against RNN on the same task: accuracy, training time, memory.
+
+Every cell gets the same data and splits (made once, from ``data_seed``), the same optimizer,
+learning rate, batch size and budget, and the same seeds (0 .. seeds − 1, which set the initial
+weights and the order of the batches).  With ``match_params`` each cell's hidden size is chosen
+so that its model has as many parameters as the reference cell's model at ``hidden`` (the
+reference is the LSTM when it is compared, else the first cell).
+
+For each run the validation metric is recorded twice per epoch, against the epoch and against
+the training seconds so far (evaluation excluded), and the test metric at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+
+import numpy as np
+
+from .. import __version__, bench, optim, tasks
+from ..train import Trainer
+
+#: per task, smaller data and budgets that finish the comparison in well under a minute
+QUICK = {
+    "sentiment": ({"train_size": 3_000, "val_size": 500, "test_size": 500, "seq_len": 32}, {"epochs": 5}),
+    "adding": ({"train_size": 2_000, "val_size": 300, "test_size": 300, "seq_len": 20}, {"steps": 400}),
+    "copy": ({"train_size": 2_000, "val_size": 300, "test_size": 300, "seq_len": 10}, {"steps": 300}),
+    "charlm": ({"size": 20_000, "seq_len": 32}, {"steps": 150}),
+    "series": ({"length": 4_000, "seq_len": 30}, {"steps": 150}),
+}
+
+
+def _parameters(task, cell, hidden, **kwargs):
+    return task.make_model(cell, hidden_size=hidden, seed=0, **kwargs).num_parameters()
+
+
+def matched_hidden(task, cell, target, **kwargs):
+    """The hidden size whose model has the parameter count closest to ``target``."""
+    lo, hi = 1, 4096
+    while lo < hi:                                  # the smallest size reaching the target
+        mid = (lo + hi) // 2
+        if _parameters(task, cell, mid, **kwargs) < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    candidates = [h for h in (lo - 1, lo) if h >= 1]
+    return min(candidates, key=lambda h: abs(_parameters(task, cell, h, **kwargs) - target))
+
+
+def _mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else 0.0
+
+
+def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden=None, match_params=False,
+            steps=None, epochs=None, quick=False, data_seed=0, task_options=None, optimizer=None, lr=None,
+            batch_size=None, clip="task", layers=1, bidirectional=False, dtype=np.float32, device="auto",
+            log=None):
+    """Train every cell ``seeds`` times on one task; returns the results as a dict (see
+    :func:`write` for what it holds)."""
+    log = log or (lambda line: None)
+    options = dict(task_options or {})
+    budget = {}
+    if quick:
+        quick_options, budget = QUICK[task_name]
+        options = {**quick_options, **options}
+    task = tasks.make(task_name, seed=data_seed, **options)
+    defaults = task.defaults
+    if steps is not None or epochs is not None:
+        budget = {"steps": steps} if steps is not None else {"epochs": epochs}
+    budget = budget or ({"steps": defaults["steps"]} if "steps" in defaults else {"epochs": defaults["epochs"]})
+    hidden = hidden or defaults["hidden"]
+    optimizer = optimizer or defaults["optimizer"]
+    lr = lr or defaults["lr"]
+    batch_size = batch_size or defaults["batch_size"]
+    clip = defaults.get("clip") if clip == "task" else clip
+    model_kwargs = dict(num_layers=layers, bidirectional=bidirectional, dtype=np.dtype(dtype), device=device)
+    shape_kwargs = {k: v for k, v in model_kwargs.items() if k in ("num_layers", "bidirectional")}
+    reference = "lstm" if "lstm" in cells else cells[0]
+    target = _parameters(task, reference, hidden, **shape_kwargs)
+    sizes = {cell: (matched_hidden(task, cell, target, **shape_kwargs) if match_params else hidden) for cell in cells}
+    steps_per_epoch = len(task.epoch(batch_size, np.random.default_rng(0)))
+    total_steps = budget.get("steps") or budget["epochs"] * steps_per_epoch
+    eval_every = max(1, steps_per_epoch // 2)
+    results = {"task": task.config(), "metric": task.metric, "higher_is_better": task.higher_is_better,
+               "baseline": {"value": task.baseline()[0], "what": task.baseline()[1]},
+               "settings": {"cells": list(cells), "seeds": seeds, "hidden": hidden, "match_params": match_params,
+                            "reference": reference, "reference_parameters": target, "optimizer": optimizer,
+                            "lr": lr, "batch_size": batch_size, "clip": clip, "layers": layers,
+                            "bidirectional": bidirectional, "dtype": np.dtype(dtype).name, "budget": budget,
+                            "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "quick": quick},
+               "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                           "blas_threads": bench.blas_threads(), "numpy": np.__version__,
+                           "python": platform.python_version()},
+               "version": __version__, "cells": {}}
+    metric = task.metric
+    for cell in cells:
+        runs = []
+        for seed in range(seeds):
+            model = task.make_model(cell, hidden_size=sizes[cell], seed=seed, **model_kwargs)
+            opt = optim.make(optimizer, model, lr=lr)
+            trainer = Trainer(model, task, opt, batch_size=batch_size, clip=clip, eval_every=eval_every,
+                              seed=seed, progress=False)
+            final = trainer.fit(**budget)
+            model.eval()
+            batch = task.batch(task.epoch(batch_size, np.random.default_rng(0))[0])
+            model.forward(batch.inputs, batch.targets, batch.lengths)
+            runs.append({"seed": seed, "test": final[f"test_{metric}"], "test_loss": final["test_loss"],
+                         "train_seconds": final["train_seconds"], "seconds_per_epoch": final["seconds_per_epoch"],
+                         "activation_bytes": bench.activation_bytes(model.rnn),
+                         "curve": [{"epoch": r["step"] / steps_per_epoch, "seconds": r["train_seconds"],
+                                    "value": r[f"val_{metric}"]} for r in trainer.history]})
+            log(f"{cell} seed {seed}: test_{metric} {final[f'test_{metric}']:.4f}, "
+                f"{final['train_seconds']:.1f} s of training")
+        test_mean, test_std = _mean_std([r["test"] for r in runs])
+        time_mean, time_std = _mean_std([r["train_seconds"] for r in runs])
+        epoch_mean, _ = _mean_std([r["seconds_per_epoch"] for r in runs])
+        results["cells"][cell] = {
+            "hidden": sizes[cell], "parameters": _parameters(task, cell, sizes[cell], **shape_kwargs), "runs": runs,
+            "summary": {"test_mean": test_mean, "test_std": test_std, "train_seconds_mean": time_mean,
+                        "train_seconds_std": time_std, "seconds_per_epoch": epoch_mean,
+                        "activation_mib": runs[0]["activation_bytes"] / 2**20}}
+    return results
+
+
+def table(results, markdown=False):
+    """The comparison as a text (or markdown) table."""
+    metric = results["metric"]
+    head = ["cell", "hidden", "parameters", f"test {metric} (mean ± std)", "training s (mean ± std)",
+            "s / epoch", "activations MiB / batch"]
+    rows = []
+    for cell, r in results["cells"].items():
+        s = r["summary"]
+        rows.append([cell.upper(), str(r["hidden"]), str(r["parameters"]),
+                     f"{s['test_mean']:.4f} ± {s['test_std']:.4f}",
+                     f"{s['train_seconds_mean']:.1f} ± {s['train_seconds_std']:.1f}",
+                     "-" if s["seconds_per_epoch"] is None else f"{s['seconds_per_epoch']:.2f}",
+                     f"{s['activation_mib']:.2f}"])
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
+
+
+def write(results, out_dir):
+    """results.json, results.md (the table and the settings) and compare.png in ``out_dir``."""
+    from .. import plots
+
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    settings = results["settings"]
+    budget = ", ".join(f"{k} {v}" for k, v in settings["budget"].items())
+    baseline = results["baseline"]
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(f"# {results['task']['name']}: {', '.join(c.upper() for c in results['cells'])}\n\n"
+                f"{table(results, markdown=True)}\n\n"
+                f"Seeds 0–{settings['seeds'] - 1}; {settings['optimizer']} lr {settings['lr']}, batch "
+                f"{settings['batch_size']}, clip {settings['clip']}, {budget}"
+                f"{', parameters matched to ' + settings['reference'].upper() if settings['match_params'] else ''}. "
+                f"Baseline {results['metric']} {baseline['value']:.4f} ({baseline['what']}). "
+                f"numpyrnn {results['version']}, {results['machine']['processor']}, "
+                f"{results['machine']['cores']} cores.\n")
+    plots.compare(results, os.path.join(out_dir, "compare.png"))

@@ -1,0 +1,121 @@
+"""Figures, written to PNG files.
+
+matplotlib is imported here only, when a figure is drawn, and through its object-oriented
+interface with the Agg canvas: no window, and nothing changes the pyplot backend of a session
+that has one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+COLORS = {"lstm": "#1f77b4", "gru": "#d62728", "rnn": "#7f7f7f"}
+LABELS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN (tanh)"}
+
+
+def _figure(width, height):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _log_scale(metric):
+    return metric in ("mse",)
+
+
+def compare(results, path):
+    """Validation metric against epochs and against training seconds: one line per cell (the
+    mean over seeds), a band from the lowest to the highest seed, the baseline dashed."""
+    metric = results["metric"]
+    fig = _figure(10, 4)
+    by_epoch, by_time = fig.subplots(1, 2, sharey=True)
+    for cell, r in results["cells"].items():
+        curves = [run["curve"] for run in r["runs"]]
+        n = min(len(c) for c in curves)
+        epochs = np.array([p["epoch"] for p in curves[0][:n]])
+        values = np.array([[p["value"] for p in c[:n]] for c in curves])
+        seconds = np.array([[p["seconds"] for p in c[:n]] for c in curves]).mean(axis=0)
+        label = f"{LABELS.get(cell, cell)} (h={r['hidden']}, {r['parameters']:,} params)"
+        color = COLORS.get(cell)
+        for ax, x in ((by_epoch, epochs), (by_time, seconds)):
+            ax.plot(x, values.mean(axis=0), color=color, label=label, lw=2)
+            if len(curves) > 1:
+                ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2, lw=0)
+    for ax, xlabel in ((by_epoch, "epoch"), (by_time, "training time (s, evaluation excluded)")):
+        ax.axhline(results["baseline"]["value"], color="k", ls="--", lw=1, label="baseline")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        if _log_scale(metric):
+            ax.set_yscale("log")
+    by_epoch.set_ylabel(f"validation {metric}")
+    by_epoch.legend(fontsize=8)
+    seeds = results["settings"]["seeds"]
+    fig.suptitle(f"{results['task']['name']}: validation {metric}, mean of {seeds} seed{'s' * (seeds > 1)}"
+                 f"{' (band: lowest to highest)' if seeds > 1 else ''}")
+    fig.savefig(path)
+    return path
+
+
+def gradflow(data, path):
+    """‖∂L/∂h_t‖ against t at initialisation and after training (log scale), and the LSTM's
+    forget gate over time."""
+    fig = _figure(13, 4)
+    before, after, forget = fig.subplots(1, 3)
+    for ax, stage, title in ((before, "initial", "at initialisation"), (after, "trained", "after training")):
+        for cell, d in data["cells"].items():
+            norms = np.asarray(d[stage]["grad_norms"])
+            ax.plot(np.arange(len(norms)), norms, color=COLORS.get(cell), label=LABELS.get(cell, cell), lw=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("step t")
+        ax.set_title(f"‖∂L/∂h_t‖ {title}")
+        ax.grid(alpha=0.3)
+    before.set_ylabel("gradient norm (mean over sequences)")
+    before.legend()
+    if "lstm" in data["cells"]:
+        for stage, style, alpha in (("initial", ":", 0.10), ("trained", "-", 0.22)):
+            gate = data["cells"]["lstm"][stage]["forget_gate"]
+            t = np.arange(len(gate["mean"]))
+            forget.fill_between(t, gate["p10"], gate["p90"], color=COLORS["lstm"], alpha=alpha, lw=0,
+                                label=f"10th–90th percentile, {stage}")
+            forget.plot(t, gate["mean"], ls=style, color=COLORS["lstm"], lw=2, label=f"mean, {stage}")
+            for k, unit in enumerate(gate.get("top", [])):
+                forget.plot(t, unit, ls=style, color="#ff7f0e", lw=1,
+                            label=f"the {len(gate['top'])} units keeping f highest, {stage}" if k == 0 else None)
+        forget.set_ylim(0, 1.02)
+        forget.set_xlabel("step t")
+        forget.set_title("LSTM forget gate f_t")
+        forget.legend(fontsize=7, loc="lower right")
+        forget.grid(alpha=0.3)
+    fig.suptitle(f"{data['task']['name']}, T={data['task']['seq_len']}: the gradient reaching each step of the "
+                 f"sequence, from the loss at its end")
+    fig.savefig(path)
+    return path
+
+
+def sweep(data, path):
+    """Final test MSE against sequence length, one line per cell, the baseline dashed."""
+    fig = _figure(6.5, 4.2)
+    ax = fig.subplots()
+    lengths = data["lengths"]
+    for cell, values in data["cells"].items():
+        means = [np.mean(v) for v in values]
+        ax.plot(lengths, means, "o-", color=COLORS.get(cell), label=LABELS.get(cell, cell), lw=2)
+        if any(len(v) > 1 for v in values):
+            ax.fill_between(lengths, [min(v) for v in values], [max(v) for v in values],
+                            color=COLORS.get(cell), alpha=0.2, lw=0)
+    ax.axhline(data["baseline"], color="k", ls="--", lw=1, label=f"baseline {data['baseline']:.3f}")
+    ax.axhline(0.01, color="k", ls=":", lw=1, label="solved (0.01)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(lengths)
+    ax.set_xticklabels([str(t) for t in lengths])
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("test MSE")
+    ax.set_title(f"adding problem, {data['budget']['steps']} steps for every cell and length")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.savefig(path)
+    return path

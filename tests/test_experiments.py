@@ -1,0 +1,112 @@
+"""The experiments: comparison, gradient flow, sweep, and their figures."""
+
+import json
+
+import numpy as np
+import pytest
+
+from numpyrnn import tasks
+from numpyrnn.cells import rnn as rnn_cell
+from numpyrnn.experiments import compare as compare_module  # the module
+from numpyrnn.experiments.compare import compare, matched_hidden, table, write
+from numpyrnn.experiments.gradflow import gradflow, gradient_norms
+from numpyrnn.experiments.sweep import sweep
+from numpyrnn import plots
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_on_a_tiny_budget_writes_everything(tmp_path):
+    results = compare("adding", cells=("lstm", "rnn"), seeds=2, steps=6, quick=True)
+    assert list(results["cells"]) == ["lstm", "rnn"]
+    for cell, r in results["cells"].items():
+        assert len(r["runs"]) == 2 and r["hidden"] == 64
+        assert r["summary"]["test_mean"] is not None and r["summary"]["train_seconds_mean"] > 0
+        assert all(run["curve"] and run["activation_bytes"] > 0 for run in r["runs"])
+    # the same data for every run: the task is made once, from the data seed
+    assert results["task"]["seed"] == 0 and results["settings"]["budget"] == {"steps": 6}
+    text = table(results)
+    assert "LSTM" in text and "RNN" in text and "±" in text
+    write(results, tmp_path)
+    assert json.loads((tmp_path / "results.json").read_text())["metric"] == "mse"
+    assert (tmp_path / "results.md").read_text().startswith("# adding: LSTM, RNN")
+    assert (tmp_path / "compare.png").read_bytes()[:8] == PNG
+
+
+def test_same_seed_same_comparison():
+    a = compare("sentiment", cells=("gru",), seeds=1, steps=5, quick=True)
+    b = compare("sentiment", cells=("gru",), seeds=1, steps=5, quick=True)
+    assert a["cells"]["gru"]["runs"][0]["test"] == b["cells"]["gru"]["runs"][0]["test"]
+
+
+def test_match_params_sizes_every_cell_to_the_reference():
+    task = tasks.make("sentiment", **compare_module.QUICK["sentiment"][0])
+    target = task.make_model("lstm", hidden_size=64, seed=0).num_parameters()
+    for cell in ("gru", "rnn"):
+        h = matched_hidden(task, cell, target)
+        n = task.make_model(cell, hidden_size=h, seed=0).num_parameters()
+        step = task.make_model(cell, hidden_size=h + 1, seed=0).num_parameters() - n
+        assert abs(n - target) <= step, (cell, h, n, target)
+    results = compare("sentiment", cells=("lstm", "gru", "rnn"), seeds=1, steps=2, quick=True, match_params=True)
+    sizes = {c: r["hidden"] for c, r in results["cells"].items()}
+    assert sizes["lstm"] == 64 < sizes["gru"] < sizes["rnn"]
+
+
+def test_gradient_norms_equal_a_backward_through_the_step_functions():
+    """∂L/∂h_t from the prefix/suffix trick against the readable step functions, step by step."""
+    task = tasks.make("adding", seq_len=7, train_size=50, val_size=10, test_size=10)
+    model = task.make_model("rnn", hidden_size=5, seed=3)
+    batch = task.examples("test", np.arange(4))
+    norms = gradient_norms(model, batch.inputs, batch.targets)
+
+    m = model.astype(np.float64)
+    W = [m.params[f"rnn.{k}_l0"] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    h, caches = np.zeros((4, 5)), []
+    for t in range(7):
+        h, cache = rnn_cell.step_forward(batch.inputs[t].astype(np.float64), h, *W)
+        caches.append(cache)
+    prediction = h @ m.params["head.weight"].T + m.params["head.bias"]
+    dprediction = 2 * (prediction - batch.targets) / prediction.size
+    dh = dprediction @ m.params["head.weight"]
+    expected = [None] * 7
+    for t in range(6, -1, -1):
+        expected[t] = np.linalg.norm(dh, axis=1).mean()
+        dh = rnn_cell.step_backward(dh, caches[t])[1]
+    assert np.allclose(norms, expected, rtol=1e-10)
+
+
+def test_gradflow_and_its_figure(tmp_path):
+    data = gradflow(("rnn", "lstm"), seq_len=6, steps=4, hidden=8, batch=4)
+    for cell in ("rnn", "lstm"):
+        for stage in ("initial", "trained"):
+            assert len(data["cells"][cell][stage]["grad_norms"]) == 6
+    gate = data["cells"]["lstm"]["trained"]["forget_gate"]
+    assert len(gate["mean"]) == 6 and all(0 < v < 1 for v in gate["mean"])
+    assert all(lo <= m <= hi for lo, m, hi in zip(gate["p10"], gate["mean"], gate["p90"]))
+    plots.gradflow(data, tmp_path / "g.png")
+    assert (tmp_path / "g.png").read_bytes()[:8] == PNG
+
+
+def test_sweep_and_its_figure(tmp_path):
+    data = sweep(lengths=(4, 6), cells=("gru", "rnn"), steps=3, hidden=4, train_size=64)
+    assert data["lengths"] == [4, 6] and all(len(v) == 2 for v in data["cells"].values())
+    plots.sweep(data, tmp_path / "s.png")
+    assert (tmp_path / "s.png").read_bytes()[:8] == PNG
+
+
+def test_plots_leave_pyplot_alone():
+    """Drawing must not switch the backend of a session that uses pyplot."""
+    import sys
+
+    had_pyplot = "matplotlib.pyplot" in sys.modules
+    data = sweep(lengths=(4,), cells=("rnn",), steps=2, hidden=2, train_size=32)
+    plots.sweep(data, "/dev/null")
+    assert ("matplotlib.pyplot" in sys.modules) == had_pyplot
+
+
+def test_compare_errors(capsys):
+    from numpyrnn import cli
+
+    assert cli.main(["compare", "--task", "charlm", "--bidirectional", "--quick", "--seeds", "1"]) == 2
+    assert "bidirectional" in capsys.readouterr().err
+    assert cli.main(["sweep", "--lengths", "10,x"]) == 2
