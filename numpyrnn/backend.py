@@ -135,3 +135,19 @@ def scatter_add(target, indices, values):
         import cupyx
 
         cupyx.scatter_add(target, indices, values)
+
+
+FUSED_ENV_VAR = "NUMPYRNN_FUSED"
+
+
+def fused_enabled(xp) -> bool:
+    """Whether the cells should use fused GPU kernels: only on CuPy, and only when
+    ``NUMPYRNN_FUSED=1`` (opt-in until a GPU run has checked them against the generic path)."""
+    return xp is not np and os.environ.get(FUSED_ENV_VAR, "").strip() == "1"
+
+
+def elementwise_kernel(in_params, out_params, operation, name):
+    """A ``cupy.ElementwiseKernel`` (CuPy is imported here, on first use)."""
+    import cupy
+
+    return cupy.ElementwiseKernel(in_params, out_params, operation, name)

@@ -8,7 +8,7 @@ A file holds, as plain arrays (it is read with ``allow_pickle=False``, so it can
 ``format``, ``format_version``   what it is: "numpyrnn-checkpoint", version 1
 ``config``                       the model's config, JSON (what :func:`numpyrnn.models.build` takes)
 ``param/<name>``                 each parameter
-``checksum``                     SHA-256 over the parameters' names, shapes, dtypes and bytes
+``checksum``                     SHA-256 over every other array: names, shapes, dtypes and bytes
 ``vocab``                        the model's vocabulary, if it has one (token strings, in id order)
 ``meta``                         JSON: package version, and whatever the caller adds
 ``optim/<key>``, ``trainer``     a training run's optimizer state and trainer state (JSON), if any
@@ -39,17 +39,20 @@ class CheckpointError(ValueError):
     """A file that is not a numpyrnn checkpoint, or is damaged, or does not fit the model."""
 
 
-def _checksum(params) -> str:
+def _checksum(arrays) -> str:
+    """SHA-256 over every array but the checksum itself."""
     h = hashlib.sha256()
-    for name in sorted(params):
-        a = np.ascontiguousarray(params[name])
+    for name in sorted(k for k in arrays if k != "checksum"):
+        a = np.ascontiguousarray(arrays[name])
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()
 
 
 def write(path, arrays):
-    """Write ``arrays`` (name → array) to ``path`` as an uncompressed .npz, atomically."""
+    """Write ``arrays`` (name → array) to ``path`` as an uncompressed .npz, sealed with a
+    checksum of all of them, atomically."""
+    arrays = {**arrays, "checksum": np.array(_checksum(arrays))}
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -71,7 +74,6 @@ def model_arrays(model, *, meta=None):
     params = model.state_dict()
     arrays = {"format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION),
               "config": np.array(json.dumps(model.config())),
-              "checksum": np.array(_checksum(params)),
               "meta": np.array(json.dumps({"version": __version__, **(meta or {})}))}
     arrays.update({f"param/{k}": v for k, v in params.items()})
     vocab = getattr(model, "vocab", None)
@@ -110,9 +112,8 @@ def read(path):
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {version}, but this numpyrnn "
                               f"({__version__}) reads version {FORMAT_VERSION}")
-    params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
-    if "checksum" not in arrays or _checksum(params) != str(arrays["checksum"]):
-        raise CheckpointError(f"{path}: the parameters do not match their checksum (the file is damaged)")
+    if "checksum" not in arrays or _checksum(arrays) != str(arrays["checksum"]):
+        raise CheckpointError(f"{path}: its contents do not match their checksum (the file is damaged)")
     return arrays
 
 

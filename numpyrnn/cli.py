@@ -353,7 +353,7 @@ def _run_train(args):
     import os
 
     from . import checkpoint, optim
-    from .train import Trainer, TrainingError, write_metrics
+    from .train import Interrupted, Trainer, TrainingError, write_metrics
 
     if args.resume and not args.out:
         raise UsageError("numpyrnn train: --resume needs --out DIR (the run to continue)")
@@ -390,6 +390,10 @@ def _run_train(args):
     except TrainingError as exc:
         print(f"numpyrnn train: {exc}", file=sys.stderr)
         return 1
+    except Interrupted as exc:
+        resume = " (continue with the same command and --resume)" if exc.checkpoint else " (no --out: nothing kept)"
+        print(f"numpyrnn train: {exc}{resume}", file=sys.stderr)
+        return 130
     baseline, how = task.baseline()
     metric = task.metric
     if args.out:

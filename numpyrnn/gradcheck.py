@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import array_module, asnumpy
+from .validation import as_float_array
 
 MODES = ("full", "fast")
 _UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
@@ -354,7 +355,7 @@ def check(module, x, state=None, lengths=None, *, eps=1e-6, tol=1e-7, mode="full
         _promotion_warning(f"{type(module).__name__} ({module.dtype}) and its input")
     m = module.astype(np.float64)
     xp = m.xp
-    x64 = xp.array(xp.asarray(x), dtype=np.float64, copy=True)
+    x64 = as_float_array("x", x, np.float64, m.device).copy()
     rng_state = m.rng_state()
 
     def run(s):
@@ -367,8 +368,7 @@ def check(module, x, state=None, lengths=None, *, eps=1e-6, tol=1e-7, mode="full
     if state is None:
         initial = [xp.zeros_like(s) for s in finals]
     else:
-        initial = [xp.array(xp.asarray(s), dtype=np.float64, copy=True)
-                   for s in (state if multi else [state])]
+        initial = [as_float_array("state", s, np.float64, m.device).copy() for s in (state if multi else [state])]
     state64 = tuple(initial) if multi else initial[0]
     state_names = [f"{s}0" for s in m._cell.STATE_NAMES] if hasattr(m, "_cell") else \
         [f"state0[{i}]" for i in range(len(initial))]

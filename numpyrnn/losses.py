@@ -52,7 +52,10 @@ def _as_float(name, a, finite=True):
 def _as_mask(mask, shape, xp):
     """A boolean mask of ``shape`` (None: everything counts), and how many entries count."""
     if mask is None:
-        return None, int(np.prod(shape, dtype=np.int64))
+        count = int(np.prod(shape, dtype=np.int64))
+        if count == 0:
+            raise ValueError(f"the loss must have at least one entry to average, got shape {tuple(shape)}")
+        return None, count
     mask = xp.asarray(mask)
     if mask.dtype != bool:
         raise TypeError(f"mask must be a boolean array (True where the entry counts), got dtype {mask.dtype}")
@@ -116,7 +119,7 @@ def binary_cross_entropy_with_logits(logits, targets, mask=None):
     """
     logits = _as_float("logits", logits, finite=False)
     xp = array_module(logits)
-    targets = _as_float("targets", targets).astype(logits.dtype, copy=False)
+    targets = _as_float("targets", xp.asarray(targets)).astype(logits.dtype, copy=False)   # on the logits' device
     if targets.shape != logits.shape:
         raise ValueError(f"targets must have the logits' shape {logits.shape}, got {targets.shape}")
     if targets.size and (float(targets.min()) < 0 or float(targets.max()) > 1):
@@ -146,11 +149,11 @@ def mse(predictions, targets, mask=None):
     (T, B) over (T, B, F)): every feature under a True entry counts.  Returns (loss, cache)."""
     predictions = _as_float("predictions", predictions, finite=False)
     xp = array_module(predictions)
-    targets = _as_float("targets", targets).astype(predictions.dtype, copy=False)
+    targets = _as_float("targets", xp.asarray(targets)).astype(predictions.dtype, copy=False)   # on their device
     if targets.shape != predictions.shape:
         raise ValueError(f"targets must have the predictions' shape {predictions.shape}, got {targets.shape}")
     if mask is None:
-        mask_full, count = None, int(predictions.size)
+        mask_full, count = _as_mask(None, predictions.shape, xp)
     else:
         mask = xp.asarray(mask)
         mask_lead, count_lead = _as_mask(mask, predictions.shape[:mask.ndim], xp)

@@ -91,8 +91,22 @@ class Optimizer:
                 out[f"{name}/{key}"] = backend.asnumpy(value).copy()
         return out
 
+    def check_state_dict(self, state):
+        """Raise (KeyError, ValueError) unless ``state`` fits this optimizer and model."""
+        self._parse_state(state)
+
     def load_state_dict(self, state):
         """Restore what :meth:`state_dict` gave (names and shapes checked first)."""
+        params = self.model.params
+        buffers = self._parse_state(state)
+        self.step_count = int(state.get("step", 0))
+        self.state = {name: {} for name in params}
+        for name, bufs in buffers.items():
+            for buf, value in bufs.items():
+                self.state[name][buf] = backend.to_device(np.asarray(value, dtype=params[name].dtype),
+                                                         backend.device_of(params[name]))
+
+    def _parse_state(self, state):
         params = self.model.params
         buffers = {}
         for key, value in state.items():
@@ -106,12 +120,7 @@ class Optimizer:
                 raise ValueError(f"optimizer state {key!r} has shape {np.shape(value)}, expected "
                                  f"{params[name].shape}")
             buffers.setdefault(name, {})[buf] = value
-        self.step_count = int(state.get("step", 0))
-        self.state = {name: {} for name in params}
-        for name, bufs in buffers.items():
-            for buf, value in bufs.items():
-                self.state[name][buf] = backend.to_device(np.asarray(value, dtype=params[name].dtype),
-                                                         backend.device_of(params[name]))
+        return buffers
 
     def to(self, device):
         """Move the state to ``device`` (the model moves itself)."""

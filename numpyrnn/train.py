@@ -38,6 +38,19 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a NaN or infinite loss or gradient)."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run between two steps; ``step`` and ``checkpoint`` say where it is kept."""
+
+    def __init__(self, step, checkpoint):
+        super().__init__(f"interrupted at step {step}" + (f"; checkpoint and history written to {checkpoint}"
+                                                            if checkpoint else ""))
+        self.step, self.checkpoint = step, checkpoint
+
+
+#: a gradient norm this many times the median of the last ``SPIKE_WINDOW`` steps is reported
+SPIKE_FACTOR, SPIKE_WINDOW = 10.0, 100
+
+
 class Trainer:
     """Train ``model`` on ``task`` with ``optimizer``; see the module docstring."""
 
@@ -67,7 +80,9 @@ class Trainer:
         self.epoch_seconds = []        # training time of each finished epoch
         self._epoch_start_seconds = 0.0
         self.history = []
-        self._since = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0}
+        self._since = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0, "spikes": 0}
+        self._recent_norms = []
+        self._stop_requested = False
 
     # ------------------------------------------------------------------ the loop
 
@@ -88,6 +103,8 @@ class Trainer:
             raise ValueError("steps and epochs must be ≥ 1")
         total = steps if steps is not None else epochs * len(self.task.epoch(self.batch_size, np.random.default_rng(0)))
         bar = None
+        self._stop_requested = False
+        previous_handler = self._catch_ctrl_c()
         if self.progress:
             from tqdm import tqdm
 
@@ -95,6 +112,10 @@ class Trainer:
                        unit="step", dynamic_ncols=True, file=sys.stderr)
         try:
             while self.step < total:
+                if self._stop_requested:         # Ctrl-C: stop between steps, everything kept
+                    self._stop_requested = False
+                    path = self.save_checkpoint()
+                    raise Interrupted(self.step, path)
                 if self.plan is None or self.position >= len(self.plan):
                     if self.plan is not None:
                         self._finish_epoch()
@@ -117,7 +138,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        if self.position >= len(self.plan):
+            self._restore_ctrl_c(previous_handler)
+        if self.plan is not None and self.position >= len(self.plan):
             self._finish_epoch()
         return self.final_metrics()
 
@@ -140,6 +162,7 @@ class Trainer:
         norm = optim.clip_grad_norm(grads, self.clip) if self.clip is not None else optim.grad_norm(grads)
         if not math.isfinite(norm):
             raise TrainingError(self._stopped(f"the gradient norm became {norm}"))
+        self._watch_for_spikes(norm)
         self.optimizer.step()
         if self.schedule is not None:
             self.schedule.step()
@@ -150,6 +173,43 @@ class Trainer:
         self._since["grad_norm_max"] = max(self._since["grad_norm_max"], norm)
         self._since["steps"] += 1
         return loss, norm
+
+    def _watch_for_spikes(self, norm):
+        """Report a gradient norm far above the recent ones (an exploding gradient)."""
+        recent = self._recent_norms
+        if len(recent) >= 20:
+            median = float(np.median(recent))
+            if norm > SPIKE_FACTOR * median:
+                self._since["spikes"] += 1
+                if self._since["spikes"] == 1:           # once per evaluation interval
+                    clipped = f", clipped to {self.clip}" if self.clip is not None and norm > self.clip else ""
+                    self.log(f"exploding gradient at step {self.step + 1}: norm {norm:.3g}, "
+                             f"{norm / median:.0f}× the median of the last {len(recent)} steps{clipped}")
+        recent.append(norm)
+        if len(recent) > SPIKE_WINDOW:
+            del recent[0]
+
+    def _catch_ctrl_c(self):
+        """Make Ctrl-C request a stop at the next step boundary (main thread only)."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def request_stop(signum, frame):
+            if self._stop_requested:                # a second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        return signal.signal(signal.SIGINT, request_stop)
+
+    @staticmethod
+    def _restore_ctrl_c(previous):
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, previous)
 
     def _stopped(self, what):
         kept = self.checkpoint_path if self.checkpoint_path and os.path.exists(self.checkpoint_path) else None
@@ -165,9 +225,10 @@ class Trainer:
         n = max(self._since["steps"], 1)
         record = {"step": self.step, "epoch": self.epoch, "train_loss": self._since["loss"] / n,
                   "grad_norm": self._since["grad_norm"] / n, "grad_norm_max": self._since["grad_norm_max"],
-                  "lr": self.optimizer.lr, "train_seconds": self.train_seconds}
+                  "grad_spikes": self._since["spikes"], "lr": self.optimizer.lr,
+                  "train_seconds": self.train_seconds}
         record.update({f"val_{k}": v for k, v in self.task.evaluate(self.model, "val", self.eval_batch_size).items()})
-        self._since = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0}
+        self._since = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0, "spikes": 0}
         self.history.append(record)
         if self.out_dir is not None:
             os.makedirs(self.out_dir, exist_ok=True)
@@ -198,7 +259,7 @@ class Trainer:
         return {"step": self.step, "epoch": self.epoch, "position": self.position,
                 "train_seconds": self.train_seconds, "epoch_seconds": self.epoch_seconds,
                 "epoch_start_seconds": self._epoch_start_seconds,
-                "since": self._since, "history_length": len(self.history),
+                "since": self._since, "recent_norms": self._recent_norms, "history_length": len(self.history),
                 "rng": self.rng.bit_generator.state, "model_rng": self.model.rng_state(),
                 "optimizer": self._optimizer_settings,
                 "schedule": None if self.schedule is None else
@@ -240,14 +301,25 @@ class Trainer:
             if json.loads(json.dumps(value)) != state[key]:
                 raise checkpoint.CheckpointError(f"{path}: was written by a run with a different {key} "
                                                  f"({state[key]} there, {value} here)")
+        saved_config = checkpoint.config_of(arrays, path)
+        if saved_config != self.model.config():
+            diff = sorted(k for k in set(saved_config) | set(self.model.config())
+                          if saved_config.get(k) != self.model.config().get(k))
+            raise checkpoint.CheckpointError(f"{path}: was saved from a different model (config differs in {diff})")
+        optimizer_state = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
+        try:
+            self.optimizer.check_state_dict(optimizer_state)          # before anything changes
+        except (KeyError, ValueError) as exc:
+            raise checkpoint.CheckpointError(f"{path}: optimizer state: {exc}") from exc
         checkpoint.load_into(self.model, path)
-        self.optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")})
+        self.optimizer.load_state_dict(optimizer_state)
         if self.schedule is not None and state["schedule"] is not None:
             self.schedule.load_state_dict(state["schedule"])
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
         self.train_seconds, self.epoch_seconds = state["train_seconds"], list(state["epoch_seconds"])
         self._epoch_start_seconds = state["epoch_start_seconds"]
         self._since = state["since"]
+        self._recent_norms = list(state["recent_norms"])
         self.rng.bit_generator.state = state["rng"]
         self.model.set_rng_state(state["model_rng"])
         self.history = checkpoint.from_json_array(arrays["array/history"])

@@ -29,3 +29,29 @@ def gpu_available():
     from numpyrnn.backend import gpu_status
 
     return gpu_status()[0]
+
+
+def _gpu_reason():
+    from numpyrnn.backend import gpu_status
+
+    return f"no GPU: {gpu_status()[1]}"
+
+
+requires_gpu = pytest.mark.skipif(not gpu_available(), reason=_gpu_reason() if not gpu_available() else "")
+
+#: parametrize a test over the devices: the CPU always, the GPU where there is one
+DEVICES = ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu, requires_gpu])]
+
+
+def on(device, a):
+    """``a`` (or None) as an array on ``device``."""
+    from numpyrnn.backend import to_device
+
+    return None if a is None else to_device(np.asarray(a), device)
+
+
+def back(a):
+    """A NumPy copy of ``a`` (or None), wherever it lives."""
+    from numpyrnn.backend import asnumpy
+
+    return None if a is None else np.array(asnumpy(a))

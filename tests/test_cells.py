@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import rel_err
+from conftest import DEVICES, back, on, rel_err
 from numpyrnn import gradcheck
+from numpyrnn.backend import array_module
 from numpyrnn.cells import gru, lstm, rnn
 
 # name → (cell module, options); the four-argument weights follow the states
@@ -21,15 +22,15 @@ CELLS = {
 }
 
 
-def make_args(cell, T, B, I, H, seed, bias=True):
-    """x, the initial states and the four parameters, float64."""
+def make_args(cell, T, B, I, H, seed, bias=True, device="cpu"):
+    """x, the initial states and the four parameters, float64, on ``device``."""
     rng = np.random.default_rng(seed)
     G = cell.GATES
     x = rng.standard_normal((T, B, I))
     states = [rng.standard_normal((B, H)) for _ in cell.STATE_NAMES]
     weights = [rng.uniform(-0.7, 0.7, (G * H, I)), rng.uniform(-0.7, 0.7, (G * H, H))]
     biases = [rng.uniform(-0.5, 0.5, G * H), rng.uniform(-0.5, 0.5, G * H)] if bias else [None, None]
-    return x, states, weights + biases
+    return on(device, x), [on(device, s) for s in states], [on(device, p) for p in weights + biases]
 
 
 def run_steps(cell, options, x, states, params, reverse=False):
@@ -40,52 +41,54 @@ def run_steps(cell, options, x, states, params, reverse=False):
     for t in order:
         *s, caches[t] = cell.step_forward(x[t], *s, *params, **options)
         ys[t] = s[0]
-    return np.stack(ys), s, caches
+    return array_module(ys[0]).stack(ys), s, caches
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", sorted(CELLS))
 @given(T=st.integers(1, 6), B=st.integers(1, 4), I=st.integers(1, 4), H=st.integers(1, 4),
        bias=st.booleans(), reverse=st.booleans(), seed=st.integers(0, 2**31))
-def test_step_and_sequence_agree(name, T, B, I, H, bias, reverse, seed):
+def test_step_and_sequence_agree(device, name, T, B, I, H, bias, reverse, seed):
     """The sequence functions are the step functions with the GEMMs hoisted out of the loop:
     forward values and every gradient must agree."""
     cell, options = CELLS[name]
-    x, states, params = make_args(cell, T, B, I, H, seed, bias)
-    given = [a.copy() for a in (x, *states, *params) if a is not None]
+    x, states, params = make_args(cell, T, B, I, H, seed, bias, device)
+    given = [back(a) for a in (x, *states, *params) if a is not None]
     *outs, cache = cell.forward(x, *states, *params, reverse=reverse, **options)
     y_seq, finals_seq = outs[0], outs[1:]
     y_steps, finals_steps, caches = run_steps(cell, options, x, states, params, reverse)
-    assert rel_err(y_seq, y_steps) < 1e-13
+    assert rel_err(back(y_seq), back(y_steps)) < 1e-13
     for a, b in zip(finals_seq, finals_steps):
-        assert rel_err(a, b) < 1e-13
+        assert rel_err(back(a), back(b)) < 1e-13
 
     rng = np.random.default_rng(seed + 1)
-    dy = rng.standard_normal(y_seq.shape)
-    dfinals = [rng.standard_normal(s.shape) for s in finals_seq]
+    dy = on(device, rng.standard_normal(y_seq.shape))
+    dfinals = [on(device, rng.standard_normal(s.shape)) for s in finals_seq]
     dx, *rest = cell.backward(dy, *dfinals, cache)
     dstates0, dparams = rest[:len(states)], rest[len(states):]
 
     # Backward through the steps by hand, in the reverse of the forward's order.
     order = range(T) if reverse else range(T - 1, -1, -1)
     d = list(dfinals)
-    dx_steps = np.zeros_like(x)
-    dparams_steps = [None if p is None else np.zeros_like(p) for p in params]
+    dx_steps = np.zeros(x.shape)
+    dparams_steps = [None if p is None else np.zeros(p.shape) for p in params]
     for t in order:
         d[0] = d[0] + dy[t]
-        dx_steps[t], *grads = cell.step_backward(*d, caches[t])
+        dx_t, *grads = cell.step_backward(*d, caches[t])
+        dx_steps[t] = back(dx_t)
         d, step_dparams = grads[:len(states)], grads[len(states):]
         for acc, g in zip(dparams_steps, step_dparams):
             if acc is not None:
-                acc += g
-    assert rel_err(dx, dx_steps) < 1e-12
+                acc += back(g)
+    assert rel_err(back(dx), dx_steps) < 1e-12
     for before, after in zip(given, [a for a in (x, *states, *params) if a is not None]):
-        assert np.array_equal(before, after), "an argument was modified"
+        assert np.array_equal(before, back(after)), "an argument was modified"
     for a, b in zip(dstates0, d):
-        assert rel_err(a, b) < 1e-12
+        assert rel_err(back(a), back(b)) < 1e-12
     for a, b in zip(dparams, dparams_steps):
         assert (a is None) == (b is None)
         if a is not None:
-            assert rel_err(a, b) < 1e-12
+            assert rel_err(back(a), b) < 1e-12
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))

@@ -82,11 +82,16 @@ def test_pickled_content_is_refused(tmp_path):
         numpyrnn.load(path)
 
 
-def rewrite(path, **changes):
+def rewrite(path, seal=True, **changes):
+    """Change arrays of a saved file: sealed with a fresh checksum (a well-formed file that says
+    something else), or not (damage)."""
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     arrays.update(changes)
-    checkpoint.write(path, arrays)
+    if seal:
+        checkpoint.write(path, arrays)
+    else:
+        np.savez(path, **arrays)
 
 
 def test_version_mismatch_and_damage(tmp_path):
@@ -99,7 +104,11 @@ def test_version_mismatch_and_damage(tmp_path):
     with np.load(path) as data:
         damaged = data["param/head.weight"].copy()
     damaged[0, 0] += 1e-3
-    rewrite(path, **{"param/head.weight": damaged})
+    rewrite(path, seal=False, **{"param/head.weight": damaged})
+    with pytest.raises(CheckpointError, match="do not match their checksum"):
+        numpyrnn.load(path)
+    numpyrnn.save(model(), path)
+    rewrite(path, seal=False, meta=np.array('{"version": "0.0.0"}'))     # any array counts
     with pytest.raises(CheckpointError, match="do not match their checksum"):
         numpyrnn.load(path)
 

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numpyrnn
+from conftest import DEVICES
 from numpyrnn import gradcheck
 from numpyrnn.cells import lstm
 
@@ -26,9 +27,10 @@ def layer(name, I=3, H=4, **kw):
     return cls(I, H, dtype=np.float64, seed=0, **options, **kw)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_every_cell_passes_full_check(name):
-    m = layer(name)
+def test_every_cell_passes_full_check(name, device):
+    m = layer(name, device=device)
     x = np.random.default_rng(0).standard_normal((5, 3, 3))
     report = gradcheck.check(m, x)
     assert report.passed, str(report)

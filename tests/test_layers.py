@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import numpyrnn
+from conftest import DEVICES, back
 
 CLASSES = {"RNN": 1, "LSTM": 4, "GRU": 3}     # class → gate blocks
 
@@ -97,17 +98,19 @@ def test_load_state_dict_errors_change_nothing():
         assert all(np.array_equal(before[k], m.params[k]) for k in before)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("cls_name", CLASSES)
-def test_shapes_of_outputs_and_states(cls_name):
-    m = getattr(numpyrnn, cls_name)(3, 5, num_layers=2, bidirectional=True, batch_first=True, seed=0)
+def test_shapes_of_outputs_and_states(cls_name, device):
+    m = getattr(numpyrnn, cls_name)(3, 5, num_layers=2, bidirectional=True, batch_first=True, seed=0,
+                                    device=device)
     x = np.zeros((4, 7, 3), np.float32)            # (B, T, I)
     y, state = m.forward(x)
     assert y.shape == (4, 7, 10) and y.dtype == np.float32
     states = state if isinstance(state, tuple) else (state,)
     assert len(states) == (2 if cls_name == "LSTM" else 1)
     assert all(s.shape == (4, 4, 5) for s in states)
-    dx, dstate0 = m.backward(np.ones_like(y))
-    assert dx.shape == x.shape
+    dx, dstate0 = m.backward(np.ones(y.shape, np.float32))
+    assert dx.shape == x.shape and np.all(np.isfinite(back(dx)))
     assert all(d.shape == (4, 4, 5) for d in (dstate0 if isinstance(dstate0, tuple) else (dstate0,)))
 
 

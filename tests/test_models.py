@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numpyrnn
-from conftest import rel_err
+from conftest import DEVICES, rel_err
 from numpyrnn import gradcheck
 from numpyrnn.models import build
 
@@ -25,11 +25,12 @@ def classifier_batch(rng, T=5, B=3, vocab=12, lengths=(5, 2, 4), classes=3):
     dict(pooling="max", num_layers=2, dropout=0.3), dict(num_classes=1),
     dict(pooling="last", bidirectional=True, padding_idx=0, batch_first=True),
 ])
-def test_classifier_gradcheck_full(cell, options):
+@pytest.mark.parametrize("device", DEVICES)
+def test_classifier_gradcheck_full(cell, options, device):
     rng = np.random.default_rng(0)
     options = {"num_classes": 3, **options}
     m = numpyrnn.SequenceClassifier(cell, vocab_size=12, embedding_dim=4, hidden_size=5, seed=1,
-                                    dtype=np.float64, **options)
+                                    dtype=np.float64, device=device, **options)
     ids, targets, lengths = classifier_batch(rng, classes=options["num_classes"] + (options["num_classes"] == 1))
     if options.get("batch_first"):
         ids = ids.T
@@ -51,10 +52,11 @@ def test_classifier_on_features_checks_the_input_gradient_too(cell):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("per_step", [False, True])
-def test_regressor_gradcheck_full(cell, per_step):
+@pytest.mark.parametrize("device", DEVICES)
+def test_regressor_gradcheck_full(cell, per_step, device):
     rng = np.random.default_rng(2)
     m = numpyrnn.SequenceRegressor(cell, input_size=2, hidden_size=4, output_size=2, per_step=per_step,
-                                   seed=0, dtype=np.float64)
+                                   seed=0, dtype=np.float64, device=device)
     T, B = 5, 3
     targets = rng.standard_normal((T, B, 2) if per_step else (B, 2))
     report = gradcheck.check_model(m, (rng.standard_normal((T, B, 2)), targets, [5, 1, 3]))
@@ -62,17 +64,18 @@ def test_regressor_gradcheck_full(cell, per_step):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_charlm_gradcheck_full(cell):
+@pytest.mark.parametrize("device", DEVICES)
+def test_charlm_gradcheck_full(cell, device):
     rng = np.random.default_rng(3)
     m = numpyrnn.CharLM(cell, vocab_size=7, hidden_size=4, embedding_dim=3, num_layers=2, seed=0,
-                        dtype=np.float64)
+                        dtype=np.float64, device=device)
     ids = rng.integers(0, 7, (6, 2))
     state = tuple(rng.standard_normal((2, 2, 4)) for _ in range(2)) if cell == "lstm" else rng.standard_normal((2, 2, 4))
 
     report = gradcheck.check_model(m, (ids[:-1], ids[1:], [5, 3]))
     assert report.passed, str(report)
     m64 = m.astype(np.float64)
-    m64.forward(ids[:-1], ids[1:], state=state)   # a carried state is accepted
+    m64.forward(ids[:-1], ids[1:], state=state)   # a carried state (on the CPU) is accepted
     m64.backward()
 
 

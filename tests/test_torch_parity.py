@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import rel_err
+from conftest import DEVICES, back, rel_err
 
 torch = pytest.importorskip("torch", reason="torch is the independent reference for these tests")
 import numpyrnn  # noqa: E402
@@ -63,11 +63,11 @@ def torch_forward_backward(theirs, x, state, lengths, dy, dstate):
 
 
 def compare_with_torch(variant, T, B, I, H, *, layers=1, bidirectional=False, batch_first=False,
-                       bias=True, lengths=None, given_state=True, seed=0):
-    """Largest relative error of anything observable, ours against torch."""
+                       bias=True, lengths=None, given_state=True, seed=0, device="cpu"):
+    """Largest relative error of anything observable, ours (on ``device``) against torch."""
     ours_cls, torch_cls, options = TORCH_VARIANTS[variant]
     ours = ours_cls(I, H, num_layers=layers, bias=bias, batch_first=batch_first,
-                    bidirectional=bidirectional, dtype=np.float64, seed=seed, **options)
+                    bidirectional=bidirectional, dtype=np.float64, seed=seed, device=device, **options)
     theirs = torch_twin(ours, torch_cls, options)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((B, T, I) if batch_first else (T, B, I))
@@ -77,11 +77,13 @@ def compare_with_torch(variant, T, B, I, H, *, layers=1, bidirectional=False, ba
              for _ in range(n_states)]
     y, final = ours.forward(x, (tuple(state) if n_states == 2 else state[0]) if given_state else None,
                             lengths)
-    finals = list(final) if n_states == 2 else [final]
+    finals = [back(s) for s in (list(final) if n_states == 2 else [final])]
+    y = back(y)
     dy = rng.standard_normal(y.shape)
     dstate = [rng.standard_normal(s.shape) for s in finals]
     dx, dstate0 = ours.backward(dy, tuple(dstate) if n_states == 2 else dstate[0])
-    dstate0 = list(dstate0) if n_states == 2 else [dstate0]
+    dx = back(dx)
+    dstate0 = [back(d) for d in (list(dstate0) if n_states == 2 else [dstate0])]
 
     ty, tfinals, tdx, tdstate0, tgrads = torch_forward_backward(theirs, x, state, lengths, dy, dstate)
     errors = {"y": rel_err(y, ty), "dx": rel_err(dx, tdx)}
@@ -90,7 +92,7 @@ def compare_with_torch(variant, T, B, I, H, *, layers=1, bidirectional=False, ba
         errors[f"d{name}0"] = rel_err(dstate0[i], tdstate0[i])
     assert set(ours.grads) == set(tgrads)
     for name, g in ours.grads.items():
-        errors[name] = rel_err(g, tgrads[name])
+        errors[name] = rel_err(back(g), tgrads[name])
     return errors
 
 
@@ -136,16 +138,17 @@ def test_stacked_bidirectional_lengths_match_torch(variant, T, B, I, H, layers, 
                                     given_state=given_state, seed=seed))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("variant", sorted(TORCH_VARIANTS))
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_every_configuration_with_lengths_matches_torch(variant, layers, bidirectional, batch_first):
+def test_every_configuration_with_lengths_matches_torch(variant, layers, bidirectional, batch_first, device):
     """The grid the layers issue names: every cell × layers 1–3 × both directions × batch_first,
-    with unsorted lengths that include 1 and T."""
+    with unsorted lengths that include 1 and T (numpyrnn on each device, torch on the CPU)."""
     lengths = np.array([5, 1, 3, 5, 2])
     assert_close(compare_with_torch(variant, 5, 5, 3, 4, layers=layers, bidirectional=bidirectional,
-                                    batch_first=batch_first, lengths=lengths, seed=layers))
+                                    batch_first=batch_first, lengths=lengths, seed=layers, device=device))
 
 
 @pytest.mark.parametrize("variant", sorted(TORCH_VARIANTS))

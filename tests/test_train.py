@@ -147,3 +147,74 @@ def test_epochs_budget_and_epoch_times():
     assert len(trainer.epoch_seconds) == 2 and result["seconds_per_epoch"] > 0
     with pytest.raises(ValueError, match="exactly one of steps and epochs"):
         trainer.fit(steps=5, epochs=1)
+
+
+def test_ctrl_c_stops_between_steps_and_keeps_everything(tmp_path):
+    """A SIGINT mid-run lets the current step finish, writes a complete checkpoint and history,
+    and the run resumes to exactly what an uninterrupted run gives."""
+    import os
+    import signal
+
+    from numpyrnn.train import Interrupted
+
+    whole = make("adding", out_dir=tmp_path / "whole", eval_every=10, layers=2, dropout=0.2)
+    whole.fit(steps=40)
+    trainer = make("adding", out_dir=tmp_path / "cut", eval_every=10, layers=2, dropout=0.2)
+    batch = trainer.task.batch
+
+    def interrupting(items):
+        if trainer.step == 23:
+            os.kill(os.getpid(), signal.SIGINT)
+        return batch(items)
+
+    trainer.task.batch = interrupting
+    with pytest.raises(Interrupted, match="interrupted at step 24; checkpoint and history written to"):
+        trainer.fit(steps=40)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # the handler is put back
+    resumed = make("adding", out_dir=tmp_path / "cut", eval_every=10, layers=2, dropout=0.2).resume()
+    assert resumed.step == 24 and len(resumed.history) == 2
+    resumed.fit(steps=40)
+    assert all(np.array_equal(whole.model.params[k], resumed.model.params[k]) for k in whole.model.params)
+    assert without_times(whole.history) == without_times(resumed.history)
+
+
+def test_exploding_gradients_are_reported(tmp_path):
+    lines = []
+    trainer = make("adding", eval_every=50, log=lines.append)
+    original = trainer.model.backward
+
+    def spiking():
+        out = original()
+        if trainer.step == 30:
+            for g in trainer.model.grads.values():
+                g *= 1e4
+        return out
+
+    trainer.model.backward = spiking
+    trainer.fit(steps=50)
+    assert any(l.startswith("exploding gradient at step 31: norm") and "clipped to 1.0" in l for l in lines)
+    assert trainer.history[-1]["grad_spikes"] >= 1
+
+
+def test_resume_with_a_bad_optimizer_state_changes_nothing(tmp_path):
+    from numpyrnn import checkpoint
+
+    first = make("adding", out_dir=tmp_path, eval_every=10)
+    first.fit(steps=10)
+    arrays = checkpoint.read(tmp_path / "checkpoint.npz")
+    key = next(k for k in arrays if k.startswith("optim/") and k != "optim/step")
+    arrays[key] = np.zeros(3)                                  # the wrong shape
+    checkpoint.write(tmp_path / "checkpoint.npz", arrays)
+    fresh = make("adding", out_dir=tmp_path, eval_every=10)
+    before = fresh.model.state_dict()
+    with pytest.raises(checkpoint.CheckpointError, match="optimizer state"):
+        fresh.resume()
+    assert all(np.array_equal(before[k], fresh.model.params[k]) for k in before) and fresh.step == 0
+
+
+def test_resuming_a_finished_run_just_reports(tmp_path):
+    first = make("adding", out_dir=tmp_path, eval_every=10)
+    done = first.fit(steps=10)
+    again = make("adding", out_dir=tmp_path, eval_every=10).resume()
+    result = again.fit(steps=10)
+    assert result["steps"] == 10 and result["test_mse"] == done["test_mse"]

@@ -43,6 +43,7 @@ reset after m = h_prev W_hn^T + b_hn (H), with reset before r ⊙ h_prev (H): 5H
 from __future__ import annotations
 
 from ..backend import array_module
+from .fused import kernels_for
 from .common import (
     backward_chunks, bias_gradient, carry_over, check_cell_args, check_grad_arg, final_state,
     input_gradient, length_mask, outputs, scratch, sigmoid, state_slots, states_in_time_order,
@@ -267,10 +268,24 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
     recurrent = scratch(workspace, "recurrent", (3, B, H), x.dtype, xp)
     tmp = scratch(workspace, "tmp", (B, H), x.dtype, xp)
     mask = length_mask(lengths, T, x.dtype, xp)
+    fused = kernels_for(xp)                      # on a GPU with NUMPYRNN_FUSED=1: one kernel per step
     for t in time_steps(T, reverse):
         prev, new = state_slots(t, reverse)
         h_prev = hs[prev]
         r, z, n = gates[:, t]
+        if fused is not None:                    # the same math, in one GPU kernel (two, reset before)
+            if reset_after:
+                xp.matmul(h_prev, w_hh_t, out=recurrent)
+                fused.gru_forward_after(recurrent, 0 if bias_hn is None else bias_hn, h_prev, gates[:, t],
+                                        ms[t], hs[new])
+            else:
+                xp.matmul(h_prev, w_hh_t[:2], out=recurrent[:2])
+                fused.gru_forward_before_gates(recurrent, h_prev, gates[:, t], ms[t])
+                xp.matmul(ms[t], w_hh_t[2], out=tmp)
+                fused.gru_forward_before_state(tmp, z, h_prev, n, hs[new])
+            if mask is not None:
+                carry_over(hs[new], hs[prev], mask[t])
+            continue
         if reset_after:
             xp.matmul(h_prev, w_hh_t, out=recurrent)                 # h W_hh^T, all three gates
             gates[:2, t] += recurrent[:2]
@@ -362,6 +377,7 @@ def backward(dy, dh_n, cache):
     w_hn = weight_hh[2 * H:]                     # (H, H)
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dh_prev, tmp, d_rh = xp.empty_like(dh), xp.empty_like(dh), xp.empty_like(dh)
+    fused = kernels_for(xp)
     for steps, block in chunks:
         k = block.stop - block.start
         _factors(gates[:, block], ms[block], h_prevs[block], None if mask is None else mask[block],
@@ -369,6 +385,21 @@ def backward(dy, dh_n, cache):
         for t in steps:                          # the forward's order, backwards
             j = t - block.start                  # the step's place in the block
             r, z = gates[0, t], gates[1, t] if mask is None else update[j]
+            if fused is not None:                # the same math, in GPU kernels around the products
+                dy_t, m_t = 0 if dy is None else dy[t], 1 if mask is None else mask[t]
+                x_rows = dax[t].reshape(B, 3, H).transpose(1, 0, 2)
+                if reset_after:
+                    fused.gru_backward_after(dy_t, m_t, z, r, factors[:, j], dh, dh_prev, x_rows,
+                                             dah[t].reshape(B, 3, H).transpose(1, 0, 2))
+                    xp.matmul(dah[t], weight_hh, out=tmp)
+                else:
+                    fused.gru_backward_before_first(dy_t, m_t, z, factors[:, j], dh, dh_prev, x_rows)
+                    xp.matmul(x_rows[2], w_hn, out=d_rh)              # d(r ⊙ h) = da_n W_hn
+                    fused.gru_backward_before_second(d_rh, r, factors[:, j], dh_prev, x_rows[0])
+                    xp.matmul(dax[t, :, :2 * H], weight_hh[:2 * H], out=tmp)
+                dh_prev += tmp
+                dh, dh_prev = dh_prev, dh
+                continue
             if dy is not None:                   # h_t went to the output and to the next step
                 if mask is None:
                     dh += dy[t]

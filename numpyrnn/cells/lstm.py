@@ -37,6 +37,7 @@ tanh(c_t) (H) and h_t (H, which is also the output): 7H numbers.
 from __future__ import annotations
 
 from ..backend import array_module
+from .fused import kernels_for
 from .common import (
     bias_gradient, carry_over, check_cell_args, check_grad_arg, final_state, fold_biases,
     backward_chunks, input_gradient, length_mask, outputs, scratch, sigmoid, state_slots,
@@ -239,21 +240,25 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     recurrent = scratch(workspace, "recurrent", (4, B, H), x.dtype, xp)   # h_{t−1} W_hh^T, per gate
     ig = scratch(workspace, "ig", (B, H), x.dtype, xp)                    # i ⊙ g
     mask = length_mask(lengths, T, x.dtype, xp)
+    fused = kernels_for(xp)                      # on a GPU with NUMPYRNN_FUSED=1: one kernel per step
     for t in time_steps(T, reverse):
         prev, new = state_slots(t, reverse)
-        a = gates[:, t]
         xp.matmul(hs[prev], w_hh_t, out=recurrent)
-        a += recurrent                           # a_t = x_t W_ih^T + b + h_{t−1} W_hh^T
-        xp.tanh(a, out=a)                        # tanh(a/2) for o, i, f; g = tanh(a_g)
-        sigmoids = gates[:3, t]
-        sigmoids *= 0.5                          # o, i, f = σ(a) = (1 + tanh(a/2)) / 2
-        sigmoids += 0.5
-        o, i, f, g = a
-        xp.multiply(f, cs[prev], out=cs[new])    # c = f ⊙ c_prev + i ⊙ g
-        xp.multiply(i, g, out=ig)
-        cs[new] += ig
-        xp.tanh(cs[new], out=tanh_cs[t])         # h = o ⊙ tanh(c)
-        xp.multiply(o, tanh_cs[t], out=hs[new])
+        if fused is not None:                    # the lines below, in one GPU kernel
+            fused.lstm_forward(recurrent, cs[prev], gates[:, t], cs[new], tanh_cs[t], hs[new])
+        else:
+            a = gates[:, t]
+            a += recurrent                       # a_t = x_t W_ih^T + b + h_{t−1} W_hh^T
+            xp.tanh(a, out=a)                    # tanh(a/2) for o, i, f; g = tanh(a_g)
+            sigmoids = gates[:3, t]
+            sigmoids *= 0.5                      # o, i, f = σ(a) = (1 + tanh(a/2)) / 2
+            sigmoids += 0.5
+            o, i, f, g = a
+            xp.multiply(f, cs[prev], out=cs[new])    # c = f ⊙ c_prev + i ⊙ g
+            xp.multiply(i, g, out=ig)
+            cs[new] += ig
+            xp.tanh(cs[new], out=tanh_cs[t])     # h = o ⊙ tanh(c)
+            xp.multiply(o, tanh_cs[t], out=hs[new])
         if mask is not None:                     # past a sequence's end its state carries over
             carry_over(hs[new], hs[prev], mask[t])
             carry_over(cs[new], cs[prev], mask[t])
@@ -300,6 +305,7 @@ def backward(dy, dh_n, dc_n, cache):
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dc = zeros_if_none(dc_n, (B, H), x.dtype, xp).copy()
     dh_prev, tmp = xp.empty_like(dh), xp.empty_like(dh)
+    fused = kernels_for(xp)
     for steps, block in chunks:
         n = block.stop - block.start
         _factors(gates[:, block], tanh_cs[block], c_prevs[block],
@@ -307,19 +313,24 @@ def backward(dy, dh_n, dc_n, cache):
                  None if mask is None else forget[:n])
         for t in steps:                          # the forward's order, backwards
             j = t - block.start                  # the step's place in the block
-            if dy is not None:                   # h_t went to the output and to the next step
-                if mask is None:
-                    dh += dy[t]
-                else:                            # (a padded step's output was a constant zero)
-                    xp.multiply(dy[t], mask[t], out=tmp)
-                    dh += tmp
-            xp.multiply(dh, to_c[j], out=tmp)
-            dc += tmp                            # dc ← dc + dh ⊙ o ⊙ (1 − tanh²(c))
-            da_t = factors[:, j]                 # (4, B, H): the gates' factors, now ⊙ dh, dc
-            da_t[0] *= dh                        # da_o = dh ⊙ tanh(c) σ'(o)
-            da_t[1:] *= dc                       # [da_i, da_f, da_g] = dc ⊙ [g σ'(i), c_prev σ'(f), i (1 − g²)]
-            dc *= gates[2, t] if mask is None else forget[j]   # dc_{t−1} = dc ⊙ f
-            xp.copyto(da[t].reshape(B, 4, H).transpose(1, 0, 2), da_t)
+            if fused is not None:                # the lines in the else branch, in one GPU kernel
+                fused.lstm_backward(0 if dy is None else dy[t], 1 if mask is None else mask[t], to_c[j],
+                                    gates[2, t] if mask is None else forget[j], factors[:, j], dh, dc,
+                                    da[t].reshape(B, 4, H).transpose(1, 0, 2))
+            else:
+                if dy is not None:                   # h_t went to the output and to the next step
+                    if mask is None:
+                        dh += dy[t]
+                    else:                            # (a padded step's output was a constant zero)
+                        xp.multiply(dy[t], mask[t], out=tmp)
+                        dh += tmp
+                xp.multiply(dh, to_c[j], out=tmp)
+                dc += tmp                            # dc ← dc + dh ⊙ o ⊙ (1 − tanh²(c))
+                da_t = factors[:, j]                 # (4, B, H): the gates' factors, now ⊙ dh, dc
+                da_t[0] *= dh                        # da_o = dh ⊙ tanh(c) σ'(o)
+                da_t[1:] *= dc                       # [da_i, da_f, da_g] = dc ⊙ [g σ'(i), c_prev σ'(f), i (1 − g²)]
+                dc *= gates[2, t] if mask is None else forget[j]   # dc_{t−1} = dc ⊙ f
+                xp.copyto(da[t].reshape(B, 4, H).transpose(1, 0, 2), da_t)
             xp.matmul(da[t], w_hh, out=dh_prev)  # dh_{t−1} = da_t W_hh
             if mask is not None:                 # a padded step passes dh through unchanged
                 carry_over(dh_prev, dh, mask[t])

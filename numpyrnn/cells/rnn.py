@@ -26,6 +26,7 @@ What the backward keeps per step and sequence: h_t (H), which is also the output
 from __future__ import annotations
 
 from ..backend import array_module
+from .fused import kernels_for
 from .common import (
     backward_chunks, bias_gradient, carry_over, check_cell_args, check_grad_arg, final_state,
     fold_biases, input_gradient, length_mask, outputs, scratch, state_slots,
@@ -138,11 +139,15 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinea
     hs[T if reverse else 0] = h0
     recurrent = scratch(workspace, "recurrent", (B, H), x.dtype, xp)
     mask = length_mask(lengths, T, x.dtype, xp)
+    fused = kernels_for(xp)                      # on a GPU with NUMPYRNN_FUSED=1: one kernel per step
     for t in time_steps(T, reverse):
         prev, new = state_slots(t, reverse)
         xp.matmul(hs[prev], w_hh_t, out=recurrent)
-        a[t] += recurrent                        # a_t = x_t W_ih^T + b + h_{t−1} W_hh^T
-        _activate(a[t], nonlinearity, hs[new])   # h_t = tanh(a_t) or relu(a_t)
+        if fused is not None:                    # the next two lines in one GPU kernel
+            fused.rnn_forward(a[t], recurrent, hs[new], nonlinearity == "relu")
+        else:
+            a[t] += recurrent                    # a_t = x_t W_ih^T + b + h_{t−1} W_hh^T
+            _activate(a[t], nonlinearity, hs[new])   # h_t = tanh(a_t) or relu(a_t)
         if mask is not None:                     # past a sequence's end its state carries over
             carry_over(hs[new], hs[prev], mask[t])
     y = outputs(hs, mask, reverse)
@@ -185,16 +190,20 @@ def backward(dy, dh_n, cache):
     da = scratch(workspace, "da", (T, B, H), x.dtype, xp)   # ∂L/∂a_t for every step
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dh_prev, tmp = xp.empty_like(dh), xp.empty_like(dh)
+    fused = kernels_for(xp)
     for steps, block in backward_chunks(T, reverse, hs[0].nbytes):
         _slopes(h_all[block], nonlinearity, None if mask is None else mask[block], da[block])
         for t in steps:                          # the forward's order, backwards
-            if dy is not None:                   # h_t went to the output and to the next step
-                if mask is None:
-                    dh += dy[t]
-                else:                            # (a padded step's output was a constant zero)
-                    xp.multiply(dy[t], mask[t], out=tmp)
-                    dh += tmp
-            da[t] *= dh                          # da = dh ⊙ (1 − h²)  or  dh ⊙ [h > 0]
+            if fused is not None:                # the lines in the else branch, in one GPU kernel
+                fused.rnn_backward(0 if dy is None else dy[t], 1 if mask is None else mask[t], dh, da[t])
+            else:
+                if dy is not None:               # h_t went to the output and to the next step
+                    if mask is None:
+                        dh += dy[t]
+                    else:                        # (a padded step's output was a constant zero)
+                        xp.multiply(dy[t], mask[t], out=tmp)
+                        dh += tmp
+                da[t] *= dh                      # da = dh ⊙ (1 − h²)  or  dh ⊙ [h > 0]
             xp.matmul(da[t], weight_hh, out=dh_prev)   # dh_{t−1} = da_t W_hh
             if mask is not None:                 # a padded step passes dh through unchanged
                 carry_over(dh_prev, dh, mask[t])

@@ -1,0 +1,295 @@
+"""Random inputs at the public API: a result, or one of numpyrnn's documented errors.
+
+"Documented" means a ValueError or TypeError (or KeyError for names, RuntimeError for calling
+backward before forward, CheckpointError for files) whose message names what was wrong; never
+an IndexError, an AttributeError, a NumPy broadcasting or matmul error from deep inside, or a
+result of the wrong shape.
+
+Set NUMPYRNN_FUZZ_REPORT=path to write a tally of what was tried and how it was answered.
+"""
+
+import atexit
+import json
+import os
+import re
+import tempfile
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import numpyrnn
+from numpyrnn import checkpoint, cli, gradcheck, losses, optim, tasks
+from numpyrnn.layers import Embedding, Linear
+
+TALLY = Counter()
+if os.environ.get("NUMPYRNN_FUZZ_REPORT"):
+    atexit.register(lambda: json.dump({" / ".join(k): v for k, v in sorted(TALLY.items())},
+                                      open(os.environ["NUMPYRNN_FUZZ_REPORT"], "w"), indent=1))
+
+OURS = re.compile(r" must | contains NaN or Inf| has shape | needs | needs a forward|applies to a batch|"
+                  r"do(es)? not match|give exactly one of|no such file|not a readable|not a numpyrnn|is not |"
+                  r"does not belong|does not describe|selects no entries|not available|pickled objects|"
+                  r"damaged|no parameter named|would see the future|reads left to right|too few|"
+                  r"format version|unexpected keyword argument")
+NUMPY_INTERNALS = re.compile(r"could not be broadcast|matmul:|core dimension|cannot reshape|out of bounds|"
+                             r"setting an array element|index \d+ is out|not aligned|ufunc")
+FUZZ = settings(deadline=None, max_examples=int(os.environ.get("NUMPYRNN_FUZZ_EXAMPLES", 60)),
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def outcome(target, kind, call):
+    """Run ``call``; a documented error or a result passes (and is tallied), anything else fails."""
+    try:
+        result = call()
+    except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+        message = str(exc)
+        assert OURS.search(message) and not NUMPY_INTERNALS.search(message), \
+            f"{target}: {type(exc).__name__} that does not say what was wrong: {message}"
+        TALLY[(target, kind, f"refused ({type(exc).__name__})")] += 1
+        return None
+    TALLY[(target, kind, "accepted")] += 1
+    return result
+
+
+# --------------------------------------------------------------------------- strategies
+
+DTYPES = [np.float64, np.float32, np.float16, np.int64, np.int32, np.bool_, np.complex128, object]
+
+
+@st.composite
+def arrays(draw, max_rank=4, max_dim=5, shape=None):
+    """An array of any rank, shape, dtype; with NaN and Inf sometimes; or something not an array."""
+    if draw(st.integers(0, 20)) == 0:
+        return draw(st.sampled_from([None, "text", 3, [1, "a"], {"a": 1}]))
+    if shape is None:
+        rank = draw(st.integers(0, max_rank))
+        shape = tuple(draw(st.integers(0, max_dim)) for _ in range(rank))
+    dtype = draw(st.sampled_from(DTYPES))
+    a = np.random.default_rng(draw(st.integers(0, 2**16))).standard_normal(shape) * draw(st.sampled_from([1, 1e3]))
+    special = draw(st.sampled_from([None, None, None, np.nan, np.inf, -np.inf]))
+    if special is not None and a.size:
+        a.flat[draw(st.integers(0, a.size - 1))] = special
+    if dtype is object:
+        return a.astype(object)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return a.astype(dtype) if np.dtype(dtype).kind in "fc" else np.nan_to_num(a).astype(dtype)
+
+
+KIND = lambda a: ("non-array" if not isinstance(a, np.ndarray) else  # noqa: E731
+                  f"{a.dtype.kind}-dtype rank {a.ndim}" + (" with NaN/Inf" if a.dtype.kind in "fc" and a.size
+                                                           and not np.all(np.isfinite(a)) else ""))
+
+LAYERS = [("RNN", {}), ("RNN", {"nonlinearity": "relu"}), ("LSTM", {}), ("GRU", {}), ("GRU", {"reset_after": False})]
+
+
+# --------------------------------------------------------------------------- layers
+
+@st.composite
+def layer_inputs(draw):
+    """Half the time a well-formed x (so the state and lengths checks get their turn), else anything."""
+    if draw(st.booleans()):
+        T, B = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+        return np.random.default_rng(draw(st.integers(0, 99))).standard_normal((T, B, 3)), B
+    return draw(arrays()), None
+
+
+@st.composite
+def near_states(draw, B):
+    """A state of about the right shape (L·D, B, 4), or anything."""
+    if B is not None and draw(st.booleans()):
+        return draw(arrays(shape=(draw(st.integers(1, 4)), draw(st.sampled_from([B, B + 1])), draw(st.sampled_from([4, 3])))))
+    return draw(arrays())
+
+
+@FUZZ
+@given(layer=st.sampled_from(LAYERS), layers=st.integers(1, 2), bidirectional=st.booleans(),
+       batch_first=st.booleans(), x_and_batch=layer_inputs(), use_state=st.booleans(), data=st.data(),
+       lengths=st.one_of(st.none(), arrays(max_rank=2, max_dim=6), st.lists(st.integers(-1, 7), max_size=5)))
+def test_layer_forward_and_backward(layer, layers, bidirectional, batch_first, x_and_batch, use_state, data, lengths):
+    x, B = x_and_batch
+    state = data.draw(near_states(B))
+    name, options = layer
+    cls = getattr(numpyrnn, name)
+    m = cls(3, 4, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, dtype=np.float64,
+            seed=0, **options)
+    if use_state and name == "LSTM" and isinstance(state, np.ndarray):
+        state = (state, state)
+    result = outcome(f"{name}.forward", KIND(x), lambda: m.forward(x, state if use_state else None, lengths))
+    if result is None:
+        return
+    y, final = result
+    D, L = 2 if bidirectional else 1, layers
+    x = np.asarray(x)
+    if x.ndim == 2:
+        assert y.shape == (x.shape[0], D * 4)
+    else:
+        T, B = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
+        assert y.shape == ((B, T, D * 4) if batch_first else (T, B, D * 4))
+        for s in (final if isinstance(final, tuple) else (final,)):
+            assert s.shape == (L * D, B, 4)
+    assert np.all(np.isfinite(y))
+    # backward with a random gradient of the outputs
+    dy = np.random.default_rng(0).standard_normal(y.shape)
+    got = outcome(f"{name}.backward", "well-formed", lambda: m.backward(dy))
+    assert got is not None and got[0].shape == x.shape
+
+
+@FUZZ
+@given(layer=st.sampled_from(LAYERS), dy=arrays(), dstate=arrays())
+def test_layer_backward_with_random_gradients(layer, dy, dstate):
+    name, options = layer
+    m = getattr(numpyrnn, name)(3, 4, dtype=np.float64, seed=0, **options)
+    y, _ = m.forward(np.zeros((5, 2, 3)))
+    result = outcome(f"{name}.backward", KIND(dy), lambda: m.backward(dy, dstate if name != "LSTM" else (dstate, None)))
+    if result is not None:
+        assert result[0].shape == (5, 2, 3)
+
+
+@FUZZ
+@given(kwargs=st.fixed_dictionaries({}, optional={
+    "input_size": st.one_of(st.integers(-2, 5), st.floats(0, 3), st.none(), st.text(max_size=2)),
+    "hidden_size": st.one_of(st.integers(-2, 5), st.floats(0, 3), st.booleans()),
+    "num_layers": st.one_of(st.integers(-1, 3), st.floats(0, 2)),
+    "dropout": st.one_of(st.floats(-1, 2), st.just(float("nan")), st.text(max_size=2)),
+    "bidirectional": st.one_of(st.booleans(), st.integers(0, 2), st.text(max_size=2)),
+    "dtype": st.sampled_from([np.float32, np.float64, np.int32, np.float16, "float64", "bogus", None]),
+    "device": st.sampled_from(["cpu", "auto", "gpu", "tpu", None, 3]),
+    "seed": st.one_of(st.none(), st.integers(-3, 3), st.floats(0, 1))}), cls=st.sampled_from(["RNN", "LSTM", "GRU"]))
+def test_layer_constructors(kwargs, cls):
+    kwargs = {"input_size": 3, "hidden_size": 2, **kwargs}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            outcome(f"{cls}()", "arguments", lambda: getattr(numpyrnn, cls)(**kwargs))
+        except numpyrnn.DeviceUnavailableError:
+            TALLY[(f"{cls}()", "arguments", "refused (DeviceUnavailableError)")] += 1
+
+
+# --------------------------------------------------------------------------- blocks and losses
+
+@FUZZ
+@given(x=arrays())
+def test_linear(x):
+    layer = Linear(3, 2, dtype=np.float64, seed=0)
+    y = outcome("Linear.forward", KIND(x), lambda: layer.forward(x))
+    if y is not None:
+        assert y.shape == np.shape(x)[:-1] + (2,)
+
+
+@FUZZ
+@given(ids=arrays(max_rank=3))
+def test_embedding(ids):
+    emb = Embedding(5, 2, dtype=np.float64, seed=0)
+    y = outcome("Embedding.forward", KIND(ids), lambda: emb.forward(ids))
+    if y is not None:
+        assert y.shape == np.shape(ids) + (2,)
+
+
+@FUZZ
+@given(loss=st.sampled_from(["cross_entropy", "binary_cross_entropy_with_logits", "mse"]),
+       a=arrays(max_rank=3), b=arrays(max_rank=3), mask=st.one_of(st.none(), arrays(max_rank=2)))
+def test_losses(loss, a, b, mask):
+    value = outcome(f"losses.{loss}", KIND(a), lambda: getattr(losses, loss)(a, b, mask))
+    if value is not None:
+        assert np.shape(value[0]) == ()
+
+
+# --------------------------------------------------------------------------- models
+
+@FUZZ
+@given(model=st.sampled_from(["classifier", "regressor", "charlm"]), inputs=arrays(max_rank=3),
+       targets=arrays(max_rank=3), lengths=st.one_of(st.none(), arrays(max_rank=1, max_dim=5)))
+def test_models(model, inputs, targets, lengths):
+    m = {"classifier": lambda: numpyrnn.SequenceClassifier("gru", vocab_size=6, num_classes=3, hidden_size=4, seed=0),
+         "regressor": lambda: numpyrnn.SequenceRegressor("lstm", input_size=2, hidden_size=3, seed=0),
+         "charlm": lambda: numpyrnn.CharLM("rnn", vocab_size=6, hidden_size=3, seed=0)}[model]()
+    result = outcome(f"{type(m).__name__}.forward", KIND(inputs), lambda: m.forward(inputs, targets, lengths))
+    if result is not None and result[0] is not None:
+        assert np.isfinite(result[0]) or True          # a model's own NaN is the trainer's to report
+        outcome(f"{type(m).__name__}.backward", "after a forward", m.backward)
+
+
+# --------------------------------------------------------------------------- optimizers, tasks, gradcheck
+
+@FUZZ
+@given(name=st.sampled_from(["sgd", "adam", "adamw", "adagrad", "rmsprop", "lbfgs", ""]),
+       lr=st.one_of(st.floats(-1, 1), st.sampled_from([float("nan"), float("inf")]), st.text(max_size=2), st.none()),
+       extra=st.dictionaries(st.sampled_from(["momentum", "weight_decay", "betas", "alpha", "eps", "nesterov"]),
+                             st.one_of(st.floats(-2, 2), st.just(float("nan")), st.tuples(st.floats(0, 1.5), st.floats(0, 1.5)),
+                                       st.booleans()), max_size=2))
+def test_optimizers(name, lr, extra):
+    m = numpyrnn.RNN(2, 2, seed=0)
+    kwargs = dict(extra, **({} if lr is None else {"lr": lr}))
+    opt = outcome("optim.make", "settings", lambda: optim.make(name, m, **kwargs))
+    if opt is not None:
+        opt.step()
+
+
+@FUZZ
+@given(name=st.sampled_from(["adding", "copy", "sentiment", "charlm", "series", "mnist"]),
+       seq_len=st.one_of(st.none(), st.integers(-2, 12), st.floats(0, 5), st.text(max_size=2)),
+       seed=st.integers(0, 5))
+def test_tasks(name, seq_len, seed):
+    small = {"adding": dict(train_size=50, val_size=10, test_size=10), "copy": dict(train_size=50, val_size=10, test_size=10),
+             "sentiment": dict(train_size=50, val_size=10, test_size=10), "charlm": dict(size=3000),
+             "series": dict(length=500), "mnist": {}}[name]
+    options = dict(small, seed=seed, **({} if seq_len is None else {"seq_len": seq_len}))
+    task = outcome("tasks.make", name, lambda: tasks.make(name, **options))
+    if task is not None:
+        plan = task.epoch(4, np.random.default_rng(0))
+        assert plan and task.batch(plan[0]).inputs.shape[1] >= 1
+
+
+@FUZZ
+@given(x=arrays(max_rank=3, max_dim=3), mode=st.sampled_from(["full", "fast", "slow"]),
+       eps=st.one_of(st.floats(-1, 1e-3), st.just(float("nan")), st.just(1e-6)))
+def test_gradcheck_arguments(x, mode, eps):
+    m = numpyrnn.GRU(2, 2, dtype=np.float64, seed=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = outcome("gradcheck.check", KIND(x), lambda: gradcheck.check(m, x, mode=mode, eps=eps))
+    if report is not None:
+        assert report.passed
+
+
+# --------------------------------------------------------------------------- files and the command line
+
+@FUZZ
+@given(content=st.one_of(st.binary(max_size=300), st.sampled_from([b"PK\x03\x04" + b"\x00" * 40, b"\x93NUMPY"])))
+def test_loading_random_files(content):
+    with tempfile.NamedTemporaryFile(suffix=".npz", delete=False) as f:
+        f.write(content)
+    try:
+        outcome("numpyrnn.load", "random bytes", lambda: numpyrnn.load(f.name))
+    finally:
+        os.remove(f.name)
+
+
+CLI_TOKENS = ["gradcheck", "tasks", "bench", "train", "sample", "compare", "--cell", "lstm", "banana", "--mode",
+              "full", "--hidden", "0", "-3", "2", "--seq-len", "x", "--eps", "nan", "--task", "adding", "--steps",
+              "--checkpoint", "/no/such.npz", "--shape", "2x2", "--cells", "lstm,gru", "--lengths", "--quiet",
+              "--layers", "--device", "tpu", "--data", "--prime"]
+
+
+@settings(FUZZ, max_examples=min(25, FUZZ.max_examples))
+@given(argv=st.lists(st.sampled_from(CLI_TOKENS), min_size=0, max_size=6))
+def test_command_line(argv):
+    import contextlib
+    import io
+
+    if argv[:1] in (["train"], ["compare"], ["bench"]):      # these start real work: not fuzzed here
+        return
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    assert code in (0, 1, 2)
+    if code == 2:
+        assert err.getvalue().count("\n") == 1, err.getvalue()
+    TALLY[("numpyrnn " + (argv[0] if argv else ""), "argv", f"exit {code}")] += 1
