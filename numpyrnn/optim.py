@@ -37,9 +37,20 @@ def _check_hyper(name, value, low=0.0, high=None, open_high=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if value < low or (high is not None and (value >= high if open_high else value > high)):
-        bound = f"[{low}, {high})" if open_high else (f"[{low}, {high}]" if high is not None else f"≥ {low}")
+        if high is None:
+            raise ValueError(f"{name} must be ≥ {low}, got {value}")
+        bound = f"[{low}, {high})" if open_high else f"[{low}, {high}]"
         raise ValueError(f"{name} must be in {bound}, got {value}")
     return float(value)
+
+
+def _check_eps(value):
+    """ε > 0.  torch.optim accepts ε = 0, but then a parameter whose gradient (and so its second
+    moment) is exactly zero gets 0/0 = NaN; here that is refused up front instead."""
+    eps = _check_hyper("eps", value)
+    if eps == 0:
+        raise ValueError("eps must be > 0 (it keeps g / (√v + ε) finite where a gradient is zero), got 0")
+    return eps
 
 
 class Optimizer:
@@ -177,7 +188,7 @@ class Adam(Optimizer):
             raise ValueError(f"betas must be a pair (β₁, β₂), got {betas!r}")
         self.betas = (_check_hyper("betas[0]", betas[0], 0, 1, open_high=True),
                       _check_hyper("betas[1]", betas[1], 0, 1, open_high=True))
-        self.eps = _check_hyper("eps", eps)
+        self.eps = _check_eps(eps)
         self.amsgrad = bool(amsgrad)
 
     def hyperparameters(self):
@@ -227,7 +238,7 @@ class Adagrad(Optimizer):
         super().__init__(model, lr, weight_decay)
         self.lr_decay = _check_hyper("lr_decay", lr_decay)
         self.initial_accumulator_value = _check_hyper("initial_accumulator_value", initial_accumulator_value)
-        self.eps = _check_hyper("eps", eps)
+        self.eps = _check_eps(eps)
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "lr_decay": self.lr_decay, "eps": self.eps,
@@ -252,7 +263,7 @@ class RMSprop(Optimizer):
     def __init__(self, model, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
         super().__init__(model, lr, weight_decay)
         self.alpha = _check_hyper("alpha", alpha, 0, 1)
-        self.eps = _check_hyper("eps", eps)
+        self.eps = _check_eps(eps)
         self.momentum = _check_hyper("momentum", momentum)
         self.centered = bool(centered)
 

@@ -128,12 +128,15 @@ def test_optimizer_errors():
     m, _ = model_and_grads(steps=1)
     with pytest.raises(ValueError, match="optimizer must be one of sgd, adam, adamw, adagrad, rmsprop, got 'lbfgs'"):
         optim.make("lbfgs", m)
-    with pytest.raises(ValueError, match="lr must be in ≥ 0.0, got -1"):
+    with pytest.raises(ValueError, match="lr must be ≥ 0.0, got -1"):
         optim.SGD(m, lr=-1)
     with pytest.raises(ValueError, match="lr must be a finite number, got nan"):
         optim.Adam(m, lr=float("nan"))
     with pytest.raises(ValueError, match=r"betas\[1\] must be in \[0, 1\), got 1.0"):
         optim.Adam(m, betas=(0.9, 1.0))
+    for make in (optim.Adam, optim.AdamW, optim.Adagrad, optim.RMSprop):
+        with pytest.raises(ValueError, match=r"eps must be > 0 \(it keeps g / \(√v \+ ε\) finite where a gradient is zero\), got 0"):
+            make(m, eps=0.0)
     with pytest.raises(ValueError, match="Nesterov momentum needs momentum > 0"):
         optim.SGD(m, nesterov=True)
     with pytest.raises(TypeError, match="an optimizer needs a model with params and grads"):

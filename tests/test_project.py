@@ -36,7 +36,7 @@ def test_packaging_metadata():
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     assert cfg["metadata"]["name"] == "numpyrnn"
-    assert cfg["options"]["python_requires"] == ">=3.10"
+    assert cfg["options"]["python_requires"] == ">=3.11"
     requires = cfg["options"]["install_requires"].split()
     assert [r.split(">=")[0] for r in requires] == ["numpy", "scipy", "matplotlib", "tqdm"]
     extras = cfg["options.extras_require"]

@@ -200,6 +200,21 @@ def outputs(buffer, mask, reverse=False):
     return states
 
 
+def add_output_gradient(dh, dy, mask, t, tmp):
+    """In place: dh ← dh + dy_t, the loss's gradient through step t's output (y_t = h_t).
+
+    With lengths, y_t was m_t·h_t, so only m_t·dy_t reaches h_t (a padded step's output was a
+    constant zero).  ``tmp`` is a (B, H) scratch buffer; nothing is allocated.
+    """
+    if dy is None:                               # the outputs did not reach the loss
+        return
+    if mask is None:
+        dh += dy[t]
+    else:
+        array_module(dh).multiply(dy[t], mask[t], out=tmp)
+        dh += tmp
+
+
 def final_state(buffer, reverse=False):
     """The state after the last step the direction visits (a copy, not a view of the cache)."""
     return buffer[0].copy() if reverse else buffer[-1].copy()

@@ -45,9 +45,9 @@ from __future__ import annotations
 from ..backend import array_module
 from .fused import kernels_for
 from .common import (
-    backward_chunks, bias_gradient, carry_over, check_cell_args, check_grad_arg, final_state,
-    input_gradient, length_mask, outputs, scratch, sigmoid, state_slots, states_in_time_order,
-    time_steps, weight_gradients, zeros_if_none,
+    add_output_gradient, backward_chunks, bias_gradient, carry_over, check_cell_args,
+    check_grad_arg, final_state, input_gradient, length_mask, outputs, scratch, sigmoid,
+    state_slots, states_in_time_order, time_steps, weight_gradients, zeros_if_none,
 )
 
 GATES = 3
@@ -400,12 +400,7 @@ def backward(dy, dh_n, cache):
                 dh_prev += tmp
                 dh, dh_prev = dh_prev, dh
                 continue
-            if dy is not None:                   # h_t went to the output and to the next step
-                if mask is None:
-                    dh += dy[t]
-                else:                            # (a padded step's output was a constant zero)
-                    xp.multiply(dy[t], mask[t], out=tmp)
-                    dh += tmp
+            add_output_gradient(dh, dy, mask, t, tmp)  # h_t went to the output and to the next step
             da_t = factors[:, j]                 # (3, B, H): the gates' factors, now ⊙ dh
             da_t[1:] *= dh                       # da_z = dh ⊙ (h_prev − n) σ'(z);  da_n = dh ⊙ (1 − z)(1 − n²)
             xp.multiply(dh, z, out=dh_prev)      # dh_prev ← dh ⊙ z

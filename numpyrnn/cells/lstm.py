@@ -39,9 +39,9 @@ from __future__ import annotations
 from ..backend import array_module
 from .fused import kernels_for
 from .common import (
-    bias_gradient, carry_over, check_cell_args, check_grad_arg, final_state, fold_biases,
-    backward_chunks, input_gradient, length_mask, outputs, scratch, sigmoid, state_slots,
-    states_in_time_order, time_steps, weight_gradients, zeros_if_none,
+    add_output_gradient, backward_chunks, bias_gradient, carry_over, check_cell_args,
+    check_grad_arg, final_state, fold_biases, input_gradient, length_mask, outputs, scratch,
+    sigmoid, state_slots, states_in_time_order, time_steps, weight_gradients, zeros_if_none,
 )
 
 GATES = 4
@@ -318,12 +318,7 @@ def backward(dy, dh_n, dc_n, cache):
                                     gates[2, t] if mask is None else forget[j], factors[:, j], dh, dc,
                                     da[t].reshape(B, 4, H).transpose(1, 0, 2))
             else:
-                if dy is not None:                   # h_t went to the output and to the next step
-                    if mask is None:
-                        dh += dy[t]
-                    else:                            # (a padded step's output was a constant zero)
-                        xp.multiply(dy[t], mask[t], out=tmp)
-                        dh += tmp
+                add_output_gradient(dh, dy, mask, t, tmp)  # h_t went to the output and to the next step
                 xp.multiply(dh, to_c[j], out=tmp)
                 dc += tmp                            # dc ← dc + dh ⊙ o ⊙ (1 − tanh²(c))
                 da_t = factors[:, j]                 # (4, B, H): the gates' factors, now ⊙ dh, dc

@@ -28,9 +28,9 @@ from __future__ import annotations
 from ..backend import array_module
 from .fused import kernels_for
 from .common import (
-    backward_chunks, bias_gradient, carry_over, check_cell_args, check_grad_arg, final_state,
-    fold_biases, input_gradient, length_mask, outputs, scratch, state_slots,
-    states_in_time_order, time_steps, weight_gradients, zeros_if_none,
+    add_output_gradient, backward_chunks, bias_gradient, carry_over, check_cell_args,
+    check_grad_arg, final_state, fold_biases, input_gradient, length_mask, outputs, scratch,
+    state_slots, states_in_time_order, time_steps, weight_gradients, zeros_if_none,
 )
 
 GATES = 1
@@ -197,12 +197,7 @@ def backward(dy, dh_n, cache):
             if fused is not None:                # the lines in the else branch, in one GPU kernel
                 fused.rnn_backward(0 if dy is None else dy[t], 1 if mask is None else mask[t], dh, da[t])
             else:
-                if dy is not None:               # h_t went to the output and to the next step
-                    if mask is None:
-                        dh += dy[t]
-                    else:                        # (a padded step's output was a constant zero)
-                        xp.multiply(dy[t], mask[t], out=tmp)
-                        dh += tmp
+                add_output_gradient(dh, dy, mask, t, tmp)  # h_t went to the output and to the next step
                 da[t] *= dh                      # da = dh ⊙ (1 − h²)  or  dh ⊙ [h > 0]
             xp.matmul(da[t], weight_hh, out=dh_prev)   # dh_{t−1} = da_t W_hh
             if mask is not None:                 # a padded step passes dh through unchanged

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import check_int
+
 
 @dataclass
 class Batch:
@@ -76,6 +78,14 @@ class ExampleTask(Task):
 
     def split_size(self, split) -> int:
         raise NotImplementedError
+
+    def generate_splits(self, generate, seq_len, sizes):
+        """``{split: generate(n, seq_len, rng)}`` for train, val and test, each split drawn from
+        its own child of ``SeedSequence(self.seed)``, so that changing one split's size leaves
+        the others as they were."""
+        rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(3)]
+        return {split: generate(check_int(f"{split}_size", n, 1), seq_len, rng)
+                for split, n, rng in zip(("train", "val", "test"), sizes, rngs)}
 
     def examples(self, split, index) -> Batch:
         """The examples ``index`` (an int array) of ``split`` as one batch."""

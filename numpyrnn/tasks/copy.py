@@ -46,9 +46,7 @@ class CopyMemory(ExampleTask):
         seq_len = check_int("seq_len", seq_len, 1)
         super().__init__(seed, seq_len=seq_len, train_size=train_size, val_size=val_size,
                          test_size=test_size)
-        rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(3)]
-        self.data = {split: generate(check_int(f"{split}_size", n, 1), seq_len, rng)
-                     for split, n, rng in zip(("train", "val", "test"), (train_size, val_size, test_size), rngs)}
+        self.data = self.generate_splits(generate, seq_len, (train_size, val_size, test_size))
 
     def baseline(self):
         T = self.options["seq_len"]
