@@ -9,8 +9,15 @@ warm-up, taking turns in rounds (see :func:`_times`), reporting the median and t
               after the loop (dx, dW_ih, dW_hh).  No implementation of the cell can take less
               time than its products, so numpyrnn / floor measures everything else.
 ``torch``     ``torch.nn.<cell>`` on the same shapes, dtype and thread count, forward then
-              ``y.backward(dy)`` with the input requiring grad (so it computes dx too).
-              Only when torch is installed; it is timed, never used for any result.
+              ``y.backward(dy)`` with the input requiring grad (so it computes dx too), as a
+              user gets it.  On the CPU, torch runs a float32 LSTM as one fused oneDNN
+              primitive (JIT-compiled kernels, not separate matrix products), and that can
+              beat even numpyrnn's floor.
+``aten``      the same with oneDNN switched off (``torch.backends.mkldnn.enabled = False``,
+              CPU only): torch's own, unfused path — a matrix product per step and separate
+              elementwise kernels, the algorithm numpyrnn runs.  For every cell but the float32
+              LSTM it is the same code as ``torch``.
+              Both only when torch is installed; they are timed, never used for any result.
 
 Memory, for numpyrnn: the bytes the forward leaves for the backward (everything in the cache but
 the parameters), the bytes the layer holds between calls in its reused buffers (that cache plus
@@ -43,14 +50,21 @@ def blas_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _times(candidates, repeat, warmup, rounds=3):
+#: seconds of idleness before each block of calls: OpenBLAS's and OpenMP's worker threads
+#: spin-wait for a while after their last work, and a block that starts while the other
+#: library's threads still spin shares the cores with them (measured on 2 cores: torch's
+#: float32 LSTM at 200×16×32×64 took 6.6 ms right after NumPy's products, 2.8 ms alone, and
+#: 2.9–3.1 ms after 0.1–0.3 s of idleness)
+IDLE_S = 0.25
+
+
+def _times(candidates, repeat, warmup, rounds=3, idle=IDLE_S):
     """Seconds per call of each (fn, sync) in ``candidates``.
 
-    The candidates take turns in ``rounds`` rounds; in each, a candidate runs as a block (one
-    untimed call, then its share of the timed ones).  Rounds spread a noisy machine's drift
-    over all candidates; blocks keep them from alternating call by call, which is unfair here:
-    NumPy's OpenBLAS and torch's OpenMP threads spin-wait after work, and switching libraries
-    at every call makes each pay for the other's idle spinning.
+    The candidates take turns in ``rounds`` rounds; in each, a candidate runs as a block (``idle``
+    seconds of sleep, one untimed call, then its share of the timed ones).  Rounds spread a
+    noisy machine's drift over all candidates; blocks keep them from alternating call by call,
+    and the sleep lets the previous block's spinning threads go to rest (see :data:`IDLE_S`).
     """
     for fn, sync in candidates.values():
         for _ in range(warmup):
@@ -61,6 +75,7 @@ def _times(candidates, repeat, warmup, rounds=3):
     for r in range(rounds):
         share = repeat // rounds + (r < repeat % rounds)
         for name, (fn, sync) in candidates.items():
+            time.sleep(idle)                     # the other library's threads stop spinning
             fn()                                 # untimed: the switch from another library
             sync()
             for _ in range(share):
@@ -146,8 +161,9 @@ def _floor_case(cell, shape, dtype, xp, seed=0):
     return step
 
 
-def _torch_case(cell, shape, dtype, device, threads, seed=0):
-    """torch.nn's layer on the same problem, or None when torch is not installed."""
+def _torch_case(cell, shape, dtype, device, threads, seed=0, onednn=True):
+    """torch.nn's layer on the same problem, or (None, None) when torch is not installed.
+    ``onednn=False`` switches torch's oneDNN (mkldnn) kernels off around each call."""
     try:
         # torch is imported only here, only to be timed as the reference DESIGN §6 names.
         torch = importlib.import_module("torch")
@@ -163,16 +179,22 @@ def _torch_case(cell, shape, dtype, device, threads, seed=0):
     dy = torch.randn(T, B, H, generator=gen, dtype=tdtype).to(tdevice)
 
     def step():
-        y, _ = layer(x)
-        y.backward(dy)
+        before = torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = onednn
+        try:
+            y, _ = layer(x)
+            y.backward(dy)
+        finally:
+            torch.backends.mkldnn.enabled = before
 
     sync = torch.cuda.synchronize if tdevice == "cuda" else (lambda: None)
     return step, sync
 
 
 def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", "float64"),
-        repeat=7, warmup=2, device="cpu", with_torch=True, progress=None):
-    """Measure every combination; returns a list of result dicts (see :func:`format_table`)."""
+        repeat=7, warmup=2, device="cpu", with_torch=True, progress=None, idle=IDLE_S):
+    """Measure every combination; returns a list of result dicts (see :func:`format_row`).
+    ``idle``: seconds of sleep before each block of calls (see :data:`IDLE_S`)."""
     device = backend.resolve_device(device)
     threads = blas_threads()
     xp = backend.module_for(device)
@@ -189,7 +211,10 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", 
                     torch_step, torch_sync = _torch_case(cell, shape, dtype_, device, threads)
                     if torch_step is not None:
                         candidates["torch"] = (torch_step, torch_sync)
-                times = _times(candidates, repeat, warmup)
+                        if device == "cpu":
+                            candidates["aten"] = _torch_case(cell, shape, dtype_, device, threads,
+                                                             onednn=False)
+                times = _times(candidates, repeat, warmup, idle=idle)
                 row = {"cell": cell, "T": shape[0], "B": shape[1], "I": shape[2], "H": shape[3],
                        "dtype": dtype_.name, "device": device, "threads": threads,
                        **{name: _summary(t) for name, t in times.items()}}
@@ -202,8 +227,9 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", 
                     row["peak_bytes"] = tracemalloc.get_traced_memory()[1]
                     tracemalloc.stop()
                 row["vs_floor"] = row["numpyrnn"]["median_ms"] / row["floor"]["median_ms"]
-                if "torch" in row:
-                    row["vs_torch"] = row["numpyrnn"]["median_ms"] / row["torch"]["median_ms"]
+                for ref in ("torch", "aten"):
+                    if ref in row:
+                        row[f"vs_{ref}"] = row["numpyrnn"]["median_ms"] / row[ref]["median_ms"]
                 results.append(row)
                 if progress:
                     progress(row)
@@ -212,14 +238,23 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", 
 
 def format_row(row) -> str:
     shape = f"{row['T']}x{row['B']}x{row['I']}x{row['H']}"
-    torch_ms = f"{row['torch']['median_ms']:9.1f}" if "torch" in row else f"{'-':>9}"
-    vs_torch = f"{row['vs_torch']:8.2f}" if "vs_torch" in row else f"{'-':>8}"
-    peak = f"{row['peak_bytes'] / 2**20:8.1f}" if "peak_bytes" in row else f"{'-':>8}"
+
+    def cell(value, fmt):
+        return f"{value:{fmt}}" if value is not None else f"{'-':>{fmt.split('.')[0]}}"
+
+    def ms(name):
+        return cell(row[name]["median_ms"] if name in row else None, "9.1f")
+
+    def ratio(name):
+        return cell(row.get(name), "8.2f")
+
+    peak = cell(row["peak_bytes"] / 2**20 if "peak_bytes" in row else None, "8.1f")
     return (f"{row['cell']:<5} {shape:<16} {row['dtype']:<8} {row['numpyrnn']['median_ms']:9.1f} "
-            f"{row['numpyrnn']['min_ms']:9.1f} {row['floor']['median_ms']:9.1f} {torch_ms} "
-            f"{row['vs_floor']:8.2f} {vs_torch} {row['activation_bytes'] / 2**20:8.1f} "
-            f"{row['held_bytes'] / 2**20:8.1f} {peak}")
+            f"{row['numpyrnn']['min_ms']:9.1f} {ms('floor')} {ms('torch')} {ms('aten')} "
+            f"{ratio('vs_floor')} {ratio('vs_torch')} {ratio('vs_aten')} "
+            f"{row['activation_bytes'] / 2**20:8.1f} {row['held_bytes'] / 2**20:8.1f} {peak}")
 
 
 HEADER = (f"{'cell':<5} {'T x B x I x H':<16} {'dtype':<8} {'ours ms':>9} {'ours min':>9} {'floor ms':>9} "
-          f"{'torch ms':>9} {'/floor':>8} {'/torch':>8} {'act MiB':>8} {'held MiB':>8} {'peak MiB':>8}")
+          f"{'torch ms':>9} {'aten ms':>9} {'/floor':>8} {'/torch':>8} {'/aten':>8} {'act MiB':>8} "
+          f"{'held MiB':>8} {'peak MiB':>8}")

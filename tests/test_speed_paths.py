@@ -105,8 +105,20 @@ def test_bench_runs_and_reports(tmp_path, capsys):
 
 def test_bench_compares_with_torch_when_installed():
     pytest.importorskip("torch")
-    rows = bench.run(cells=("rnn",), shapes=((3, 2, 4, 5),), dtypes=("float32",), repeat=2, warmup=1)
+    rows = bench.run(cells=("lstm",), shapes=((3, 2, 4, 5),), dtypes=("float32",), repeat=2, warmup=1,
+                     idle=0)
     assert rows[0]["torch"]["median_ms"] > 0 and rows[0]["vs_torch"] > 0
+    assert rows[0]["aten"]["median_ms"] > 0 and rows[0]["vs_aten"] > 0    # torch without oneDNN
+    line = bench.format_row(rows[0])
+    assert len(line.split()) == 14 and "-" not in line.split()     # every column filled
+
+
+def test_torch_reference_restores_its_onednn_setting():
+    torch = pytest.importorskip("torch")
+    step, _ = bench._torch_case("lstm", (3, 2, 4, 5), np.dtype(np.float32), "cpu", 1, onednn=False)
+    before = torch.backends.mkldnn.enabled
+    step()
+    assert torch.backends.mkldnn.enabled == before
 
 
 def test_bench_argument_errors(capsys):

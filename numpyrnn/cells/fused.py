@@ -78,7 +78,8 @@ def gru_forward_after(recurrent, bias_hn, h_prev, gates, m, h):
 
 
 def gru_forward_before_gates(recurrent, h_prev, gates, rh):
-    """Reset before the product, first half: r, z (in place) and r ⊙ h_prev into rh."""
+    """Reset before the product, first half: r, z (in place) and r ⊙ h_prev into rh.
+    recurrent: (2, B, H), the r and z rows of h W_hh^T."""
     _kernel("gru_forward_before_gates", "T rr, T rz, T h_prev", "T r, T z, T rh", """
         r = tanh(r + rr) * 0.5 + 0.5;
         z = tanh(z + rz) * 0.5 + 0.5;

@@ -213,6 +213,9 @@ def step_backward(dh, cache):
 # * Gate-major storage: the gates of all steps live in one (3, T, B, H) array [r, z, n], so each
 #   gate of each step is a contiguous (B, H) block (NumPy's elementwise loops run up to 4×
 #   slower on the strided column blocks of a (B, 3H) row).
+# * The recurrent term of a step is one (B, H) × (H, 3H) product (reset after; (H, 2H) for r and
+#   z, reset before) into a row-layout scratch, read through a gate-major view of it: one
+#   product is up to 20 % faster than one per gate, far more than the strided reads cost.
 # * The forward's copy of the weights has its sigmoid rows (r, z) halved (exact in binary), so
 #   one tanh gives tanh(a/2), and σ(a) = (1 + tanh(a/2)) / 2.
 # * The backward first fills, a block of steps at a time, the factors that do not depend on the
@@ -222,19 +225,20 @@ def step_backward(dh, cache):
 
 
 def _forward_weights(weight_ih, weight_hh, bias_ih, bias_hh, reset_after):
-    """Per gate W_ih^T (3, I, H) and W_hh^T (3, H, H), contiguous, r and z halved; the bias that
-    folds into the input projection (3, 1, H), halved alike; and b_hn (reset after) or None."""
-    xp = array_module(weight_hh)
+    """W_ih^T per gate (3, I, H); W_hh^T as one (H, 3H) matrix (gate k in columns kH..(k+1)H);
+    the bias that folds into the input projection (3, 1, H); all contiguous, r and z halved;
+    and b_hn (reset after) or None."""
     H = weight_hh.shape[1]
     # .copy(): a contiguous copy always (ascontiguousarray would return the caller's weight
     # itself when the transpose is already contiguous, H = 1, and the halving would write into it)
     w_ih_t = weight_ih.reshape(3, H, -1).transpose(0, 2, 1).copy()
-    w_hh_t = weight_hh.reshape(3, H, H).transpose(0, 2, 1).copy()
+    w_hh_t = weight_hh.T.copy()
     bias = _input_bias(bias_ih, bias_hh, reset_after)
     bias = None if bias is None else bias.reshape(3, 1, H).copy()
-    for w in (w_ih_t, w_hh_t, bias):
+    for w in (w_ih_t, bias):
         if w is not None:
             w[:2] *= 0.5
+    w_hh_t[:, :2 * H] *= 0.5
     bias_hn = bias_hh[2 * H:] if (bias_hh is not None and reset_after) else None
     return w_ih_t, w_hh_t, bias, bias_hn
 
@@ -265,7 +269,11 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
     hs[T if reverse else 0] = h0
     # With the reset after, m = h W_hn^T + b_hn; before, r ⊙ h: what the backward needs of n.
     ms = scratch(workspace, "m", (T, B, H), x.dtype, xp)
-    recurrent = scratch(workspace, "recurrent", (3, B, H), x.dtype, xp)
+    G = 3 if reset_after else 2                  # the gates whose recurrent term is one product
+    if not reset_after:                          # contiguous blocks: W_h{r,z}^T (H, 2H), W_hn^T (H, H)
+        w_hh_t, w_hn_t = w_hh_t[:, :2 * H].copy(), w_hh_t[:, 2 * H:].copy()
+    recurrent = scratch(workspace, "recurrent", (B, G * H), x.dtype, xp)  # h_{t−1} W_hh^T, a row per sequence
+    recurrent_gates = recurrent.reshape(B, G, H).transpose(1, 0, 2)       # the same, (G, B, H) per gate
     tmp = scratch(workspace, "tmp", (B, H), x.dtype, xp)
     mask = length_mask(lengths, T, x.dtype, xp)
     fused = kernels_for(xp)                      # on a GPU with NUMPYRNN_FUSED=1: one kernel per step
@@ -274,38 +282,33 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
         h_prev = hs[prev]
         r, z, n = gates[:, t]
         if fused is not None:                    # the same math, in one GPU kernel (two, reset before)
+            xp.matmul(h_prev, w_hh_t, out=recurrent)
             if reset_after:
-                xp.matmul(h_prev, w_hh_t, out=recurrent)
-                fused.gru_forward_after(recurrent, 0 if bias_hn is None else bias_hn, h_prev, gates[:, t],
-                                        ms[t], hs[new])
+                fused.gru_forward_after(recurrent_gates, 0 if bias_hn is None else bias_hn, h_prev,
+                                        gates[:, t], ms[t], hs[new])
             else:
-                xp.matmul(h_prev, w_hh_t[:2], out=recurrent[:2])
-                fused.gru_forward_before_gates(recurrent, h_prev, gates[:, t], ms[t])
-                xp.matmul(ms[t], w_hh_t[2], out=tmp)
+                fused.gru_forward_before_gates(recurrent_gates, h_prev, gates[:, t], ms[t])
+                xp.matmul(ms[t], w_hn_t, out=tmp)
                 fused.gru_forward_before_state(tmp, z, h_prev, n, hs[new])
             if mask is not None:
                 carry_over(hs[new], hs[prev], mask[t])
             continue
-        if reset_after:
-            xp.matmul(h_prev, w_hh_t, out=recurrent)                 # h W_hh^T, all three gates
-            gates[:2, t] += recurrent[:2]
-        else:
-            xp.matmul(h_prev, w_hh_t[:2], out=recurrent[:2])         # h W_h{r,z}^T
-            gates[:2, t] += recurrent[:2]
+        xp.matmul(h_prev, w_hh_t, out=recurrent)  # h W_hh^T, all three gates (reset before: r, z)
         rz = gates[:2, t]
+        rz += recurrent_gates[:2]
         xp.tanh(rz, out=rz)                      # tanh(a/2) for r and z
         rz *= 0.5                                # r, z = σ(a) = (1 + tanh(a/2)) / 2
         rz += 0.5
         if reset_after:
             if bias_hn is None:                  # m = h W_hn^T + b_hn
-                xp.copyto(ms[t], recurrent[2])
+                xp.copyto(ms[t], recurrent_gates[2])
             else:
-                xp.add(recurrent[2], bias_hn, out=ms[t])
+                xp.add(recurrent_gates[2], bias_hn, out=ms[t])
             xp.multiply(r, ms[t], out=tmp)
             n += tmp                             # n = tanh(x W_in^T + b_in + r ⊙ m)
         else:
             xp.multiply(r, h_prev, out=ms[t])    # r ⊙ h_prev
-            xp.matmul(ms[t], w_hh_t[2], out=tmp)
+            xp.matmul(ms[t], w_hn_t, out=tmp)
             n += tmp                             # n = tanh(x W_in^T + b_in + (r ⊙ h) W_hn^T + b_hn)
         xp.tanh(n, out=n)
         xp.subtract(h_prev, n, out=hs[new])      # h = (1 − z) ⊙ n + z ⊙ h_prev = n + z ⊙ (h_prev − n)

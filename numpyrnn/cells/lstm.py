@@ -137,6 +137,9 @@ def step_backward(dh, dc, cache):
 #   each step is a contiguous (B, H) block (NumPy's elementwise loops run up to 4× slower on the
 #   strided column blocks of a (B, 4H) row).  The gates are ordered [o, i, f, g]: the three
 #   sigmoids side by side, and the three blocks the backward multiplies by dc side by side.
+# * The recurrent term of a step is one (B, H) × (H, 4H) product into a row-layout scratch, added
+#   to the gates through a gate-major view of it: one product is up to 20 % faster than four
+#   (B, H) × (H, H) ones, far more than the strided addition costs.
 # * The forward's copy of the weights has its sigmoid rows halved (exact in binary), so that one
 #   tanh over all four gates gives tanh(a/2) for o, i, f — and σ(a) = (1 + tanh(a/2)) / 2 — and
 #   tanh(a_g) for g.  (One tanh is over twice as fast as SciPy's expit.)
@@ -168,14 +171,16 @@ def _public_rows(rows):
 
 
 def _forward_weights(weight_ih, weight_hh, bias):
-    """Per gate, W_ih^T (4, I, H), W_hh^T (4, H, H) and the bias (4, 1, H), in the internal
-    order, contiguous, with the sigmoid gates (o, i, f) halved."""
+    """W_ih^T per gate (4, I, H), W_hh^T as one (H, 4H) matrix (gate k in columns kH..(k+1)H)
+    and the bias per gate (4, 1, H): internal order, contiguous, sigmoid gates (o, i, f) halved."""
+    xp = array_module(weight_hh)
     w_ih_t = _gate_major(weight_ih).transpose(0, 2, 1).copy()      # copies: halved below
-    w_hh_t = _gate_major(weight_hh).transpose(0, 2, 1).copy()
+    w_hh_t = xp.ascontiguousarray(_internal_rows(weight_hh).T)     # a new array: _internal_rows copies
     b = None if bias is None else _gate_major(bias)[:, None, :]
-    for w in (w_ih_t, w_hh_t, b):
+    for w in (w_ih_t, b):
         if w is not None:
             w[:3] *= 0.5
+    w_hh_t[:, :3 * w_hh_t.shape[1] // 4] *= 0.5
     return w_ih_t, w_hh_t, b
 
 
@@ -237,7 +242,8 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     tanh_cs = scratch(workspace, "tanh_c", (T, B, H), x.dtype, xp)
     start = T if reverse else 0
     hs[start], cs[start] = h0, c0
-    recurrent = scratch(workspace, "recurrent", (4, B, H), x.dtype, xp)   # h_{t−1} W_hh^T, per gate
+    recurrent = scratch(workspace, "recurrent", (B, 4 * H), x.dtype, xp)  # h_{t−1} W_hh^T, a row per sequence
+    recurrent_gates = recurrent.reshape(B, 4, H).transpose(1, 0, 2)       # the same, (4, B, H) per gate
     ig = scratch(workspace, "ig", (B, H), x.dtype, xp)                    # i ⊙ g
     mask = length_mask(lengths, T, x.dtype, xp)
     fused = kernels_for(xp)                      # on a GPU with NUMPYRNN_FUSED=1: one kernel per step
@@ -245,10 +251,10 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
         prev, new = state_slots(t, reverse)
         xp.matmul(hs[prev], w_hh_t, out=recurrent)
         if fused is not None:                    # the lines below, in one GPU kernel
-            fused.lstm_forward(recurrent, cs[prev], gates[:, t], cs[new], tanh_cs[t], hs[new])
+            fused.lstm_forward(recurrent_gates, cs[prev], gates[:, t], cs[new], tanh_cs[t], hs[new])
         else:
             a = gates[:, t]
-            a += recurrent                       # a_t = x_t W_ih^T + b + h_{t−1} W_hh^T
+            a += recurrent_gates                 # a_t = x_t W_ih^T + b + h_{t−1} W_hh^T
             xp.tanh(a, out=a)                    # tanh(a/2) for o, i, f; g = tanh(a_g)
             sigmoids = gates[:3, t]
             sigmoids *= 0.5                      # o, i, f = σ(a) = (1 + tanh(a/2)) / 2
