@@ -7,7 +7,10 @@ the same order of operations), so the two agree to rounding; the backward kernel
 step's gate gradients straight into the row-layout buffer the products read.
 
 They are opt-in, ``NUMPYRNN_FUSED=1``, until a run on a GPU has checked them against the generic
-path (tests/test_gpu.py does, where a GPU is present).  Nothing here runs on NumPy.
+path (tests/test_gpu.py does, where a GPU is present).  Nothing here runs on NumPy; on a machine
+without a GPU, tests/test_fused_on_cpu.py runs these bodies through an emulation of
+ElementwiseKernel on NumPy arrays, which checks their arithmetic and how the cells call them —
+everything but CUDA's compilation and its rounding.
 """
 
 from __future__ import annotations
