@@ -526,6 +526,7 @@ def _add_gradflow(sub):
     p.add_argument("--hidden", type=_positive_int, default=64, help="hidden units")
     p.add_argument("--batch", type=_positive_int, default=64, help="test sequences measured")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the weights")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="where to train and measure")
     p.add_argument("--out", metavar="DIR", default="gradflow", help="where the figure and numbers go")
     p.set_defaults(run=_run_gradflow)
 
@@ -538,7 +539,7 @@ def _run_gradflow(args):
     from .experiments.gradflow import gradflow
 
     data = gradflow(args.cells, seq_len=args.seq_len, steps=args.steps, hidden=args.hidden,
-                               batch=args.batch, seed=args.seed, log=print)
+                    batch=args.batch, seed=args.seed, log=print, device=args.device)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "gradflow.json"), "w") as f:
         json.dump(data, f, indent=1)
@@ -559,6 +560,7 @@ def _add_sweep(sub):
     p.add_argument("--steps", type=_positive_int, default=1500, help="training steps for every cell and length")
     p.add_argument("--hidden", type=_positive_int, default=64, help="hidden units")
     p.add_argument("--seeds", type=_positive_int, default=1, help="runs per cell and length")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="where to train")
     p.add_argument("--out", metavar="DIR", default="sweep", help="where the figure and numbers go")
     p.set_defaults(run=_run_sweep)
 
@@ -576,7 +578,8 @@ def _run_sweep(args):
         raise UsageError(f"numpyrnn sweep: --lengths must be comma-separated integers, got {args.lengths!r}") from None
     if not lengths or min(lengths) < 2:
         raise UsageError("numpyrnn sweep: every length must be at least 2")
-    data = sweep(lengths, args.cells, steps=args.steps, hidden=args.hidden, seeds=args.seeds, log=print)
+    data = sweep(lengths, args.cells, steps=args.steps, hidden=args.hidden, seeds=args.seeds, log=print,
+                 device=args.device)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "sweep.json"), "w") as f:
         json.dump(data, f, indent=1)

@@ -55,3 +55,23 @@ def back(a):
     from numpyrnn.backend import asnumpy
 
     return None if a is None else np.array(asnumpy(a))
+
+
+#: the recurrent layers in each of their forms: (class name, options), with test ids
+RECURRENT_CASES = [("RNN", {"nonlinearity": "tanh"}), ("RNN", {"nonlinearity": "relu"}), ("LSTM", {}),
+                   ("GRU", {"reset_after": True}), ("GRU", {"reset_after": False})]
+RECURRENT_IDS = ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_textbook"]
+
+
+def run_recurrent(cls_name, options, dtype, x, dy, lengths=None, device="cpu", state=None, dstate=None):
+    """A 2-layer bidirectional layer (5 inputs, 8 units, seed 0) forward and backward: the NumPy
+    copies of [y, dx, *state_n, *dstate0] and of every parameter gradient."""
+    import numpyrnn
+
+    m = getattr(numpyrnn, cls_name)(5, 8, num_layers=2, bidirectional=True, dtype=dtype, seed=0,
+                                    device=device, **options)
+    y, state_n = m.forward(x, state=state, lengths=lengths)
+    dx, dstate0 = m.backward(dy, dstate)
+    as_tuple = (lambda s: s if isinstance(s, tuple) else (s,))
+    return ([back(a) for a in (y, dx, *as_tuple(state_n), *as_tuple(dstate0))],
+            {k: back(g) for k, g in m.grads.items()})

@@ -61,13 +61,19 @@ def test_user_errors_are_one_line_with_status_2(capsys, argv, message):
     assert captured.err.count("\n") == 1 and message in captured.err
 
 
-def test_gpu_request_without_gpu_is_one_line(capsys, monkeypatch):
+@pytest.mark.parametrize("argv", [["gradcheck"], ["train", "--task", "adding", "--steps", "1"],
+                                  ["compare", "--quick"], ["gradflow", "--steps", "1"], ["sweep", "--steps", "1"],
+                                  ["bench", "--shape", "2x1x1x1"]])
+def test_gpu_request_without_gpu_is_one_line(capsys, monkeypatch, tmp_path, argv):
     from numpyrnn import backend
 
     monkeypatch.setattr(backend, "_gpu_probe", (False, "no GPU in this test"))
-    assert cli.main(["gradcheck", "--device", "gpu"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "a GPU was requested" in err and "no GPU in this test" in err
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv + ["--device", "gpu"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "a GPU was requested" in captured.err
+    assert "no GPU in this test" in captured.err
+    assert list(tmp_path.iterdir()) == []                # refused before any work or file
 
 
 def test_help_shows_defaults():

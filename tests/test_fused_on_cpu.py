@@ -20,13 +20,12 @@ import numpy as np
 import pytest
 
 import numpyrnn
-from conftest import rel_err
+from conftest import RECURRENT_CASES, RECURRENT_IDS, rel_err, run_recurrent
 from numpyrnn import backend, gradcheck
 from numpyrnn.cells import fused
 
-CASES = [(numpyrnn.RNN, {"nonlinearity": "tanh"}), (numpyrnn.RNN, {"nonlinearity": "relu"}),
-         (numpyrnn.LSTM, {}), (numpyrnn.GRU, {"reset_after": True}), (numpyrnn.GRU, {"reset_after": False})]
-IDS = ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_textbook"]
+CASES = [(getattr(numpyrnn, name), options) for name, options in RECURRENT_CASES]
+IDS = RECURRENT_IDS
 
 
 def _names(params):
@@ -83,14 +82,6 @@ def fuse(monkeypatch):
     return enable
 
 
-def run_layer(cls, options, dtype, x, dy, lengths, state=None, dstate=None):
-    m = cls(5, 8, num_layers=2, bidirectional=True, dtype=dtype, seed=0, device="cpu", **options)
-    y, state_n = m.forward(x, state=state, lengths=lengths)
-    dx, dstate0 = m.backward(dy, dstate)
-    as_tuple = (lambda s: s if isinstance(s, tuple) else (s,))
-    return [y, dx, *as_tuple(state_n), *as_tuple(dstate0)], dict(m.grads)
-
-
 @pytest.mark.parametrize("cls,options", CASES, ids=IDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("use_lengths", [False, True])
@@ -104,9 +95,9 @@ def test_fused_kernels_compute_what_the_generic_path_computes(fuse, cls, options
     if n_states == 1:
         state, dstate = state[0], dstate[0]
     lengths = np.array([9, 3, 1, 6]) if use_lengths else None
-    generic = run_layer(cls, options, dtype, x, dy, lengths, state, dstate)
+    generic = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "cpu", state, dstate)
     launches = fuse()
-    emulated = run_layer(cls, options, dtype, x, dy, lengths, state, dstate)
+    emulated = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "cpu", state, dstate)
     assert launches, "the fused branch did not run"
     tol = {np.float64: 1e-12, np.float32: 1e-5}[dtype]
     for a, b in zip(emulated[0], generic[0]):

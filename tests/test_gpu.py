@@ -8,25 +8,15 @@ import numpy as np
 import pytest
 
 import numpyrnn
-from conftest import gpu_available, rel_err
+from conftest import RECURRENT_CASES, gpu_available, rel_err, run_recurrent
 from numpyrnn import backend, gradcheck, optim, tasks
 from numpyrnn.backend import gpu_status
 from numpyrnn.train import Trainer
 
 requires_gpu = pytest.mark.skipif(not gpu_available(), reason=f"no GPU: {gpu_status()[1]}")
 
-CASES = [(numpyrnn.RNN, {"nonlinearity": "tanh"}), (numpyrnn.RNN, {"nonlinearity": "relu"}),
-         (numpyrnn.LSTM, {}), (numpyrnn.GRU, {"reset_after": True}), (numpyrnn.GRU, {"reset_after": False})]
+CASES = [(getattr(numpyrnn, name), options) for name, options in RECURRENT_CASES]
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
-
-
-def run_layer(cls, options, dtype, device, x, dy, lengths):
-    m = cls(5, 8, num_layers=2, bidirectional=True, dtype=dtype, seed=0, device=device, **options)
-    y, _ = m.forward(x, lengths=lengths)
-    dx, dstate0 = m.backward(dy)
-    dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
-    return ([numpyrnn.asnumpy(a) for a in (y, dx, *dstate0)],
-            {k: numpyrnn.asnumpy(g) for k, g in m.grads.items()})
 
 
 @requires_gpu
@@ -40,10 +30,10 @@ def test_generic_and_fused_gpu_paths_match_the_cpu(monkeypatch, cls, options, dt
     dy = rng.standard_normal((9, 4, 16)).astype(dtype)
     lengths = np.array([9, 3, 1, 6]) if use_lengths else None
     monkeypatch.delenv(backend.FUSED_ENV_VAR, raising=False)
-    cpu = run_layer(cls, options, dtype, "cpu", x, dy, lengths)
-    generic = run_layer(cls, options, dtype, "gpu", x, dy, lengths)
+    cpu = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "cpu")
+    generic = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "gpu")
     monkeypatch.setenv(backend.FUSED_ENV_VAR, "1")
-    fused = run_layer(cls, options, dtype, "gpu", x, dy, lengths)
+    fused = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "gpu")
     for gpu in (generic, fused):
         for a, b in zip(gpu[0], cpu[0]):
             assert rel_err(a, b) < TOL[dtype]

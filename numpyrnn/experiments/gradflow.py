@@ -70,15 +70,17 @@ def forget_gate(model, inputs, top=3):
             "top": per_unit[:, keepers].T.tolist()}
 
 
-def gradflow(cells=("rnn", "lstm", "gru"), seq_len=100, steps=2000, hidden=64, batch=64, seed=0, log=None):
-    """The measurements for each cell, before and after training; a dict ready for JSON."""
+def gradflow(cells=("rnn", "lstm", "gru"), seq_len=100, steps=2000, hidden=64, batch=64, seed=0, log=None,
+             device="auto"):
+    """The measurements for each cell, before and after training; a dict ready for JSON.
+    ``device``: where the models train and are measured ("auto", "cpu" or "gpu")."""
     log = log or (lambda line: None)
     task = tasks.make("adding", seq_len=seq_len, seed=seed)
     d = task.defaults
     probe = task.examples("test", np.arange(batch))
     data = {"task": task.config(), "steps": steps, "hidden": hidden, "batch": batch, "cells": {}}
     for cell in cells:
-        model = task.make_model(cell, hidden_size=hidden, seed=seed)
+        model = task.make_model(cell, hidden_size=hidden, seed=seed, device=device)
         entry = {"initial": {"grad_norms": gradient_norms(model, probe.inputs, probe.targets).tolist()}}
         if cell == "lstm":
             entry["initial"]["forget_gate"] = forget_gate(model, probe.inputs)

@@ -13,8 +13,9 @@ DEFAULT_LENGTHS = (10, 25, 50, 100, 200)
 
 
 def sweep(lengths=DEFAULT_LENGTHS, cells=("lstm", "gru", "rnn"), steps=1500, hidden=64, seeds=1,
-          train_size=5_000, log=None):
-    """Test MSE of each cell at each length (one list of per-seed values per length)."""
+          train_size=5_000, log=None, device="auto"):
+    """Test MSE of each cell at each length (one list of per-seed values per length).
+    ``device``: where the models train ("auto", "cpu" or "gpu")."""
     log = log or (lambda line: None)
     data = {"lengths": list(lengths), "baseline": BASELINE_MSE, "budget": {"steps": steps}, "hidden": hidden,
             "seeds": seeds, "train_size": train_size, "cells": {cell: [] for cell in cells},
@@ -25,7 +26,7 @@ def sweep(lengths=DEFAULT_LENGTHS, cells=("lstm", "gru", "rnn"), steps=1500, hid
         for cell in cells:
             values, seconds = [], []
             for seed in range(seeds):
-                model = task.make_model(cell, hidden_size=hidden, seed=seed)
+                model = task.make_model(cell, hidden_size=hidden, seed=seed, device=device)
                 trainer = Trainer(model, task, optim.make(d["optimizer"], model, lr=d["lr"]),
                                   batch_size=d["batch_size"], clip=d["clip"], eval_every=steps, seed=seed,
                                   progress=False)
