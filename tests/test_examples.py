@@ -19,7 +19,7 @@ def test_parity_with_torch():
     out = run("parity_with_torch.py", "--seeds", "2", "--seq-len", "6", "--batch", "3",
               "--input-size", "3", "--hidden", "4")
     assert out.returncode == 0, out.stderr
-    assert "LSTM" in out.stdout and "worst:" in out.stdout
+    assert "LSTM" in out.stdout and "GRU textbook" in out.stdout and "worst:" in out.stdout
 
 
 def test_lstm_vs_gru_sentiment(tmp_path):
