@@ -239,16 +239,16 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", 
 def format_row(row) -> str:
     shape = f"{row['T']}x{row['B']}x{row['I']}x{row['H']}"
 
-    def cell(value, fmt):
+    def column(value, fmt):                      # "-" where there is no value, in the same width
         return f"{value:{fmt}}" if value is not None else f"{'-':>{fmt.split('.')[0]}}"
 
     def ms(name):
-        return cell(row[name]["median_ms"] if name in row else None, "9.1f")
+        return column(row[name]["median_ms"] if name in row else None, "9.1f")
 
     def ratio(name):
-        return cell(row.get(name), "8.2f")
+        return column(row.get(name), "8.2f")
 
-    peak = cell(row["peak_bytes"] / 2**20 if "peak_bytes" in row else None, "8.1f")
+    peak = column(row["peak_bytes"] / 2**20 if "peak_bytes" in row else None, "8.1f")
     return (f"{row['cell']:<5} {shape:<16} {row['dtype']:<8} {row['numpyrnn']['median_ms']:9.1f} "
             f"{row['numpyrnn']['min_ms']:9.1f} {ms('floor')} {ms('torch')} {ms('aten')} "
             f"{ratio('vs_floor')} {ratio('vs_torch')} {ratio('vs_aten')} "

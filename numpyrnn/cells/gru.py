@@ -270,8 +270,8 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
     # With the reset after, m = h W_hn^T + b_hn; before, r ⊙ h: what the backward needs of n.
     ms = scratch(workspace, "m", (T, B, H), x.dtype, xp)
     G = 3 if reset_after else 2                  # the gates whose recurrent term is one product
-    if not reset_after:                          # contiguous blocks: W_h{r,z}^T (H, 2H), W_hn^T (H, H)
-        w_hh_t, w_hn_t = w_hh_t[:, :2 * H].copy(), w_hh_t[:, 2 * H:].copy()
+    if not reset_after:                          # W_h{r,z}^T (H, 2H) and W_hn^T (H, H), apart
+        w_hh_t, w_hn_t = w_hh_t[:, :2 * H], w_hh_t[:, 2 * H:]
     recurrent = scratch(workspace, "recurrent", (B, G * H), x.dtype, xp)  # h_{t−1} W_hh^T, a row per sequence
     recurrent_gates = recurrent.reshape(B, G, H).transpose(1, 0, 2)       # the same, (G, B, H) per gate
     tmp = scratch(workspace, "tmp", (B, H), x.dtype, xp)

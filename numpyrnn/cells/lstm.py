@@ -173,14 +173,14 @@ def _public_rows(rows):
 def _forward_weights(weight_ih, weight_hh, bias):
     """W_ih^T per gate (4, I, H), W_hh^T as one (H, 4H) matrix (gate k in columns kH..(k+1)H)
     and the bias per gate (4, 1, H): internal order, contiguous, sigmoid gates (o, i, f) halved."""
-    xp = array_module(weight_hh)
+    xp, H = array_module(weight_hh), weight_hh.shape[1]
     w_ih_t = _gate_major(weight_ih).transpose(0, 2, 1).copy()      # copies: halved below
     w_hh_t = xp.ascontiguousarray(_internal_rows(weight_hh).T)     # a new array: _internal_rows copies
     b = None if bias is None else _gate_major(bias)[:, None, :]
     for w in (w_ih_t, b):
         if w is not None:
             w[:3] *= 0.5
-    w_hh_t[:, :3 * w_hh_t.shape[1] // 4] *= 0.5
+    w_hh_t[:, :3 * H] *= 0.5
     return w_ih_t, w_hh_t, b
 
 
