@@ -33,6 +33,17 @@ def test_compare_on_a_tiny_budget_writes_everything(tmp_path):
     assert (tmp_path / "compare.png").read_bytes()[:8] == PNG
 
 
+@pytest.mark.parametrize("task,metric", [("adding", "mse"), ("copy", "loss"), ("sentiment", "accuracy"),
+                                         ("charlm", "bpc"), ("series", "mse")])
+def test_compare_works_for_every_task_with_its_own_metric(tmp_path, task, metric):
+    results = compare(task, cells=("gru", "rnn"), seeds=1, steps=3, quick=True)
+    assert results["metric"] == metric
+    for r in results["cells"].values():
+        assert np.isfinite(r["summary"]["test_mean"]) and r["runs"][0]["curve"]
+    write(results, tmp_path)
+    assert metric in (tmp_path / "results.md").read_text().lower()
+
+
 def test_same_seed_same_comparison():
     a = compare("sentiment", cells=("gru",), seeds=1, steps=5, quick=True)
     b = compare("sentiment", cells=("gru",), seeds=1, steps=5, quick=True)
