@@ -63,6 +63,27 @@ RECURRENT_CASES = [("RNN", {"nonlinearity": "tanh"}), ("RNN", {"nonlinearity": "
 RECURRENT_IDS = ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_textbook"]
 
 
+def recurrent_data(cls_name, dtype, use_lengths, seed=0):
+    """Inputs for :func:`run_recurrent`: x (9, 4, 5), dy (9, 4, 16), lengths (or None), and random
+    initial states and final-state gradients (a pair for LSTM)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((9, 4, 5)).astype(dtype)
+    dy = rng.standard_normal((9, 4, 16)).astype(dtype)
+    lengths = np.array([9, 3, 1, 6]) if use_lengths else None
+    n = 2 if cls_name == "LSTM" else 1
+    state, dstate = ([rng.standard_normal((4, 4, 8)).astype(dtype) for _ in range(n)] for _ in range(2))
+    pack = (lambda s: tuple(s) if n == 2 else s[0])
+    return x, dy, lengths, pack(state), pack(dstate)
+
+
+def assert_same_results(got, want, tol):
+    """Two :func:`run_recurrent` results agree: every output and every parameter gradient."""
+    for a, b in zip(got[0], want[0]):
+        assert rel_err(a, b) < tol
+    for k in want[1]:
+        assert rel_err(got[1][k], want[1][k]) < tol, k
+
+
 def run_recurrent(cls_name, options, dtype, x, dy, lengths=None, device="cpu", state=None, dstate=None):
     """A 2-layer bidirectional layer (5 inputs, 8 units, seed 0) forward and backward: the NumPy
     copies of [y, dx, *state_n, *dstate0] and of every parameter gradient."""

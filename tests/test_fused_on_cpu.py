@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import numpyrnn
-from conftest import RECURRENT_CASES, RECURRENT_IDS, rel_err, run_recurrent
+from conftest import RECURRENT_CASES, RECURRENT_IDS, assert_same_results, recurrent_data, run_recurrent
 from numpyrnn import backend, gradcheck
 from numpyrnn.cells import fused
 
@@ -86,24 +86,12 @@ def fuse(monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("use_lengths", [False, True])
 def test_fused_kernels_compute_what_the_generic_path_computes(fuse, cls, options, dtype, use_lengths):
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((9, 4, 5)).astype(dtype)
-    dy = rng.standard_normal((9, 4, 16)).astype(dtype)
-    n_states = 2 if cls is numpyrnn.LSTM else 1
-    state = tuple(rng.standard_normal((4, 4, 8)).astype(dtype) for _ in range(n_states))
-    dstate = tuple(rng.standard_normal((4, 4, 8)).astype(dtype) for _ in range(n_states))
-    if n_states == 1:
-        state, dstate = state[0], dstate[0]
-    lengths = np.array([9, 3, 1, 6]) if use_lengths else None
+    x, dy, lengths, state, dstate = recurrent_data(cls.__name__, dtype, use_lengths)
     generic = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "cpu", state, dstate)
     launches = fuse()
     emulated = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "cpu", state, dstate)
     assert launches, "the fused branch did not run"
-    tol = {np.float64: 1e-12, np.float32: 1e-5}[dtype]
-    for a, b in zip(emulated[0], generic[0]):
-        assert rel_err(a, b) < tol
-    for k in generic[1]:
-        assert rel_err(emulated[1][k], generic[1][k]) < tol, k
+    assert_same_results(emulated, generic, {np.float64: 1e-12, np.float32: 1e-5}[dtype])
 
 
 EXPECTED_KERNELS = {

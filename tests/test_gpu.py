@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import numpyrnn
-from conftest import RECURRENT_CASES, gpu_available, rel_err, run_recurrent
+from conftest import RECURRENT_CASES, assert_same_results, gpu_available, recurrent_data, run_recurrent
 from numpyrnn import backend, gradcheck, optim, tasks
 from numpyrnn.backend import gpu_status
 from numpyrnn.train import Trainer
@@ -25,20 +25,14 @@ TOL = {np.float64: 1e-10, np.float32: 1e-5}
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("use_lengths", [False, True])
 def test_generic_and_fused_gpu_paths_match_the_cpu(monkeypatch, cls, options, dtype, use_lengths):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((9, 4, 5)).astype(dtype)
-    dy = rng.standard_normal((9, 4, 16)).astype(dtype)
-    lengths = np.array([9, 3, 1, 6]) if use_lengths else None
+    x, dy, lengths, state, dstate = recurrent_data(cls.__name__, dtype, use_lengths)
     monkeypatch.delenv(backend.FUSED_ENV_VAR, raising=False)
-    cpu = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "cpu")
-    generic = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "gpu")
+    cpu = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "cpu", state, dstate)
+    generic = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "gpu", state, dstate)
     monkeypatch.setenv(backend.FUSED_ENV_VAR, "1")
-    fused = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "gpu")
+    fused = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "gpu", state, dstate)
     for gpu in (generic, fused):
-        for a, b in zip(gpu[0], cpu[0]):
-            assert rel_err(a, b) < TOL[dtype]
-        for k in cpu[1]:
-            assert rel_err(gpu[1][k], cpu[1][k]) < TOL[dtype], k
+        assert_same_results(gpu, cpu, TOL[dtype])
 
 
 @requires_gpu
