@@ -21,6 +21,9 @@ AdamW      θ ← θ(1 − γλ), then Adam without the λθ term
 Adagrad    g ← g + λθ;  γₜ = γ / (1 + (t − 1)η);  s ← s + g²;  θ ← θ − γₜ g / (√s + ε)
 RMSprop    g ← g + λθ;  v ← αv + (1 − α)g²;  ṽ = v − ḡ² with ḡ ← αḡ + (1 − α)g (centered) or v;
            b ← μb + g/(√ṽ + ε), θ ← θ − γb (momentum) or θ ← θ − γ g/(√ṽ + ε)
+
+One difference from torch.optim: ε must be > 0.  torch accepts ε = 0, and then a parameter
+whose gradient has been exactly zero gets 0/0 = NaN; here that setting is refused.
 """
 
 from __future__ import annotations
