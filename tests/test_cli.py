@@ -10,7 +10,7 @@ import pytest
 
 import numpyrnn
 from numpyrnn import cli
-from numpyrnn.cells import lstm
+from numpyrnn.cells.fast import lstm as fast_lstm
 
 
 def test_gradcheck_all_cells_passes(capsys):
@@ -34,13 +34,13 @@ def test_gradcheck_options(capsys):
 
 def test_gradcheck_failure_exits_1(capsys, monkeypatch):
     """A backward that is 1 % off in one place makes the command fail and say where."""
-    right = lstm._factors
+    right = fast_lstm._factors
 
     def wrong(gates, tanh_c, c_prev, mask, da, to_c, forget):
         right(gates, tanh_c, c_prev, mask, da, to_c, forget)
         da[2] *= 1.01                                   # the forget gate's gradient
 
-    monkeypatch.setattr(lstm, "_factors", wrong)
+    monkeypatch.setattr(fast_lstm, "_factors", wrong)
     assert cli.main(["gradcheck", "--cell", "lstm"]) == 1
     out = capsys.readouterr().out
     assert "FAILED: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0" in out

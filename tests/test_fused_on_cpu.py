@@ -22,7 +22,7 @@ import pytest
 import numpyrnn
 from conftest import RECURRENT_CASES, RECURRENT_IDS, assert_same_results, recurrent_data, run_recurrent
 from numpyrnn import backend, gradcheck
-from numpyrnn.cells import fused
+from numpyrnn.cells.fast import fused
 
 CASES = [(getattr(numpyrnn, name), options) for name, options in RECURRENT_CASES]
 IDS = RECURRENT_IDS

@@ -1,4 +1,4 @@
-"""The pieces the fast paths rest on: reused buffers, block order, products into buffers, bench."""
+"""The pieces the fast paths rest on: reused buffers, block order, bench."""
 
 import json
 
@@ -21,18 +21,6 @@ def test_backward_chunks_visit_every_step_once_in_backward_order(T, step_bytes, 
         assert sorted(steps) == list(range(block.start, block.stop))
         visited += list(steps)
     assert visited == (list(range(T)) if reverse else list(range(T - 1, -1, -1)))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_matmul_into(dtype):
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((5, 3)).astype(dtype), rng.standard_normal((4, 3)).astype(dtype)
-    out = rng.standard_normal((5, 4)).astype(dtype)
-    start = out.copy()
-    common.matmul_into(out, a, b, transpose_b=True, accumulate=np.empty_like(out))
-    assert np.allclose(out, start + a @ b.T, rtol=1e-6)
-    common.matmul_into(out, a, b.T)
-    assert np.allclose(out, a @ b.T, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))

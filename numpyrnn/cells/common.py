@@ -1,5 +1,5 @@
-"""What the three cells share: activations, the two GEMMs outside the time loop, time order,
-length masks, and the checks on their arguments.
+"""What the three cells share: activations, the GEMMs outside the time loop, time order,
+length masks, caches, and the checks on their arguments.
 
 Shapes: T time steps, B sequences in the batch, I input features, H hidden units, G gates
 (1 for RNN, 4 for LSTM, 3 for GRU).  Time-major throughout: x is (T, B, I).
@@ -63,39 +63,7 @@ def scratch(workspace, name, shape, dtype, xp):
     return xp.empty(shape, dtype) if workspace is None else workspace.get(name, shape, dtype, xp)
 
 
-# --------------------------------------------------------------------------- matrix products
-
-def matmul_into(out, a, b, *, transpose_b=False, accumulate=None):
-    """out = a @ op(b), with op(b) = b.T when ``transpose_b``; no new array.
-
-    ``accumulate``, a scratch array shaped like ``out``, makes it out += a @ op(b): the product
-    goes to the scratch, then adds in.  (SciPy's BLAS gemm could accumulate in one call, but it
-    is a second OpenBLAS with its own thread pool, and alternating between the two made every
-    product over twice as slow on two cores: NumPy's alone is faster.)
-    """
-    xp = array_module(out)
-    rhs = b.T if transpose_b else b
-    if accumulate is None:
-        return xp.matmul(a, rhs, out=out)
-    xp.matmul(a, rhs, out=accumulate)
-    out += accumulate
-    return out
-
-
-# --------------------------------------------------------------------------- the two big GEMMs
-
-def input_projection(x, weight_ih, bias=None, *, transposed=False):
-    """x_t W_ih^T + b for every step at once: one (T·B, I) × (I, G·H) matrix product.
-
-    ``transposed``: ``weight_ih`` is given as W_ih^T, (I, G·H).  Returns a new (T, B, G·H)
-    array; the loop adds the recurrent term to it in place.
-    """
-    T, B, I = x.shape
-    xw = (x.reshape(T * B, I) @ (weight_ih if transposed else weight_ih.T)).reshape(T, B, -1)
-    if bias is not None:
-        xw += bias
-    return xw
-
+# --------------------------------------------------------------------------- the GEMMs outside the loop
 
 def weight_gradients(da, inputs):
     """Σ_t da_t^T inputs_t as one (G·H, T·B) × (T·B, K) matrix product.
@@ -151,14 +119,17 @@ def backward_chunks(T, reverse, step_bytes):
 def state_slots(t, reverse=False):
     """Where the state before and after step t live in a (T+1, B, H) state buffer.
 
-    Forward direction: buffer[0] = h0, buffer[t+1] = h_t.  Reverse direction: buffer[T] = h0,
-    buffer[t] = h_t.  Either way the states in time order are one contiguous slice.
+    h_{−1} is the initial state (``h0`` in code), h_t the state after step t.  Forward direction:
+    buffer[0] = h_{−1}, buffer[t+1] = h_t.  Reverse direction (steps visited T−1, ..., 0):
+    buffer[T] = h_{−1}, buffer[t] = h_t.  Either way the states in time order are one contiguous
+    slice.
     """
     return (t + 1, t) if reverse else (t, t + 1)
 
 
 def states_in_time_order(buffer, reverse=False):
-    """(h_0..h_{T−1} after each step, h before each step), both (T, B, H) views of the buffer."""
+    """(h_t: the state after each step t, h_{t−1}: the state before it), both (T, B, H) views of
+    the buffer in time order, t = 0..T−1."""
     return (buffer[:-1], buffer[1:]) if reverse else (buffer[1:], buffer[:-1])
 
 
@@ -170,19 +141,31 @@ def length_mask(lengths, T, dtype, xp):
     return (xp.arange(T)[:, None] < lengths[None, :]).astype(dtype)[:, :, None]
 
 
+def real_steps(lengths, T, B, dtype, xp):
+    """m_t for every step, (T, B, 1): 1 where step t is a real step of sequence b, else 0; all
+    ones without lengths.  The reference loops use it as derivations §7 writes it."""
+    if lengths is None:
+        return xp.ones((T, B, 1), dtype)
+    return length_mask(lengths, T, dtype, xp)
+
+
+def add_step(total, step):
+    """total + step: one step's gradient of a parameter added to the sum over steps (None, where
+    the step returns None, is a parameter the cell does not have, such as an absent bias)."""
+    if step is None:
+        return None
+    return step if total is None else total + step
+
+
 def carry_over(new, prev, m):
     """In place: new ← prev where m = 0.  A padded step keeps the old state.
 
-    A masked copy, not m·new + (1 − m)·prev: the arithmetic form rounds real steps' states.
+    The fast paths' form of h_t = m_t h̃_t + (1 − m_t) h_{t−1} (derivations §7): one masked copy
+    instead of three array operations.  Both give the same bits, since m_t is exactly 0 or 1.
     """
     xp = array_module(new)
     xp.copyto(new, prev, where=(m == 0))
     return new
-
-
-def skipping(d, m):
-    """(1 − m)·d: the part of a state gradient that skips a padded step (m = 0) unchanged."""
-    return d * (1 - m)
 
 
 def outputs(buffer, mask, reverse=False):
@@ -200,19 +183,16 @@ def outputs(buffer, mask, reverse=False):
     return states
 
 
-def add_output_gradient(dh, dy, mask, t, tmp):
-    """In place: dh ← dh + dy_t, the loss's gradient through step t's output (y_t = h_t).
+def masked_output_grad(dy, mask, workspace=None):
+    """m_t ⊙ dy_t for every step at once (None stays None; without lengths, dy itself).
 
-    With lengths, y_t was m_t·h_t, so only m_t·dy_t reaches h_t (a padded step's output was a
-    constant zero).  ``tmp`` is a (B, H) scratch buffer; nothing is allocated.
+    With lengths, y_t = m_t h̃_t, so only m_t dy_t reaches the cell (derivations §7): a padded
+    step's output was the constant 0.  One product over the whole sequence, before the loop.
     """
-    if dy is None:                               # the outputs did not reach the loss
-        return
-    if mask is None:
-        dh += dy[t]
-    else:
-        array_module(dh).multiply(dy[t], mask[t], out=tmp)
-        dh += tmp
+    if dy is None or mask is None:
+        return dy
+    xp = array_module(dy)
+    return xp.multiply(dy, mask, out=scratch(workspace, "dy", dy.shape, dy.dtype, xp))
 
 
 def final_state(buffer, reverse=False):
@@ -225,6 +205,15 @@ def zeros_if_none(a, shape, dtype, xp):
 
 
 # --------------------------------------------------------------------------- argument checks
+
+#: the RNN's two nonlinearities, as torch.nn.RNN names them
+NONLINEARITIES = ("tanh", "relu")
+
+
+def check_nonlinearity(nonlinearity):
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be one of {', '.join(map(repr, NONLINEARITIES))}, "
+                         f"got {nonlinearity!r}")
 
 def check_cell_args(x, states, weight_ih, weight_hh, bias_ih, bias_hh, gates, *, step=False,
                     lengths=None):
@@ -267,3 +256,14 @@ def check_grad_arg(name, a, shape, dtype):
     check_shape(name, a, shape)
     if a.dtype != dtype:
         raise TypeError(f"{name} must have dtype {dtype} (that of the forward pass), got {a.dtype}")
+
+
+def check_cache(cache, kind, function):
+    """Refuse a cache that ``function`` cannot read: the fast and the reference path each keep
+    their own kind of cache (``kind``, a NamedTuple class) and read no other."""
+    if not isinstance(cache, kind):
+        made_by = getattr(type(cache), "MADE_BY", None)
+        got = (f"one made by {made_by}" if made_by else f"a {type(cache).__name__}")
+        raise TypeError(f"{function} reads the cache of {kind.MADE_BY}, got {got}: pass each "
+                        "cache to the backward of the forward that made it")
+    return cache

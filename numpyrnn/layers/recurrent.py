@@ -8,6 +8,12 @@ A layer runs its cell over every (layer, direction) of a stack::
 Parameters, shapes and defaults are PyTorch's: ``weight_ih_l{k}``, ``weight_hh_l{k}``,
 ``bias_ih_l{k}``, ``bias_hh_l{k}`` (suffix ``_reverse`` for the reverse direction), input
 (T, B, I) time-major unless ``batch_first``, output (T, B, D·H), final states (L·D, B, H).
+
+``impl`` chooses how each (layer, direction) runs its cell over the sequence: ``"fast"`` (the
+default), the cell's ``forward``/``backward``, arranged for speed; or ``"reference"``, its
+``forward_reference``/``backward_reference``, the textbook loop over the step functions.  Both
+compute the same functions (to rounding); the reference is the one to read, and several times
+slower.
 """
 
 from __future__ import annotations
@@ -22,6 +28,22 @@ from ..cells.common import Workspace
 from ..validation import as_float_array, as_lengths, check_finite, check_int, check_shape
 from .module import Module
 
+#: how a layer runs its cell over a sequence: the fast path or the textbook reference loop
+IMPLS = ("fast", "reference")
+
+
+def check_impl(impl):
+    if not isinstance(impl, str) or impl not in IMPLS:
+        raise ValueError(f"impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
+    return impl
+
+
+def cell_functions(cell, impl):
+    """(forward, backward) of ``cell`` (a cell module) for ``impl``."""
+    if check_impl(impl) == "fast":
+        return cell.forward, cell.backward
+    return cell.forward_reference, cell.backward_reference
+
 
 class Recurrent(Module):
     """A stack of recurrent layers over one cell; use :class:`RNN`, :class:`LSTM` or :class:`GRU`."""
@@ -30,9 +52,10 @@ class Recurrent(Module):
     _transient = ("_cache", "_workspaces")
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, dtype=np.float32, seed=None, device="auto",
-                 cell_options=None):
+                 dropout=0.0, bidirectional=False, *, impl="fast", dtype=np.float32, seed=None,
+                 device="auto", cell_options=None):
         super().__init__(dtype=dtype, device=device)
+        self.impl = impl
         self.input_size = check_int("input_size", input_size, 1)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.num_layers = check_int("num_layers", num_layers, 1)
@@ -54,6 +77,17 @@ class Recurrent(Module):
         init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
         self._dropout_rng = np.random.default_rng(dropout_seed)
         self._init_params(np.random.default_rng(init_seed))
+
+    @property
+    def impl(self) -> str:
+        """``"fast"`` or ``"reference"``: how the cell runs over the sequence (see the module).
+        Changing it takes effect at the next forward; a pending backward uses the functions of
+        the forward that made its cache."""
+        return self._impl
+
+    @impl.setter
+    def impl(self, value):
+        self._impl = check_impl(value)
 
     def _drop_cache(self):
         """Forget the last forward, and the buffers kept for the next one."""
@@ -117,13 +151,14 @@ class Recurrent(Module):
         state0 = self._prepare_state(state, B, unbatched)
         xp, L, D, H = self.xp, self.num_layers, self.num_directions, self.hidden_size
         state_n = tuple(xp.empty((L * D, B, H), self.dtype) for _ in state0)
+        cell_forward, cell_backward = cell_functions(self._cell, self.impl)
         caches, dropout_masks = [], []
         layer_input = x
         for layer in range(L):
             outputs = []
             for direction in range(D):
                 k = layer * D + direction
-                y, *final, cache = self._cell.forward(
+                y, *final, cache = cell_forward(
                     layer_input, *(s[k] for s in state0), *self._weights(layer, direction),
                     lengths=lengths, reverse=direction == 1, workspace=self._workspaces[k],
                     **self._cell_options)
@@ -137,7 +172,7 @@ class Recurrent(Module):
                 layer_output = layer_output * mask
             dropout_masks.append(mask)
             layer_input = layer_output
-        self._cache = (caches, dropout_masks, T, B, unbatched)
+        self._cache = (caches, dropout_masks, T, B, unbatched, cell_backward)
         # With one direction and no lengths the cell's output is a view of its cache: copy it.
         y = self._to_user_layout(layer_input, unbatched, copy=D == 1 and lengths is None)
         return y, self._pack_state(state_n, unbatched)
@@ -156,7 +191,7 @@ class Recurrent(Module):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward() needs a forward() first "
                                "(a dtype or device change also clears the forward's cache)")
-        caches, dropout_masks, T, B, unbatched = self._cache
+        caches, dropout_masks, T, B, unbatched, cell_backward = self._cache
         xp, L, D, H = self.xp, self.num_layers, self.num_directions, self.hidden_size
         d_out = None if dy is None else self._prepare_output_grad(dy, T, B, unbatched)
         dstate_n = self._prepare_state_grad(dstate, B, unbatched)
@@ -166,7 +201,7 @@ class Recurrent(Module):
             for direction in range(D):
                 k = layer * D + direction
                 dy_k = d_out if (d_out is None or D == 1) else d_out[..., direction * H:(direction + 1) * H]
-                dx, *dinit, dweight_ih, dweight_hh, dbias_ih, dbias_hh = self._cell.backward(
+                dx, *dinit, dweight_ih, dweight_hh, dbias_ih, dbias_hh = cell_backward(
                     dy_k, *(None if ds is None else ds[k] for ds in dstate_n), caches[k])
                 for buffer, g in zip(dstate0, dinit):
                     buffer[k] = g
@@ -310,11 +345,13 @@ class Recurrent(Module):
         return {"type": type(self).__name__, "input_size": self.input_size,
                 "hidden_size": self.hidden_size, "num_layers": self.num_layers, "bias": self.bias,
                 "batch_first": self.batch_first, "dropout": self.dropout,
-                "bidirectional": self.bidirectional, "dtype": self.dtype.name, **self._cell_options}
+                "bidirectional": self.bidirectional, "dtype": self.dtype.name, **self._cell_options,
+                "impl": self.impl}
 
     def __repr__(self):
         defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
-                    "bidirectional": False, "nonlinearity": "tanh", "reset_after": True}
+                    "bidirectional": False, "nonlinearity": "tanh", "reset_after": True,
+                    "impl": "fast"}
         cfg = self.config()
         extra = [f"{k}={cfg[k]!r}" for k in defaults if k in cfg and cfg[k] != defaults[k]]
         return (f"{cfg['type']}({self.input_size}, {self.hidden_size}"
@@ -324,20 +361,21 @@ class Recurrent(Module):
 class RNN(Recurrent):
     """Elman RNN, h_t = tanh(x_t W_ih^T + b_ih + h_{t−1} W_hh^T + b_hh) (or relu).
 
-    Same arguments, in the same order, as ``torch.nn.RNN``; plus ``dtype`` (float32 or
-    float64), ``seed`` for the initial weights and dropout, and ``device``.
+    Same arguments, in the same order, as ``torch.nn.RNN``; plus ``impl`` ("fast" or
+    "reference", see the module), ``dtype`` (float32 or float64), ``seed`` for the initial
+    weights and dropout, and ``device``.
     """
 
     _cell = rnn
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, *, dtype=np.float32,
-                 seed=None, device="auto"):
+                 batch_first=False, dropout=0.0, bidirectional=False, *, impl="fast",
+                 dtype=np.float32, seed=None, device="auto"):
         if nonlinearity not in rnn.NONLINEARITIES:
             raise ValueError(f"nonlinearity must be one of {', '.join(map(repr, rnn.NONLINEARITIES))}, "
                              f"got {nonlinearity!r}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype=dtype, seed=seed, device=device,
+                         bidirectional, impl=impl, dtype=dtype, seed=seed, device=device,
                          cell_options={"nonlinearity": nonlinearity})
 
 
@@ -345,7 +383,8 @@ class LSTM(Recurrent):
     """Long short-term memory, gates (i, f, g, o) as in ``torch.nn.LSTM``; state is (h, c).
 
     Same arguments, in the same order, as ``torch.nn.LSTM`` (without ``proj_size``); plus
-    ``dtype`` (float32 or float64), ``seed`` for the initial weights and dropout, and ``device``.
+    ``impl`` ("fast" or "reference", see the module), ``dtype`` (float32 or float64), ``seed``
+    for the initial weights and dropout, and ``device``.
     """
 
     _cell = lstm
@@ -356,16 +395,18 @@ class GRU(Recurrent):
 
     ``reset_after=True`` (default) is PyTorch's and cuDNN's form, n = tanh(W_in x + b_in +
     r ⊙ (W_hn h + b_hn)); ``reset_after=False`` is the textbook form of Cho et al. (2014, v3),
-    n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn), which PyTorch does not offer.
+    n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn), which PyTorch does not offer.  Other
+    arguments as ``torch.nn.GRU``, plus ``impl``, ``dtype``, ``seed`` and ``device`` as for
+    :class:`LSTM`.
     """
 
     _cell = gru
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, reset_after=True, dtype=np.float32,
-                 seed=None, device="auto"):
+                 dropout=0.0, bidirectional=False, *, reset_after=True, impl="fast",
+                 dtype=np.float32, seed=None, device="auto"):
         if not isinstance(reset_after, (bool, np.bool_)):
             raise TypeError(f"reset_after must be True or False, got {reset_after!r}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype=dtype, seed=seed, device=device,
+                         bidirectional, impl=impl, dtype=dtype, seed=seed, device=device,
                          cell_options={"reset_after": bool(reset_after)})

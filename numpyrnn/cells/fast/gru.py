@@ -1,0 +1,333 @@
+r"""The GRU's fast sequence path, both forms: :func:`numpyrnn.cells.gru.forward_reference` and
+:func:`~numpyrnn.cells.gru.backward_reference`, arranged for speed.
+
+The same equations (docs/derivations.md §6, §7), rearranged so:
+
+1. **The input term of every step is one product before the loop** (§3): x_t W_ih^T plus the
+   biases that add like it — b_ir + b_hr, b_iz + b_hz, and b_in (+ b_hn with the reset before;
+   with the reset after, b_hn stays inside r ⊙ m) — for every t and gate.
+2. **The weight and input gradients are one product each after the loop** (§3), from the
+   gradients of every step's input term dax = [da_r | da_z | da_n] and (reset after) recurrent
+   term dah = [da_r | da_z | dm], kept in row layout (T, B, 3H), as the products want them.
+3. **Gate-major storage**: the gates of all steps live in one (3, T, B, H) array [r, z, n], so
+   each gate of each step is a contiguous (B, H) block (NumPy's elementwise loops run up to 4×
+   slower on the strided column blocks of a (B, 3H) row).
+4. **One recurrent product per step** for the gates that multiply h_{t−1}: (B, H) × (H, 3H)
+   with the reset after, (H, 2H) for r and z with the reset before, into a row-layout scratch
+   read through a gate-major view (one product is up to 20 % faster than one per gate).
+5. **One tanh gives the sigmoids**: σ(a) = (1 + tanh(a/2)) / 2, with the r and z rows of the
+   forward's copy of the weights and bias halved (exact in binary); then r, z ← 0.5 · t + 0.5.
+6. **Factors before the recursion**: §6's gate gradients are dh (or da_n, or d(r ⊙ h)) times
+   factors that do not depend on them — da_z = dh ⊙ [(h_{t−1} − n) σ'(z)],
+   da_n = dh ⊙ [(1 − z)(1 − n²)], da_r = da_n ⊙ [m σ'(r)] (after) or d(r ⊙ h) ⊙ [h_{t−1} σ'(r)]
+   (before).  The backward computes the bracketed factors a block of steps at a time
+   (:func:`_factors`); the loop only multiplies.
+7. **Masks outside the loop** (§7): m_t dy_t is one product before the loop; at a padded step
+   the factors are 0 and the update gate's stand-in 1, so dh_{t−1} = dh ⊙ 1 passes unchanged
+   and the step's gate gradients are 0; the forward's state passes by a masked copy.
+8. **Buffers** come from the layer's workspace and are reused from call to call; h lives in a
+   (T+1, B, H) buffer (``common.state_slots``), whose slice in time order is the output.
+9. **The per-step body** (the gate math, with the products that sit between the gates) is
+   chosen once before the loop, for the GRU's form: the NumPy ``_forward_after`` /
+   ``_forward_before`` / ``_backward_after`` / ``_backward_before``, or the fused CuPy function
+   of the same name and signature in ``fused`` on a GPU with fusion on.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+from ...backend import array_module
+from ..common import (
+    backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
+    final_state, input_gradient, length_mask, masked_output_grad, outputs, scratch, state_slots,
+    states_in_time_order, time_steps, weight_gradients, zeros_if_none,
+)
+from . import fused
+
+GATES = 3
+
+
+class FastCache(NamedTuple):
+    """What :func:`forward` keeps for :func:`backward`."""
+    x: object                 # (T, B, I)
+    weight_ih: object
+    weight_hh: object
+    has_bias_ih: bool
+    has_bias_hh: bool
+    gates: object             # (3, T, B, H) activations [r, z, n]
+    ms: object                # reset after: (T, B, H) m_t = h_{t−1} W_hn^T + b_hn; else None
+    rhs: object               # reset before: (T, B, H) r_t ⊙ h_{t−1}; else None
+    hs: object                # (T+1, B, H) h, in the slots of common.state_slots
+    mask: object              # (T, B, 1) m_t, or None without lengths
+    reverse: bool
+    reset_after: bool
+    workspace: object
+
+    MADE_BY = "numpyrnn.cells.gru.forward (the fast path)"
+
+
+def _input_bias(bias_ih, bias_hh, reset_after):
+    """The biases that fold into the input projection (trick 1), (3H,), or None."""
+    xp = array_module(bias_ih if bias_ih is not None else bias_hh)
+    if bias_ih is None and bias_hh is None:
+        return None
+    folded = xp.zeros_like(bias_ih if bias_ih is not None else bias_hh)
+    if bias_ih is not None:
+        folded += bias_ih
+    if bias_hh is not None:
+        H = folded.shape[0] // 3
+        folded[:2 * H] += bias_hh[:2 * H]
+        if not reset_after:
+            folded[2 * H:] += bias_hh[2 * H:]
+    return folded
+
+
+def _forward_weights(weight_ih, weight_hh, bias_ih, bias_hh, reset_after):
+    """W_ih^T per gate (3, I, H); W_hh^T as one (H, 3H) matrix (gate k in columns kH..(k+1)H);
+    the bias that folds into the input projection (3, 1, H); all contiguous, r and z halved
+    (trick 5); and b_hn (reset after; 0 without biases) or None."""
+    H = weight_hh.shape[1]
+    # .copy(): a contiguous copy always (ascontiguousarray would return the caller's weight
+    # itself when the transpose is already contiguous, H = 1, and the halving would write into it)
+    w_ih_t = weight_ih.reshape(3, H, -1).transpose(0, 2, 1).copy()
+    w_hh_t = weight_hh.T.copy()
+    bias = _input_bias(bias_ih, bias_hh, reset_after)
+    bias = None if bias is None else bias.reshape(3, 1, H).copy()
+    for w in (w_ih_t, bias):
+        if w is not None:
+            w[:2] *= 0.5
+    w_hh_t[:, :2 * H] *= 0.5
+    bias_hn = None if not reset_after else (0 if bias_hh is None else bias_hh[2 * H:])
+    return w_ih_t, w_hh_t, bias, bias_hn
+
+
+def _sigmoids_rz(a, recurrent_rz):
+    """r, z = σ(input term + recurrent term), in place in a[:2], from halved terms (trick 5)."""
+    xp = array_module(a)
+    rz = a[:2]
+    rz += recurrent_rz
+    xp.tanh(rz, out=rz)                          # tanh(a/2) for r and z
+    rz *= 0.5                                    # r, z = σ(a) = (1 + tanh(a/2)) / 2
+    rz += 0.5
+
+
+def _forward_after(w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, ms, h_prev, a, h, t):
+    """One step, reset after.  a (3, B, H): the step's input terms [r, z, n] → the gates, in
+    place; writes ms[t] = m and h."""
+    xp = array_module(a)
+    xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_hh^T, all three gates
+    _sigmoids_rz(a, recurrent_gates[:2])
+    r, z, n = a
+    xp.add(recurrent_gates[2], bias_hn, out=ms[t])   # m = h_{t−1} W_hn^T + b_hn
+    xp.multiply(r, ms[t], out=tmp)
+    n += tmp                                     # n = tanh(x W_in^T + b_in + r ⊙ m)
+    xp.tanh(n, out=n)
+    xp.subtract(h_prev, n, out=h)                # h = (1 − z) ⊙ n + z ⊙ h_prev = n + z ⊙ (h_prev − n)
+    h *= z
+    h += n
+
+
+def _forward_before(w_hh_t, w_hn_t, recurrent, recurrent_gates, tmp, rhs, h_prev, a, h, t):
+    """One step, reset before.  a (3, B, H): the step's input terms [r, z, n] → the gates, in
+    place; writes rhs[t] = r ⊙ h_prev and h."""
+    xp = array_module(a)
+    xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_h{r,z}^T
+    _sigmoids_rz(a, recurrent_gates)
+    r, z, n = a
+    xp.multiply(r, h_prev, out=rhs[t])           # r ⊙ h_prev
+    xp.matmul(rhs[t], w_hn_t, out=tmp)
+    n += tmp                                     # n = tanh(x W_in^T + b_in + (r ⊙ h) W_hn^T + b_hn)
+    xp.tanh(n, out=n)
+    xp.subtract(h_prev, n, out=h)                # h = n + z ⊙ (h_prev − n)
+    h *= z
+    h += n
+
+
+def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True,
+            lengths=None, reverse=False, workspace=None):
+    """GRU over a sequence x (T, B, I) from the initial state h0 (B, H).
+
+    ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
+    and output zeros.  ``reverse`` runs from each sequence's last real step to its first.
+    ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
+    forward through the same workspace overwrites what this one cached.
+
+    Returns (y, h_n, cache): y (T, B, H) the hidden state at each step (a read-only view into
+    the cache when there are no lengths), h_n (B, H) the final state.
+    """
+    T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
+                                 lengths=lengths)
+    xp = array_module(x)
+    w_ih_t, w_hh_t, bias, bias_hn = _forward_weights(weight_ih, weight_hh, bias_ih, bias_hh, reset_after)
+    gates = scratch(workspace, "gates", (3, T * B, H), x.dtype, xp)          # tricks 1, 3
+    xp.matmul(x.reshape(T * B, I), w_ih_t, out=gates)
+    if bias is not None:
+        gates += bias
+    gates = gates.reshape(3, T, B, H)            # [r, z, n] at each step
+    hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)                 # trick 8
+    hs[T if reverse else 0] = h0
+    G = 3 if reset_after else 2                  # the gates whose recurrent term is one product (trick 4)
+    recurrent = scratch(workspace, "recurrent", (B, G * H), x.dtype, xp)  # h_{t−1} W_hh^T, a row per sequence
+    recurrent_gates = recurrent.reshape(B, G, H).transpose(1, 0, 2)       # the same, (G, B, H) per gate
+    tmp = scratch(workspace, "tmp", (B, H), x.dtype, xp)
+    ms = rhs = None                              # what the backward needs of n's recurrent term
+    if reset_after:
+        ms = scratch(workspace, "m", (T, B, H), x.dtype, xp)
+        body = fused.choose(xp, _forward_after, "gru_forward_after")         # trick 9
+        step = functools.partial(body, w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, ms)
+    else:
+        rhs = scratch(workspace, "rh", (T, B, H), x.dtype, xp)
+        body = fused.choose(xp, _forward_before, "gru_forward_before")
+        step = functools.partial(body, w_hh_t[:, :2 * H], w_hh_t[:, 2 * H:], recurrent,
+                                 recurrent_gates, tmp, rhs)
+    mask = length_mask(lengths, T, x.dtype, xp)
+    for t in time_steps(T, reverse):
+        prev, new = state_slots(t, reverse)
+        step(hs[prev], gates[:, t], hs[new], t)
+        if mask is not None:                     # past a sequence's end its state carries over
+            carry_over(hs[new], hs[prev], mask[t])
+    y = outputs(hs, mask, reverse)
+    cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, gates, ms,
+                      rhs, hs, mask, reverse, reset_after, workspace)
+    return y, final_state(hs, reverse), cache
+
+
+def gate_activations(cache):
+    """The gates :func:`forward` computed, by name, each (T, B, H) in time order: r, z, n; 0 at
+    padded steps."""
+    r, z, n = cache.gates
+    out = {"r": r, "z": z, "n": n}
+    return out if cache.mask is None else {k: v * cache.mask for k, v in out.items()}
+
+
+def _factors(gates, ms, h_prevs, mask, f, update, reset_after):
+    """For a block of steps, what the backward multiplies by dh (and by da_n, for r) (trick 6).
+    gates, f: (3, K, B, H); the rest (K, B, H).  Writes f = [F_r, F_z, F_n]:
+
+        F_z = (h_prev − n) σ'(z)          da_z = dh ⊙ F_z
+        F_n = (1 − z)(1 − n²)             da_n = dh ⊙ F_n
+        F_r = m σ'(r)   (reset after)     da_r = da_n ⊙ F_r
+        F_r = h_prev σ'(r)  (before)      da_r = d(r⊙h) ⊙ F_r
+
+    where σ' = s (1 − s).  At padded steps (mask 0) they are zero and ``update`` is 1, so dh
+    passes through (dh_prev ← dh ⊙ z) (trick 7).
+    """
+    xp = array_module(gates)
+    r, z, n = gates
+    xp.subtract(1, gates[:2], out=f[:2])
+    f[:2] *= gates[:2]                           # σ'(r), σ'(z)
+    f[0] *= ms if reset_after else h_prevs
+    xp.subtract(h_prevs, n, out=f[2])
+    f[1] *= f[2]                                 # (h_prev − n) σ'(z)
+    xp.multiply(n, n, out=f[2])
+    xp.subtract(1, f[2], out=f[2])               # 1 − n²
+    f[2] -= z * f[2]                             # (1 − z)(1 − n²)
+    if mask is not None:
+        f *= mask
+        xp.copyto(update, z)
+        xp.copyto(update, 1, where=(mask == 0))
+
+
+def _backward_after(weight_hh, tmp, dax_rows, dah_rows, dah, dy_t, r, z, factors, dh, dh_prev, t):
+    """One step backward, reset after: dh (B, H) gains dy_t; writes step t's rows of dax and dah
+    and dh_prev.  factors (3, B, H) = [F_r, F_z, F_n] become [da_r, da_z, da_n]."""
+    xp = array_module(dh)
+    if dy_t is not None:
+        dh += dy_t                               # h_t went to the output and to the next step
+    factors[1:] *= dh                            # da_z = dh ⊙ (h_prev − n) σ'(z);  da_n = dh ⊙ (1 − z)(1 − n²)
+    xp.multiply(dh, z, out=dh_prev)              # dh_prev ← dh ⊙ z
+    factors[0] *= factors[2]                     # da_r = da_n ⊙ m σ'(r)
+    rows = dah_rows[t]
+    xp.copyto(rows[:2], factors[:2])
+    xp.multiply(factors[2], r, out=rows[2])      # dm = da_n ⊙ r
+    xp.copyto(dax_rows[t], factors)              # dax_t = [da_r | da_z | da_n]
+    xp.matmul(dah[t], weight_hh, out=tmp)
+    dh_prev += tmp                               # dh_prev += [da_r | da_z | dm] W_hh
+
+
+def _backward_before(w_hn, w_hh_rz, tmp, d_rh, dax_rows, dax_rz, dy_t, r, z, factors, dh, dh_prev, t):
+    """One step backward, reset before: dh (B, H) gains dy_t; writes step t's row of dax and
+    dh_prev.  factors (3, B, H) = [F_r, F_z, F_n] become [da_r, da_z, da_n]."""
+    xp = array_module(dh)
+    if dy_t is not None:
+        dh += dy_t                               # h_t went to the output and to the next step
+    factors[1:] *= dh                            # da_z = dh ⊙ (h_prev − n) σ'(z);  da_n = dh ⊙ (1 − z)(1 − n²)
+    xp.multiply(dh, z, out=dh_prev)              # dh_prev ← dh ⊙ z
+    xp.matmul(factors[2], w_hn, out=d_rh)        # d(r ⊙ h) = da_n W_hn
+    factors[0] *= d_rh                           # da_r = d(r ⊙ h) ⊙ h_prev σ'(r)
+    xp.multiply(d_rh, r, out=tmp)
+    dh_prev += tmp                               # dh_prev += d(r ⊙ h) ⊙ r
+    xp.copyto(dax_rows[t], factors)              # dax_t = [da_r | da_z | da_n]
+    xp.matmul(dax_rz[t], w_hh_rz, out=tmp)
+    dh_prev += tmp                               # dh_prev += [da_r | da_z] W_h{r,z}
+
+
+def _hh_gradients(dax, dah, h_prevs, rhs, reset_after, has_bias_hh):
+    """dW_hh and db_hh from the stored per-step gradients, one GEMM per weight block (trick 2)."""
+    xp = array_module(dax)
+    H = h_prevs.shape[-1]
+    if reset_after:
+        dweight_hh = weight_gradients(dah, h_prevs)                    # dW_hh = Σ_t dah_t^T h_{t−1}
+        dbias_hh = bias_gradient(dah) if has_bias_hh else None         # db_hh = Σ dah
+    else:
+        dweight_hh = xp.concatenate([
+            weight_gradients(dax[..., :2 * H], h_prevs),               # dW_h{r,z} = Σ_t [da_r|da_z]^T h_{t−1}
+            weight_gradients(dax[..., 2 * H:], rhs),                   # dW_hn = Σ_t da_n^T (r_t ⊙ h_{t−1})
+        ])
+        dbias_hh = bias_gradient(dax) if has_bias_hh else None         # db_hh = Σ dax
+    return dweight_hh, dbias_hh
+
+
+def backward(dy, dh_n, cache):
+    """Backward of :func:`forward` through time.
+
+    dy (T, B, H), dh_n (B, H): gradients of the outputs and of the final state (None means
+    zero).  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
+    """
+    (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, ms, rhs, hs, mask, reverse,
+     reset_after, workspace) = check_cache(cache, FastCache, "numpyrnn.cells.gru.backward")
+    xp = array_module(x)
+    T, B, H = gates.shape[1:]
+    check_grad_arg("dy", dy, (T, B, H), x.dtype)
+    check_grad_arg("dh_n", dh_n, (B, H), x.dtype)
+    dy = masked_output_grad(dy, mask, workspace)                              # trick 7
+    _, h_prevs = states_in_time_order(hs, reverse)
+    # The gradients of each step's input term [da_r | da_z | da_n] and (reset after) of its
+    # recurrent term [da_r | da_z | dm], row layout (T, B, 3H) for the products (trick 2), and
+    # the same memory gate-major, (T, 3, B, H), for the per-step writes.
+    dax = scratch(workspace, "dax", (T, B, 3 * H), x.dtype, xp)
+    dax_rows = dax.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
+    tmp = xp.empty((B, H), x.dtype)
+    if reset_after:
+        dah = scratch(workspace, "dah", (T, B, 3 * H), x.dtype, xp)
+        body = fused.choose(xp, _backward_after, "gru_backward_after")       # trick 9
+        step = functools.partial(body, weight_hh, tmp, dax_rows,
+                                 dah.reshape(T, B, 3, H).transpose(0, 2, 1, 3), dah)
+    else:
+        dah = None
+        body = fused.choose(xp, _backward_before, "gru_backward_before")
+        step = functools.partial(body, weight_hh[2 * H:], weight_hh[:2 * H], tmp,
+                                 xp.empty((B, H), x.dtype), dax_rows, dax[..., :2 * H])
+    chunks = list(backward_chunks(T, reverse, gates[:, 0].nbytes))
+    K = max(len(steps) for steps, _ in chunks)
+    factors = scratch(workspace, "factors", (3, K, B, H), x.dtype, xp)
+    update = None if mask is None else scratch(workspace, "update", (K, B, H), x.dtype, xp)
+    dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
+    dh_prev = xp.empty_like(dh)
+    for steps, block in chunks:
+        k = block.stop - block.start
+        _factors(gates[:, block], None if ms is None else ms[block], h_prevs[block],
+                 None if mask is None else mask[block], factors[:, :k],
+                 None if mask is None else update[:k], reset_after)
+        updates = gates[1, block] if mask is None else update[:k]   # z, or 1 at padded steps
+        for t in steps:                          # the forward's order, backwards
+            j = t - block.start                  # the step's place in the block
+            step(None if dy is None else dy[t], gates[0, t], updates[j], factors[:, j], dh, dh_prev, t)
+            dh, dh_prev = dh_prev, dh            # (a padded step passed dh through: z = 1, da = 0)
+    dx = input_gradient(dax, weight_ih)          # dx_t = dax_t W_ih, all steps at once
+    dweight_ih = weight_gradients(dax, x)        # dW_ih = Σ_t dax_t^T x_t
+    dbias_ih = bias_gradient(dax) if has_bias_ih else None
+    dweight_hh, dbias_hh = _hh_gradients(dax, dah, h_prevs, rhs, reset_after, has_bias_hh)
+    return dx, dh, dweight_ih, dweight_hh, dbias_ih, dbias_hh

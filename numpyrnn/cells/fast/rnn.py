@@ -1,0 +1,164 @@
+r"""The RNN's fast sequence path: :func:`numpyrnn.cells.rnn.forward_reference` and
+:func:`~numpyrnn.cells.rnn.backward_reference`, arranged for speed.
+
+The same equations (docs/derivations.md §4, §7), rearranged so:
+
+1. **The input term of every step is one product before the loop** (§3): x_t W_ih^T + b for
+   t = 0..T−1 is one (T·B, I) × (I, H) GEMM, both biases folded into b = b_ih + b_hh; the loop
+   adds h_{t−1} W_hh^T to it, step by step.
+2. **The weight and input gradients are one product each after the loop** (§3):
+   dW_ih = Σ_t da_t^T x_t, dW_hh = Σ_t da_t^T h_{t−1} and dx_t = da_t W_ih, with da kept for
+   every step.
+3. **The slopes are computed before the recursion needs them**: 1 − h_t² (or [h_t > 0]) does
+   not depend on dh, so the backward fills da with it a block of steps at a time, and the loop
+   only multiplies: da_t = dh_t ⊙ slope_t (§4).
+4. **Masks outside the loop** (§7): m_t dy_t for every step is one product before the loop; a
+   padded step's slope is 0 (so da_t = 0), and its dh passes by a masked copy.
+5. **Buffers** come from the layer's workspace and are reused from call to call; the states live
+   in one (T+1, B, H) buffer (``common.state_slots``), whose slice in time order is the output.
+6. **The per-step body** (the gate math between two recurrent products) is chosen once before
+   the loop: :func:`_forward_body` / :func:`_backward_body` on NumPy, or the fused CuPy kernel of
+   the same signature (``fused.rnn_forward`` / ``fused.rnn_backward``) on a GPU with fusion on.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ...backend import array_module
+from ..common import (
+    backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
+    check_nonlinearity, final_state, fold_biases, input_gradient, length_mask, masked_output_grad,
+    outputs, scratch, state_slots, states_in_time_order, time_steps, weight_gradients,
+    zeros_if_none,
+)
+from . import fused
+
+GATES = 1
+
+
+class FastCache(NamedTuple):
+    """What :func:`forward` keeps for :func:`backward`."""
+    x: object                 # (T, B, I) the input
+    weight_ih: object
+    weight_hh: object
+    has_bias_ih: bool
+    has_bias_hh: bool
+    hs: object                # (T+1, B, H) the states, in the slots of common.state_slots
+    mask: object              # (T, B, 1) m_t, or None without lengths
+    reverse: bool
+    nonlinearity: str
+    workspace: object
+
+    MADE_BY = "numpyrnn.cells.rnn.forward (the fast path)"
+
+
+def _forward_body(a_t, recurrent, h, nonlinearity):
+    """h = φ(a_t + h_{t−1} W_hh^T), φ = tanh or relu; ``recurrent`` holds h_{t−1} W_hh^T."""
+    xp = array_module(a_t)
+    a_t += recurrent                             # a_t = x_t W_ih^T + b + h_{t−1} W_hh^T
+    if nonlinearity == "tanh":
+        xp.tanh(a_t, out=h)                      # h_t = tanh(a_t)
+    else:
+        xp.maximum(a_t, 0, out=h)                # h_t = relu(a_t)
+
+
+def _backward_body(dy_t, dh, da_t):
+    """dh_t ← dh_t + dy_t, then da_t = dh_t ⊙ slope_t (da_t holds the slope)."""
+    if dy_t is not None:
+        dh += dy_t                               # h_t went to the output and to the next step
+    da_t *= dh                                   # da = dh ⊙ (1 − h²)  or  dh ⊙ [h > 0]
+
+
+def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinearity="tanh",
+            lengths=None, reverse=False, workspace=None):
+    """RNN over a sequence x (T, B, I) from the initial state h0 (B, H).
+
+    ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
+    and output zeros.  ``reverse`` runs from each sequence's last real step to its first.
+    ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
+    forward through the same workspace overwrites what this one cached.
+
+    Returns (y, h_n, cache): y (T, B, H) the hidden state at each step (a read-only view into
+    the cache when there are no lengths), h_n (B, H) the final state.
+    """
+    check_nonlinearity(nonlinearity)
+    T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
+                                 lengths=lengths)
+    xp = array_module(x)
+    a = scratch(workspace, "a", (T * B, H), x.dtype, xp)                     # trick 1
+    xp.matmul(x.reshape(T * B, I), xp.ascontiguousarray(weight_ih.T), out=a)
+    bias = fold_biases(bias_ih, bias_hh)
+    if bias is not None:
+        a += bias
+    a = a.reshape(T, B, H)
+    w_hh_t = xp.ascontiguousarray(weight_hh.T)   # (H, H), as the product wants it
+    hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)                 # trick 5
+    hs[T if reverse else 0] = h0
+    recurrent = scratch(workspace, "recurrent", (B, H), x.dtype, xp)
+    mask = length_mask(lengths, T, x.dtype, xp)
+    step = fused.choose(xp, _forward_body, "rnn_forward")                    # trick 6
+    for t in time_steps(T, reverse):
+        prev, new = state_slots(t, reverse)
+        xp.matmul(hs[prev], w_hh_t, out=recurrent)   # h_{t−1} W_hh^T
+        step(a[t], recurrent, hs[new], nonlinearity)  # h_t = φ(a_t)
+        if mask is not None:                     # past a sequence's end its state carries over
+            carry_over(hs[new], hs[prev], mask[t])
+    y = outputs(hs, mask, reverse)
+    cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, hs, mask,
+                      reverse, nonlinearity, workspace)
+    return y, final_state(hs, reverse), cache
+
+
+def gate_activations(cache):
+    """What :func:`forward` computed, (T, B, H) in time order: the states h (an RNN has no
+    gates); 0 at padded steps."""
+    h = states_in_time_order(cache.hs, cache.reverse)[0]
+    return {"h": h if cache.mask is None else h * cache.mask}
+
+
+def _slopes(h, nonlinearity, mask, da):
+    """For a block of steps, the activation's slope read off its output: 1 − h² or [h > 0]
+    (0 at padded steps), into da (the loop multiplies it by dh)."""
+    xp = array_module(h)
+    if nonlinearity == "tanh":
+        xp.multiply(h, h, out=da)
+        xp.subtract(1, da, out=da)
+    else:
+        xp.greater(h, 0, out=da)                 # (NumPy casts the booleans to 0 and 1)
+    if mask is not None:
+        da *= mask
+
+
+def backward(dy, dh_n, cache):
+    """Backward of :func:`forward` through time.
+
+    dy (T, B, H), dh_n (B, H): gradients of the outputs and of the final state (None means
+    zero).  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
+    """
+    (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, hs, mask, reverse, nonlinearity,
+     workspace) = check_cache(cache, FastCache, "numpyrnn.cells.rnn.backward")
+    xp = array_module(x)
+    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    check_grad_arg("dy", dy, (T, B, H), x.dtype)
+    check_grad_arg("dh_n", dh_n, (B, H), x.dtype)
+    dy = masked_output_grad(dy, mask, workspace)                              # trick 4
+    h_all, h_prevs = states_in_time_order(hs, reverse)
+    da = scratch(workspace, "da", (T, B, H), x.dtype, xp)   # ∂L/∂a_t for every step
+    dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
+    dh_prev = xp.empty_like(dh)
+    step = fused.choose(xp, _backward_body, "rnn_backward")                  # trick 6
+    for steps, block in backward_chunks(T, reverse, hs[0].nbytes):
+        _slopes(h_all[block], nonlinearity, None if mask is None else mask[block], da[block])  # trick 3
+        for t in steps:                          # the forward's order, backwards
+            step(None if dy is None else dy[t], dh, da[t])   # da_t = (dh_t + dy_t) ⊙ slope_t
+            xp.matmul(da[t], weight_hh, out=dh_prev)   # dh_{t−1} = da_t W_hh
+            if mask is not None:                 # a padded step passes dh through unchanged
+                carry_over(dh_prev, dh, mask[t])
+            dh, dh_prev = dh_prev, dh
+    dx = input_gradient(da, weight_ih)           # dx_t = da_t W_ih, all steps at once (trick 2)
+    dweight_ih = weight_gradients(da, x)         # dW_ih = Σ_t da_t^T x_t
+    dweight_hh = weight_gradients(da, h_prevs)   # dW_hh = Σ_t da_t^T h_{t−1}
+    db = bias_gradient(da)                       # db = Σ_t Σ_batch da_t
+    return (dx, dh, dweight_ih, dweight_hh,
+            db if has_bias_ih else None, db.copy() if has_bias_hh else None)
