@@ -113,10 +113,10 @@ def activation_bytes(module) -> int:
     return int(sum(owners.values()))
 
 
-def _numpyrnn_case(cell, shape, dtype, device, seed=0):
+def _numpyrnn_case(cell, shape, dtype, device, seed=0, impl="fast"):
     cls, _ = CELLS[cell]
     T, B, I, H = shape
-    layer = cls(I, H, dtype=dtype, seed=seed, device=device)
+    layer = cls(I, H, dtype=dtype, seed=seed, device=device, impl=impl)
     xp = layer.xp
     rng = np.random.default_rng(seed)
     x = xp.asarray(rng.standard_normal((T, B, I)).astype(dtype))
@@ -192,9 +192,10 @@ def _torch_case(cell, shape, dtype, device, threads, seed=0, onednn=True):
 
 
 def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", "float64"),
-        repeat=7, warmup=2, device="cpu", with_torch=True, progress=None, idle=IDLE_S):
+        repeat=7, warmup=2, device="cpu", with_torch=True, progress=None, idle=IDLE_S, impl="fast"):
     """Measure every combination; returns a list of result dicts (see :func:`format_row`).
-    ``idle``: seconds of sleep before each block of calls (see :data:`IDLE_S`)."""
+    ``idle``: seconds of sleep before each block of calls (see :data:`IDLE_S`); ``impl``: which
+    of numpyrnn's paths is timed ("fast" or "reference")."""
     device = backend.resolve_device(device)
     threads = blas_threads()
     xp = backend.module_for(device)
@@ -204,7 +205,7 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", 
         for dtype in dtypes:
             for cell in cells:
                 dtype_ = np.dtype(dtype)
-                layer, step = _numpyrnn_case(cell, shape, dtype_, device)
+                layer, step = _numpyrnn_case(cell, shape, dtype_, device, impl=impl)
                 candidates = {"numpyrnn": (step, sync),
                               "floor": (_floor_case(cell, shape, dtype_, xp), sync)}
                 if with_torch:
@@ -216,12 +217,12 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", 
                                                              onednn=False)
                 times = _times(candidates, repeat, warmup, idle=idle)
                 row = {"cell": cell, "T": shape[0], "B": shape[1], "I": shape[2], "H": shape[3],
-                       "dtype": dtype_.name, "device": device, "threads": threads,
+                       "dtype": dtype_.name, "device": device, "threads": threads, "impl": impl,
                        **{name: _summary(t) for name, t in times.items()}}
                 row["activation_bytes"] = activation_bytes(layer)
                 row["held_bytes"] = layer.workspace_bytes()
                 if device == "cpu":                  # a fresh layer: its buffers are allocated too
-                    _, first_step = _numpyrnn_case(cell, shape, dtype_, device)
+                    _, first_step = _numpyrnn_case(cell, shape, dtype_, device, impl=impl)
                     tracemalloc.start()
                     first_step()
                     row["peak_bytes"] = tracemalloc.get_traced_memory()[1]

@@ -64,6 +64,12 @@ def _positive_float(text):
     return value
 
 
+def _add_impl(p, what="the recurrent layers"):
+    p.add_argument("--impl", choices=["fast", "reference"], default="fast",
+                   help=f"how {what} run each cell over the sequence: the fast path, or the reference "
+                        "(the textbook loop over the step functions; several times slower)")
+
+
 # --------------------------------------------------------------------------- gradcheck
 
 #: the cell variants ``--cell`` selects: name → (layer class name, options)
@@ -102,6 +108,7 @@ def _add_gradcheck(sub):
     p.add_argument("--seed", type=int, default=0, help="seed for weights, data and projections")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                    help="where to run (the check is float64 on either)")
+    _add_impl(p, "the checked layers and models")
     p.set_defaults(run=_run_gradcheck)
 
 
@@ -122,7 +129,7 @@ def _run_gradcheck(args):
             module = getattr(layers, cls_name)(
                 args.input_size, args.hidden, num_layers=args.layers,
                 bidirectional=args.bidirectional, dtype=np.float64, seed=args.seed,
-                device=args.device, **options)
+                device=args.device, impl=args.impl, **options)
             report = gradcheck.check(module, x, lengths=lengths, eps=args.eps, tol=args.tol,
                                      mode=args.mode, seed=args.seed, n_directions=args.directions)
             print(report, end="\n\n")
@@ -139,7 +146,7 @@ def _run_gradcheck(args):
     for label, count, err, where, ok in summary:
         print(f"{label:<{width}}  {count:>7}  {err:>13.2e}  {where:<{where_width}}  {'ok' if ok else 'FAIL'}")
     failed = sum(not ok for *_, ok in summary)
-    print(f"\n{len(summary) - failed}/{len(summary)} passed (T={T}, B={B}, "
+    print(f"\n{len(summary) - failed}/{len(summary)} passed ({args.impl} path, T={T}, B={B}, "
           f"I={args.input_size}, H={args.hidden}, layers={args.layers}"
           f"{', bidirectional' if args.bidirectional else ''}"
           f"{', lengths ' + str(lengths.tolist()) if lengths is not None else ''})")
@@ -157,7 +164,7 @@ def _gradcheck_models(cell, args, rng, lengths):
 
     T, B, I, H = args.seq_len, args.batch, args.input_size, args.hidden
     common = dict(hidden_size=H, num_layers=args.layers, dtype=np.float64, seed=args.seed,
-                  device=args.device)
+                  device=args.device, impl=args.impl)
     vocab = 7
     classifier = models.SequenceClassifier(cell, vocab_size=vocab, embedding_dim=I, num_classes=3,
                                            bidirectional=args.bidirectional, pooling="mean", **common)
@@ -215,6 +222,7 @@ def _add_bench(sub):
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="cpu", help="where numpyrnn runs")
     p.add_argument("--no-torch", action="store_true", help="skip the torch.nn comparison")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-' for stdout)")
+    _add_impl(p, "the timed numpyrnn layers")
     p.set_defaults(run=_run_bench)
 
 
@@ -228,10 +236,11 @@ def _run_bench(args):
     quiet = args.json == "-"
     if not quiet:
         print(f"numpyrnn {__version__}, numpy {np.__version__}, {platform.processor() or platform.machine()}, "
-              f"{bench.blas_threads()} BLAS threads; median of {args.repeat} after {args.warmup} warm-up")
+              f"{bench.blas_threads()} BLAS threads; median of {args.repeat} after {args.warmup} warm-up"
+              + ("; numpyrnn on its reference path" if args.impl == "reference" else ""))
         print(bench.HEADER)
     results = bench.run(args.cells, shapes, args.dtypes, repeat=args.repeat, warmup=max(args.warmup, 0),
-                        device=args.device, with_torch=not args.no_torch,
+                        device=args.device, with_torch=not args.no_torch, impl=args.impl,
                         progress=None if quiet else lambda row: print(bench.format_row(row), flush=True))
     if args.json:
         text = json.dumps({"version": __version__, "numpy": np.__version__, "results": results}, indent=1)
@@ -261,6 +270,7 @@ def _add_model_options(p):
     g.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="parameters and arithmetic")
     g.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                    help="auto: the GPU if CuPy sees one (or NUMPYRNN_DEVICE), else the CPU")
+    _add_impl(g)
 
 
 def _add_training_options(p):
@@ -339,7 +349,7 @@ def make_run(args, task):
     model = task.make_model(args.cell, hidden_size=setting(args, "hidden", task), num_layers=args.layers,
                             bidirectional=args.bidirectional, dropout=args.dropout, dtype=np.dtype(args.dtype),
                             seed=args.seed, device=args.device, nonlinearity=args.nonlinearity,
-                            reset_after=args.gru_form == "after")
+                            reset_after=args.gru_form == "after", impl=args.impl)
     name = setting(args, "optimizer", task)
     kwargs = {"lr": setting(args, "lr", task), "weight_decay": args.weight_decay}
     if name in ("sgd", "rmsprop"):
@@ -488,6 +498,7 @@ def _add_compare(sub):
     p.add_argument("--batch-size", type=_positive_int, help="(default: the task's)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the data, the same for every run")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="where to train")
+    _add_impl(p)
     p.add_argument("--out", metavar="DIR", help="write results.json, results.md and compare.png here")
     p.add_argument("--quiet", action="store_true", help="only the table")
     p.set_defaults(run=_run_compare)
@@ -502,7 +513,7 @@ def _run_compare(args):
             steps=args.steps, epochs=args.epochs, quick=args.quick, data_seed=args.data_seed,
             task_options={} if args.seq_len is None else {"seq_len": args.seq_len}, lr=args.lr,
             batch_size=args.batch_size, layers=args.layers, bidirectional=args.bidirectional, device=args.device,
-            log=None if args.quiet else print)
+            impl=args.impl, log=None if args.quiet else print)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn compare: {exc}") from None
     print(table(results))
@@ -527,6 +538,7 @@ def _add_gradflow(sub):
     p.add_argument("--batch", type=_positive_int, default=64, help="test sequences measured")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the weights")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="where to train and measure")
+    _add_impl(p)
     p.add_argument("--out", metavar="DIR", default="gradflow", help="where the figure and numbers go")
     p.set_defaults(run=_run_gradflow)
 
@@ -539,7 +551,7 @@ def _run_gradflow(args):
     from .experiments.gradflow import gradflow
 
     data = gradflow(args.cells, seq_len=args.seq_len, steps=args.steps, hidden=args.hidden,
-                    batch=args.batch, seed=args.seed, log=print, device=args.device)
+                    batch=args.batch, seed=args.seed, log=print, device=args.device, impl=args.impl)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "gradflow.json"), "w") as f:
         json.dump(data, f, indent=1)
@@ -561,6 +573,7 @@ def _add_sweep(sub):
     p.add_argument("--hidden", type=_positive_int, default=64, help="hidden units")
     p.add_argument("--seeds", type=_positive_int, default=1, help="runs per cell and length")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="where to train")
+    _add_impl(p)
     p.add_argument("--out", metavar="DIR", default="sweep", help="where the figure and numbers go")
     p.set_defaults(run=_run_sweep)
 
@@ -579,7 +592,7 @@ def _run_sweep(args):
     if not lengths or min(lengths) < 2:
         raise UsageError("numpyrnn sweep: every length must be at least 2")
     data = sweep(lengths, args.cells, steps=args.steps, hidden=args.hidden, seeds=args.seeds, log=print,
-                 device=args.device)
+                 device=args.device, impl=args.impl)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "sweep.json"), "w") as f:
         json.dump(data, f, indent=1)

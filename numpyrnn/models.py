@@ -12,6 +12,9 @@ None without targets); ``model.backward()`` then adds the gradient of that loss 
 ``model.config()`` holds what :func:`build` needs to make the same model again.
 
 Inputs are time-major, (T, B) ids or (T, B, I) features, unless ``batch_first=True``.
+Every model takes the recurrent layer's options: ``num_layers``, ``dropout``, ``nonlinearity``
+(RNN), ``reset_after`` (GRU) and ``impl`` ("fast", the default, or "reference": the textbook
+loop over the cell's step functions; see :mod:`numpyrnn.layers.recurrent`).
 """
 
 from __future__ import annotations
@@ -58,10 +61,10 @@ class SequenceModel(Module):
         return f"{type(self).__name__}({args})"
 
     def _make_recurrent(self, cell, input_size, hidden_size, num_layers, bidirectional, dropout,
-                        nonlinearity, reset_after, seed):
+                        nonlinearity, reset_after, impl, seed):
         options = {"rnn": {"nonlinearity": nonlinearity}, "gru": {"reset_after": reset_after}}.get(cell, {})
         return CELLS[check_cell(cell)](input_size, hidden_size, num_layers=num_layers,
-                                       bidirectional=bidirectional, dropout=dropout,
+                                       bidirectional=bidirectional, dropout=dropout, impl=impl,
                                        dtype=self.dtype, seed=seed, device=self.device, **options)
 
     def _time_major_ids(self, ids, name="inputs"):
@@ -104,7 +107,7 @@ class SequenceClassifier(SequenceModel):
     def __init__(self, cell="lstm", *, num_classes, hidden_size=64, vocab_size=None,
                  embedding_dim=32, input_size=None, num_layers=1, bidirectional=False,
                  dropout=0.0, pooling="last", padding_idx=None, batch_first=False,
-                 nonlinearity="tanh", reset_after=True, dtype=np.float32, seed=None, device="auto"):
+                 nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto"):
         check_cell(cell)
         check_pooling(pooling)
         if (vocab_size is None) == (input_size is None):
@@ -115,7 +118,7 @@ class SequenceClassifier(SequenceModel):
                               vocab_size=vocab_size, embedding_dim=embedding_dim, input_size=input_size,
                               num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
                               pooling=pooling, padding_idx=padding_idx, batch_first=batch_first,
-                              nonlinearity=nonlinearity, reset_after=reset_after),
+                              nonlinearity=nonlinearity, reset_after=reset_after, impl=impl),
                          dtype=dtype, device=device)
         self.num_classes, self.pooling, self.batch_first = num_classes, pooling, bool(batch_first)
         seeds = _child_seeds(seed, 3)
@@ -127,7 +130,7 @@ class SequenceClassifier(SequenceModel):
         else:
             rnn_input = check_int("input_size", input_size, 1)
         self.rnn = self._make_recurrent(cell, rnn_input, hidden_size, num_layers, bidirectional,
-                                        dropout, nonlinearity, reset_after, seeds[1])
+                                        dropout, nonlinearity, reset_after, impl, seeds[1])
         self.head = Linear(self.rnn.hidden_size * self.rnn.num_directions, num_classes,
                            dtype=self.dtype, seed=seeds[2], device=self.device)
 
@@ -188,21 +191,21 @@ class SequenceRegressor(SequenceModel):
 
     def __init__(self, cell="lstm", *, input_size, hidden_size=64, output_size=1, per_step=False,
                  pooling="last", num_layers=1, bidirectional=False, dropout=0.0, batch_first=False,
-                 nonlinearity="tanh", reset_after=True, dtype=np.float32, seed=None, device="auto"):
+                 nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto"):
         check_cell(cell)
         check_pooling(pooling)
         output_size = check_int("output_size", output_size, 1)
         super().__init__(dict(cell=cell, input_size=input_size, hidden_size=hidden_size,
                               output_size=output_size, per_step=bool(per_step), pooling=pooling,
                               num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
-                              batch_first=batch_first, nonlinearity=nonlinearity, reset_after=reset_after),
+                              batch_first=batch_first, nonlinearity=nonlinearity, reset_after=reset_after, impl=impl),
                          dtype=dtype, device=device)
         self.per_step, self.pooling, self.batch_first = bool(per_step), pooling, bool(batch_first)
         self.output_size = output_size
         seeds = _child_seeds(seed, 2)
         self.rnn = self._make_recurrent(cell, check_int("input_size", input_size, 1), hidden_size,
                                         num_layers, bidirectional, dropout, nonlinearity,
-                                        reset_after, seeds[0])
+                                        reset_after, impl, seeds[0])
         self.head = Linear(self.rnn.hidden_size * self.rnn.num_directions, output_size,
                            dtype=self.dtype, seed=seeds[1], device=self.device)
 
@@ -254,21 +257,21 @@ class CharLM(SequenceModel):
 
     def __init__(self, cell="lstm", *, vocab_size, hidden_size=128, embedding_dim=None,
                  num_layers=1, dropout=0.0, batch_first=False, nonlinearity="tanh",
-                 reset_after=True, dtype=np.float32, seed=None, device="auto"):
+                 reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto"):
         check_cell(cell)
         vocab_size = check_int("vocab_size", vocab_size, 1)
         hidden_size = check_int("hidden_size", hidden_size, 1)
         embedding_dim = hidden_size if embedding_dim is None else embedding_dim
         super().__init__(dict(cell=cell, vocab_size=vocab_size, hidden_size=hidden_size,
                               embedding_dim=embedding_dim, num_layers=num_layers, dropout=dropout,
-                              batch_first=batch_first, nonlinearity=nonlinearity, reset_after=reset_after),
+                              batch_first=batch_first, nonlinearity=nonlinearity, reset_after=reset_after, impl=impl),
                          dtype=dtype, device=device)
         self.batch_first, self.vocab_size = bool(batch_first), vocab_size
         seeds = _child_seeds(seed, 3)
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=self.dtype, seed=seeds[0],
                                    device=self.device)
         self.rnn = self._make_recurrent(cell, embedding_dim, hidden_size, num_layers, False,
-                                        dropout, nonlinearity, reset_after, seeds[1])
+                                        dropout, nonlinearity, reset_after, impl, seeds[1])
         self.head = Linear(hidden_size, vocab_size, dtype=self.dtype, seed=seeds[2], device=self.device)
         self.final_state = None
 

@@ -301,11 +301,7 @@ class Trainer:
             if json.loads(json.dumps(value)) != state[key]:
                 raise checkpoint.CheckpointError(f"{path}: was written by a run with a different {key} "
                                                  f"({state[key]} there, {value} here)")
-        saved_config = checkpoint.config_of(arrays, path)
-        if saved_config != self.model.config():
-            diff = sorted(k for k in set(saved_config) | set(self.model.config())
-                          if saved_config.get(k) != self.model.config().get(k))
-            raise checkpoint.CheckpointError(f"{path}: was saved from a different model (config differs in {diff})")
+        checkpoint.check_same_model(checkpoint.config_of(arrays, path), self.model, path)
         optimizer_state = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
         try:
             self.optimizer.check_state_dict(optimizer_state)          # before anything changes

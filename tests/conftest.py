@@ -84,13 +84,14 @@ def assert_same_results(got, want, tol):
         assert rel_err(got[1][k], want[1][k]) < tol, k
 
 
-def run_recurrent(cls_name, options, dtype, x, dy, lengths=None, device="cpu", state=None, dstate=None):
-    """A 2-layer bidirectional layer (5 inputs, 8 units, seed 0) forward and backward: the NumPy
-    copies of [y, dx, *state_n, *dstate0] and of every parameter gradient."""
+def run_recurrent(cls_name, options, dtype, x, dy, lengths=None, device="cpu", state=None, dstate=None,
+                  impl="fast"):
+    """A 2-layer bidirectional layer (5 inputs, 8 units, seed 0) forward and backward on the path
+    ``impl``: the NumPy copies of [y, dx, *state_n, *dstate0] and of every parameter gradient."""
     import numpyrnn
 
     m = getattr(numpyrnn, cls_name)(5, 8, num_layers=2, bidirectional=True, dtype=dtype, seed=0,
-                                    device=device, **options)
+                                    device=device, impl=impl, **options)
     y, state_n = m.forward(x, state=state, lengths=lengths)
     dx, dstate0 = m.backward(dy, dstate)
     as_tuple = (lambda s: s if isinstance(s, tuple) else (s,))

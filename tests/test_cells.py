@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from conftest import DEVICES, back, on, rel_err
 from numpyrnn import gradcheck
 from numpyrnn.backend import array_module
-from numpyrnn.cells import gru, lstm, rnn
+from numpyrnn.cells import common, gru, lstm, rnn
 
 # name → (cell module, options); the four-argument weights follow the states
 CELLS = {
@@ -33,113 +33,177 @@ def make_args(cell, T, B, I, H, seed, bias=True, device="cpu"):
     return on(device, x), [on(device, s) for s in states], [on(device, p) for p in weights + biases]
 
 
-def run_steps(cell, options, x, states, params, reverse=False):
-    """The sequence, one step_forward at a time, then step_backward back through it."""
-    T = x.shape[0]
-    order = range(T - 1, -1, -1) if reverse else range(T)
-    ys, caches, s = [None] * T, [None] * T, list(states)
-    for t in order:
-        *s, caches[t] = cell.step_forward(x[t], *s, *params, **options)
-        ys[t] = s[0]
-    return array_module(ys[0]).stack(ys), s, caches
+#: the two sequence paths of every cell: (forward, backward) by name
+PATHS = {"fast": lambda cell: (cell.forward, cell.backward),
+         "reference": lambda cell: (cell.forward_reference, cell.backward_reference)}
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", sorted(CELLS))
 @given(T=st.integers(1, 6), B=st.integers(1, 4), I=st.integers(1, 4), H=st.integers(1, 4),
-       bias=st.booleans(), reverse=st.booleans(), seed=st.integers(0, 2**31))
-def test_step_and_sequence_agree(device, name, T, B, I, H, bias, reverse, seed):
-    """The sequence functions are the step functions with the GEMMs hoisted out of the loop:
-    forward values and every gradient must agree."""
+       bias=st.booleans(), reverse=st.booleans(), use_lengths=st.booleans(), given_dy=st.booleans(),
+       seed=st.integers(0, 2**31))
+def test_fast_path_equals_the_reference(device, name, T, B, I, H, bias, reverse, use_lengths, given_dy,
+                                        seed):
+    """The fast sequence functions compute what the reference (the textbook loop over the step
+    functions) computes: every output and every gradient, to 1e-12 in float64."""
     cell, options = CELLS[name]
     x, states, params = make_args(cell, T, B, I, H, seed, bias, device)
-    given = [back(a) for a in (x, *states, *params) if a is not None]
-    *outs, cache = cell.forward(x, *states, *params, reverse=reverse, **options)
-    y_seq, finals_seq = outs[0], outs[1:]
-    y_steps, finals_steps, caches = run_steps(cell, options, x, states, params, reverse)
-    assert rel_err(back(y_seq), back(y_steps)) < 1e-13
-    for a, b in zip(finals_seq, finals_steps):
-        assert rel_err(back(a), back(b)) < 1e-13
-
     rng = np.random.default_rng(seed + 1)
-    dy = on(device, rng.standard_normal(y_seq.shape))
-    dfinals = [on(device, rng.standard_normal(s.shape)) for s in finals_seq]
-    dx, *rest = cell.backward(dy, *dfinals, cache)
-    dstates0, dparams = rest[:len(states)], rest[len(states):]
-
-    # Backward through the steps by hand, in the reverse of the forward's order.
-    order = range(T) if reverse else range(T - 1, -1, -1)
-    d = list(dfinals)
-    dx_steps = np.zeros(x.shape)
-    dparams_steps = [None if p is None else np.zeros(p.shape) for p in params]
-    for t in order:
-        d[0] = d[0] + dy[t]
-        dx_t, *grads = cell.step_backward(*d, caches[t])
-        dx_steps[t] = back(dx_t)
-        d, step_dparams = grads[:len(states)], grads[len(states):]
-        for acc, g in zip(dparams_steps, step_dparams):
-            if acc is not None:
-                acc += back(g)
-    assert rel_err(back(dx), dx_steps) < 1e-12
-    for before, after in zip(given, [a for a in (x, *states, *params) if a is not None]):
-        assert np.array_equal(before, back(after)), "an argument was modified"
-    for a, b in zip(dstates0, d):
+    lengths = rng.integers(1, T + 1, size=B) if use_lengths else None
+    given = [back(a) for a in (x, *states, *params) if a is not None]
+    *fast_outs, fast_cache = cell.forward(x, *states, *params, lengths=lengths, reverse=reverse, **options)
+    *ref_outs, ref_cache = cell.forward_reference(x, *states, *params, lengths=lengths, reverse=reverse,
+                                                  **options)
+    for a, b in zip(fast_outs, ref_outs):
         assert rel_err(back(a), back(b)) < 1e-12
-    for a, b in zip(dparams, dparams_steps):
+    dy = on(device, rng.standard_normal(ref_outs[0].shape)) if given_dy else None
+    dfinals = [on(device, rng.standard_normal(s.shape)) for s in ref_outs[1:]]
+    fast_grads = cell.backward(dy, *dfinals, fast_cache)
+    ref_grads = cell.backward_reference(dy, *dfinals, ref_cache)
+    assert len(fast_grads) == len(ref_grads) == 1 + len(states) + 4
+    for a, b in zip(fast_grads, ref_grads):
         assert (a is None) == (b is None)
         if a is not None:
-            assert rel_err(back(a), b) < 1e-12
+            assert rel_err(back(a), back(b)) < 1e-12
+    for before, after in zip(given, [a for a in (x, *states, *params) if a is not None]):
+        assert np.array_equal(before, back(after)), "an argument was modified"
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
+def test_each_path_reads_only_its_own_cache(name):
+    """Handing one path's cache to the other's backward is a clear error, not wrong numbers."""
+    cell, options = CELLS[name]
+    x, states, params = make_args(cell, 3, 2, 2, 3, seed=0)
+    *outs, fast_cache = cell.forward(x, *states, *params, **options)
+    *_, ref_cache = cell.forward_reference(x, *states, *params, **options)
+    nones = [None] * len(states)
+    module = f"numpyrnn.cells.{cell.__name__.rsplit('.', 1)[1]}"
+    with pytest.raises(TypeError, match=rf"{module}.backward_reference reads the cache of "
+                                        rf"{module}.forward_reference, got one made by {module}.forward "
+                                        r"\(the fast path\)"):
+        cell.backward_reference(outs[0], *nones, fast_cache)
+    with pytest.raises(TypeError, match=rf"{module}.backward reads the cache of {module}.forward "
+                                        rf"\(the fast path\), got one made by {module}.forward_reference"):
+        cell.backward(outs[0], *nones, ref_cache)
+    with pytest.raises(TypeError, match=rf"{module}.step_backward reads the cache of "
+                                        rf"{module}.step_forward, got one made by {module}.forward_reference"):
+        cell.step_backward(*[outs[0][0]] + nones[1:], ref_cache)
+    with pytest.raises(TypeError, match=r"got a tuple"):
+        cell.backward(outs[0], *nones, tuple(fast_cache))
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_the_reference_ignores_the_workspace_and_keeps_named_caches(name):
+    cell, options = CELLS[name]
+    x, states, params = make_args(cell, 4, 2, 2, 3, seed=0)
+    ws = common.Workspace()
+    *_, cache = cell.forward_reference(x, *states, *params, workspace=ws, **options)
+    assert ws.nbytes() == 0
+    assert cache._fields == ("steps", "mask", "reverse") and len(cache.steps) == 4
+    assert type(cache.steps[0]).__name__ == "StepCache" and "x_t" in cache.steps[0]._fields
+    *_, fast_cache = cell.forward(x, *states, *params, workspace=ws, **options)
+    assert ws.nbytes() > 0 and type(fast_cache).__name__ == "FastCache"
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+@pytest.mark.parametrize("use_lengths", [False, True])
+def test_gate_activations_agree_on_both_paths(name, use_lengths):
+    cell, options = CELLS[name]
+    x, states, params = make_args(cell, 5, 3, 2, 4, seed=2)
+    lengths = np.array([5, 2, 1]) if use_lengths else None
+    *_, fast_cache = cell.forward(x, *states, *params, lengths=lengths, **options)
+    *_, ref_cache = cell.forward_reference(x, *states, *params, lengths=lengths, **options)
+    fast, ref = cell.gate_activations(fast_cache), cell.gate_activations(ref_cache)
+    want = {"rnn": ["h"], "lstm": ["i", "f", "g", "o", "c"], "gru": ["r", "z", "n"]}[name.split("_")[0]]
+    assert list(fast) == list(ref) == want
+    for k in want:
+        assert fast[k].shape == (5, 3, 4) and rel_err(fast[k], ref[k]) < 1e-13, k
+        if use_lengths:
+            assert np.all(fast[k][2:, 1] == 0) and np.all(fast[k][1:, 2] == 0), k   # padded steps
+    if name == "lstm":
+        assert np.all((fast["f"][:, 0] > 0) & (fast["f"][:, 0] < 1))
+
+
+def _body_lines(function):
+    """Lines of code of a function, without its signature, docstring, blank lines and comments."""
+    import ast
+    import inspect
+    import textwrap
+
+    source = textwrap.dedent(inspect.getsource(function))
+    body = ast.parse(source).body[0].body
+    if isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+        body = body[1:]                                   # the docstring
+    lines = source.splitlines()[body[0].lineno - 1:body[-1].end_lineno]
+    return [ln for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+
+
+@pytest.mark.parametrize("cell", [rnn, lstm, gru])
+def test_the_reference_stays_a_page_of_plain_loop(cell):
+    """A student reads each reference forward and backward at a glance: about 40 lines, and no
+    buffers, workspaces, reordering or GPU bodies of the fast path."""
+    for function in (cell.forward_reference, cell.backward_reference):
+        lines = _body_lines(function)
+        assert len(lines) <= 40, (function.__name__, len(lines))
+        text = "\n".join(lines)
+        for word in ("scratch", "workspace", "fused", "_INTERNAL", "chunks", "out="):
+            assert word not in text, (function.__name__, word)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("name", sorted(CELLS))
 @pytest.mark.parametrize("reverse", [False, True])
-def test_lengths_equal_separate_runs(name, reverse):
+def test_lengths_equal_separate_runs(name, reverse, path):
     """A padded batch with lengths gives, for each sequence, exactly what running that sequence
     alone over its own steps gives; outputs past its end are zero and receive no gradient."""
     cell, options = CELLS[name]
+    forward, backward = PATHS[path](cell)
     T, B, I, H = 6, 4, 3, 5
     x, states, params = make_args(cell, T, B, I, H, seed=7)
     lengths = np.array([6, 2, 1, 4])
-    *outs, cache = cell.forward(x, *states, *params, lengths=lengths, reverse=reverse, **options)
+    *outs, cache = forward(x, *states, *params, lengths=lengths, reverse=reverse, **options)
     rng = np.random.default_rng(0)
     dy = rng.standard_normal(outs[0].shape)
     dfinals = [rng.standard_normal(s.shape) for s in outs[1:]]
-    dx, *dstates0_and_params = cell.backward(dy, *dfinals, cache)
+    dx, *dstates0_and_params = backward(dy, *dfinals, cache)
     n = len(states)
     for b, L in enumerate(lengths):
-        *alone, alone_cache = cell.forward(x[:L, b:b + 1], *(s[b:b + 1] for s in states), *params,
+        *alone, alone_cache = forward(x[:L, b:b + 1], *(s[b:b + 1] for s in states), *params,
                                            reverse=reverse, **options)
         assert rel_err(outs[0][:L, b], alone[0][:, 0]) < 1e-13
         assert np.all(outs[0][L:, b] == 0)
         for final, final_alone in zip(outs[1:], alone[1:]):
             assert rel_err(final[b], final_alone[0]) < 1e-13
-        dx_alone, *rest = cell.backward(dy[:L, b:b + 1], *(d[b:b + 1] for d in dfinals), alone_cache)
+        dx_alone, *rest = backward(dy[:L, b:b + 1], *(d[b:b + 1] for d in dfinals), alone_cache)
         assert rel_err(dx[:L, b], dx_alone[:, 0]) < 1e-12
         assert np.all(dx[L:, b] == 0)
         for d0, d0_alone in zip(dstates0_and_params[:n], rest[:n]):
             assert rel_err(d0[b], d0_alone[0]) < 1e-12
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", sorted(CELLS))
-def test_nothing_is_mutated(name):
+def test_nothing_is_mutated(name, path):
     """Neither forward nor backward writes into anything it was given."""
     cell, options = CELLS[name]
+    forward, backward = PATHS[path](cell)
     x, states, params = make_args(cell, 5, 3, 2, 4, seed=1)
     lengths = np.array([5, 3, 1])
     given_arrays = [x, *states, *params, lengths]
     snapshot = [a.copy() for a in given_arrays]
-    *outs, cache = cell.forward(x, *states, *params, lengths=lengths, **options)
+    *outs, cache = forward(x, *states, *params, lengths=lengths, **options)
     rng = np.random.default_rng(2)
     dy = rng.standard_normal(outs[0].shape)
     dfinals = [rng.standard_normal(s.shape) for s in outs[1:]]
     grads_in = [dy, *dfinals]
     grads_snapshot = [g.copy() for g in grads_in]
-    cell.backward(dy, *dfinals, cache)
-    cell.backward(dy, *dfinals, cache)          # twice: the cache must survive a backward
+    backward(dy, *dfinals, cache)
+    backward(dy, *dfinals, cache)          # twice: the cache must survive a backward
     for a, before in zip(given_arrays + grads_in, snapshot + grads_snapshot):
         assert np.array_equal(a, before)
-    first = cell.backward(dy, *dfinals, cache)
-    second = cell.backward(dy, *dfinals, cache)
+    first = backward(dy, *dfinals, cache)
+    second = backward(dy, *dfinals, cache)
     for a, b in zip(first, second):
         assert (a is None and b is None) or np.array_equal(a, b)
 
@@ -155,15 +219,17 @@ def test_outputs_without_lengths_are_read_only_views(name):
         y[0, 0, 0] = 1.0
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", sorted(CELLS))
 @pytest.mark.parametrize("T,B", [(1, 1), (1, 3), (4, 1)])
-def test_sequence_gradcheck_edge_shapes(name, T, B):
+def test_sequence_gradcheck_edge_shapes(name, T, B, path):
     """The sequence functions pass the gradient check at T = 1 and B = 1, with lengths too."""
     cell, options = CELLS[name]
+    forward, backward = PATHS[path](cell)
     x, states, params = make_args(cell, T, B, 2, 3, seed=T * 10 + B)
     lengths = np.arange(B) % T + 1
-    forward = functools.partial(cell.forward, lengths=lengths, **options)
-    report = gradcheck.check_fn(forward, cell.backward, [x, *states, *params])
+    report = gradcheck.check_fn(functools.partial(forward, lengths=lengths, **options), backward,
+                                [x, *states, *params])
     assert report.passed, str(report)
 
 
@@ -176,15 +242,16 @@ def test_step_gradcheck(name):
     assert report.passed, str(report)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", sorted(CELLS))
-def test_without_bias_gives_none_bias_gradients(name):
+def test_without_bias_gives_none_bias_gradients(name, path):
     cell, options = CELLS[name]
+    forward, backward = PATHS[path](cell)
     x, states, params = make_args(cell, 3, 2, 2, 3, seed=0, bias=False)
-    *outs, cache = cell.forward(x, *states, *params, **options)
-    grads = cell.backward(np.ones_like(outs[0]), *(None for _ in states), cache)
+    *outs, cache = forward(x, *states, *params, **options)
+    grads = backward(np.ones_like(outs[0]), *(None for _ in states), cache)
     assert grads[-2] is None and grads[-1] is None
-    report = gradcheck.check_fn(functools.partial(cell.forward, **options), cell.backward,
-                                [x, *states, *params])
+    report = gradcheck.check_fn(functools.partial(forward, **options), backward, [x, *states, *params])
     assert report.passed, str(report)
 
 

@@ -129,3 +129,65 @@ def test_unbuildable_config(tmp_path):
     rewrite(path, config=np.array(json.dumps({"type": "Transformer"})))
     with pytest.raises(CheckpointError, match="does not describe a model numpyrnn can build"):
         numpyrnn.load(path)
+
+
+# --------------------------------------------------------------------------- files written by earlier versions
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def _fixture_maker():
+    """tests/fixtures/make_format1_fixtures.py, which made the fixtures with format-1 numpyrnn."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_format1_fixtures",
+                                                  os.path.join(FIXTURES, "make_format1_fixtures.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_a_model_saved_before_impl_existed_loads_and_computes_what_it_did(impl):
+    """A model file of format 1, written before layers had ``impl``, loads (as impl "fast"), and
+    gives the logits the numpyrnn that wrote it computed, on either path."""
+    maker = _fixture_maker()
+    m = numpyrnn.load(os.path.join(FIXTURES, "format1_charlm_gru.npz"))
+    assert m.config()["impl"] == "fast" and m.rnn.impl == "fast" and m.vocab == tuple("abcde")
+    m.rnn.impl = impl
+    _, logits = m.forward(maker.FIXED_IDS)
+    want = np.load(os.path.join(FIXTURES, "format1_charlm_gru_logits.npy"))
+    assert np.abs(logits - want).max() <= (0 if impl == "fast" else 1e-6)
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_a_training_checkpoint_written_before_impl_existed_resumes_exactly(tmp_path, impl):
+    """A run checkpointed at step 2 by format-1 numpyrnn, resumed by today's and trained to step
+    4, ends with the weights that run reached uninterrupted: bit for bit on the fast path, to
+    rounding on the reference (a run may change path when it resumes)."""
+    maker = _fixture_maker()
+    import shutil
+
+    shutil.copy(os.path.join(FIXTURES, "format1_adding_step2.npz"), tmp_path / "checkpoint.npz")
+    trainer = maker.adding_run(str(tmp_path))
+    trainer.model.rnn.impl = impl
+    trainer.resume()
+    assert trainer.step == 2
+    trainer.fit(steps=4)
+    want = numpyrnn.load(os.path.join(FIXTURES, "format1_adding_step4.npz"))
+    for k, v in want.params.items():
+        assert np.abs(trainer.model.params[k] - v).max() <= (0 if impl == "fast" else 1e-5), k
+
+
+def test_a_checkpoint_of_another_model_is_still_refused_whatever_its_impl(tmp_path):
+    m = model()
+    numpyrnn.save(m, tmp_path / "m.npz")
+    other = numpyrnn.SequenceClassifier("gru", vocab_size=7, embedding_dim=3, hidden_size=5, num_classes=2,
+                                        bidirectional=True, seed=1, impl="reference")
+    with pytest.raises(CheckpointError, match=r"config differs in \['hidden_size'\]"):
+        checkpoint.load_into(other, tmp_path / "m.npz")
+    same = numpyrnn.SequenceClassifier("gru", vocab_size=7, embedding_dim=3, hidden_size=4, num_classes=2,
+                                       bidirectional=True, seed=2, impl="reference")
+    checkpoint.load_into(same, tmp_path / "m.npz")            # impl is how, not what: it loads
+    assert same.rnn.impl == "reference"
+    assert all(np.array_equal(same.params[k], m.params[k]) for k in m.params)

@@ -27,10 +27,11 @@ def layer(name, I=3, H=4, **kw):
     return cls(I, H, dtype=np.float64, seed=0, **options, **kw)
 
 
+@pytest.mark.parametrize("impl", ["fast", "reference"])
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_every_cell_passes_full_check(name, device):
-    m = layer(name, device=device)
+def test_every_cell_passes_full_check(name, device, impl):
+    m = layer(name, device=device, impl=impl)
     x = np.random.default_rng(0).standard_normal((5, 3, 3))
     report = gradcheck.check(m, x)
     assert report.passed, str(report)
@@ -42,14 +43,17 @@ def test_every_cell_passes_full_check(name, device):
         assert row.max_rel_err <= 1e-7
 
 
+@pytest.mark.parametrize("impl", ["fast", "reference"])
 @pytest.mark.parametrize("name", sorted(LAYERS))
 @given(T=st.integers(1, 6), B=st.integers(1, 3), I=st.integers(1, 3), H=st.integers(1, 4),
        layers=st.integers(1, 2), bidirectional=st.booleans(), use_lengths=st.booleans(),
        seed=st.integers(0, 2**31))
-def test_check_passes_over_configurations(name, T, B, I, H, layers, bidirectional, use_lengths, seed):
-    """Right gradients pass in every configuration: the noise floor is never too tight."""
+def test_check_passes_over_configurations(name, impl, T, B, I, H, layers, bidirectional, use_lengths, seed):
+    """Right gradients pass in every configuration, on both paths: the noise floor is never too
+    tight."""
     cls, options = LAYERS[name]
-    m = cls(I, H, num_layers=layers, bidirectional=bidirectional, dtype=np.float64, seed=seed, **options)
+    m = cls(I, H, num_layers=layers, bidirectional=bidirectional, dtype=np.float64, seed=seed,
+            impl=impl, **options)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((T, B, I))
     lengths = rng.integers(1, T + 1, size=B) if use_lengths else None

@@ -198,10 +198,11 @@ def test_astype_copies_and_keeps_weights():
     assert not np.all(m.params["weight_ih_l0"] == 0)
 
 
-def test_dropout_acts_only_in_training_and_is_seeded():
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_dropout_acts_only_in_training_and_is_seeded(impl):
     x = np.random.default_rng(0).standard_normal((4, 2, 3))
-    a = numpyrnn.LSTM(3, 8, num_layers=2, dropout=0.5, seed=5, dtype=np.float64)
-    b = numpyrnn.LSTM(3, 8, num_layers=2, dropout=0.5, seed=5, dtype=np.float64)
+    a = numpyrnn.LSTM(3, 8, num_layers=2, dropout=0.5, seed=5, dtype=np.float64, impl=impl)
+    b = numpyrnn.LSTM(3, 8, num_layers=2, dropout=0.5, seed=5, dtype=np.float64, impl=impl)
     ya, _ = a.forward(x)
     yb, _ = b.forward(x)
     assert np.array_equal(ya, yb)                      # same seed, same masks
@@ -211,7 +212,7 @@ def test_dropout_acts_only_in_training_and_is_seeded():
     e1, _ = a.forward(x)
     e2, _ = a.forward(x)
     assert np.array_equal(e1, e2)
-    ref = numpyrnn.LSTM(3, 8, num_layers=2, seed=5, dtype=np.float64)
+    ref = numpyrnn.LSTM(3, 8, num_layers=2, seed=5, dtype=np.float64, impl=impl)
     assert np.array_equal(e1, ref.forward(x)[0])       # eval mode = no dropout at all
     with pytest.warns(UserWarning, match="dropout acts between stacked layers"):
         numpyrnn.GRU(2, 2, dropout=0.3)
@@ -299,14 +300,15 @@ def test_backward_errors():
     m.backward(np.zeros((5, 2, 4)))
 
 
+@pytest.mark.parametrize("impl", ["fast", "reference"])
 @pytest.mark.parametrize("cls_name", CLASSES)
-def test_truncated_bptt_chunks_compose_into_full_bptt(cls_name):
+def test_truncated_bptt_chunks_compose_into_full_bptt(cls_name, impl):
     """forward(x, state) continues from the previous chunk's final state, and each chunk's
     backward stops at its boundary, returning dstate0.  Handing that dstate0 back to the
     previous chunk's backward reproduces full backpropagation exactly: nothing is lost at the
     boundary, only deferred."""
     cls = getattr(numpyrnn, cls_name)
-    kw = dict(num_layers=2, bidirectional=False, dtype=np.float64)
+    kw = dict(num_layers=2, bidirectional=False, dtype=np.float64, impl=impl)
     full, first, second = (cls(3, 4, seed=0, **kw) for _ in range(3))
     rng = np.random.default_rng(1)
     x = rng.standard_normal((9, 2, 3))

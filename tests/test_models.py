@@ -26,11 +26,12 @@ def classifier_batch(rng, T=5, B=3, vocab=12, lengths=(5, 2, 4), classes=3):
     dict(pooling="last", bidirectional=True, padding_idx=0, batch_first=True),
 ])
 @pytest.mark.parametrize("device", DEVICES)
-def test_classifier_gradcheck_full(cell, options, device):
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_classifier_gradcheck_full(cell, options, device, impl):
     rng = np.random.default_rng(0)
     options = {"num_classes": 3, **options}
     m = numpyrnn.SequenceClassifier(cell, vocab_size=12, embedding_dim=4, hidden_size=5, seed=1,
-                                    dtype=np.float64, device=device, **options)
+                                    dtype=np.float64, device=device, impl=impl, **options)
     ids, targets, lengths = classifier_batch(rng, classes=options["num_classes"] + (options["num_classes"] == 1))
     if options.get("batch_first"):
         ids = ids.T
@@ -53,10 +54,11 @@ def test_classifier_on_features_checks_the_input_gradient_too(cell):
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("per_step", [False, True])
 @pytest.mark.parametrize("device", DEVICES)
-def test_regressor_gradcheck_full(cell, per_step, device):
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_regressor_gradcheck_full(cell, per_step, device, impl):
     rng = np.random.default_rng(2)
     m = numpyrnn.SequenceRegressor(cell, input_size=2, hidden_size=4, output_size=2, per_step=per_step,
-                                   seed=0, dtype=np.float64, device=device)
+                                   seed=0, dtype=np.float64, device=device, impl=impl)
     T, B = 5, 3
     targets = rng.standard_normal((T, B, 2) if per_step else (B, 2))
     report = gradcheck.check_model(m, (rng.standard_normal((T, B, 2)), targets, [5, 1, 3]))
@@ -65,10 +67,11 @@ def test_regressor_gradcheck_full(cell, per_step, device):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("device", DEVICES)
-def test_charlm_gradcheck_full(cell, device):
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_charlm_gradcheck_full(cell, device, impl):
     rng = np.random.default_rng(3)
     m = numpyrnn.CharLM(cell, vocab_size=7, hidden_size=4, embedding_dim=3, num_layers=2, seed=0,
-                        dtype=np.float64, device=device)
+                        dtype=np.float64, device=device, impl=impl)
     ids = rng.integers(0, 7, (6, 2))
     state = tuple(rng.standard_normal((2, 2, 4)) for _ in range(2)) if cell == "lstm" else rng.standard_normal((2, 2, 4))
 

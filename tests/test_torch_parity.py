@@ -63,11 +63,13 @@ def torch_forward_backward(theirs, x, state, lengths, dy, dstate):
 
 
 def compare_with_torch(variant, T, B, I, H, *, layers=1, bidirectional=False, batch_first=False,
-                       bias=True, lengths=None, given_state=True, seed=0, device="cpu"):
-    """Largest relative error of anything observable, ours (on ``device``) against torch."""
+                       bias=True, lengths=None, given_state=True, seed=0, device="cpu", impl="fast"):
+    """Largest relative error of anything observable, ours (on ``device``, on the path ``impl``)
+    against torch."""
     ours_cls, torch_cls, options = TORCH_VARIANTS[variant]
     ours = ours_cls(I, H, num_layers=layers, bias=bias, batch_first=batch_first,
-                    bidirectional=bidirectional, dtype=np.float64, seed=seed, device=device, **options)
+                    bidirectional=bidirectional, dtype=np.float64, seed=seed, device=device,
+                    impl=impl, **options)
     theirs = torch_twin(ours, torch_cls, options)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((B, T, I) if batch_first else (T, B, I))
@@ -103,17 +105,20 @@ def assert_close(errors, tol=TOL):
 
 # --------------------------------------------------------------------------- single layer (the core)
 
+@pytest.mark.parametrize("impl", ["fast", "reference"])
 @pytest.mark.parametrize("variant", sorted(TORCH_VARIANTS))
 @given(T=st.integers(1, 9), B=st.integers(1, 5), I=st.integers(1, 6), H=st.integers(1, 6),
        bias=st.booleans(), given_state=st.booleans(), seed=st.integers(0, 2**31))
-def test_single_layer_matches_torch(variant, T, B, I, H, bias, given_state, seed):
-    assert_close(compare_with_torch(variant, T, B, I, H, bias=bias, given_state=given_state, seed=seed))
+def test_single_layer_matches_torch(variant, impl, T, B, I, H, bias, given_state, seed):
+    assert_close(compare_with_torch(variant, T, B, I, H, bias=bias, given_state=given_state, seed=seed,
+                                    impl=impl))
 
 
+@pytest.mark.parametrize("impl", ["fast", "reference"])
 @pytest.mark.parametrize("variant", sorted(TORCH_VARIANTS))
-def test_long_sequence_matches_torch(variant):
+def test_long_sequence_matches_torch(variant, impl):
     """100 steps: errors must not grow with the recurrence."""
-    assert_close(compare_with_torch(variant, 100, 4, 8, 16, seed=3))
+    assert_close(compare_with_torch(variant, 100, 4, 8, 16, seed=3, impl=impl))
 
 
 @pytest.mark.parametrize("variant", sorted(TORCH_VARIANTS))
@@ -125,30 +130,35 @@ def test_edge_shapes_match_torch(variant):
 
 # --------------------------------------------------------------------------- stacks, directions, lengths
 
+@pytest.mark.parametrize("impl", ["fast", "reference"])
 @pytest.mark.parametrize("variant", sorted(TORCH_VARIANTS))
 @given(T=st.integers(1, 7), B=st.integers(1, 4), I=st.integers(1, 5), H=st.integers(1, 5),
        layers=st.integers(1, 3), bidirectional=st.booleans(), batch_first=st.booleans(),
        bias=st.booleans(), use_lengths=st.booleans(), given_state=st.booleans(),
        seed=st.integers(0, 2**31))
-def test_stacked_bidirectional_lengths_match_torch(variant, T, B, I, H, layers, bidirectional,
+def test_stacked_bidirectional_lengths_match_torch(variant, impl, T, B, I, H, layers, bidirectional,
                                                    batch_first, bias, use_lengths, given_state, seed):
     lengths = np.random.default_rng(seed).integers(1, T + 1, size=B) if use_lengths else None
     assert_close(compare_with_torch(variant, T, B, I, H, layers=layers, bidirectional=bidirectional,
                                     batch_first=batch_first, bias=bias, lengths=lengths,
-                                    given_state=given_state, seed=seed))
+                                    given_state=given_state, seed=seed, impl=impl))
 
 
+@pytest.mark.parametrize("impl", ["fast", "reference"])
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("variant", sorted(TORCH_VARIANTS))
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_every_configuration_with_lengths_matches_torch(variant, layers, bidirectional, batch_first, device):
+def test_every_configuration_with_lengths_matches_torch(variant, layers, bidirectional, batch_first, device,
+                                                        impl):
     """The grid the layers issue names: every cell × layers 1–3 × both directions × batch_first,
-    with unsorted lengths that include 1 and T (numpyrnn on each device, torch on the CPU)."""
+    with unsorted lengths that include 1 and T (numpyrnn on each device and path, torch on the
+    CPU)."""
     lengths = np.array([5, 1, 3, 5, 2])
     assert_close(compare_with_torch(variant, 5, 5, 3, 4, layers=layers, bidirectional=bidirectional,
-                                    batch_first=batch_first, lengths=lengths, seed=layers, device=device))
+                                    batch_first=batch_first, lengths=lengths, seed=layers, device=device,
+                                    impl=impl))
 
 
 @pytest.mark.parametrize("variant", sorted(TORCH_VARIANTS))

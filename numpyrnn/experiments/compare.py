@@ -59,7 +59,7 @@ def _mean_std(values):
 def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden=None, match_params=False,
             steps=None, epochs=None, quick=False, data_seed=0, task_options=None, optimizer=None, lr=None,
             batch_size=None, clip="task", layers=1, bidirectional=False, dtype=np.float32, device="auto",
-            log=None):
+            impl="fast", log=None):
     """Train every cell ``seeds`` times on one task; returns the results as a dict (see
     :func:`write` for what it holds)."""
     log = log or (lambda line: None)
@@ -78,7 +78,8 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
     lr = lr or defaults["lr"]
     batch_size = batch_size or defaults["batch_size"]
     clip = defaults.get("clip") if clip == "task" else clip
-    model_kwargs = dict(num_layers=layers, bidirectional=bidirectional, dtype=np.dtype(dtype), device=device)
+    model_kwargs = dict(num_layers=layers, bidirectional=bidirectional, dtype=np.dtype(dtype), device=device,
+                        impl=impl)
     shape_kwargs = {k: v for k, v in model_kwargs.items() if k in ("num_layers", "bidirectional")}
     reference = "lstm" if "lstm" in cells else cells[0]
     target = _parameters(task, reference, hidden, **shape_kwargs)
@@ -91,7 +92,8 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
                "settings": {"cells": list(cells), "seeds": seeds, "hidden": hidden, "match_params": match_params,
                             "reference": reference, "reference_parameters": target, "optimizer": optimizer,
                             "lr": lr, "batch_size": batch_size, "clip": clip, "layers": layers,
-                            "bidirectional": bidirectional, "dtype": np.dtype(dtype).name, "budget": budget,
+                            "bidirectional": bidirectional, "dtype": np.dtype(dtype).name, "impl": impl,
+                            "budget": budget,
                             "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "quick": quick},
                "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                            "blas_threads": bench.blas_threads(), "numpy": np.__version__,

@@ -71,16 +71,17 @@ def forget_gate(model, inputs, top=3):
 
 
 def gradflow(cells=("rnn", "lstm", "gru"), seq_len=100, steps=2000, hidden=64, batch=64, seed=0, log=None,
-             device="auto"):
+             device="auto", impl="fast"):
     """The measurements for each cell, before and after training; a dict ready for JSON.
-    ``device``: where the models train and are measured ("auto", "cpu" or "gpu")."""
+    ``device``: where the models train and are measured ("auto", "cpu" or "gpu"); ``impl``: the
+    layers' path ("fast" or "reference")."""
     log = log or (lambda line: None)
     task = tasks.make("adding", seq_len=seq_len, seed=seed)
     d = task.defaults
     probe = task.examples("test", np.arange(batch))
     data = {"task": task.config(), "steps": steps, "hidden": hidden, "batch": batch, "cells": {}}
     for cell in cells:
-        model = task.make_model(cell, hidden_size=hidden, seed=seed, device=device)
+        model = task.make_model(cell, hidden_size=hidden, seed=seed, device=device, impl=impl)
         entry = {"initial": {"grad_norms": gradient_norms(model, probe.inputs, probe.targets).tolist()}}
         if cell == "lstm":
             entry["initial"]["forget_gate"] = forget_gate(model, probe.inputs)

@@ -13,9 +13,10 @@ DEFAULT_LENGTHS = (10, 25, 50, 100, 200)
 
 
 def sweep(lengths=DEFAULT_LENGTHS, cells=("lstm", "gru", "rnn"), steps=1500, hidden=64, seeds=1,
-          train_size=5_000, log=None, device="auto"):
+          train_size=5_000, log=None, device="auto", impl="fast"):
     """Test MSE of each cell at each length (one list of per-seed values per length).
-    ``device``: where the models train ("auto", "cpu" or "gpu")."""
+    ``device``: where the models train ("auto", "cpu" or "gpu"); ``impl``: the layers' path
+    ("fast" or "reference")."""
     log = log or (lambda line: None)
     data = {"lengths": list(lengths), "baseline": BASELINE_MSE, "budget": {"steps": steps}, "hidden": hidden,
             "seeds": seeds, "train_size": train_size, "cells": {cell: [] for cell in cells},
@@ -26,7 +27,7 @@ def sweep(lengths=DEFAULT_LENGTHS, cells=("lstm", "gru", "rnn"), steps=1500, hid
         for cell in cells:
             values, seconds = [], []
             for seed in range(seeds):
-                model = task.make_model(cell, hidden_size=hidden, seed=seed, device=device)
+                model = task.make_model(cell, hidden_size=hidden, seed=seed, device=device, impl=impl)
                 trainer = Trainer(model, task, optim.make(d["optimizer"], model, lr=d["lr"]),
                                   batch_size=d["batch_size"], clip=d["clip"], eval_every=steps, seed=seed,
                                   progress=False)

@@ -51,10 +51,11 @@ class AddingProblem(ExampleTask):
         return BASELINE_MSE, "always predict 1, the mean of the sum"
 
     def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                   dtype=np.float32, seed=None, device="auto", nonlinearity="tanh", reset_after=True):
+                   dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
+                   reset_after=True, impl="fast"):
         return SequenceRegressor(cell, input_size=2, hidden_size=hidden_size, output_size=1,
                                  num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
-                                 nonlinearity=nonlinearity, reset_after=reset_after, dtype=dtype,
+                                 nonlinearity=nonlinearity, reset_after=reset_after, impl=impl, dtype=dtype,
                                  seed=seed, device=device)
 
     def split_size(self, split):

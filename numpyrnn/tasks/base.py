@@ -53,7 +53,8 @@ class Task:
         raise NotImplementedError
 
     def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                   dtype=np.float32, seed=None, device="auto", nonlinearity="tanh", reset_after=True):
+                   dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
+                   reset_after=True, impl="fast"):
         raise NotImplementedError
 
     def epoch(self, batch_size, rng) -> list:

@@ -60,12 +60,13 @@ class CharLanguageModel(Task):
         return float(-(p * np.log2(p)).sum()), "character frequencies alone (unigram entropy)"
 
     def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                   dtype=np.float32, seed=None, device="auto", nonlinearity="tanh", reset_after=True):
+                   dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
+                   reset_after=True, impl="fast"):
         if bidirectional:
             raise ValueError("a language model reads left to right; bidirectional is not available for charlm")
         model = CharLM(cell, vocab_size=len(self.vocab), hidden_size=hidden_size,
                        embedding_dim=min(64, hidden_size), num_layers=num_layers, dropout=dropout,
-                       nonlinearity=nonlinearity, reset_after=reset_after, dtype=dtype, seed=seed,
+                       nonlinearity=nonlinearity, reset_after=reset_after, impl=impl, dtype=dtype, seed=seed,
                        device=device)
         model.vocab = tuple(self.vocab)
         return model

@@ -198,11 +198,12 @@ class Sentiment(ExampleTask):
         return float(majority), "always predict the most common class"
 
     def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                   dtype=np.float32, seed=None, device="auto", nonlinearity="tanh", reset_after=True):
+                   dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
+                   reset_after=True, impl="fast"):
         model = SequenceClassifier(cell, vocab_size=len(self.vocab), embedding_dim=32, padding_idx=0,
                                    num_classes=len(self.classes), hidden_size=hidden_size,
                                    num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
-                                   nonlinearity=nonlinearity, reset_after=reset_after, dtype=dtype,
+                                   nonlinearity=nonlinearity, reset_after=reset_after, impl=impl, dtype=dtype,
                                    seed=seed, device=device)
         model.vocab = tuple(self.vocab)
         return model
