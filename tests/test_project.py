@@ -61,7 +61,7 @@ def test_only_the_backend_imports_cupy():
 
 def test_cells_do_not_call_numpy_directly():
     """The cells go through the array module of their inputs, so they run on CuPy unchanged."""
-    for path in (ROOT / "numpyrnn" / "cells").glob("*.py"):
+    for path in (ROOT / "numpyrnn" / "cells").rglob("*.py"):
         code = path.read_text()
         calls = re.findall(r"\bnp\.(?!float64\b|dtype\b)\w+", code)
         if path.name == "common.py":     # dispatches to scipy only after checking for NumPy

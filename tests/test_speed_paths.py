@@ -67,7 +67,7 @@ def test_what_a_layer_returns_is_never_overwritten_by_the_next_call(cls, bidirec
 
 @pytest.mark.parametrize("cell,per_step", [("rnn", 1), ("lstm", 7), ("gru", 5)])
 def test_activation_bytes_match_the_documented_numbers(cell, per_step):
-    """docs/derivations.md §9: H, 7H, 5H numbers per step and sequence, plus the h0 (and c0)
+    """docs/derivations.md §10: H, 7H, 5H numbers per step and sequence, plus the h0 (and c0)
     row, plus the layer's private copy of x."""
     T, B, I, H = 6, 3, 5, 4
     layer, step = bench._numpyrnn_case(cell, (T, B, I, H), np.dtype(np.float64), "cpu")
