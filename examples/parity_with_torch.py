@@ -1,12 +1,14 @@
 """Carry weights between numpyrnn and PyTorch, and measure how closely the two agree.
 
-    python examples/parity_with_torch.py [--seeds 20] [--seq-len 50] [--grid]
+    python examples/parity_with_torch.py [--seeds 20] [--seq-len 50] [--grid] [--impl reference]
 
 For each cell and configuration this builds a numpyrnn layer, loads its state dict into the
 matching torch.nn layer, runs both forward and backward in float64 on the same data (padded
 batches through pack_padded_sequence on the torch side) and prints the largest normwise
 relative error max|ours − torch| / max|torch| over everything observable: outputs, final
-states, and the gradients of the input, the initial states and every parameter.  Needs torch.
+states, and the gradients of the input, the initial states and every parameter.  ``--impl``
+picks numpyrnn's path: the fast one (the default) or the reference, the textbook loop over the
+step functions.  Needs torch.
 
 The textbook GRU (``reset_after=False``) has no torch.nn counterpart; without --grid it is also
 compared, one layer, with its equations written in torch operations and differentiated by
@@ -43,8 +45,8 @@ def rel_err(a, b):
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
 
 
-def compare(ours_cls, torch_cls, options, layer_kw, use_lengths, T, B, I, H, seed):
-    ours = ours_cls(I, H, dtype=np.float64, seed=seed, **layer_kw, **options)
+def compare(ours_cls, torch_cls, options, layer_kw, use_lengths, T, B, I, H, seed, impl="fast"):
+    ours = ours_cls(I, H, dtype=np.float64, seed=seed, impl=impl, **layer_kw, **options)
     theirs = torch_cls(I, H, dtype=torch.float64, **layer_kw, **options)
     # numpyrnn → torch: the state dicts have the same keys and shapes.
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
@@ -95,8 +97,8 @@ def textbook_gru_in_torch(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
     return torch.stack(outputs), h
 
 
-def compare_textbook_gru(T, B, I, H, seed):
-    ours = numpyrnn.GRU(I, H, reset_after=False, dtype=np.float64, seed=seed)
+def compare_textbook_gru(T, B, I, H, seed, impl="fast"):
+    ours = numpyrnn.GRU(I, H, reset_after=False, dtype=np.float64, seed=seed, impl=impl)
     rng = np.random.default_rng(seed)
     x, h0 = rng.standard_normal((T, B, I)), rng.standard_normal((1, B, H))
     y, h_n = ours.forward(x, h0)
@@ -122,16 +124,17 @@ def main():
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--grid", action="store_true",
                         help="every depth 1-3 x direction x layout (with lengths), one row per configuration")
+    parser.add_argument("--impl", choices=["fast", "reference"], default="fast", help="numpyrnn's path")
     args = parser.parse_args()
     shape = (args.seq_len, args.batch, args.input_size, args.hidden)
-    print(f"float64, T={shape[0]} B={shape[1]} I={shape[2]} H={shape[3]}, {args.seeds} seeds each; "
-          "worst normwise relative error over y, state_n, dx, dstate0 and every parameter gradient")
+    print(f"float64, T={shape[0]} B={shape[1]} I={shape[2]} H={shape[3]}, {args.seeds} seeds each, numpyrnn's "
+          f"{args.impl} path; worst normwise relative error over y, state_n, dx, dstate0 and every parameter gradient")
     configs = GRID if args.grid else CONFIGS
     if args.grid:                                           # configurations down, cells across
         print(f"{'configuration':<34}" + "".join(f"{label:>12}" for label, *_ in VARIANTS))
     else:
         print(f"{'cell':<10}" + "".join(f"{name:>36}" for name, _, _ in configs))
-    table = {(label, name): max(compare(ours_cls, torch_cls, options, layer_kw, use_lengths, *shape, seed)
+    table = {(label, name): max(compare(ours_cls, torch_cls, options, layer_kw, use_lengths, *shape, seed, args.impl)
                                 for seed in range(args.seeds))
              for label, ours_cls, torch_cls, options in VARIANTS for name, layer_kw, use_lengths in configs}
     worst = max(table.values())
@@ -141,7 +144,7 @@ def main():
     else:
         for label, *_ in VARIANTS:
             print(f"{label:<10}" + "".join(f"{table[label, name]:>36.2e}" for name, *_ in configs))
-        textbook = max(compare_textbook_gru(*shape, seed) for seed in range(args.seeds))
+        textbook = max(compare_textbook_gru(*shape, seed, args.impl) for seed in range(args.seeds))
         print(f"GRU textbook (reset_after=False), 1 layer, against its equations in torch ops "
               f"and autograd: {textbook:.2e}")
         worst = max(worst, textbook)

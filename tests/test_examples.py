@@ -14,12 +14,21 @@ def run(name, *args):
                           text=True, timeout=300)
 
 
-def test_parity_with_torch():
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_parity_with_torch(impl):
     pytest.importorskip("torch")
     out = run("parity_with_torch.py", "--seeds", "2", "--seq-len", "6", "--batch", "3",
-              "--input-size", "3", "--hidden", "4")
+              "--input-size", "3", "--hidden", "4", "--impl", impl)
     assert out.returncode == 0, out.stderr
     assert "LSTM" in out.stdout and "GRU textbook" in out.stdout and "worst:" in out.stdout
+    assert f"numpyrnn's {impl} path" in out.stdout
+
+
+def test_reference_vs_fast():
+    out = run("reference_vs_fast.py", "--seeds", "1", "--seq-len", "4", "--batch", "2")
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith(("RNN", "LSTM", "GRU"))]
+    assert len(rows) == 5 and all(float(row.split()[-4]) < 1e-12 for row in rows)
 
 
 def test_lstm_vs_gru_sentiment(tmp_path):
@@ -61,5 +70,5 @@ def test_vanishing_gradients(tmp_path):
 def test_every_example_has_a_test():
     names = {p.name for p in EXAMPLES.glob("*.py")}
     tested = {"parity_with_torch.py", "lstm_vs_gru_sentiment.py", "adding_problem.py", "char_rnn.py",
-              "gradient_check_walkthrough.py", "vanishing_gradients.py"}
+              "gradient_check_walkthrough.py", "vanishing_gradients.py", "reference_vs_fast.py"}
     assert names == tested

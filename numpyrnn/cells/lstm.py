@@ -216,9 +216,9 @@ def backward_reference(dy, dh_n, dc_n, cache):
     for t in reversed(time_steps(T, reverse)):   # the forward's steps, last first (§3)
         dh_tilde = mask[t] * (dh + dy[t])        # dh̃_t = m_t (dh_t + dy_t) (§3, §7)
         dc_tilde = mask[t] * dc                  # dc̃_t = m_t dc_t: c_t reaches only step t+1 (§5, §7)
-        dx[t], dh_prev, dc_prev, *dparams_t = step_backward(dh_tilde, dc_tilde, steps[t])   # (§5)
+        dx[t], dh_prev, dc_prev, *dparams_t = step_backward(dh_tilde, dc_tilde, steps[t])   # through the step (§5)
         dh = dh_prev + (1 - mask[t]) * dh        # dh_{t−1} = dh_prev + (1 − m_t) dh_t (§7)
-        dc = dc_prev + (1 - mask[t]) * dc        # dc_{t−1} = dc ⊙ f + (1 − m_t) dc_t (§5, §7)
+        dc = dc_prev + (1 - mask[t]) * dc        # dc_{t−1} = dc̃_t ⊙ f + (1 − m_t) dc_t (§5, §7)
         dparams = [add_step(total, d) for total, d in zip(dparams, dparams_t)]   # dW += dW_t (§3)
     return (dx, dh, dc, *dparams)                # dh, dc are now ∂L/∂h0, ∂L/∂c0
 
