@@ -45,6 +45,10 @@ class EmulatedKernel:
 
     def __init__(self, in_params, out_params, operation, name):
         self.inputs, self.outputs, self.name = _names(in_params), _names(out_params), name
+        # A bare floating literal is a double in CUDA C: it would make a float32 kernel compute
+        # in double (and disagree with the NumPy body's rounding).  Literals must be cast, (T)0.5.
+        bare = re.findall(r"(?<!\(T\))(?<![\w.])\d+\.\d*", operation)
+        assert not bare, f"{name}: untyped floating literals {bare}; write them as (T)0.5"
         statements = [s.strip() for s in operation.split(";") if s.strip()]
         # C to Python: drop the local declarations' type, cast literals to plain numbers
         self.code = [compile(re.sub(r"\(T\)(\d)", r"\1", re.sub(r"^T\s+", "", s)), name, "exec")
@@ -136,6 +140,9 @@ def test_the_emulation_refuses_what_cupy_refuses():
         k(np.ones((2, 3)), np.ones((4, 2, 3)), np.empty((2, 3)))
     k(np.ones((2, 3), np.float32), np.float32(2), c)
     assert (c == 3).all()
+    with pytest.raises(AssertionError, match=r"untyped floating literals \['0.5'\]"):
+        EmulatedKernel("T a", "T h", "h = a * 0.5;", "half")
+    EmulatedKernel("T a", "T h", "h = a * (T)0.5;", "half")
     relu = EmulatedKernel("T a", "T h", "T s = a * 2; h = max(s, (T)0);", "relu")
     h = np.empty(3)
     relu(np.array([-1.0, 0.5, 2.0]), h)
