@@ -71,6 +71,12 @@ def write(path, arrays):
 
 def model_arrays(model, *, meta=None):
     """The arrays that describe ``model``: config, parameters, checksum, vocabulary, meta."""
+    from .models import BUILDABLE, buildable
+
+    if not buildable(model):
+        raise TypeError(f"numpyrnn.save keeps what numpyrnn.load can rebuild: a {', '.join(BUILDABLE)} "
+                        f"(not a subclass), got {type(model).__name__}; for other modules save "
+                        "model.state_dict() yourself (np.savez) and load it with load_state_dict")
     params = model.state_dict()
     arrays = {"format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION),
               "config": np.array(json.dumps(model.config())),
@@ -83,7 +89,11 @@ def model_arrays(model, *, meta=None):
 
 
 def save(model, path, *, meta=None):
-    """Save ``model`` (its config, parameters and vocabulary) to ``path``, atomically."""
+    """Save ``model`` (its config, parameters and vocabulary) to ``path``, atomically.
+
+    ``model``: a model (SequenceClassifier, SequenceRegressor, CharLM) or a layer (RNN, LSTM,
+    GRU, Linear, Embedding); anything :func:`load` could not rebuild is refused here.
+    """
     write(path, model_arrays(model, meta=meta))
 
 
@@ -146,7 +156,8 @@ def check_same_model(saved_config, model, path):
 
 
 def load(path, *, device="auto"):
-    """The model saved in ``path``, rebuilt from its config with its parameters (and vocabulary)."""
+    """The model or layer saved in ``path``, rebuilt from its config with its parameters (and
+    vocabulary)."""
     from .models import build
 
     arrays = read(path)

@@ -19,6 +19,7 @@ loop over the cell's step functions; see :mod:`numpyrnn.layers.recurrent`).
 
 from __future__ import annotations
 
+import inspect
 import numbers
 
 import numpy as np
@@ -157,7 +158,6 @@ class SequenceClassifier(SequenceModel):
         self._cache = (pool_cache, loss_cache)
         return float(loss), logits
 
-    __call__ = forward
 
     def backward(self):
         """Gradient of the last forward's loss into ``grads``.  Returns ∂L/∂inputs for feature
@@ -234,7 +234,6 @@ class SequenceRegressor(SequenceModel):
         self._cache = (pool_cache, loss_cache)
         return float(loss), user_predictions
 
-    __call__ = forward
 
     def backward(self):
         """Gradient of the last forward's loss into ``grads``; returns ∂L/∂inputs."""
@@ -295,7 +294,6 @@ class CharLM(SequenceModel):
         self._cache = loss_cache
         return float(loss), user_logits
 
-    __call__ = forward
 
     def backward(self):
         """Gradient of the last forward's loss into ``grads`` (stopping at the chunk's start)."""
@@ -336,11 +334,30 @@ class CharLM(SequenceModel):
 MODELS = {"SequenceClassifier": SequenceClassifier, "SequenceRegressor": SequenceRegressor,
           "CharLM": CharLM}
 
+#: every module that :func:`build` makes from its ``config()`` (and so that numpyrnn.save keeps
+#: and numpyrnn.load rebuilds): the models and the layers
+BUILDABLE = {**MODELS, "RNN": RNN, "LSTM": LSTM, "GRU": GRU, "Linear": Linear, "Embedding": Embedding}
+
+
+def buildable(module) -> bool:
+    """Whether :func:`build` can make ``module`` again from its config: one of :data:`BUILDABLE`
+    itself, not a subclass (whose own arguments build cannot know)."""
+    return type(module) in BUILDABLE.values() and callable(getattr(module, "config", None))
+
 
 def build(config, *, device="auto", seed=None):
-    """A new model from ``model.config()`` (weights freshly initialised; load a state dict after)."""
-    if not isinstance(config, dict) or config.get("type") not in MODELS:
-        raise ValueError(f"config must be a dict whose 'type' is one of {', '.join(MODELS)}, got "
+    """A new model or layer from its ``config()`` (weights freshly initialised; load a state
+    dict after)."""
+    if not isinstance(config, dict) or config.get("type") not in BUILDABLE:
+        raise ValueError(f"config must be a dict whose 'type' is one of {', '.join(BUILDABLE)}, got "
                          f"{config.get('type') if isinstance(config, dict) else type(config).__name__!r}")
+    cls = BUILDABLE[config["type"]]
     kwargs = {k: v for k, v in config.items() if k != "type"}
-    return MODELS[config["type"]](**kwargs, seed=seed, device=device)
+    allowed = inspect.signature(cls).parameters
+    unknown = sorted(set(kwargs) - set(allowed))
+    missing = sorted(name for name, p in allowed.items()
+                     if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD and name not in kwargs)
+    if unknown or missing:
+        raise ValueError(f"config of a {config['type']} " + "; ".join(
+            ([f"has unknown keys {unknown}"] if unknown else []) + ([f"lacks {missing}"] if missing else [])))
+    return cls(**kwargs, seed=seed, device=device)

@@ -28,6 +28,7 @@ whose gradient has been exactly zero gets 0/0 = NaN; here that setting is refuse
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 
@@ -301,38 +302,64 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad, "rms
 
 def make(name, model, **kwargs):
     """An optimizer by name: sgd, adam, adamw, adagrad or rmsprop."""
-    if name not in OPTIMIZERS:
+    if not isinstance(name, str) or name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
-    return OPTIMIZERS[name](model, **kwargs)
+    cls = OPTIMIZERS[name]
+    allowed = [p for p in inspect.signature(cls).parameters if p != "model"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(f"{name} takes no setting {', '.join(unknown)}; its settings are {', '.join(allowed)}")
+    return cls(model, **kwargs)
 
 
 # --------------------------------------------------------------------------- clipping
 
+def _gradients(grads):
+    """The gradient arrays of ``grads``: a module (as torch users hand over ``model.parameters()``,
+    its ``grads``) or a dict name → gradient array (``model.grads``)."""
+    from .layers import Module
+
+    if isinstance(grads, Module):
+        return list(grads.grads.values())
+    if not isinstance(grads, dict) or not all(hasattr(g, "shape") and hasattr(g, "dtype") for g in grads.values()):
+        raise TypeError(f"grads must be a module or a dict of name → gradient array (model.grads), "
+                        f"got {type(grads).__name__}")
+    return list(grads.values())
+
+
+def _norm(arrays) -> float:
+    return math.sqrt(sum(float((g * g).sum()) for g in arrays))
+
+
 def grad_norm(grads) -> float:
-    """‖g‖₂ over every gradient together (the norm of the per-tensor norms)."""
-    return math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
+    """‖g‖₂ over every gradient together (the norm of the per-tensor norms).  ``grads``: a module
+    or its ``grads`` dict."""
+    return _norm(_gradients(grads))
 
 
 def clip_grad_norm(grads, max_norm) -> float:
     """Scale all gradients together so their global norm is at most ``max_norm``, as
     ``torch.nn.utils.clip_grad_norm_`` does (coefficient max_norm / (norm + 1e-6), capped at 1).
+    ``grads``: a module (as torch's takes the model's parameters) or its ``grads`` dict.
 
     Returns the norm before clipping (NaN or Inf if a gradient is not finite; nothing is
     scaled then).
     """
     max_norm = _check_hyper("max_norm", max_norm)
-    total = grad_norm(grads)
+    grads = _gradients(grads)
+    total = _norm(grads)
     coef = max_norm / (total + 1e-6)
     if math.isfinite(total) and coef < 1:
-        for g in grads.values():
+        for g in grads:
             g *= coef
     return total
 
 
 def clip_grad_value(grads, clip_value):
-    """Clip every gradient entry into [−clip_value, clip_value], in place."""
+    """Clip every gradient entry into [−clip_value, clip_value], in place.  ``grads``: a module or
+    its ``grads`` dict."""
     clip_value = _check_hyper("clip_value", clip_value)
-    for g in grads.values():
+    for g in _gradients(grads):
         backend.array_module(g).clip(g, -clip_value, clip_value, out=g)
 
 

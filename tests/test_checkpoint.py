@@ -191,3 +191,39 @@ def test_a_checkpoint_of_another_model_is_still_refused_whatever_its_impl(tmp_pa
     checkpoint.load_into(same, tmp_path / "m.npz")            # impl is how, not what: it loads
     assert same.rnn.impl == "reference"
     assert all(np.array_equal(same.params[k], m.params[k]) for k in m.params)
+
+
+# --------------------------------------------------------------------------- what save accepts, load rebuilds
+
+SAVABLE = [
+    lambda: numpyrnn.RNN(3, 4, num_layers=2, nonlinearity="relu", bidirectional=True, seed=0),
+    lambda: numpyrnn.LSTM(3, 4, batch_first=True, dtype=np.float64, impl="reference", seed=0),
+    lambda: numpyrnn.GRU(3, 4, reset_after=False, bias=False, dropout=0.2, num_layers=2, seed=0),
+    lambda: numpyrnn.Linear(3, 2, bias=False, dtype=np.float64, seed=0),
+    lambda: numpyrnn.Embedding(6, 3, padding_idx=0, seed=0),
+    lambda: numpyrnn.SequenceClassifier("lstm", vocab_size=5, num_classes=2, hidden_size=3, seed=0),
+    lambda: numpyrnn.SequenceRegressor("rnn", input_size=2, hidden_size=3, per_step=True, seed=0,
+                                       dtype=np.float64),
+    lambda: numpyrnn.CharLM("gru", vocab_size=5, hidden_size=3, impl="reference", seed=0),
+]
+
+
+@pytest.mark.parametrize("make", SAVABLE, ids=lambda make: type(make()).__name__)
+def test_every_module_save_accepts_load_rebuilds(tmp_path, make):
+    m = make()
+    numpyrnn.save(m, tmp_path / "m.npz")
+    loaded = numpyrnn.load(tmp_path / "m.npz")
+    assert type(loaded) is type(m) and loaded.config() == m.config() and loaded.dtype == m.dtype
+    assert getattr(loaded, "impl", None) == getattr(m, "impl", None)
+    assert list(loaded.params) == list(m.params)
+    assert all(np.array_equal(loaded.params[k], m.params[k]) for k in m.params)
+
+
+def test_save_refuses_what_load_could_not_rebuild(tmp_path):
+    class MyLSTM(numpyrnn.LSTM):
+        pass
+
+    for thing, name in ((MyLSTM(2, 3), "MyLSTM"), (np.zeros(3), "ndarray"), ({"a": 1}, "dict")):
+        with pytest.raises(TypeError, match=rf"numpyrnn.save keeps what numpyrnn.load can rebuild: .*got {name}"):
+            numpyrnn.save(thing, tmp_path / "m.npz")
+    assert list(tmp_path.iterdir()) == []

@@ -329,3 +329,22 @@ def test_truncated_bptt_chunks_compose_into_full_bptt(cls_name, impl):
         assert np.allclose(a, b, rtol=0, atol=1e-13)
     for k in full.grads:
         assert np.allclose(first.grads[k] + second.grads[k], full.grads[k], rtol=0, atol=1e-12)
+
+
+def test_calling_a_module_calls_the_forward_of_its_own_class():
+    """m(x) is m.forward(x) for a subclass that overrides forward, as in PyTorch."""
+    class Doubled(numpyrnn.Linear):
+        def forward(self, x, **kwargs):
+            return 2 * super().forward(x, **kwargs)
+
+    class Reversed(numpyrnn.GRU):
+        def forward(self, x, state=None, lengths=None):
+            return super().forward(x[::-1], state, lengths)
+
+    x = np.random.default_rng(0).standard_normal((4, 2, 3))
+    lin = Doubled(3, 2, dtype=np.float64, seed=0)
+    assert np.array_equal(lin(x), 2 * numpyrnn.Linear.forward(lin, x))
+    gru = Reversed(3, 5, dtype=np.float64, seed=0)
+    assert np.array_equal(gru(x)[0], numpyrnn.GRU.forward(gru, x[::-1])[0])
+    plain = numpyrnn.LSTM(3, 5, dtype=np.float64, seed=0)
+    assert np.array_equal(plain(x, lengths=[4, 2])[0], plain.forward(x, lengths=[4, 2])[0])

@@ -144,3 +144,27 @@ def test_optimizer_errors():
     opt = optim.Adam(m)
     with pytest.raises(KeyError, match="does not belong to this model"):
         opt.load_state_dict({"step": 1, "nope/exp_avg": np.zeros(3)})
+
+
+def test_clipping_takes_the_module_as_torch_users_hand_it_over():
+    """clip_grad_norm(model, ...) (torch's habit: the model's parameters) is clip_grad_norm(model.grads, ...)."""
+    m, grads = model_and_grads(steps=1)
+    twin, _ = model_and_grads(steps=1)
+    for k in m.grads:
+        m.grads[k] = twin.grads[k] = grads[0][k] * 3
+    assert optim.grad_norm(m) == optim.grad_norm(m.grads)
+    assert optim.clip_grad_norm(m, 1.0) == optim.clip_grad_norm(twin.grads, 1.0)
+    optim.clip_grad_value(m, 0.1)
+    optim.clip_grad_value(twin.grads, 0.1)
+    assert all(np.array_equal(m.grads[k], twin.grads[k]) for k in m.grads)
+    for bad in ([np.ones(3)], {"w": [1.0, 2.0]}, "grads"):
+        with pytest.raises(TypeError, match=r"grads must be a module or a dict of name → gradient array \(model.grads\), "
+                                            rf"got {type(bad).__name__}"):
+            optim.clip_grad_norm(bad, 1.0)
+
+
+def test_make_names_a_setting_the_optimizer_does_not_have():
+    m, _ = model_and_grads(steps=1)
+    with pytest.raises(TypeError, match="adam takes no setting momentum; its settings are lr, betas, eps, "
+                                        "weight_decay, amsgrad"):
+        optim.make("adam", m, momentum=0.9)

@@ -51,7 +51,6 @@ class Linear(Module):
         self._cache = x.copy()
         return y
 
-    __call__ = forward
 
     def backward(self, dy):
         """dy (..., out_features) → dx (..., in_features); adds dW, db into ``grads``."""
@@ -118,7 +117,6 @@ class Embedding(Module):
         self._cache = ids
         return self._params["weight"][ids]
 
-    __call__ = forward
 
     def backward(self, dy):
         """Adds dW into ``grads`` (repeated ids accumulate); ids have no gradient: returns None."""

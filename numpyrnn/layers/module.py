@@ -50,6 +50,10 @@ class Module:
         self.training = True
         self._drop_cache()
 
+    def __call__(self, *args, **kwargs):
+        """``m(x)`` is ``m.forward(x)``, as in PyTorch: the subclass's forward, whatever it is."""
+        return self.forward(*args, **kwargs)
+
     # ------------------------------------------------------------------ parameters
 
     def _add_param(self, name, value):

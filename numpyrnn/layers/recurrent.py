@@ -177,7 +177,6 @@ class Recurrent(Module):
         y = self._to_user_layout(layer_input, unbatched, copy=D == 1 and lengths is None)
         return y, self._pack_state(state_n, unbatched)
 
-    __call__ = forward
 
     def backward(self, dy, dstate=None):
         """Backpropagate through the last forward.
