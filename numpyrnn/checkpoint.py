@@ -49,11 +49,21 @@ def _checksum(arrays) -> str:
     return h.hexdigest()
 
 
+def _check_path(path):
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path must be a file path (str or os.PathLike), got {type(path).__name__}") from None
+
+
 def write(path, arrays):
     """Write ``arrays`` (name → array) to ``path`` as an uncompressed .npz, sealed with a
     checksum of all of them, atomically."""
     arrays = {**arrays, "checksum": np.array(_checksum(arrays))}
-    path = os.fspath(path)
+    path = _check_path(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder: give the path of the file to write, "
+                                f"e.g. {os.path.join(path, 'model.npz')}")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
@@ -100,9 +110,11 @@ def save(model, path, *, meta=None):
 def read(path):
     """All arrays of a checkpoint file, checked to be a numpyrnn checkpoint of this version with
     intact parameters.  Returns a dict name → NumPy array."""
-    path = os.fspath(path)
+    path = _check_path(path)
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file")
     with open(path, "rb") as f:
         if f.read(4) != b"PK\x03\x04":              # every .npz is a zip archive
             raise CheckpointError(f"{path}: not a readable .npz file (it is not a zip archive)")

@@ -154,6 +154,9 @@ def _central_difference(evaluate, flat, i, eps):
     """
     old = float(flat[i])
     up, down = old + eps, old - eps
+    if up == down:
+        raise ValueError(f"eps={eps!r} is too small for an entry of size {old!r}: θ ± eps rounds to θ "
+                         "in float64 (the default, 1e-6, suits entries of size up to about 1e9)")
     flat[i] = up
     f_up = evaluate()
     flat[i] = down
@@ -303,6 +306,12 @@ def check_fn(forward, backward, inputs, *, eps=1e-6, tol=1e-7, mode="full", seed
         print(report)
     """
     _check_options(mode, eps, tol, n_directions)
+    for name, fn in (("forward", forward), ("backward", backward)):
+        if not callable(fn):
+            raise TypeError(f"{name} must be a function, got {type(fn).__name__}")
+    if not isinstance(inputs, (dict, list, tuple)):
+        raise TypeError("inputs must be a list of the forward's arguments, or a dict name → argument, "
+                        f"got {type(inputs).__name__}")
     names = list(inputs) if isinstance(inputs, dict) else [f"input {i}" for i in range(len(inputs))]
     values = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
     is_float = [getattr(v, "dtype", None) is not None and v.dtype.kind == "f" for v in values]
@@ -334,6 +343,10 @@ def check_fn(forward, backward, inputs, *, eps=1e-6, tol=1e-7, mode="full", seed
                         f"{len(grads) if isinstance(grads, (tuple, list)) else type(grads).__name__}")
     tensors = {n: w for n, w, f in zip(names, work, is_float) if f}
     analytic = {n: g for n, g, f in zip(names, grads, is_float) if f}
+    for n, g in analytic.items():
+        if g is not None and getattr(g, "shape", None) != tensors[n].shape:
+            raise ValueError(f"backward's gradient for {n} must have the input's shape {tensors[n].shape}, "
+                             f"got {getattr(g, 'shape', type(g).__name__)}")
     kept = [(o, p) for o, p in zip(outputs, projections) if o is not None]
     noise = _noise_floor([o for o, _ in kept], [p for _, p in kept], eps)
     rows = _check_tensors(tensors, analytic, evaluate, mode=mode, eps=eps, tol=tol, noise=noise,
@@ -412,7 +425,12 @@ def check_model(model, batch, *, eps=1e-6, tol=1e-7, mode="full", seed=0, n_dire
     every evaluation.
     """
     _check_options(mode, eps, tol, n_directions)
-    if isinstance(batch, dict):
+    from .models import SequenceModel
+
+    if not isinstance(model, SequenceModel):
+        raise TypeError(f"model must be a numpyrnn model (SequenceClassifier, SequenceRegressor, CharLM), "
+                        f"got {type(model).__name__}; for a layer use gradcheck.check")
+    if isinstance(batch, dict) and {"inputs", "targets"} <= set(batch) <= {"inputs", "targets", "lengths"}:
         inputs, targets, lengths = batch["inputs"], batch["targets"], batch.get("lengths")
     elif isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
         inputs, targets, lengths = (*batch, None)[:3]

@@ -42,11 +42,18 @@ def _as_float(name, a, finite=True):
     """
     xp = array_module(a)
     a = xp.asarray(a)
-    if a.dtype.kind != "f":
-        raise TypeError(f"{name} must hold floating-point numbers, got dtype {a.dtype}")
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must hold float32 or float64 numbers (numpyrnn computes in those), "
+                        f"got dtype {a.dtype}")
     if finite:
         check_finite(name, a)
     return a
+
+
+def _diverged_logits_pass():
+    """NaN and Inf in logits or predictions flow into the loss without NumPy's warnings: they are
+    a diverging model's, which the loss reports by being NaN or Inf (as in PyTorch)."""
+    return np.errstate(invalid="ignore", over="ignore", divide="ignore")
 
 
 def _as_mask(mask, shape, xp):
@@ -89,12 +96,13 @@ def cross_entropy(logits, targets, mask=None):
         raise ValueError(f"targets must be class ids in 0..{C - 1}, got values in "
                          f"{int(targets.min())}..{int(targets.max())}")
     mask, count = _as_mask(mask, targets.shape, xp)
-    shifted = logits - logits.max(axis=-1, keepdims=True)            # z − m
-    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))   # log p = z − logsumexp(z)
-    nll = -xp.take_along_axis(log_probs, targets[..., None].astype(np.int64), axis=-1)[..., 0]
-    if mask is not None:
-        nll = nll * mask
-    loss = nll.sum() / count                                          # L = −(1/N) Σ log p[y]
+    with _diverged_logits_pass():
+        shifted = logits - logits.max(axis=-1, keepdims=True)        # z − m
+        log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))   # log p = z − logsumexp(z)
+        nll = -xp.take_along_axis(log_probs, targets[..., None].astype(np.int64), axis=-1)[..., 0]
+        if mask is not None:
+            nll = nll * mask
+        loss = nll.sum() / count                                      # L = −(1/N) Σ log p[y]
     cache = (xp.exp(log_probs), targets, mask, count)
     return loss, cache
 
@@ -125,10 +133,11 @@ def binary_cross_entropy_with_logits(logits, targets, mask=None):
     if targets.size and (float(targets.min()) < 0 or float(targets.max()) > 1):
         raise ValueError("targets must be probabilities in [0, 1]")
     mask, count = _as_mask(mask, logits.shape, xp)
-    terms = xp.maximum(logits, 0) - logits * targets + xp.log1p(xp.exp(-xp.abs(logits)))
-    if mask is not None:
-        terms = terms * mask
-    loss = terms.sum() / count
+    with _diverged_logits_pass():
+        terms = xp.maximum(logits, 0) - logits * targets + xp.log1p(xp.exp(-xp.abs(logits)))
+        if mask is not None:
+            terms = terms * mask
+        loss = terms.sum() / count
     return loss, (logits, targets, mask, count)
 
 
@@ -159,9 +168,10 @@ def mse(predictions, targets, mask=None):
         mask_lead, count_lead = _as_mask(mask, predictions.shape[:mask.ndim], xp)
         mask_full = mask_lead.reshape(mask_lead.shape + (1,) * (predictions.ndim - mask_lead.ndim))
         count = count_lead * int(np.prod(predictions.shape[mask_lead.ndim:], dtype=np.int64))
-    diff = predictions - targets
-    squares = diff * diff if mask_full is None else diff * diff * mask_full
-    loss = squares.sum() / count                                      # L = (1/N) Σ (ŷ − y)²
+    with _diverged_logits_pass():
+        diff = predictions - targets
+        squares = diff * diff if mask_full is None else diff * diff * mask_full
+        loss = squares.sum() / count                                  # L = (1/N) Σ (ŷ − y)²
     return loss, (diff, mask_full, count)
 
 

@@ -309,8 +309,9 @@ class CharLM(SequenceModel):
         length = check_int("length", length, 0)
         if not isinstance(temperature, numbers.Real) or not temperature > 0:
             raise ValueError(f"temperature must be a positive number, got {temperature!r}")
-        prime = [int(i) for i in as_indices("prime", np.asarray(prime, dtype=np.int64).reshape(-1),
-                                            self.vocab_size)]
+        if prime is None or (isinstance(prime, (list, tuple)) and not prime):
+            prime = ()                                            # no prime (an empty list has no dtype)
+        prime = [int(i) for i in as_indices("prime", prime, self.vocab_size).reshape(-1)]
         rng = np.random.default_rng(seed)
         feed = prime or [int(rng.integers(self.vocab_size))]     # no prime: start anywhere
         was_training = self.training

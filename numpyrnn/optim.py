@@ -48,12 +48,16 @@ def _check_hyper(name, value, low=0.0, high=None, open_high=False):
     return float(value)
 
 
-def _check_eps(value):
-    """ε > 0.  torch.optim accepts ε = 0, but then a parameter whose gradient (and so its second
-    moment) is exactly zero gets 0/0 = NaN; here that is refused up front instead."""
+def _check_eps(value, model):
+    """ε > 0, in the model's dtype.  torch.optim accepts ε = 0, but then a parameter whose
+    gradient (and so its second moment) is exactly zero gets 0/0 = NaN; here that is refused up
+    front instead, and so is an ε that rounds to 0 in the model's dtype (1e-50 in float32)."""
     eps = _check_hyper("eps", value)
     if eps == 0:
         raise ValueError("eps must be > 0 (it keeps g / (√v + ε) finite where a gradient is zero), got 0")
+    dtype = np.dtype(getattr(model, "dtype", np.float64))
+    if dtype.type(eps) == 0:
+        raise ValueError(f"eps must be > 0 in the model's dtype, {dtype}, where {eps!r} rounds to 0")
     return eps
 
 
@@ -192,7 +196,7 @@ class Adam(Optimizer):
             raise ValueError(f"betas must be a pair (β₁, β₂), got {betas!r}")
         self.betas = (_check_hyper("betas[0]", betas[0], 0, 1, open_high=True),
                       _check_hyper("betas[1]", betas[1], 0, 1, open_high=True))
-        self.eps = _check_eps(eps)
+        self.eps = _check_eps(eps, model)
         self.amsgrad = bool(amsgrad)
 
     def hyperparameters(self):
@@ -242,7 +246,7 @@ class Adagrad(Optimizer):
         super().__init__(model, lr, weight_decay)
         self.lr_decay = _check_hyper("lr_decay", lr_decay)
         self.initial_accumulator_value = _check_hyper("initial_accumulator_value", initial_accumulator_value)
-        self.eps = _check_eps(eps)
+        self.eps = _check_eps(eps, model)
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "lr_decay": self.lr_decay, "eps": self.eps,
@@ -267,7 +271,7 @@ class RMSprop(Optimizer):
     def __init__(self, model, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
         super().__init__(model, lr, weight_decay)
         self.alpha = _check_hyper("alpha", alpha, 0, 1)
-        self.eps = _check_eps(eps)
+        self.eps = _check_eps(eps, model)
         self.momentum = _check_hyper("momentum", momentum)
         self.centered = bool(centered)
 
@@ -365,11 +369,19 @@ def clip_grad_value(grads, clip_value):
 
 # --------------------------------------------------------------------------- schedules
 
+def _check_optimizer(optimizer):
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a numpyrnn optimizer (optim.SGD, Adam, ...), got "
+                        f"{type(optimizer).__name__}")
+    return optimizer
+
+
 class StepLR:
     """γ · decay^⌊t / step_size⌋, t counting calls of :meth:`step` (torch's StepLR)."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        self.optimizer, self.base_lr = optimizer, optimizer.lr
+        self.optimizer = _check_optimizer(optimizer)
+        self.base_lr = optimizer.lr
         if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) or step_size < 1:
             raise ValueError(f"step_size must be a positive integer, got {step_size!r}")
         self.step_size, self.gamma = int(step_size), _check_hyper("gamma", gamma)
@@ -396,7 +408,8 @@ class CosineAnnealingLR(StepLR):
     def __init__(self, optimizer, T_max, eta_min=0.0):
         if isinstance(T_max, bool) or not isinstance(T_max, numbers.Integral) or T_max < 1:
             raise ValueError(f"T_max must be a positive integer, got {T_max!r}")
-        self.optimizer, self.base_lr = optimizer, optimizer.lr
+        self.optimizer = _check_optimizer(optimizer)
+        self.base_lr = optimizer.lr
         self.T_max, self.eta_min = int(T_max), _check_hyper("eta_min", eta_min)
         self.last_epoch = 0
 

@@ -329,3 +329,32 @@ def test_textbook_and_pytorch_gru_differ():
     y_after, *_ = gru.forward(x, h0, *params, reset_after=True)
     y_before, *_ = gru.forward(x, h0, *params, reset_after=False)
     assert rel_err(y_after, y_before) > 1e-3
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_nan_and_inf_in_arguments_are_refused_before_any_work(path):
+    """Called directly, the cell functions refuse NaN or Inf in what they are given (naming it);
+    a layer, which checks its own inputs, passes check=False for what it computed itself."""
+    forward, backward = PATHS[path](lstm)
+    x, states, params = make_args(lstm, 3, 2, 4, 5, seed=0)
+    bad_x, bad_w = x.copy(), params[1].copy()
+    bad_x[1, 0, 2], bad_w[0, 0] = np.nan, np.inf
+    with pytest.raises(ValueError, match=r"x contains NaN or Inf \(first at index \(1, 0, 2\): nan\)"):
+        forward(bad_x, *states, *params)
+    with pytest.raises(ValueError, match=r"weight_hh contains NaN or Inf \(first at index \(0, 0\): inf\)"):
+        forward(x, *states, params[0], bad_w, *params[2:])
+    y, *_ = forward(bad_x, *states, *params, check=False)        # NaN in, NaN out
+    assert np.isnan(y[1:, 0]).all()
+    y, h_n, c_n, cache = forward(x, *states, *params)
+    dy = np.ones_like(y)
+    dy[0, 1, 1] = np.inf
+    with pytest.raises(ValueError, match=r"dy contains NaN or Inf \(first at index \(0, 1, 1\): inf\)"):
+        backward(dy, None, None, cache)
+    with pytest.raises(ValueError, match=r"dc_n contains NaN or Inf"):
+        backward(None, None, np.full_like(c_n, np.nan), cache)
+    step_forward = lstm.step_forward
+    with pytest.raises(ValueError, match=r"h_prev contains NaN or Inf"):
+        step_forward(x[0], np.full_like(states[0], np.nan), states[1], *params)
+    _, _, step_cache = step_forward(x[0], *states, *params)
+    with pytest.raises(ValueError, match=r"dh contains NaN or Inf"):
+        lstm.step_backward(np.full_like(states[0], np.inf), None, step_cache)

@@ -237,17 +237,145 @@ def test_losses(loss, a, b, mask):
 
 # --------------------------------------------------------------------------- models
 
+@st.composite
+def model_batches(draw, model):
+    """Half the time a well-formed batch for ``model`` (so its backward gets its turn), with one
+    part of it sometimes replaced by anything; else anything."""
+    if draw(st.booleans()):
+        return draw(arrays(max_rank=3)), draw(arrays(max_rank=3)), draw(st.one_of(st.none(), arrays(max_rank=1, max_dim=5)))
+    rng = np.random.default_rng(draw(st.integers(0, 99)))
+    T, B = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    inputs = rng.standard_normal((T, B, 2)) if model == "regressor" else rng.integers(0, 6, (T, B))
+    targets = {"classifier": rng.integers(0, 3, B), "regressor": rng.standard_normal((B, 1)),
+               "charlm": rng.integers(0, 6, (T, B))}[model]
+    lengths = rng.integers(1, T + 1, B) if draw(st.booleans()) else None
+    batch = [inputs, targets, lengths]
+    if draw(st.booleans()):
+        batch[draw(st.integers(0, 2))] = draw(arrays(max_rank=3))
+    return tuple(batch)
+
+
 @FUZZ
-@given(model=st.sampled_from(["classifier", "regressor", "charlm"]), inputs=arrays(max_rank=3),
-       targets=arrays(max_rank=3), lengths=st.one_of(st.none(), arrays(max_rank=1, max_dim=5)))
-def test_models(model, inputs, targets, lengths):
+@given(model=st.sampled_from(["classifier", "regressor", "charlm"]), data=st.data())
+def test_models(model, data):
+    inputs, targets, lengths = data.draw(model_batches(model))
     m = {"classifier": lambda: numpyrnn.SequenceClassifier("gru", vocab_size=6, num_classes=3, hidden_size=4, seed=0),
          "regressor": lambda: numpyrnn.SequenceRegressor("lstm", input_size=2, hidden_size=3, seed=0),
          "charlm": lambda: numpyrnn.CharLM("rnn", vocab_size=6, hidden_size=3, seed=0)}[model]()
     result = outcome(f"{type(m).__name__}.forward", KIND(inputs), lambda: m.forward(inputs, targets, lengths))
     if result is not None and result[0] is not None:
-        assert np.isfinite(result[0]) or True          # a model's own NaN is the trainer's to report
+        # checked finite inputs and targets of these sizes give a finite loss
+        assert isinstance(result[0], float) and np.isfinite(result[0]), result[0]
         outcome(f"{type(m).__name__}.backward", "after a forward", m.backward)
+    if model != "regressor":
+        outcome(f"{type(m).__name__}.predict", KIND(inputs), lambda: m.predict(inputs, lengths)
+                if model == "classifier" else m.sample(3, prime=np.asarray(inputs).ravel()[:2].tolist()
+                                                       if isinstance(inputs, np.ndarray) else inputs))
+
+
+# --------------------------------------------------------------------------- the cell functions
+
+CELL_MODULES = {"rnn": rnn, "lstm": lstm, "gru": gru}
+CELL_ARGS = ["x", "state", "weight_ih", "weight_hh", "bias_ih", "lengths"]
+
+
+@FUZZ
+@given(cell=st.sampled_from(sorted(CELL_MODULES)), path=st.sampled_from(["forward", "forward_reference", "step_forward"]),
+       which=st.sampled_from(CELL_ARGS), bad=arrays(max_rank=3), data=st.data())
+def test_cell_functions(cell, path, which, bad, data):
+    """The cells' functions, called directly as a student would: one argument replaced by
+    anything, then the matching backward with random gradients."""
+    module = CELL_MODULES[cell]
+    G, n = module.GATES, len(module.STATE_NAMES)
+    rng = np.random.default_rng(0)
+    step = path == "step_forward"
+    args = {"x": rng.standard_normal((3, 4) if step else (5, 3, 4)), "state": rng.standard_normal((3, 2)),
+            "weight_ih": rng.standard_normal((G * 2, 4)), "weight_hh": rng.standard_normal((G * 2, 2)),
+            "bias_ih": rng.standard_normal(G * 2), "lengths": None if step else [5, 2, 1]}
+    args[which] = bad
+    kwargs = {} if step else {"lengths": args["lengths"]}
+    call = lambda: getattr(module, path)(args["x"], *[args["state"]] * n, args["weight_ih"],  # noqa: E731
+                                         args["weight_hh"], args["bias_ih"], None, **kwargs)
+    result = outcome(f"cells.{cell}.{path}", f"{which}: {KIND(bad)}", call)
+    if result is None:
+        return
+    *outs, cache = result
+    backward = {"forward": module.backward, "forward_reference": module.backward_reference,
+                "step_forward": module.step_backward}[path]
+    grads = [data.draw(arrays(shape=outs[0].shape)) if data.draw(st.booleans()) else outs[0]]
+    if not step:
+        grads += [None] * n
+    else:
+        grads += [outs[1]] if n == 2 else []
+    back = outcome(f"cells.{cell}.{backward.__name__}", KIND(grads[0]), lambda: backward(*grads, cache))
+    if back is not None:
+        assert back[0].shape == np.shape(args["x"])
+
+
+# --------------------------------------------------------------------------- clipping and schedules
+
+@FUZZ
+@given(which=st.sampled_from(["clip_grad_norm", "clip_grad_value", "grad_norm"]),
+       target=st.sampled_from(["model", "grads", "other"]), other=st.one_of(arrays(), st.lists(arrays(), max_size=2)),
+       value=st.one_of(st.floats(-1, 3), st.sampled_from([float("nan"), float("inf"), 0]), st.text(max_size=2), st.none()))
+def test_clipping(which, target, other, value):
+    m = numpyrnn.SequenceRegressor("gru", input_size=2, hidden_size=3, seed=0, dtype=np.float64)
+    m.forward(np.ones((4, 2, 2)), np.ones((2, 1)))
+    m.backward()
+    grads = {"model": m, "grads": m.grads, "other": other}[target]
+    args = (grads,) if which == "grad_norm" else (grads, value)
+    result = outcome(f"optim.{which}", f"{target}, {type(value).__name__}", lambda: getattr(optim, which)(*args))
+    if result is not None and which != "clip_grad_value":
+        assert isinstance(result, float) and result >= 0
+
+
+@FUZZ
+@given(kind=st.sampled_from(["StepLR", "CosineAnnealingLR"]),
+       a=st.one_of(st.integers(-2, 6), st.floats(-1, 3), st.none(), st.text(max_size=2)),
+       b=st.one_of(st.floats(-1, 2), st.just(float("nan")), st.none()), optimizer=st.sampled_from(["sgd", "model", None]))
+def test_schedules(kind, a, b, optimizer):
+    m = numpyrnn.RNN(2, 2, seed=0)
+    opt = {"sgd": optim.SGD(m, lr=0.1), "model": m, None: None}[optimizer]
+    args = [opt, a] + ([] if b is None else [b])
+    schedule = outcome(f"optim.{kind}", f"{type(a).__name__}, {type(b).__name__}", lambda: getattr(optim, kind)(*args))
+    if schedule is not None:
+        for _ in range(4):
+            schedule.step()
+        assert np.isfinite(opt.lr) and opt.lr >= 0
+
+
+# --------------------------------------------------------------------------- building and saving
+
+@FUZZ
+@given(kind=st.sampled_from(["SequenceClassifier", "SequenceRegressor", "CharLM", "LSTM", "Linear", "Embedding", "nope", 3]),
+       extra=st.dictionaries(st.sampled_from(["hidden_size", "num_classes", "vocab_size", "input_size", "in_features",
+                                              "out_features", "num_embeddings", "embedding_dim", "impl", "bogus", "cell"]),
+                             st.one_of(st.integers(-1, 4), st.text(max_size=3), st.none(), st.booleans()), max_size=4))
+def test_build_from_configs(kind, extra):
+    config = dict({"type": kind}, **extra)
+    model = outcome("models.build", str(kind), lambda: models.build(config))
+    if model is not None:
+        assert model.config()["type"] == kind
+
+
+@FUZZ
+@given(thing=st.sampled_from(["lstm", "classifier", "linear", "subclass", "array", "dict", "none"]),
+       path_kind=st.sampled_from(["file", "missing dir", "directory"]))
+def test_save_and_load_into(thing, path_kind):
+    class Mine(numpyrnn.GRU):
+        pass
+
+    obj = {"lstm": lambda: numpyrnn.LSTM(2, 3, seed=0),
+           "classifier": lambda: numpyrnn.SequenceClassifier("rnn", vocab_size=4, num_classes=2, hidden_size=2, seed=0),
+           "linear": lambda: numpyrnn.Linear(2, 2, seed=0), "subclass": lambda: Mine(2, 3),
+           "array": lambda: np.zeros(2), "dict": lambda: {"a": 1}, "none": lambda: None}[thing]()
+    with tempfile.TemporaryDirectory() as folder:
+        path = {"file": os.path.join(folder, "m.npz"), "missing dir": os.path.join(folder, "a", "b", "m.npz"),
+                "directory": folder}[path_kind]
+        if outcome("numpyrnn.save", thing, lambda: numpyrnn.save(obj, path)) is None and path_kind != "directory":
+            return
+        other = numpyrnn.LSTM(2, 3, seed=1)
+        outcome("checkpoint.load_into", thing, lambda: checkpoint.load_into(other, path))
 
 
 # --------------------------------------------------------------------------- optimizers, tasks, gradcheck
@@ -293,6 +421,47 @@ def test_gradcheck_arguments(x, mode, eps):
         report = outcome("gradcheck.check", KIND(x), lambda: gradcheck.check(m, x, mode=mode, eps=eps))
     if report is not None:
         assert report.passed
+
+
+@FUZZ
+@given(inputs=st.one_of(st.lists(arrays(max_rank=2, max_dim=3), max_size=3),
+                        st.dictionaries(st.sampled_from(["x", "w"]), arrays(max_rank=2, max_dim=3), max_size=2), arrays()),
+       backward_kind=st.sampled_from(["right", "wrong shape", "too few", "not a function"]))
+def test_gradcheck_check_fn(inputs, backward_kind):
+    """check_fn on a user's function pair, with anything as inputs and a backward of any quality."""
+    def is_float(x):
+        return isinstance(x, np.ndarray) and x.dtype.kind == "f"
+
+    def forward(*xs):                              # a user's function: it touches only float arrays
+        with np.errstate(all="ignore"):
+            return (sum(float(np.sum(np.tanh(x))) for x in xs if is_float(x)) * np.ones(1), None)
+
+    def right(d, cache):
+        return [d[0] * (1 - np.tanh(x) ** 2) if is_float(x) else None for x in xs_of(inputs)]
+
+    backward = {"right": right,
+                "wrong shape": lambda d, cache: [np.ones(7) for _ in xs_of(inputs)],
+                "too few": lambda d, cache: [],
+                "not a function": 3}[backward_kind]
+
+    def xs_of(i):
+        return list(i.values()) if isinstance(i, dict) else list(i) if isinstance(i, list) else [i]
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outcome("gradcheck.check_fn", backward_kind, lambda: gradcheck.check_fn(forward, backward, inputs))
+
+
+@FUZZ
+@given(batch=st.one_of(st.tuples(arrays(max_rank=2, max_dim=4), arrays(max_rank=1, max_dim=4)),
+                       st.tuples(arrays(max_rank=2), arrays(max_rank=1), st.one_of(st.none(), arrays(max_rank=1))),
+                       arrays(), st.none()))
+def test_gradcheck_check_model(batch):
+    m = numpyrnn.SequenceClassifier("lstm", vocab_size=4, num_classes=2, hidden_size=2, seed=0, dtype=np.float64)
+    outcome("gradcheck.check_model", type(batch).__name__, lambda: gradcheck.check_model(m, batch, mode="fast",
+                                                                                       n_directions=1))
 
 
 # --------------------------------------------------------------------------- files and the command line

@@ -348,3 +348,16 @@ def test_calling_a_module_calls_the_forward_of_its_own_class():
     assert np.array_equal(gru(x)[0], numpyrnn.GRU.forward(gru, x[::-1])[0])
     plain = numpyrnn.LSTM(3, 5, dtype=np.float64, seed=0)
     assert np.array_equal(plain(x, lengths=[4, 2])[0], plain.forward(x, lengths=[4, 2])[0])
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_a_diverged_layer_gives_nan_not_an_input_error(impl):
+    """NaN in a layer's own weights (a diverged model) flows to the outputs and gradients as NaN:
+    the trainer reports it; no check mistakes it for a bad input."""
+    m = numpyrnn.GRU(3, 4, num_layers=2, dtype=np.float64, seed=0, impl=impl)
+    m.params["weight_hh_l0"][0, 0] = np.nan
+    y, _ = m.forward(np.ones((3, 2, 3)))
+    assert np.isnan(y).any()
+    with np.errstate(invalid="ignore"):
+        dx, _ = m.backward(np.ones_like(y))
+    assert np.isnan(dx).any()

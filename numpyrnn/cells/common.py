@@ -11,7 +11,7 @@ import numpy as np
 import scipy.special
 
 from ..backend import array_module
-from ..validation import as_lengths, check_shape
+from ..validation import as_lengths, check_finite, check_shape
 
 
 # --------------------------------------------------------------------------- activations
@@ -216,10 +216,11 @@ def check_nonlinearity(nonlinearity):
                          f"got {nonlinearity!r}")
 
 def check_cell_args(x, states, weight_ih, weight_hh, bias_ih, bias_hh, gates, *, step=False,
-                    lengths=None):
+                    lengths=None, finite=True):
     """Check what a cell's forward receives; returns (T, B, I, H) (T is None for a step).
 
-    ``states`` is a dict name → array; ``gates`` is G.  All float arrays must share one dtype.
+    ``states`` is a dict name → array; ``gates`` is G.  All float arrays must share one dtype;
+    with ``finite``, none may hold NaN or Inf.
     """
     ndim = 2 if step else 3
     what = "(B, I)" if step else "(T, B, I)"
@@ -244,18 +245,25 @@ def check_cell_args(x, states, weight_ih, weight_hh, bias_ih, bias_hh, gates, *,
     if len(set(dtypes.values())) > 1:
         listed = ", ".join(f"{n}={d}" for n, d in dtypes.items())
         raise TypeError(f"all arrays must share one floating dtype, got {listed}")
+    if finite:
+        for name, a in arrays.items():
+            if a is not None:
+                check_finite(name, a)
     if lengths is not None:
         as_lengths(lengths, T, B)
     return T, B, I, H
 
 
-def check_grad_arg(name, a, shape, dtype):
-    """A gradient passed to backward: None (meaning zero) or an array of the output's shape."""
+def check_grad_arg(name, a, shape, dtype, finite=True):
+    """A gradient passed to backward: None (meaning zero) or an array of the output's shape (and,
+    with ``finite``, without NaN or Inf)."""
     if a is None:
         return
     check_shape(name, a, shape)
     if a.dtype != dtype:
         raise TypeError(f"{name} must have dtype {dtype} (that of the forward pass), got {a.dtype}")
+    if finite:
+        check_finite(name, a)
 
 
 def check_cache(cache, kind, function):

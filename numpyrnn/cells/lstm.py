@@ -113,10 +113,12 @@ class StepCache(NamedTuple):
     MADE_BY = "numpyrnn.cells.lstm.step_forward"
 
 
-def step_forward(x_t, h_prev, c_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
-    """One LSTM step.  Returns (h, c, cache)."""
+def step_forward(x_t, h_prev, c_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
+                 check=True):
+    """One LSTM step.  Returns (h, c, cache).  ``check=False`` skips the NaN/Inf check of the
+    arrays, for a caller that computed or checked them itself."""
     check_cell_args(x_t, {"h_prev": h_prev, "c_prev": c_prev}, weight_ih, weight_hh, bias_ih,
-                    bias_hh, GATES, step=True)
+                    bias_hh, GATES, step=True, finite=check)
     xp = array_module(x_t)
     a = x_t @ weight_ih.T + h_prev @ weight_hh.T       # a = x_t W_ih^T + h_prev W_hh^T (+ biases)
     bias = fold_biases(bias_ih, bias_hh)
@@ -129,8 +131,9 @@ def step_forward(x_t, h_prev, c_prev, weight_ih, weight_hh, bias_ih=None, bias_h
     return h, c, cache
 
 
-def step_backward(dh, dc, cache):
-    """Backward of :func:`step_forward`.  dh, dc: ∂L/∂h, ∂L/∂c (None means zero).
+def step_backward(dh, dc, cache, *, check=True):
+    """Backward of :func:`step_forward`.  dh, dc: ∂L/∂h, ∂L/∂c (None means zero; ``check`` as
+    for :func:`step_forward`).
 
     Returns (dx_t, dh_prev, dc_prev, dweight_ih, dweight_hh, dbias_ih, dbias_hh); a bias
     gradient is None when that bias was None.
@@ -139,7 +142,7 @@ def step_backward(dh, dc, cache):
      tanh_c) = check_cache(cache, StepCache, "numpyrnn.cells.lstm.step_backward")
     xp = array_module(x_t)
     for name, d in (("dh", dh), ("dc", dc)):
-        check_grad_arg(name, d, c_prev.shape, c_prev.dtype)
+        check_grad_arg(name, d, c_prev.shape, c_prev.dtype, check)
     dh = zeros_if_none(dh, c_prev.shape, c_prev.dtype, xp)
     dc = zeros_if_none(dc, c_prev.shape, c_prev.dtype, xp)
     da = xp.empty_like(gates)
@@ -169,16 +172,17 @@ class ReferenceCache(NamedTuple):
 
 
 def forward_reference(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                      lengths=None, reverse=False, workspace=None):
+                      lengths=None, reverse=False, workspace=None, check=True):
     """LSTM over a sequence x (T, B, I) from the initial state h0, c0 (B, H): one
     :func:`step_forward` per step.  Arguments and returns as :func:`forward` (``workspace`` is
-    accepted and ignored).  Returns (y, h_n, c_n, cache), y (T, B, H), h_n, c_n (B, H)::
+    accepted and ignored; ``check`` checks the arguments, not the steps again).
+    Returns (y, h_n, c_n, cache), y (T, B, H), h_n, c_n (B, H)::
 
         h̃_t, c̃_t = step_forward(x_t, h_{t−1}, c_{t−1})              (§5; h_{−1}, c_{−1} = h0, c0)
         h_t = m_t h̃_t + (1 − m_t) h_{t−1},  c_t likewise,  y_t = m_t h̃_t   (§7; m_t = 1 without lengths)
     """
     T, B, I, H = check_cell_args(x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih,
-                                 bias_hh, GATES, lengths=lengths)
+                                 bias_hh, GATES, lengths=lengths, finite=check)
     xp = array_module(x)
     mask = real_steps(lengths, T, B, x.dtype, xp)   # m_t (§7)
     y = xp.empty((T, B, H), x.dtype)
@@ -186,14 +190,14 @@ def forward_reference(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
     h, c = h0, c0                                # h_{−1}, c_{−1} = h0, c0 (§3)
     for t in time_steps(T, reverse):             # t = 0, ..., T−1; reversed: T−1, ..., 0 (§8)
         h_tilde, c_tilde, steps[t] = step_forward(x[t], h, c, weight_ih, weight_hh, bias_ih,
-                                                  bias_hh)   # h̃_t = o ⊙ tanh(c̃_t) (§5)
+                                                  bias_hh, check=False)   # h̃_t = o ⊙ tanh(c̃_t) (§5)
         y[t] = mask[t] * h_tilde                 # y_t = m_t h̃_t (§7)
         h = mask[t] * h_tilde + (1 - mask[t]) * h    # h_t = m_t h̃_t + (1 − m_t) h_{t−1} (§7)
         c = mask[t] * c_tilde + (1 - mask[t]) * c    # c_t = m_t c̃_t + (1 − m_t) c_{t−1} (§7)
     return y, h, c, ReferenceCache(steps, mask, reverse)
 
 
-def backward_reference(dy, dh_n, dc_n, cache):
+def backward_reference(dy, dh_n, dc_n, cache, *, check=True):
     """Backward of :func:`forward_reference`: one :func:`step_backward` per step, last step
     first.  Arguments and returns as :func:`backward`: (dx, dh0, dc0, dweight_ih, dweight_hh,
     dbias_ih, dbias_hh)::
@@ -205,9 +209,9 @@ def backward_reference(dy, dh_n, dc_n, cache):
     steps, mask, reverse = check_cache(cache, ReferenceCache, "numpyrnn.cells.lstm.backward_reference")
     T, (B, H), dtype = len(steps), steps[0].c.shape, steps[0].c.dtype
     xp = array_module(steps[0].c)
-    check_grad_arg("dy", dy, (T, B, H), dtype)
-    check_grad_arg("dh_n", dh_n, (B, H), dtype)
-    check_grad_arg("dc_n", dc_n, (B, H), dtype)
+    check_grad_arg("dy", dy, (T, B, H), dtype, check)
+    check_grad_arg("dh_n", dh_n, (B, H), dtype, check)
+    check_grad_arg("dc_n", dc_n, (B, H), dtype, check)
     dy = zeros_if_none(dy, (T, B, H), dtype, xp)   # None: the outputs did not reach the loss
     dh = zeros_if_none(dh_n, (B, H), dtype, xp)    # dh_{T−1} = dh_n (§3)
     dc = zeros_if_none(dc_n, (B, H), dtype, xp)    # dc_{T−1} = dc_n (§3)
@@ -216,7 +220,8 @@ def backward_reference(dy, dh_n, dc_n, cache):
     for t in reversed(time_steps(T, reverse)):   # the forward's steps, last first (§3)
         dh_tilde = mask[t] * (dh + dy[t])        # dh̃_t = m_t (dh_t + dy_t) (§3, §7)
         dc_tilde = mask[t] * dc                  # dc̃_t = m_t dc_t: c_t reaches only step t+1 (§5, §7)
-        dx[t], dh_prev, dc_prev, *dparams_t = step_backward(dh_tilde, dc_tilde, steps[t])   # through the step (§5)
+        dx[t], dh_prev, dc_prev, *dparams_t = step_backward(dh_tilde, dc_tilde, steps[t],
+                                                            check=False)   # through the step (§5)
         dh = dh_prev + (1 - mask[t]) * dh        # dh_{t−1} = dh_prev + (1 − m_t) dh_t (§7)
         dc = dc_prev + (1 - mask[t]) * dc        # dc_{t−1} = dc̃_t ⊙ f + (1 − m_t) dc_t (§5, §7)
         dparams = [add_step(total, d) for total, d in zip(dparams, dparams_t)]   # dW += dW_t (§3)

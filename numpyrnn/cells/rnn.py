@@ -80,11 +80,12 @@ class StepCache(NamedTuple):
 
 
 def step_forward(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                 nonlinearity="tanh"):
-    """One RNN step.  Returns (h, cache)."""
+                 nonlinearity="tanh", check=True):
+    """One RNN step.  Returns (h, cache).  ``check=False`` skips the NaN/Inf check of the
+    arrays, for a caller that computed or checked them itself."""
     check_nonlinearity(nonlinearity)
     check_cell_args(x_t, {"h_prev": h_prev}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
-                    step=True)
+                    step=True, finite=check)
     xp = array_module(x_t)
     a = x_t @ weight_ih.T + h_prev @ weight_hh.T         # a = x_t W_ih^T + h_prev W_hh^T (+ biases)
     bias = fold_biases(bias_ih, bias_hh)
@@ -97,15 +98,16 @@ def step_forward(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None, 
     return h, cache
 
 
-def step_backward(dh, cache):
-    """Backward of :func:`step_forward`.  dh: ∂L/∂h (None means zero).
+def step_backward(dh, cache, *, check=True):
+    """Backward of :func:`step_forward`.  dh: ∂L/∂h (None means zero; ``check`` as for
+    :func:`step_forward`).
 
     Returns (dx_t, dh_prev, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     x_t, h_prev, weight_ih, weight_hh, has_bias_ih, has_bias_hh, h, nonlinearity = check_cache(
         cache, StepCache, "numpyrnn.cells.rnn.step_backward")
     xp = array_module(x_t)
-    check_grad_arg("dh", dh, h.shape, h.dtype)
+    check_grad_arg("dh", dh, h.shape, h.dtype, check)
     dh = zeros_if_none(dh, h.shape, h.dtype, xp)
     da = xp.empty_like(h)
     _activation_backward(dh, h, nonlinearity, da)
@@ -134,17 +136,18 @@ class ReferenceCache(NamedTuple):
 
 
 def forward_reference(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                      nonlinearity="tanh", lengths=None, reverse=False, workspace=None):
+                      nonlinearity="tanh", lengths=None, reverse=False, workspace=None, check=True):
     """RNN over a sequence x (T, B, I) from the initial state h0 (B, H): one
     :func:`step_forward` per step.  Arguments and returns as :func:`forward` (``workspace`` is
-    accepted and ignored).  Returns (y, h_n, cache), y (T, B, H), h_n (B, H)::
+    accepted and ignored; ``check`` checks the arguments, not the steps again).
+    Returns (y, h_n, cache), y (T, B, H), h_n (B, H)::
 
         h̃_t = φ(x_t W_ih^T + b_ih + h_{t−1} W_hh^T + b_hh)        (§4; h_{−1} = h0)
         h_t  = m_t h̃_t + (1 − m_t) h_{t−1},   y_t = m_t h̃_t       (§7; m_t = 1 without lengths)
     """
     check_nonlinearity(nonlinearity)
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
-                                 lengths=lengths)
+                                 lengths=lengths, finite=check)
     xp = array_module(x)
     mask = real_steps(lengths, T, B, x.dtype, xp)   # m_t (§7)
     y = xp.empty((T, B, H), x.dtype)
@@ -152,13 +155,13 @@ def forward_reference(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *
     h = h0                                       # h_{−1} = h0 (§3)
     for t in time_steps(T, reverse):             # t = 0, ..., T−1; reversed: T−1, ..., 0 (§8)
         h_tilde, steps[t] = step_forward(x[t], h, weight_ih, weight_hh, bias_ih, bias_hh,
-                                         nonlinearity=nonlinearity)   # h̃_t = φ(a_t) (§4)
+                                         nonlinearity=nonlinearity, check=False)   # h̃_t = φ(a_t) (§4)
         y[t] = mask[t] * h_tilde                 # y_t = m_t h̃_t (§7)
         h = mask[t] * h_tilde + (1 - mask[t]) * h    # h_t = m_t h̃_t + (1 − m_t) h_{t−1} (§7)
     return y, h, ReferenceCache(steps, mask, reverse)
 
 
-def backward_reference(dy, dh_n, cache):
+def backward_reference(dy, dh_n, cache, *, check=True):
     """Backward of :func:`forward_reference`: one :func:`step_backward` per step, last step
     first.  Arguments and returns as :func:`backward`: (dx, dh0, dweight_ih, dweight_hh,
     dbias_ih, dbias_hh)::
@@ -170,15 +173,16 @@ def backward_reference(dy, dh_n, cache):
     steps, mask, reverse = check_cache(cache, ReferenceCache, "numpyrnn.cells.rnn.backward_reference")
     T, (B, H), dtype = len(steps), steps[0].h.shape, steps[0].h.dtype
     xp = array_module(steps[0].h)
-    check_grad_arg("dy", dy, (T, B, H), dtype)
-    check_grad_arg("dh_n", dh_n, (B, H), dtype)
+    check_grad_arg("dy", dy, (T, B, H), dtype, check)
+    check_grad_arg("dh_n", dh_n, (B, H), dtype, check)
     dy = zeros_if_none(dy, (T, B, H), dtype, xp)   # None: the outputs did not reach the loss
     dh = zeros_if_none(dh_n, (B, H), dtype, xp)    # dh_{T−1} = dh_n (§3)
     dx = xp.empty((T, B, steps[0].x_t.shape[1]), dtype)
     dparams = [None] * 4                         # Σ_t of dW_ih, dW_hh, db_ih, db_hh (§3)
     for t in reversed(time_steps(T, reverse)):   # the forward's steps, last first (§3)
         dh_tilde = mask[t] * (dh + dy[t])        # dh̃_t = m_t (dh_t + dy_t) (§3, §7)
-        dx[t], dh_prev, *dparams_t = step_backward(dh_tilde, steps[t])   # dx_t, dh_prev, dW... (§4)
+        dx[t], dh_prev, *dparams_t = step_backward(dh_tilde, steps[t],
+                                                   check=False)   # through the step (§4)
         dh = dh_prev + (1 - mask[t]) * dh        # dh_{t−1} = dh_prev + (1 − m_t) dh_t (§7)
         dparams = [add_step(total, d) for total, d in zip(dparams, dparams_t)]   # dW += dW_t (§3)
     return (dx, dh, *dparams)                    # dh is now dh_{−1} = ∂L/∂h0

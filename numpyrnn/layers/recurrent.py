@@ -161,7 +161,7 @@ class Recurrent(Module):
                 y, *final, cache = cell_forward(
                     layer_input, *(s[k] for s in state0), *self._weights(layer, direction),
                     lengths=lengths, reverse=direction == 1, workspace=self._workspaces[k],
-                    **self._cell_options)
+                    check=False, **self._cell_options)   # x was checked above; the rest is ours
                 for buffer, s in zip(state_n, final):
                     buffer[k] = s
                 outputs.append(y)
@@ -201,7 +201,7 @@ class Recurrent(Module):
                 k = layer * D + direction
                 dy_k = d_out if (d_out is None or D == 1) else d_out[..., direction * H:(direction + 1) * H]
                 dx, *dinit, dweight_ih, dweight_hh, dbias_ih, dbias_hh = cell_backward(
-                    dy_k, *(None if ds is None else ds[k] for ds in dstate_n), caches[k])
+                    dy_k, *(None if ds is None else ds[k] for ds in dstate_n), caches[k], check=False)
                 for buffer, g in zip(dstate0, dinit):
                     buffer[k] = g
                 for kind, g in (("weight_ih", dweight_ih), ("weight_hh", dweight_hh),

@@ -146,19 +146,20 @@ def _forward_before(w_hh_t, w_hn_t, recurrent, recurrent_gates, tmp, rhs, h_prev
 
 
 def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True,
-            lengths=None, reverse=False, workspace=None):
+            lengths=None, reverse=False, workspace=None, check=True):
     """GRU over a sequence x (T, B, I) from the initial state h0 (B, H).
 
     ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
     and output zeros.  ``reverse`` runs from each sequence's last real step to its first.
     ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
-    forward through the same workspace overwrites what this one cached.
+    forward through the same workspace overwrites what this one cached.  ``check=False`` skips
+    the NaN/Inf check of the arrays, for a caller that computed or checked them itself (a layer).
 
     Returns (y, h_n, cache): y (T, B, H) the hidden state at each step (a read-only view into
     the cache when there are no lengths), h_n (B, H) the final state.
     """
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
-                                 lengths=lengths)
+                                 lengths=lengths, finite=check)
     xp = array_module(x)
     w_ih_t, w_hh_t, bias, bias_hn = _forward_weights(weight_ih, weight_hh, bias_ih, bias_hh, reset_after)
     gates = scratch(workspace, "gates", (3, T * B, H), x.dtype, xp)          # tricks 1, 3
@@ -280,18 +281,18 @@ def _hh_gradients(dax, dah, h_prevs, rhs, reset_after, has_bias_hh):
     return dweight_hh, dbias_hh
 
 
-def backward(dy, dh_n, cache):
+def backward(dy, dh_n, cache, *, check=True):
     """Backward of :func:`forward` through time.
 
     dy (T, B, H), dh_n (B, H): gradients of the outputs and of the final state (None means
-    zero).  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
+    zero; ``check`` as for :func:`forward`).  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, ms, rhs, hs, mask, reverse,
      reset_after, workspace) = check_cache(cache, FastCache, "numpyrnn.cells.gru.backward")
     xp = array_module(x)
     T, B, H = gates.shape[1:]
-    check_grad_arg("dy", dy, (T, B, H), x.dtype)
-    check_grad_arg("dh_n", dh_n, (B, H), x.dtype)
+    check_grad_arg("dy", dy, (T, B, H), x.dtype, check)
+    check_grad_arg("dh_n", dh_n, (B, H), x.dtype, check)
     dy = masked_output_grad(dy, mask, workspace)                              # trick 7
     _, h_prevs = states_in_time_order(hs, reverse)
     # The gradients of each step's input term [da_r | da_z | da_n] and (reset after) of its

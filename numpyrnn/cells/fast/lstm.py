@@ -123,19 +123,20 @@ def _forward_body(recurrent, c_prev, a, c, tanh_c, h):
 
 
 def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, lengths=None,
-            reverse=False, workspace=None):
+            reverse=False, workspace=None, check=True):
     """LSTM over a sequence x (T, B, I) from the initial state h0, c0 (B, H).
 
     ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
     and output zeros.  ``reverse`` runs from each sequence's last real step to its first.
     ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
-    forward through the same workspace overwrites what this one cached.
+    forward through the same workspace overwrites what this one cached.  ``check=False`` skips
+    the NaN/Inf check of the arrays, for a caller that computed or checked them itself (a layer).
 
     Returns (y, h_n, c_n, cache): y (T, B, H) the hidden state at each step (a read-only view
     into the cache when there are no lengths), h_n and c_n (B, H) the final state.
     """
     T, B, I, H = check_cell_args(x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih,
-                                 bias_hh, GATES, lengths=lengths)
+                                 bias_hh, GATES, lengths=lengths, finite=check)
     xp = array_module(x)
     w_ih_t, w_hh_t, bias = _forward_weights(weight_ih, weight_hh, fold_biases(bias_ih, bias_hh))
     gates = scratch(workspace, "gates", (4, T * B, H), x.dtype, xp)          # tricks 1, 3
@@ -217,19 +218,19 @@ def _backward_body(dy_t, to_c, forget, factors, dh, dc, rows, tmp):
     xp.copyto(rows, factors)
 
 
-def backward(dy, dh_n, dc_n, cache):
+def backward(dy, dh_n, dc_n, cache, *, check=True):
     """Backward of :func:`forward` through time.
 
     dy (T, B, H), dh_n, dc_n (B, H): gradients of the outputs and final states (None means
-    zero).  Returns (dx, dh0, dc0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
+    zero; ``check`` as for :func:`forward`).  Returns (dx, dh0, dc0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, hs, cs, tanh_cs, mask, reverse,
      workspace) = check_cache(cache, FastCache, "numpyrnn.cells.lstm.backward")
     xp = array_module(x)
     T, B, H = tanh_cs.shape
-    check_grad_arg("dy", dy, (T, B, H), x.dtype)
-    check_grad_arg("dh_n", dh_n, (B, H), x.dtype)
-    check_grad_arg("dc_n", dc_n, (B, H), x.dtype)
+    check_grad_arg("dy", dy, (T, B, H), x.dtype, check)
+    check_grad_arg("dh_n", dh_n, (B, H), x.dtype, check)
+    check_grad_arg("dc_n", dc_n, (B, H), x.dtype, check)
     dy = masked_output_grad(dy, mask, workspace)                              # trick 7
     _, c_prevs = states_in_time_order(cs, reverse)
     w_hh = _internal_rows(weight_hh)             # (4H, H): true (not halved) weights, [o, i, f, g]

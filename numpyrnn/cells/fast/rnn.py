@@ -71,20 +71,21 @@ def _backward_body(dy_t, dh, da_t):
 
 
 def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinearity="tanh",
-            lengths=None, reverse=False, workspace=None):
+            lengths=None, reverse=False, workspace=None, check=True):
     """RNN over a sequence x (T, B, I) from the initial state h0 (B, H).
 
     ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
     and output zeros.  ``reverse`` runs from each sequence's last real step to its first.
     ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
-    forward through the same workspace overwrites what this one cached.
+    forward through the same workspace overwrites what this one cached.  ``check=False`` skips
+    the NaN/Inf check of the arrays, for a caller that computed or checked them itself (a layer).
 
     Returns (y, h_n, cache): y (T, B, H) the hidden state at each step (a read-only view into
     the cache when there are no lengths), h_n (B, H) the final state.
     """
     check_nonlinearity(nonlinearity)
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
-                                 lengths=lengths)
+                                 lengths=lengths, finite=check)
     xp = array_module(x)
     a = scratch(workspace, "a", (T * B, H), x.dtype, xp)                     # trick 1
     xp.matmul(x.reshape(T * B, I), xp.ascontiguousarray(weight_ih.T), out=a)
@@ -130,18 +131,18 @@ def _slopes(h, nonlinearity, mask, da):
         da *= mask
 
 
-def backward(dy, dh_n, cache):
+def backward(dy, dh_n, cache, *, check=True):
     """Backward of :func:`forward` through time.
 
     dy (T, B, H), dh_n (B, H): gradients of the outputs and of the final state (None means
-    zero).  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
+    zero; ``check`` as for :func:`forward`).  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, hs, mask, reverse, nonlinearity,
      workspace) = check_cache(cache, FastCache, "numpyrnn.cells.rnn.backward")
     xp = array_module(x)
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    check_grad_arg("dy", dy, (T, B, H), x.dtype)
-    check_grad_arg("dh_n", dh_n, (B, H), x.dtype)
+    check_grad_arg("dy", dy, (T, B, H), x.dtype, check)
+    check_grad_arg("dh_n", dh_n, (B, H), x.dtype, check)
     dy = masked_output_grad(dy, mask, workspace)                              # trick 4
     h_all, h_prevs = states_in_time_order(hs, reverse)
     da = scratch(workspace, "da", (T, B, H), x.dtype, xp)   # ∂L/∂a_t for every step
