@@ -52,8 +52,9 @@ def pool_forward(y, lengths=None, mode="last", num_directions=1):
     else:
         real = (xp.arange(T)[:, None] < lengths_xp[None, :])[:, :, None]       # (T, B, 1)
         if mode == "mean":
-            pooled = (y * real).sum(axis=0) / lengths_xp[:, None]              # p = Σ_{t<L} y_t / L
-            cache = (mode, y.shape, real, lengths_xp)
+            counts = lengths_xp.astype(y.dtype)[:, None]                        # in y's dtype: float32 stays
+            pooled = (y * real).sum(axis=0) / counts                            # p = Σ_{t<L} y_t / L
+            cache = (mode, y.shape, real, counts)
         else:
             masked = xp.where(real, y, -xp.inf)
             winners = masked.argmax(axis=0)                                     # (B, F): the step that won
@@ -76,7 +77,7 @@ def pool_backward(dpooled, cache):
         for d in range(index.shape[0]):                  # dy[t_b, b] = dp[b] at the step read
             dy[index[d], batch, d * H:(d + 1) * H] = dpooled[:, d * H:(d + 1) * H]
     elif mode == "mean":
-        dy += index * (dpooled / extra[:, None])[None]   # dy_t = dp / L at real steps
+        dy += index * (dpooled / extra)[None]            # dy_t = dp / L at real steps
     else:                                                # dy at the winning step = dp
         dy[index, batch[:, None], xp.arange(F)[None, :]] = dpooled
     return dy
