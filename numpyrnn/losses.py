@@ -102,7 +102,7 @@ def cross_entropy(logits, targets, mask=None):
         nll = -xp.take_along_axis(log_probs, targets[..., None].astype(np.int64), axis=-1)[..., 0]
         if mask is not None:
             nll = nll * mask
-        loss = nll.sum() / count                                      # L = −(1/N) Σ log p[y]
+        loss = nll.sum() / nll.dtype.type(count)                                    # L = −(1/N) Σ log p[y]
     cache = (xp.exp(log_probs), targets, mask, count)
     return loss, cache
 
@@ -137,7 +137,7 @@ def binary_cross_entropy_with_logits(logits, targets, mask=None):
         terms = xp.maximum(logits, 0) - logits * targets + xp.log1p(xp.exp(-xp.abs(logits)))
         if mask is not None:
             terms = terms * mask
-        loss = terms.sum() / count
+        loss = terms.sum() / terms.dtype.type(count)
     return loss, (logits, targets, mask, count)
 
 
@@ -171,7 +171,7 @@ def mse(predictions, targets, mask=None):
     with _diverged_logits_pass():
         diff = predictions - targets
         squares = diff * diff if mask_full is None else diff * diff * mask_full
-        loss = squares.sum() / count                                  # L = (1/N) Σ (ŷ − y)²
+        loss = squares.sum() / squares.dtype.type(count)                                 # L = (1/N) Σ (ŷ − y)²
     return loss, (diff, mask_full, count)
 
 
