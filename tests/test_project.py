@@ -67,3 +67,19 @@ def test_cells_do_not_call_numpy_directly():
         if path.name == "common.py":     # dispatches to scipy only after checking for NumPy
             calls = [c for c in calls if c != "np.ndarray"]
         assert calls == [], f"{path.name} calls {calls}"
+
+
+def test_ci_also_tests_the_oldest_versions_setup_cfg_allows():
+    """.ci/oldest.txt pins exactly the floors of setup.cfg's install_requires, and .ci/run
+    installs the package with it and runs the suite."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    floors = dict(r.split(">=") for r in cfg["options"]["install_requires"].split())
+    pins = dict(line.split("==") for line in (ROOT / ".ci" / "oldest.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    assert set(pins) == set(floors)
+    for name, floor in floors.items():
+        assert pins[name].split(".")[:len(floor.split("."))] == floor.split("."), (name, pins[name], floor)
+    script = (ROOT / ".ci" / "run").read_text()
+    assert "pip install --quiet -c .ci/oldest.txt -e '.[test]'" in script
+    assert ".venv-oldest/bin/pytest" in script
