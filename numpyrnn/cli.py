@@ -1,4 +1,4 @@
-"""The ``numpyrnn`` command.
+"""The ``numpyrnn`` command: it parses arguments and prints; the work lives in the modules below.
 
     numpyrnn compare --task sentiment --cells lstm,gru,rnn --seeds 3 [--match-params] --out DIR
     numpyrnn gradflow [--seq-len 100] [--steps 2000] --out DIR
@@ -10,12 +10,16 @@
     numpyrnn bench [--cells ...] [--shape TxBxIxH] ...
 
 User errors (bad arguments, impossible configurations) print one line on stderr and exit with
-status 2; a gradient check that fails exits with status 1.
+status 2; a gradient check that fails exits with status 1.  Every command that computes takes
+``--device`` (default auto: the GPU if CuPy sees one, else the CPU; NUMPYRNN_DEVICE overrides
+auto) and ``--impl`` (fast or reference).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import warnings
 
@@ -44,6 +48,8 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+# --------------------------------------------------------------------------- argument types
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -63,123 +69,6 @@ def _positive_float(text):
         raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
     return value
 
-
-def _add_impl(p, what="the recurrent layers"):
-    p.add_argument("--impl", choices=["fast", "reference"], default="fast",
-                   help=f"how {what} run each cell over the sequence: the fast path, or the reference "
-                        "(the textbook loop over the step functions; several times slower)")
-
-
-# --------------------------------------------------------------------------- gradcheck
-
-#: the cell variants ``--cell`` selects: name → (layer class name, options)
-GRADCHECK_VARIANTS = {
-    "rnn": [("RNN", {"nonlinearity": "tanh"}), ("RNN", {"nonlinearity": "relu"})],
-    "lstm": [("LSTM", {})],
-    "gru": [("GRU", {"reset_after": True}), ("GRU", {"reset_after": False})],
-}
-
-
-def _add_gradcheck(sub):
-    p = sub.add_parser(
-        "gradcheck", help="check every cell's backward pass against finite differences",
-        description="Check each cell's hand-derived backward pass (every parameter, the input and "
-                    "the initial state) against central finite differences in float64, and print "
-                    "a table per cell. Exits with status 1 if any tensor fails.",
-        formatter_class=_Help)
-    p.add_argument("--cell", choices=["rnn", "lstm", "gru", "all"], default="all",
-                   help="which cell; rnn checks tanh and relu, gru both reset forms")
-    p.add_argument("--mode", choices=["full", "fast"], default="full",
-                   help="full: every entry; fast: random directions per tensor")
-    p.add_argument("--seq-len", type=_positive_int, default=5, help="time steps T")
-    p.add_argument("--batch", type=_positive_int, default=3, help="sequences B")
-    p.add_argument("--input-size", type=_positive_int, default=4, help="input features I")
-    p.add_argument("--hidden", type=_positive_int, default=5, help="hidden units H")
-    p.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
-    p.add_argument("--bidirectional", action="store_true", help="check both directions")
-    p.add_argument("--lengths", action="store_true",
-                   help="give the sequences lengths in 1..T: the first T, the last 1, the rest random")
-    p.add_argument("--models", action="store_true",
-                   help="also check whole models (classifier, regressor, char LM) built on each cell")
-    p.add_argument("--eps", type=_positive_float, default=1e-6, help="finite-difference step")
-    p.add_argument("--tol", type=_positive_float, default=1e-7, help="relative error tolerance")
-    p.add_argument("--directions", type=_positive_int, default=8,
-                   help="random directions per tensor in fast mode")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights, data and projections")
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
-                   help="where to run (the check is float64 on either)")
-    _add_impl(p, "the checked layers and models")
-    p.set_defaults(run=_run_gradcheck)
-
-
-def _run_gradcheck(args):
-    from . import gradcheck, layers
-
-    rng = np.random.default_rng(args.seed)
-    T, B = args.seq_len, args.batch
-    x = rng.standard_normal((T, B, args.input_size))
-    lengths = None
-    if args.lengths:                     # random, but always one full-length and one length-1 sequence
-        lengths = rng.integers(1, T + 1, size=B)
-        lengths[0], lengths[-1] = T, (1 if B > 1 else T)
-    names = ["rnn", "lstm", "gru"] if args.cell == "all" else [args.cell]
-    summary = []
-    for name in names:
-        for cls_name, options in GRADCHECK_VARIANTS[name]:
-            module = getattr(layers, cls_name)(
-                args.input_size, args.hidden, num_layers=args.layers,
-                bidirectional=args.bidirectional, dtype=np.float64, seed=args.seed,
-                device=args.device, impl=args.impl, **options)
-            report = gradcheck.check(module, x, lengths=lengths, eps=args.eps, tol=args.tol,
-                                     mode=args.mode, seed=args.seed, n_directions=args.directions)
-            print(report, end="\n\n")
-            summary.append(_summary_row(repr(module).split(", dtype")[0] + ")", report))
-        if args.models:
-            for label, model, batch in _gradcheck_models(name, args, rng, lengths):
-                report = gradcheck.check_model(model, batch, eps=args.eps, tol=args.tol, mode=args.mode,
-                                               seed=args.seed, n_directions=args.directions)
-                print(report, end="\n\n")
-                summary.append(_summary_row(label, report))
-    width = max(len("layer"), *(len(label) for label, *_ in summary))
-    where_width = max(len("in"), *(len(where) for _, _, _, where, _ in summary))
-    print(f"{'layer':<{width}}  {'tensors':>7}  {'worst rel err':>13}  {'in':<{where_width}}  result")
-    for label, count, err, where, ok in summary:
-        print(f"{label:<{width}}  {count:>7}  {err:>13.2e}  {where:<{where_width}}  {'ok' if ok else 'FAIL'}")
-    failed = sum(not ok for *_, ok in summary)
-    print(f"\n{len(summary) - failed}/{len(summary)} passed ({args.impl} path, T={T}, B={B}, "
-          f"I={args.input_size}, H={args.hidden}, layers={args.layers}"
-          f"{', bidirectional' if args.bidirectional else ''}"
-          f"{', lengths ' + str(lengths.tolist()) if lengths is not None else ''})")
-    return 1 if failed else 0
-
-
-def _summary_row(label, report):
-    worst = max(report.rows, key=lambda r: r.max_rel_err)
-    return label, len(report.rows), worst.max_rel_err, worst.name, report.passed
-
-
-def _gradcheck_models(cell, args, rng, lengths):
-    """The three models on ``cell``, each with a random batch of the command's shape."""
-    from . import models
-
-    T, B, I, H = args.seq_len, args.batch, args.input_size, args.hidden
-    common = dict(hidden_size=H, num_layers=args.layers, dtype=np.float64, seed=args.seed,
-                  device=args.device, impl=args.impl)
-    vocab = 7
-    classifier = models.SequenceClassifier(cell, vocab_size=vocab, embedding_dim=I, num_classes=3,
-                                           bidirectional=args.bidirectional, pooling="mean", **common)
-    regressor = models.SequenceRegressor(cell, input_size=I, per_step=True,
-                                         bidirectional=args.bidirectional, **common)
-    charlm = models.CharLM(cell, vocab_size=vocab, embedding_dim=I, **common)
-    ids = rng.integers(0, vocab, (T + 1, B))
-    yield (f"SequenceClassifier({cell}, pooling='mean')", classifier,
-           (ids[:-1], rng.integers(0, 3, B), lengths))
-    yield (f"SequenceRegressor({cell}, per_step=True)", regressor,
-           (rng.standard_normal((T, B, I)), rng.standard_normal((T, B, 1)), lengths))
-    yield f"CharLM({cell})", charlm, (ids[:-1], ids[1:], lengths)
-
-
-# --------------------------------------------------------------------------- bench
 
 def _shape(text):
     parts = text.lower().split("x")
@@ -202,64 +91,31 @@ def _choices_list(allowed):
     return parse
 
 
-def _add_bench(sub):
-    from .bench import DEFAULT_SHAPES
+# --------------------------------------------------------------------------- options shared by commands
 
-    p = sub.add_parser(
-        "bench", help="time forward+backward of each cell against the matrix-product floor and torch",
-        description="Time forward+backward of a single-layer RNN, LSTM and GRU at fixed shapes, beside "
-                    "the same matrix products alone (the floor) and, where installed, torch.nn with the "
-                    "same thread count; print the ratios, activation memory and peak memory.",
-        formatter_class=_Help)
-    p.add_argument("--cells", type=_choices_list(["rnn", "lstm", "gru"]), default=["rnn", "lstm", "gru"],
-                   help="comma-separated cells")
-    p.add_argument("--shape", type=_shape, action="append", dest="shapes",
-                   help="TxBxIxH (repeatable); default: " + " and ".join("x".join(map(str, s)) for s in DEFAULT_SHAPES))
-    p.add_argument("--dtypes", type=_choices_list(["float32", "float64"]), default=["float32", "float64"],
-                   help="comma-separated dtypes")
-    p.add_argument("--repeat", type=_positive_int, default=7, help="timed repetitions (median and min reported)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="cpu", help="where numpyrnn runs")
-    p.add_argument("--no-torch", action="store_true", help="skip the torch.nn comparison")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-' for stdout)")
-    _add_impl(p, "the timed numpyrnn layers")
-    p.set_defaults(run=_run_bench)
-
-
-def _run_bench(args):
-    import json
-    import platform
-
-    from . import bench
-
-    shapes = args.shapes or list(bench.DEFAULT_SHAPES)
-    quiet = args.json == "-"
-    if not quiet:
-        print(f"numpyrnn {__version__}, numpy {np.__version__}, {platform.processor() or platform.machine()}, "
-              f"{bench.blas_threads()} BLAS threads; median of {args.repeat} after {args.warmup} warm-up"
-              + ("; numpyrnn on its reference path" if args.impl == "reference" else ""))
-        print(bench.HEADER)
-    results = bench.run(args.cells, shapes, args.dtypes, repeat=args.repeat, warmup=max(args.warmup, 0),
-                        device=args.device, with_torch=not args.no_torch, impl=args.impl,
-                        progress=None if quiet else lambda row: print(bench.format_row(row), flush=True))
-    if args.json:
-        text = json.dumps({"version": __version__, "numpy": np.__version__, "results": results}, indent=1)
-        if args.json == "-":
-            print(text)
-        else:
-            with open(args.json, "w") as f:
-                f.write(text + "\n")
-    return 0
-
-
-# --------------------------------------------------------------------------- train
-
+CELLS = ["rnn", "lstm", "gru"]
 TASK_CHOICES = ["adding", "copy", "sentiment", "charlm", "series"]
+
+
+def _add_device(p, what="where to run"):
+    """The one rule for every command: the library's default, auto."""
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                   help=f"{what}; auto: the GPU if CuPy sees one (or NUMPYRNN_DEVICE), else the CPU")
+
+
+def _add_impl(p, what="the recurrent layers"):
+    p.add_argument("--impl", choices=["fast", "reference"], default="fast",
+                   help=f"how {what} run each cell over the sequence: the fast path, or the reference "
+                        "(the textbook loop over the step functions; several times slower)")
+
+
+def _add_cells(p, default, help="comma-separated cells"):
+    p.add_argument("--cells", type=_choices_list(["lstm", "gru", "rnn"]), default=default, help=help)
 
 
 def _add_model_options(p):
     g = p.add_argument_group("model")
-    g.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="lstm", help="recurrent cell")
+    g.add_argument("--cell", choices=CELLS, default="lstm", help="recurrent cell")
     g.add_argument("--hidden", type=_positive_int, help="hidden units (default: the task's)")
     g.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
     g.add_argument("--bidirectional", action="store_true", help="read each sequence both ways")
@@ -268,8 +124,7 @@ def _add_model_options(p):
     g.add_argument("--gru-form", choices=["after", "before"], default="after",
                    help="GRU reset gate after the product (PyTorch) or before it (Cho et al. v3)")
     g.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="parameters and arithmetic")
-    g.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
-                   help="auto: the GPU if CuPy sees one (or NUMPYRNN_DEVICE), else the CPU")
+    _add_device(g)
     _add_impl(g)
 
 
@@ -300,6 +155,118 @@ def _add_task_options(p):
     g.add_argument("--series", choices=["sines", "membrane"], default="sines", help="series: the source")
 
 
+def _progress(args):
+    """A progress bar on a terminal, unless --quiet (None: the library decides by the terminal)."""
+    return False if getattr(args, "quiet", False) else None
+
+
+def _write_json(path, data):
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+
+
+# --------------------------------------------------------------------------- gradcheck
+
+def _add_gradcheck(sub):
+    p = sub.add_parser(
+        "gradcheck", help="check every cell's backward pass against finite differences",
+        description="Check each cell's hand-derived backward pass (every parameter, the input and "
+                    "the initial state) against central finite differences in float64, and print "
+                    "a table per cell. Exits with status 1 if any tensor fails.",
+        formatter_class=_Help)
+    p.add_argument("--cell", choices=[*CELLS, "all"], default="all",
+                   help="which cell; rnn checks tanh and relu, gru both reset forms")
+    p.add_argument("--mode", choices=["full", "fast"], default="full",
+                   help="full: every entry; fast: random directions per tensor")
+    p.add_argument("--seq-len", type=_positive_int, default=5, help="time steps T")
+    p.add_argument("--batch", type=_positive_int, default=3, help="sequences B")
+    p.add_argument("--input-size", type=_positive_int, default=4, help="input features I")
+    p.add_argument("--hidden", type=_positive_int, default=5, help="hidden units H")
+    p.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
+    p.add_argument("--bidirectional", action="store_true", help="check both directions")
+    p.add_argument("--lengths", action="store_true",
+                   help="give the sequences lengths in 1..T: the first T, the last 1, the rest random")
+    p.add_argument("--models", action="store_true",
+                   help="also check whole models (classifier, regressor, char LM) built on each cell")
+    p.add_argument("--eps", type=_positive_float, default=1e-6, help="finite-difference step")
+    p.add_argument("--tol", type=_positive_float, default=1e-7, help="relative error tolerance")
+    p.add_argument("--directions", type=_positive_int, default=8,
+                   help="random directions per tensor in fast mode")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, data and projections")
+    _add_device(p, "where to run (the check is float64 on either)")
+    _add_impl(p, "the checked layers and models")
+    p.set_defaults(run=_run_gradcheck)
+
+
+def _run_gradcheck(args):
+    from . import gradcheck
+
+    results, lengths = gradcheck.check_cells(
+        CELLS if args.cell == "all" else [args.cell], seq_len=args.seq_len, batch=args.batch,
+        input_size=args.input_size, hidden=args.hidden, num_layers=args.layers, bidirectional=args.bidirectional,
+        lengths=args.lengths, models=args.models, impl=args.impl, device=args.device, eps=args.eps, tol=args.tol,
+        mode=args.mode, seed=args.seed, n_directions=args.directions)
+    for _, report in results:
+        print(report, end="\n\n")
+    print(gradcheck.summary(results, f"{args.impl} path, T={args.seq_len}, B={args.batch}, I={args.input_size}, "
+                                     f"H={args.hidden}, layers={args.layers}"
+                                     + (", bidirectional" if args.bidirectional else "")
+                                     + (f", lengths {lengths.tolist()}" if lengths is not None else "")))
+    return 0 if all(report.passed for _, report in results) else 1
+
+
+# --------------------------------------------------------------------------- bench
+
+def _add_bench(sub):
+    from .bench import DEFAULT_SHAPES
+
+    p = sub.add_parser(
+        "bench", help="time forward+backward of each cell against the matrix-product floor and torch",
+        description="Time forward+backward of a single-layer RNN, LSTM and GRU at fixed shapes, beside "
+                    "the same matrix products alone (the floor) and, where installed, torch.nn with the "
+                    "same thread count; print the ratios, activation memory and peak memory.",
+        formatter_class=_Help)
+    p.add_argument("--cells", type=_choices_list(CELLS), default=CELLS, help="comma-separated cells")
+    p.add_argument("--shape", type=_shape, action="append", dest="shapes",
+                   help="TxBxIxH (repeatable); default: " + " and ".join("x".join(map(str, s)) for s in DEFAULT_SHAPES))
+    p.add_argument("--dtypes", type=_choices_list(["float32", "float64"]), default=["float32", "float64"],
+                   help="comma-separated dtypes")
+    p.add_argument("--repeat", type=_positive_int, default=7, help="timed repetitions (median and min reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
+    _add_device(p, "where numpyrnn runs")
+    p.add_argument("--no-torch", action="store_true", help="skip the torch.nn comparison")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-' for stdout)")
+    _add_impl(p, "the timed numpyrnn layers")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args):
+    import platform
+
+    from . import bench
+
+    shapes = args.shapes or list(bench.DEFAULT_SHAPES)
+    quiet = args.json == "-"
+    if not quiet:
+        print(f"numpyrnn {__version__}, numpy {np.__version__}, {platform.processor() or platform.machine()}, "
+              f"{bench.blas_threads()} BLAS threads; median of {args.repeat} after {args.warmup} warm-up"
+              + ("; numpyrnn on its reference path" if args.impl == "reference" else ""))
+        print(bench.HEADER)
+    results = bench.run(args.cells, shapes, args.dtypes, repeat=args.repeat, warmup=max(args.warmup, 0),
+                        device=args.device, with_torch=not args.no_torch, impl=args.impl,
+                        progress=None if quiet else lambda row: print(bench.format_row(row), flush=True))
+    if args.json:
+        text = json.dumps({"version": __version__, "numpy": np.__version__, "results": results}, indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w") as f:
+                f.write(text + "\n")
+    return 0
+
+
+# --------------------------------------------------------------------------- train, sample, tasks
+
 def _add_train(sub):
     p = sub.add_parser(
         "train", help="train a model on a task",
@@ -317,73 +284,28 @@ def _add_train(sub):
     p.set_defaults(run=_run_train)
 
 
-def make_task(args):
-    """The task the arguments ask for."""
-    from . import tasks
-
-    options = {"seed": args.seed}
-    if args.seq_len is not None:
-        options["seq_len"] = args.seq_len
-    if args.task == "sentiment" and args.data:
-        options["data"] = args.data
-    if args.task == "charlm" and args.text:
-        options["text"] = args.text
-    if args.task == "series":
-        options["source"] = args.series
-    for flag, task in (("data", "sentiment"), ("text", "charlm")):
-        if getattr(args, flag) and args.task != task:
-            raise UsageError(f"numpyrnn train: --{flag} applies to --task {task}, not {args.task}")
-    return tasks.make(args.task, **options)
-
-
-def setting(args, name, task):
-    """An option's value: given on the command line, else the task's default."""
-    value = getattr(args, name, None)
-    return task.defaults.get(name) if value is None else value
-
-
-def make_run(args, task):
-    """(model, optimizer, schedule, trainer settings) for the arguments and task."""
-    from . import optim
-
-    model = task.make_model(args.cell, hidden_size=setting(args, "hidden", task), num_layers=args.layers,
-                            bidirectional=args.bidirectional, dropout=args.dropout, dtype=np.dtype(args.dtype),
-                            seed=args.seed, device=args.device, nonlinearity=args.nonlinearity,
-                            reset_after=args.gru_form == "after", impl=args.impl)
-    name = setting(args, "optimizer", task)
-    kwargs = {"lr": setting(args, "lr", task), "weight_decay": args.weight_decay}
-    if name in ("sgd", "rmsprop"):
-        kwargs["momentum"] = args.momentum
-    optimizer = optim.make(name, model, **kwargs)
-    return model, optimizer
-
-
 def _run_train(args):
-    import json
-    import os
-
-    from . import checkpoint, optim
-    from .train import Interrupted, Trainer, TrainingError, write_metrics
+    from . import checkpoint, tasks
+    from .train import Interrupted, TrainingError, setup
 
     if args.resume and not args.out:
         raise UsageError("numpyrnn train: --resume needs --out DIR (the run to continue)")
+    for flag, task in (("data", "sentiment"), ("text", "charlm")):
+        if getattr(args, flag) and args.task != task:
+            raise UsageError(f"numpyrnn train: --{flag} applies to --task {task}, not {args.task}")
     try:
-        task = make_task(args)
-        model, optimizer = make_run(args, task)
+        task = tasks.from_options(args.task, seed=args.seed, seq_len=args.seq_len, data=args.data, text=args.text,
+                                  source=args.series)
+        trainer, budget = setup(
+            task, args.cell, hidden=args.hidden, num_layers=args.layers, bidirectional=args.bidirectional,
+            dropout=args.dropout, nonlinearity=args.nonlinearity, reset_after=args.gru_form == "after",
+            impl=args.impl, dtype=args.dtype, device=args.device, optimizer=args.optimizer, lr=args.lr,
+            weight_decay=args.weight_decay, momentum=args.momentum, clip=None if args.no_clip else (args.clip or "task"),
+            schedule=args.schedule, batch_size=args.batch_size, steps=args.steps, epochs=args.epochs,
+            eval_every=args.eval_every, seed=args.seed, out_dir=args.out, progress=_progress(args),
+            log=None if args.quiet else print)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn train: {exc}") from None
-    steps = args.steps if args.steps or args.epochs else task.defaults.get("steps")
-    epochs = args.epochs if args.steps is None and args.epochs else (task.defaults.get("epochs") if steps is None else None)
-    batch_size = setting(args, "batch_size", task)
-    clip = None if args.no_clip else setting(args, "clip", task)
-    trainer = Trainer(model, task, optimizer, batch_size=batch_size, clip=clip,
-                      eval_every=setting(args, "eval_every", task), seed=args.seed, out_dir=args.out,
-                      progress=False if args.quiet else None, log=None if args.quiet else print)
-    total_steps = steps if steps is not None else epochs * len(task.epoch(batch_size, np.random.default_rng(0)))
-    if args.schedule == "step":
-        trainer.schedule = optim.StepLR(optimizer, step_size=max(1, 2 * total_steps // 3), gamma=0.1)
-    elif args.schedule == "cosine":
-        trainer.schedule = optim.CosineAnnealingLR(optimizer, T_max=total_steps)
     if args.resume:
         path = trainer.checkpoint_path
         if not os.path.exists(path):
@@ -392,11 +314,12 @@ def _run_train(args):
             trainer.resume(path)
         except checkpoint.CheckpointError as exc:
             raise UsageError(f"numpyrnn train: --resume: {exc}") from None
+    model, optimizer = trainer.model, trainer.optimizer
     if not args.quiet:
-        print(f"{task.name}: {model!r}, {model.num_parameters()} parameters, {optimizer!r}, batch {batch_size}"
+        print(f"{task.name}: {model!r}, {model.num_parameters()} parameters, {optimizer!r}, batch {trainer.batch_size}"
               + (f", resuming at step {trainer.step}" if args.resume else ""))
     try:
-        metrics = trainer.fit(steps=steps, epochs=epochs)
+        metrics = trainer.fit(**budget)
     except TrainingError as exc:
         print(f"numpyrnn train: {exc}", file=sys.stderr)
         return 1
@@ -404,13 +327,10 @@ def _run_train(args):
         resume = " (continue with the same command and --resume)" if exc.checkpoint else " (no --out: nothing kept)"
         print(f"numpyrnn train: {exc}{resume}", file=sys.stderr)
         return 130
+    if args.out:
+        trainer.write_results(metrics)
     baseline, how = task.baseline()
     metric = task.metric
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        checkpoint.save(model, os.path.join(args.out, "model.npz"), meta={"task": task.config()})
-        write_metrics(os.path.join(args.out, "metrics.json"), metrics, task=task, model=model,
-                      optimizer=optimizer, extra={"batch_size": batch_size, "clip": clip, "seed": args.seed})
     others = "".join(f"; {k} {v:.4f}" for k, v in metrics.items() if k.startswith("test_") and k != f"test_{metric}")
     print(f"test_{metric} {metrics[f'test_{metric}']:.4f} (baseline {baseline:.4f}: {how}){others}; "
           f"{metrics['steps']} steps, {metrics['epochs']} epochs, {metrics['train_seconds']:.1f} s of training")
@@ -426,7 +346,7 @@ def _add_sample(sub):
     p.add_argument("--temperature", type=_positive_float, default=0.8, help="below 1: safer; above 1: wilder")
     p.add_argument("--prime", default="", help="text to start from (its characters must be in the vocabulary)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random draws")
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="cpu", help="where the model runs")
+    _add_device(p, "where the model runs")
     p.set_defaults(run=_run_sample)
 
 
@@ -461,9 +381,8 @@ def _add_tasks(sub):
 def _run_tasks(args):
     from . import tasks
 
-    for name, cls in tasks.TASKS.items():
-        options = {} if args.seq_len is None else {"seq_len": args.seq_len}
-        task = cls(seed=0, **options)
+    for name in tasks.TASKS:
+        task = tasks.from_options(name, seq_len=args.seq_len)
         value, how = task.baseline()
         defaults = ", ".join(f"{k} {v}" for k, v in task.defaults.items())
         print(f"{name:<10} {task.title}\n{'':<10} metric {task.metric} ({'higher' if task.higher_is_better else 'lower'} "
@@ -481,8 +400,7 @@ def _add_compare(sub):
                     "memory per batch) and write results.json, results.md and compare.png to --out.",
         formatter_class=_Help)
     p.add_argument("--task", choices=TASK_CHOICES, default="sentiment", help="the task")
-    p.add_argument("--cells", type=_choices_list(["lstm", "gru", "rnn"]), default=["lstm", "gru", "rnn"],
-                   help="comma-separated cells")
+    _add_cells(p, ["lstm", "gru", "rnn"])
     p.add_argument("--seeds", type=_positive_int, default=3, help="runs per cell (seeds 0..N-1)")
     p.add_argument("--hidden", type=_positive_int, help="hidden units (default: the task's)")
     p.add_argument("--match-params", action="store_true",
@@ -497,7 +415,7 @@ def _add_compare(sub):
     p.add_argument("--lr", type=_positive_float, help="learning rate (default: the task's)")
     p.add_argument("--batch-size", type=_positive_int, help="(default: the task's)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the data, the same for every run")
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="where to train")
+    _add_device(p, "where to train")
     _add_impl(p)
     p.add_argument("--out", metavar="DIR", help="write results.json, results.md and compare.png here")
     p.add_argument("--quiet", action="store_true", help="only the table")
@@ -513,7 +431,7 @@ def _run_compare(args):
             steps=args.steps, epochs=args.epochs, quick=args.quick, data_seed=args.data_seed,
             task_options={} if args.seq_len is None else {"seq_len": args.seq_len}, lr=args.lr,
             batch_size=args.batch_size, layers=args.layers, bidirectional=args.bidirectional, device=args.device,
-            impl=args.impl, log=None if args.quiet else print)
+            impl=args.impl, log=None if args.quiet else print, progress=_progress(args))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn compare: {exc}") from None
     print(table(results))
@@ -530,31 +448,28 @@ def _add_gradflow(sub):
                     "and after training with the same budget, and the LSTM's forget gate over time; "
                     "write gradflow.png and gradflow.json to --out.",
         formatter_class=_Help)
-    p.add_argument("--cells", type=_choices_list(["lstm", "gru", "rnn"]), default=["rnn", "lstm", "gru"],
-                   help="comma-separated cells")
+    _add_cells(p, ["rnn", "lstm", "gru"])
     p.add_argument("--seq-len", type=_positive_int, default=100, help="sequence length T")
     p.add_argument("--steps", type=_positive_int, default=2000, help="training steps per cell")
     p.add_argument("--hidden", type=_positive_int, default=64, help="hidden units")
     p.add_argument("--batch", type=_positive_int, default=64, help="test sequences measured")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the weights")
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="where to train and measure")
+    _add_device(p, "where to train and measure")
     _add_impl(p)
     p.add_argument("--out", metavar="DIR", default="gradflow", help="where the figure and numbers go")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_gradflow)
 
 
 def _run_gradflow(args):
-    import json
-    import os
-
     from . import plots
     from .experiments.gradflow import gradflow
 
     data = gradflow(args.cells, seq_len=args.seq_len, steps=args.steps, hidden=args.hidden,
-                    batch=args.batch, seed=args.seed, log=print, device=args.device, impl=args.impl)
+                    batch=args.batch, seed=args.seed, log=print, device=args.device, impl=args.impl,
+                    progress=_progress(args))
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "gradflow.json"), "w") as f:
-        json.dump(data, f, indent=1)
+    _write_json(os.path.join(args.out, "gradflow.json"), data)
     plots.gradflow(data, os.path.join(args.out, "gradflow.png"))
     print(f"wrote {args.out}/gradflow.png, gradflow.json")
     return 0
@@ -567,21 +482,18 @@ def _add_sweep(sub):
                     "final test MSE against T with the baseline; write sweep.png and sweep.json to --out.",
         formatter_class=_Help)
     p.add_argument("--lengths", default="10,25,50,100,200", help="comma-separated sequence lengths")
-    p.add_argument("--cells", type=_choices_list(["lstm", "gru", "rnn"]), default=["lstm", "gru", "rnn"],
-                   help="comma-separated cells")
+    _add_cells(p, ["lstm", "gru", "rnn"])
     p.add_argument("--steps", type=_positive_int, default=1500, help="training steps for every cell and length")
     p.add_argument("--hidden", type=_positive_int, default=64, help="hidden units")
     p.add_argument("--seeds", type=_positive_int, default=1, help="runs per cell and length")
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="where to train")
+    _add_device(p, "where to train")
     _add_impl(p)
     p.add_argument("--out", metavar="DIR", default="sweep", help="where the figure and numbers go")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_sweep)
 
 
 def _run_sweep(args):
-    import json
-    import os
-
     from . import plots
     from .experiments.sweep import sweep
 
@@ -592,10 +504,9 @@ def _run_sweep(args):
     if not lengths or min(lengths) < 2:
         raise UsageError("numpyrnn sweep: every length must be at least 2")
     data = sweep(lengths, args.cells, steps=args.steps, hidden=args.hidden, seeds=args.seeds, log=print,
-                 device=args.device, impl=args.impl)
+                 device=args.device, impl=args.impl, progress=_progress(args))
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "sweep.json"), "w") as f:
-        json.dump(data, f, indent=1)
+    _write_json(os.path.join(args.out, "sweep.json"), data)
     plots.sweep(data, os.path.join(args.out, "sweep.png"))
     print(f"wrote {args.out}/sweep.png, sweep.json")
     return 0
@@ -609,14 +520,9 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"numpyrnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    _add_compare(sub)
-    _add_train(sub)
-    _add_sample(sub)
-    _add_tasks(sub)
-    _add_gradflow(sub)
-    _add_sweep(sub)
-    _add_gradcheck(sub)
-    _add_bench(sub)
+    for add in (_add_compare, _add_train, _add_sample, _add_tasks, _add_gradflow, _add_sweep, _add_gradcheck,
+                _add_bench):
+        add(sub)
     return parser
 
 

@@ -487,3 +487,82 @@ def check_model(model, batch, *, eps=1e-6, tol=1e-7, mode="full", seed=0, n_dire
                           n_directions=n_directions, rng=np.random.default_rng(seed + 1))
     return Report(f"gradcheck {type(model).__name__} ({model.config().get('cell', '')})", mode, eps,
                   tol, noise, rows)
+
+
+# --------------------------------------------------------------------------- every cell at once
+
+#: the cell forms ``check_cells`` checks for each cell name: (layer class name, options)
+CELL_VARIANTS = {
+    "rnn": [("RNN", {"nonlinearity": "tanh"}), ("RNN", {"nonlinearity": "relu"})],
+    "lstm": [("LSTM", {})],
+    "gru": [("GRU", {"reset_after": True}), ("GRU", {"reset_after": False})],
+}
+
+
+def random_lengths(T, B, rng):
+    """Random lengths in 1..T, always one full-length and (B > 1) one length-1 sequence."""
+    lengths = rng.integers(1, T + 1, size=B)
+    lengths[0], lengths[-1] = T, (1 if B > 1 else T)
+    return lengths
+
+
+def check_cells(cells=("rnn", "lstm", "gru"), *, seq_len=5, batch=3, input_size=4, hidden=5,
+                num_layers=1, bidirectional=False, lengths=False, models=False, impl="fast",
+                device="auto", eps=1e-6, tol=1e-7, mode="full", seed=0, n_directions=8):
+    """Check every form of each cell (RNN tanh and relu, LSTM, GRU in both reset forms) as a
+    layer of the given shape, float64, on random data; with ``models``, also the three models
+    built on each cell.  ``lengths=True`` gives the sequences random lengths (one full, one 1).
+
+    Returns ``(results, lengths)``: ``results`` a list of (label, report) in order.
+    """
+    from . import layers
+    from .models import CharLM, SequenceClassifier, SequenceRegressor
+
+    rng = np.random.default_rng(seed)
+    T, B, I, H = seq_len, batch, input_size, hidden
+    x = rng.standard_normal((T, B, I))
+    lengths = random_lengths(T, B, rng) if lengths else None
+    options = dict(eps=eps, tol=tol, mode=mode, seed=seed, n_directions=n_directions)
+    results = []
+    for cell in cells:
+        for cls_name, cell_options in CELL_VARIANTS[cell]:
+            module = getattr(layers, cls_name)(I, H, num_layers=num_layers, bidirectional=bidirectional,
+                                               dtype=np.float64, seed=seed, device=device, impl=impl,
+                                               **cell_options)
+            results.append((repr(module).split(", dtype")[0] + ")", check(module, x, lengths=lengths, **options)))
+        if models:
+            common = dict(hidden_size=H, num_layers=num_layers, dtype=np.float64, seed=seed, device=device,
+                          impl=impl)
+            vocab = 7
+            ids = rng.integers(0, vocab, (T + 1, B))
+            built = [
+                (f"SequenceClassifier({cell}, pooling='mean')",
+                 SequenceClassifier(cell, vocab_size=vocab, embedding_dim=I, num_classes=3,
+                                    bidirectional=bidirectional, pooling="mean", **common),
+                 (ids[:-1], rng.integers(0, 3, B), lengths)),
+                (f"SequenceRegressor({cell}, per_step=True)",
+                 SequenceRegressor(cell, input_size=I, per_step=True, bidirectional=bidirectional, **common),
+                 (rng.standard_normal((T, B, I)), rng.standard_normal((T, B, 1)), lengths)),
+                (f"CharLM({cell})", CharLM(cell, vocab_size=vocab, embedding_dim=I, **common),
+                 (ids[:-1], ids[1:], lengths)),
+            ]
+            results += [(label, check_model(model, model_batch, **options)) for label, model, model_batch in built]
+    return results, lengths
+
+
+def summary(results, description):
+    """The one-row-per-check table of :func:`check_cells`' results, and a last line: how many
+    passed, and ``description`` (the shapes checked)."""
+    rows = []
+    for label, report in results:
+        worst = max(report.rows, key=lambda r: r.max_rel_err)
+        rows.append((label, len(report.rows), worst.max_rel_err, worst.name, report.passed))
+    width = max(len("layer"), *(len(label) for label, *_ in rows))
+    where_width = max(len("in"), *(len(where) for _, _, _, where, _ in rows))
+    lines = [f"{'layer':<{width}}  {'tensors':>7}  {'worst rel err':>13}  {'in':<{where_width}}  result"]
+    for label, count, err, where, ok in rows:
+        lines.append(f"{label:<{width}}  {count:>7}  {err:>13.2e}  {where:<{where_width}}  {'ok' if ok else 'FAIL'}")
+    failed = sum(not ok for *_, ok in rows)
+    lines.append(f"\n{len(rows) - failed}/{len(rows)} passed ({description})")
+    return "\n".join(lines)
+

@@ -34,6 +34,73 @@ from . import __version__, checkpoint, optim
 from .backend import asnumpy
 
 
+# --------------------------------------------------------------------------- budgets and schedules
+
+def steps_per_epoch(task, batch_size) -> int:
+    """Optimizer steps in one epoch of ``task`` at ``batch_size``."""
+    return len(task.epoch(batch_size, np.random.default_rng(0)))
+
+
+def budget(task, steps=None, epochs=None) -> dict:
+    """``{"steps": n}`` or ``{"epochs": n}``: what was given, else the task's default budget."""
+    if steps is not None and epochs is not None:
+        raise ValueError("give at most one of steps and epochs")
+    if steps is not None:
+        return {"steps": steps}
+    if epochs is not None:
+        return {"epochs": epochs}
+    d = task.defaults
+    return {"steps": d["steps"]} if "steps" in d else {"epochs": d["epochs"]}
+
+
+def total_steps(task, batch_size, run_budget) -> int:
+    """The optimizer steps a budget from :func:`budget` amounts to."""
+    return run_budget.get("steps") or run_budget["epochs"] * steps_per_epoch(task, batch_size)
+
+
+SCHEDULES = ("none", "step", "cosine")
+
+
+def make_schedule(kind, optimizer, total):
+    """The learning-rate schedule ``kind`` over ``total`` steps: None for "none"; "step": ×0.1
+    at two thirds of the run; "cosine": cosine annealing to 0 over the run."""
+    if kind not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {kind!r}")
+    if kind == "step":
+        return optim.StepLR(optimizer, step_size=max(1, 2 * total // 3), gamma=0.1)
+    if kind == "cosine":
+        return optim.CosineAnnealingLR(optimizer, T_max=total)
+    return None
+
+
+def setup(task, cell="lstm", *, hidden=None, num_layers=1, bidirectional=False, dropout=0.0,
+          nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, device="auto",
+          optimizer=None, lr=None, weight_decay=0.0, momentum=0.0, clip="task", schedule="none",
+          batch_size=None, steps=None, epochs=None, eval_every=None, seed=0, out_dir=None,
+          progress=None, log=None):
+    """A training run on ``task``: the model, its optimizer and schedule, and the trainer, with
+    every setting left None taken from the task's defaults (``clip="task"``: the task's
+    clipping; None: none).  Returns ``(trainer, budget)``, ready for ``trainer.fit(**budget)``."""
+    d = task.defaults
+    model = task.make_model(cell, hidden_size=hidden or d.get("hidden"), num_layers=num_layers,
+                            bidirectional=bidirectional, dropout=dropout, dtype=np.dtype(dtype), seed=seed,
+                            device=device, nonlinearity=nonlinearity, reset_after=reset_after, impl=impl)
+    name = optimizer or d.get("optimizer")
+    kwargs = {"lr": lr or d.get("lr"), "weight_decay": weight_decay}
+    if name in ("sgd", "rmsprop"):
+        kwargs["momentum"] = momentum
+    opt = optim.make(name, model, **kwargs)
+    batch_size = batch_size or d.get("batch_size")
+    run_budget = budget(task, steps, epochs)
+    trainer = Trainer(model, task, opt, batch_size=batch_size, clip=d.get("clip") if clip == "task" else clip,
+                      schedule=make_schedule(schedule, opt, total_steps(task, batch_size, run_budget)),
+                      eval_every=eval_every or d.get("eval_every"), seed=seed, out_dir=out_dir,
+                      progress=progress, log=log)
+    return trainer, run_budget
+
+
+# --------------------------------------------------------------------------- the trainer
+
 class TrainingError(RuntimeError):
     """Training cannot go on (a NaN or infinite loss or gradient)."""
 
@@ -56,7 +123,7 @@ class Trainer:
 
     def __init__(self, model, task, optimizer, *, batch_size=32, clip=None, clip_value=None,
                  schedule=None, eval_every=None, eval_batch_size=None, seed=0, out_dir=None,
-                 progress=None, log=None):
+                 progress=None, log=None, on_step=None):
         self.model, self.task, self.optimizer, self.schedule = model, task, optimizer, schedule
         # the optimizer's settings as the run begins (a schedule then moves its lr)
         self._optimizer_settings = {"name": type(optimizer).__name__, **optimizer.hyperparameters()}
@@ -71,6 +138,7 @@ class Trainer:
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
         self.progress = sys.stderr.isatty() if progress is None else bool(progress)
         self.log = log if log is not None else (lambda line: None)
+        self.on_step = on_step         # called with the loss after every step (an outer progress bar)
         # where the run is
         self.step = 0
         self.epoch = 0                 # epochs started
@@ -101,7 +169,7 @@ class Trainer:
             raise ValueError("give exactly one of steps and epochs")
         if steps is not None and steps < 1 or epochs is not None and epochs < 1:
             raise ValueError("steps and epochs must be ≥ 1")
-        total = steps if steps is not None else epochs * len(self.task.epoch(self.batch_size, np.random.default_rng(0)))
+        total = total_steps(self.task, self.batch_size, {"steps": steps} if steps is not None else {"epochs": epochs})
         bar = None
         self._stop_requested = False
         previous_handler = self._catch_ctrl_c()
@@ -125,6 +193,8 @@ class Trainer:
                 batch = self.task.batch(self.plan[self.position])
                 self.position += 1
                 loss, norm = self._train_step(batch)
+                if self.on_step is not None:
+                    self.on_step(loss)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4g}")
@@ -330,6 +400,17 @@ class Trainer:
             with open(os.path.join(self.out_dir, "history.jsonl"), "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in self.history)
         return self
+
+
+    def write_results(self, metrics, extra=None):
+        """At the end of a run with ``out_dir``: ``model.npz`` (the model, with the task's config)
+        and ``metrics.json`` (see :func:`write_metrics`)."""
+        os.makedirs(self.out_dir, exist_ok=True)
+        checkpoint.save(self.model, os.path.join(self.out_dir, "model.npz"), meta={"task": self.task.config()})
+        return write_metrics(os.path.join(self.out_dir, "metrics.json"), metrics, task=self.task, model=self.model,
+                             optimizer=self.optimizer,
+                             extra={"batch_size": self.batch_size, "clip": self.clip, "seed": self.seed,
+                                    **(extra or {})})
 
 
 def write_metrics(path, metrics, *, task, model, optimizer, extra=None):

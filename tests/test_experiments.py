@@ -105,14 +105,29 @@ def test_sweep_and_its_figure(tmp_path):
     assert (tmp_path / "s.png").read_bytes()[:8] == PNG
 
 
-def test_plots_leave_pyplot_alone():
-    """Drawing must not switch the backend of a session that uses pyplot."""
+def test_plots_leave_pyplot_alone(tmp_path):
+    """Drawing neither imports pyplot nor switches a session's backend.  In a fresh interpreter,
+    so that no earlier test's import of pyplot can hide an import by the plots."""
+    import subprocess
     import sys
 
-    had_pyplot = "matplotlib.pyplot" in sys.modules
-    data = sweep(lengths=(4,), cells=("rnn",), steps=2, hidden=2, train_size=32)
-    plots.sweep(data, "/dev/null")
-    assert ("matplotlib.pyplot" in sys.modules) == had_pyplot
+    script = """
+import sys
+import matplotlib
+from numpyrnn import plots
+from numpyrnn.experiments.sweep import sweep
+data = sweep(lengths=(4,), cells=("rnn",), steps=2, hidden=2, train_size=32)
+plots.sweep(data, sys.argv[1])
+print("pyplot" if "matplotlib.pyplot" in sys.modules else "no pyplot")
+import matplotlib.pyplot as plt
+plt.switch_backend("svg")
+plots.sweep(data, sys.argv[1])
+print(matplotlib.get_backend())
+"""
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s.png")], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["no", "pyplot", "svg"]
 
 
 def test_compare_errors(capsys):
@@ -121,3 +136,27 @@ def test_compare_errors(capsys):
     assert cli.main(["compare", "--task", "charlm", "--bidirectional", "--quick", "--seeds", "1"]) == 2
     assert "bidirectional" in capsys.readouterr().err
     assert cli.main(["sweep", "--lengths", "10,x"]) == 2
+
+
+def test_one_progress_bar_over_the_whole_command(capsys):
+    """compare, sweep and gradflow draw one bar over every run's steps, labelled with the run under
+    way, when asked (on a terminal by default); the log lines still reach stdout."""
+    data = sweep(lengths=(4, 6), cells=("rnn",), steps=3, hidden=2, train_size=32, log=print, progress=True)
+    captured = capsys.readouterr()
+    assert "T=   4 rnn  test MSE" in captured.out and "T=   6 rnn  test MSE" in captured.out
+    assert "6/6" in captured.err and "T=6 rnn seed 0" in captured.err
+    assert len(data["cells"]["rnn"]) == 2
+    sweep(lengths=(4,), cells=("rnn",), steps=2, hidden=2, train_size=32, log=print, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_is_off_when_stderr_is_not_a_terminal_or_with_quiet(capsys, tmp_path):
+    from numpyrnn import cli
+
+    argv = ["sweep", "--lengths", "4", "--cells", "rnn", "--steps", "2", "--hidden", "2"]
+    assert cli.main(argv + ["--out", str(tmp_path / "a")]) == 0          # pytest's stderr: no terminal
+    captured = capsys.readouterr()
+    assert captured.err == "" and "test MSE" in captured.out
+    assert cli.main(argv + ["--out", str(tmp_path / "b"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "test MSE" in captured.out                # --quiet: no bar

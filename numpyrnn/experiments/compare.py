@@ -21,6 +21,10 @@ import numpy as np
 
 from .. import __version__, bench, optim, tasks
 from ..train import Trainer
+from ..train import budget as train_budget
+from ..train import steps_per_epoch as train_steps_per_epoch
+from ..train import total_steps as train_total_steps
+from .progress import Progress
 
 #: per task, smaller data and budgets that finish the comparison in well under a minute
 QUICK = {
@@ -59,10 +63,10 @@ def _mean_std(values):
 def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden=None, match_params=False,
             steps=None, epochs=None, quick=False, data_seed=0, task_options=None, optimizer=None, lr=None,
             batch_size=None, clip="task", layers=1, bidirectional=False, dtype=np.float32, device="auto",
-            impl="fast", log=None):
+            impl="fast", log=None, progress=None):
     """Train every cell ``seeds`` times on one task; returns the results as a dict (see
-    :func:`write` for what it holds)."""
-    log = log or (lambda line: None)
+    :func:`write` for what it holds).  ``progress``: one bar over every run's steps (None: on a
+    terminal only)."""
     options = dict(task_options or {})
     budget = {}
     if quick:
@@ -70,9 +74,8 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
         options = {**quick_options, **options}
     task = tasks.make(task_name, seed=data_seed, **options)
     defaults = task.defaults
-    if steps is not None or epochs is not None:
-        budget = {"steps": steps} if steps is not None else {"epochs": epochs}
-    budget = budget or ({"steps": defaults["steps"]} if "steps" in defaults else {"epochs": defaults["epochs"]})
+    if steps is not None or epochs is not None or not budget:
+        budget = train_budget(task, steps, epochs)
     hidden = hidden or defaults["hidden"]
     optimizer = optimizer or defaults["optimizer"]
     lr = lr or defaults["lr"]
@@ -84,8 +87,8 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
     reference = "lstm" if "lstm" in cells else cells[0]
     target = _parameters(task, reference, hidden, **shape_kwargs)
     sizes = {cell: (matched_hidden(task, cell, target, **shape_kwargs) if match_params else hidden) for cell in cells}
-    steps_per_epoch = len(task.epoch(batch_size, np.random.default_rng(0)))
-    total_steps = budget.get("steps") or budget["epochs"] * steps_per_epoch
+    steps_per_epoch = train_steps_per_epoch(task, batch_size)
+    total_steps = train_total_steps(task, batch_size, budget)
     eval_every = max(1, steps_per_epoch // 2)
     results = {"task": task.config(), "metric": task.metric, "higher_is_better": task.higher_is_better,
                "baseline": {"value": task.baseline()[0], "what": task.baseline()[1]},
@@ -100,33 +103,43 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
                            "python": platform.python_version()},
                "version": __version__, "cells": {}}
     metric = task.metric
-    for cell in cells:
-        runs = []
-        for seed in range(seeds):
-            model = task.make_model(cell, hidden_size=sizes[cell], seed=seed, **model_kwargs)
-            opt = optim.make(optimizer, model, lr=lr)
-            trainer = Trainer(model, task, opt, batch_size=batch_size, clip=clip, eval_every=eval_every,
-                              seed=seed, progress=False)
-            final = trainer.fit(**budget)
-            model.eval()
-            batch = task.batch(task.epoch(batch_size, np.random.default_rng(0))[0])
-            model.forward(batch.inputs, batch.targets, batch.lengths)
-            runs.append({"seed": seed, "test": final[f"test_{metric}"], "test_loss": final["test_loss"],
-                         "train_seconds": final["train_seconds"], "seconds_per_epoch": final["seconds_per_epoch"],
-                         "activation_bytes": bench.activation_bytes(model.rnn),
-                         "curve": [{"epoch": r["step"] / steps_per_epoch, "seconds": r["train_seconds"],
-                                    "value": r[f"val_{metric}"]} for r in trainer.history]})
-            log(f"{cell} seed {seed}: test_{metric} {final[f'test_{metric}']:.4f}, "
+    with Progress(len(cells) * seeds * total_steps, enabled=progress, log=log) as bar:
+        for cell in cells:
+            results["cells"][cell] = _train_cell(task, cell, seeds, sizes[cell], model_kwargs, shape_kwargs,
+                                                 optimizer, lr, batch_size, clip, eval_every, budget,
+                                                 steps_per_epoch, bar)
+    return results
+
+
+def _train_cell(task, cell, seeds, hidden, model_kwargs, shape_kwargs, optimizer, lr, batch_size, clip,
+                eval_every, budget, steps_per_epoch, bar):
+    """The runs of one cell, and their summary."""
+    metric = task.metric
+    runs = []
+    for seed in range(seeds):
+        bar.run(f"{cell} seed {seed}")
+        model = task.make_model(cell, hidden_size=hidden, seed=seed, **model_kwargs)
+        opt = optim.make(optimizer, model, lr=lr)
+        trainer = Trainer(model, task, opt, batch_size=batch_size, clip=clip, eval_every=eval_every,
+                          seed=seed, progress=False, on_step=bar.step)
+        final = trainer.fit(**budget)
+        model.eval()
+        batch = task.batch(task.epoch(batch_size, np.random.default_rng(0))[0])
+        model.forward(batch.inputs, batch.targets, batch.lengths)
+        runs.append({"seed": seed, "test": final[f"test_{metric}"], "test_loss": final["test_loss"],
+                     "train_seconds": final["train_seconds"], "seconds_per_epoch": final["seconds_per_epoch"],
+                     "activation_bytes": bench.activation_bytes(model.rnn),
+                     "curve": [{"epoch": r["step"] / steps_per_epoch, "seconds": r["train_seconds"],
+                                "value": r[f"val_{metric}"]} for r in trainer.history]})
+        bar.log(f"{cell} seed {seed}: test_{metric} {final[f'test_{metric}']:.4f}, "
                 f"{final['train_seconds']:.1f} s of training")
-        test_mean, test_std = _mean_std([r["test"] for r in runs])
-        time_mean, time_std = _mean_std([r["train_seconds"] for r in runs])
-        epoch_mean, _ = _mean_std([r["seconds_per_epoch"] for r in runs])
-        results["cells"][cell] = {
-            "hidden": sizes[cell], "parameters": _parameters(task, cell, sizes[cell], **shape_kwargs), "runs": runs,
+    test_mean, test_std = _mean_std([r["test"] for r in runs])
+    time_mean, time_std = _mean_std([r["train_seconds"] for r in runs])
+    epoch_mean, _ = _mean_std([r["seconds_per_epoch"] for r in runs])
+    return {"hidden": hidden, "parameters": _parameters(task, cell, hidden, **shape_kwargs), "runs": runs,
             "summary": {"test_mean": test_mean, "test_std": test_std, "train_seconds_mean": time_mean,
                         "train_seconds_std": time_std, "seconds_per_epoch": epoch_mean,
                         "activation_mib": runs[0]["activation_bytes"] / 2**20}}
-    return results
 
 
 def table(results, markdown=False):

@@ -21,6 +21,7 @@ import numpy as np
 from .. import losses, optim, tasks
 from ..backend import asnumpy
 from ..train import Trainer
+from .progress import Progress
 
 
 def gradient_norms(model, inputs, targets):
@@ -71,29 +72,36 @@ def forget_gate(model, inputs, top=3):
 
 
 def gradflow(cells=("rnn", "lstm", "gru"), seq_len=100, steps=2000, hidden=64, batch=64, seed=0, log=None,
-             device="auto", impl="fast"):
+             device="auto", impl="fast", progress=None):
     """The measurements for each cell, before and after training; a dict ready for JSON.
     ``device``: where the models train and are measured ("auto", "cpu" or "gpu"); ``impl``: the
-    layers' path ("fast" or "reference")."""
-    log = log or (lambda line: None)
+    layers' path ("fast" or "reference"); ``progress``: one bar over every cell's training steps
+    (None: on a terminal only)."""
     task = tasks.make("adding", seq_len=seq_len, seed=seed)
-    d = task.defaults
     probe = task.examples("test", np.arange(batch))
     data = {"task": task.config(), "steps": steps, "hidden": hidden, "batch": batch, "cells": {}}
-    for cell in cells:
-        model = task.make_model(cell, hidden_size=hidden, seed=seed, device=device, impl=impl)
-        entry = {"initial": {"grad_norms": gradient_norms(model, probe.inputs, probe.targets).tolist()}}
-        if cell == "lstm":
-            entry["initial"]["forget_gate"] = forget_gate(model, probe.inputs)
-        trainer = Trainer(model, task, optim.make(d["optimizer"], model, lr=d["lr"]), batch_size=d["batch_size"],
-                          clip=d["clip"], eval_every=steps, seed=seed, progress=False)
-        final = trainer.fit(steps=steps)
-        entry["trained"] = {"grad_norms": gradient_norms(model, probe.inputs, probe.targets).tolist(),
-                            "test_mse": final["test_mse"], "train_seconds": final["train_seconds"]}
-        if cell == "lstm":
-            entry["trained"]["forget_gate"] = forget_gate(model, probe.inputs)
-        g0, g1 = entry["initial"]["grad_norms"], entry["trained"]["grad_norms"]
-        log(f"{cell}: ‖∂L/∂h_0‖ / ‖∂L/∂h_T−1‖ = {g0[0] / g0[-1]:.2e} at initialisation, {g1[0] / g1[-1]:.2e} "
-            f"after {steps} steps (test MSE {final['test_mse']:.4f})")
-        data["cells"][cell] = entry
+    with Progress(len(cells) * steps, enabled=progress, log=log) as bar:
+        for cell in cells:
+            bar.run(cell)
+            data["cells"][cell] = _measure_cell(task, cell, probe, steps, hidden, seed, device, impl, bar)
     return data
+
+
+def _measure_cell(task, cell, probe, steps, hidden, seed, device, impl, bar):
+    """One cell's measurements at initialisation and after ``steps`` steps of training."""
+    d = task.defaults
+    model = task.make_model(cell, hidden_size=hidden, seed=seed, device=device, impl=impl)
+    entry = {"initial": {"grad_norms": gradient_norms(model, probe.inputs, probe.targets).tolist()}}
+    if cell == "lstm":
+        entry["initial"]["forget_gate"] = forget_gate(model, probe.inputs)
+    trainer = Trainer(model, task, optim.make(d["optimizer"], model, lr=d["lr"]), batch_size=d["batch_size"],
+                      clip=d["clip"], eval_every=steps, seed=seed, progress=False, on_step=bar.step)
+    final = trainer.fit(steps=steps)
+    entry["trained"] = {"grad_norms": gradient_norms(model, probe.inputs, probe.targets).tolist(),
+                        "test_mse": final["test_mse"], "train_seconds": final["train_seconds"]}
+    if cell == "lstm":
+        entry["trained"]["forget_gate"] = forget_gate(model, probe.inputs)
+    g0, g1 = entry["initial"]["grad_norms"], entry["trained"]["grad_norms"]
+    bar.log(f"{cell}: ‖∂L/∂h_0‖ / ‖∂L/∂h_T−1‖ = {g0[0] / g0[-1]:.2e} at initialisation, {g1[0] / g1[-1]:.2e} "
+            f"after {steps} steps (test MSE {final['test_mse']:.4f})")
+    return entry
