@@ -5,7 +5,8 @@
 
 A file holds, as plain arrays (it is read with ``allow_pickle=False``, so it can carry no code):
 
-``format``, ``format_version``   what it is: "numpyrnn-checkpoint", version 1
+``format``, ``format_version``   what it is: "numpyrnn-checkpoint", version 1 (older versions are
+                                 brought up to date by UPGRADES, newer ones refused)
 ``config``                       the model's config, JSON (what :func:`numpyrnn.models.build` takes)
 ``param/<name>``                 each parameter
 ``checksum``                     SHA-256 over every other array: names, shapes, dtypes and bytes
@@ -33,6 +34,11 @@ from . import __version__
 
 FORMAT = "numpyrnn-checkpoint"
 FORMAT_VERSION = 1
+
+#: version → a function that turns that version's arrays into the next version's.  A change of
+#: the format bumps FORMAT_VERSION and adds the step from the old version here, so that every
+#: file ever written keeps loading: read() applies the steps one after another.
+UPGRADES = {}
 
 
 class CheckpointError(ValueError):
@@ -130,12 +136,21 @@ def read(path):
         raise CheckpointError(f"{path}: cannot be read: {exc}") from exc
     if arrays.get("format") is None or str(arrays["format"]) != FORMAT:
         raise CheckpointError(f"{path}: not a numpyrnn checkpoint (no '{FORMAT}' format tag)")
-    version = int(arrays.get("format_version", -1))
-    if version != FORMAT_VERSION:
+    try:
+        version = int(arrays.get("format_version", -1))
+    except (TypeError, ValueError):
+        version = -1
+    if version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {version}, but this numpyrnn "
-                              f"({__version__}) reads version {FORMAT_VERSION}")
+                              f"({__version__}) reads versions up to {FORMAT_VERSION}: upgrade numpyrnn")
+    if version < 1 or (version < FORMAT_VERSION and version not in UPGRADES):
+        raise CheckpointError(f"{path}: checkpoint format version {version}, which this numpyrnn "
+                              f"({__version__}) cannot read")
     if "checksum" not in arrays or _checksum(arrays) != str(arrays["checksum"]):
         raise CheckpointError(f"{path}: its contents do not match their checksum (the file is damaged)")
+    while version < FORMAT_VERSION:              # an older file: brought up to date step by step
+        arrays = UPGRADES[version](arrays)
+        version += 1
     return arrays
 
 

@@ -98,7 +98,11 @@ def test_version_mismatch_and_damage(tmp_path):
     path = tmp_path / "m.npz"
     numpyrnn.save(model(), path)
     rewrite(path, format_version=np.array(99))
-    with pytest.raises(CheckpointError, match="format version 99, but this numpyrnn"):
+    with pytest.raises(CheckpointError, match=r"format version 99, but this numpyrnn .* reads versions up to 1: "
+                                              "upgrade numpyrnn"):
+        numpyrnn.load(path)
+    rewrite(path, format_version=np.array(0))
+    with pytest.raises(CheckpointError, match=r"format version 0, which this numpyrnn .* cannot read"):
         numpyrnn.load(path)
     numpyrnn.save(model(), path)
     with np.load(path) as data:
@@ -227,3 +231,19 @@ def test_save_refuses_what_load_could_not_rebuild(tmp_path):
         with pytest.raises(TypeError, match=rf"numpyrnn.save keeps what numpyrnn.load can rebuild: .*got {name}"):
             numpyrnn.save(thing, tmp_path / "m.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_older_format_is_brought_up_to_date_by_its_upgrade_step(tmp_path, monkeypatch):
+    """How a format change keeps old files loading: FORMAT_VERSION moves on, UPGRADES gets the
+    step from the old version, and read() applies it (here a pretend version 2 that renamed
+    "meta" to "about")."""
+    path = tmp_path / "m.npz"
+    numpyrnn.save(model(), path)                       # a version-1 file
+    monkeypatch.setattr(checkpoint, "FORMAT_VERSION", 2)
+    with pytest.raises(CheckpointError, match=r"format version 1, which this numpyrnn .* cannot read"):
+        checkpoint.read(path)                          # a version without its upgrade is refused
+    monkeypatch.setattr(checkpoint, "UPGRADES", {1: lambda a: {**{k: v for k, v in a.items() if k != "meta"},
+                                                               "about": a["meta"]}})
+    arrays = checkpoint.read(path)
+    assert "about" in arrays and "meta" not in arrays
+    assert numpyrnn.load(path).config() == model().config()
