@@ -170,3 +170,18 @@ def test_every_option_of_every_command_shows_its_default():
             if action.option_strings and action.dest != "help" and action.default not in (None, argparse.SUPPRESS):
                 assert action.help, f"{name} {action.option_strings[0]} has no help"
                 assert f"(default: {action.default}" in text, f"{name} {action.option_strings[0]}"
+
+
+def test_one_rule_for_device_in_every_command():
+    """Every command that computes takes --device with the library's default, auto, and says in
+    its help what auto means."""
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    with_device = []
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            if "--device" in action.option_strings:
+                assert action.default == "auto" and action.choices == ["auto", "cpu", "gpu"], name
+                assert "auto: the GPU if CuPy sees one" in action.help, name
+                with_device.append(name)
+    assert sorted(with_device) == ["bench", "compare", "gradcheck", "gradflow", "sample", "sweep", "train"]
