@@ -8,9 +8,11 @@
     numpyrnn tasks
     numpyrnn gradcheck [--cell rnn|lstm|gru|all] [--mode full|fast] ...
     numpyrnn bench [--cells ...] [--shape TxBxIxH] ...
+    numpyrnn exercise rnn|lstm|gru [--part step|sequence] > my_lstm.py
+    numpyrnn grade my_lstm.py --cell lstm [--part step|sequence]
 
 User errors (bad arguments, impossible configurations) print one line on stderr and exit with
-status 2; a gradient check that fails exits with status 1.  Every command that computes takes
+status 2; a gradient check or a graded exercise that fails exits with status 1.  Every command that computes takes
 ``--device`` (default auto: the GPU if CuPy sees one, else the CPU; NUMPYRNN_DEVICE overrides
 auto) and ``--impl`` (fast or reference).
 """
@@ -512,6 +514,53 @@ def _run_sweep(args):
     return 0
 
 
+# --------------------------------------------------------------------------- exercises
+
+def _add_exercise(sub):
+    p = sub.add_parser(
+        "exercise", help="write a file to fill in: a cell's backward pass, by hand",
+        description="Print an exercise file for a cell: the signatures, docstrings with every shape, "
+                    "the equations to implement, and bodies that raise NotImplementedError. Fill it in, "
+                    "then run `numpyrnn grade FILE --cell CELL`.",
+        formatter_class=_Help)
+    p.add_argument("cell", choices=CELLS, help="the cell")
+    p.add_argument("--part", choices=["step", "sequence"], default="step",
+                   help="step: the step forward and backward; sequence: the backward loop through time "
+                        "over the reference's cache")
+    p.set_defaults(run=_run_exercise)
+
+
+def _run_exercise(args):
+    from .exercises import template
+
+    print(template(args.cell, args.part), end="")
+    return 0
+
+
+def _add_grade(sub):
+    p = sub.add_parser(
+        "grade", help="grade an exercise file: every output and gradient, and the mistake named",
+        description="Run the functions of an exercise file on random float64 cases, compare every output "
+                    "and gradient with numpyrnn's reference, check the backward against finite differences "
+                    "of the file's own forward, and name the known mistake that matches. Exits 0 when "
+                    "everything is right, 1 when something is not.",
+        formatter_class=_Help)
+    p.add_argument("file", help="the exercise file (from `numpyrnn exercise`)")
+    p.add_argument("--cell", choices=CELLS, required=True, help="the cell it implements")
+    p.add_argument("--part", choices=["step", "sequence"], default="step", help="the part it implements")
+    p.set_defaults(run=_run_grade)
+
+
+def _run_grade(args):
+    from .exercises import grade
+
+    if not os.path.isfile(args.file):
+        raise UsageError(f"numpyrnn grade: {args.file}: no such file")
+    report = grade(args.file, args.cell, args.part)
+    print(report)
+    return 0 if report.passed else 1
+
+
 # --------------------------------------------------------------------------- entry point
 
 def build_parser():
@@ -521,7 +570,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for add in (_add_compare, _add_train, _add_sample, _add_tasks, _add_gradflow, _add_sweep, _add_gradcheck,
-                _add_bench):
+                _add_bench, _add_exercise, _add_grade):
         add(sub)
     return parser
 

@@ -67,8 +67,24 @@ def test_vanishing_gradients(tmp_path):
     assert "RNN" in out.stdout and (tmp_path / "gradflow.png").exists()
 
 
+def test_lstm_backward_walkthrough():
+    out = run("lstm_backward_walkthrough.py")
+    assert out.returncode == 0, out.stderr
+    for piece in ("h = o ⊙ tanh(c): PASSED", "c = f ⊙ c_prev + i ⊙ g: PASSED", "the gates: PASSED",
+                  "the linear map: PASSED", "the whole step: PASSED"):
+        assert piece in out.stdout
+    assert "grading my_lstm: the LSTM step" in out.stdout and "PASSED: every output" in out.stdout
+    assert "Diagnosis: dc_prev not multiplied by the forget gate f" in out.stdout
+
+
+def test_the_walkthrough_is_a_notebook_in_percent_format():
+    text = (EXAMPLES / "lstm_backward_walkthrough.py").read_text()
+    assert text.startswith("# %% [markdown]") and text.count("# %%") >= 12
+
+
 def test_every_example_has_a_test():
     names = {p.name for p in EXAMPLES.glob("*.py")}
     tested = {"parity_with_torch.py", "lstm_vs_gru_sentiment.py", "adding_problem.py", "char_rnn.py",
-              "gradient_check_walkthrough.py", "vanishing_gradients.py", "reference_vs_fast.py"}
+              "gradient_check_walkthrough.py", "vanishing_gradients.py", "reference_vs_fast.py",
+              "lstm_backward_walkthrough.py"}
     assert names == tested

@@ -1,0 +1,194 @@
+"""The files a student fills in: signatures, shapes and equations, bodies that raise.
+
+``template(cell, part)`` returns the text of one; ``numpyrnn exercise lstm > my_lstm.py`` writes it.
+"""
+
+from __future__ import annotations
+
+CELLS = ("rnn", "lstm", "gru")
+PARTS = ("step", "sequence")
+
+_HEADER = '''"""Exercise: the {title} {what}, by hand, in NumPy.
+
+Fill in the functions below (keep their names and what they return), then grade them:
+
+    numpyrnn grade {filename} --cell {cell} --part {part}
+
+The grader runs them on random float64 cases, compares every output and gradient with
+numpyrnn's reference, checks your backward against finite differences of your own forward, and
+names the mistake it recognises, with the section of docs/derivations.md to reread ({sections}).
+Shapes: B sequences in the batch, I input features, H hidden units{extra_shapes}.
+"""
+
+import numpy as np
+'''
+
+_STEP = {
+    "rnn": '''
+
+def step_forward(x_t, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One step of the Elman RNN with tanh.
+
+    x_t (B, I), h_prev (B, H), weight_ih (H, I), weight_hh (H, H), bias_ih (H,), bias_hh (H,).
+
+        a = x_t W_ih^T + b_ih + h_prev W_hh^T + b_hh
+        h = tanh(a)
+
+    Returns (h, cache): h (B, H); cache holds whatever your step_backward needs.
+    """
+    raise NotImplementedError("step_forward")
+
+
+def step_backward(dh, cache):
+    """Backward of step_forward.  dh (B, H) = dL/dh.
+
+        da      = dh * (1 - h^2)            (tanh'(a) = 1 - tanh(a)^2, read off h)
+        dx_t    = da W_ih                   dh_prev = da W_hh
+        dW_ih   = da^T x_t                  dW_hh   = da^T h_prev
+        db_ih   = db_hh = sum over the batch of da
+
+    Returns (dx_t, dh_prev, dweight_ih, dweight_hh, dbias_ih, dbias_hh), shaped like x_t, h_prev,
+    weight_ih, weight_hh, bias_ih, bias_hh.
+    """
+    raise NotImplementedError("step_backward")
+''',
+    "lstm": '''
+
+def step_forward(x_t, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One LSTM step, PyTorch's gate order i, f, g, o in the rows of the weights.
+
+    x_t (B, I), h_prev and c_prev (B, H), weight_ih (4H, I), weight_hh (4H, H), biases (4H,).
+
+        a = x_t W_ih^T + b_ih + h_prev W_hh^T + b_hh          (B, 4H) = [a_i | a_f | a_g | a_o]
+        i = sigmoid(a_i)   f = sigmoid(a_f)   g = tanh(a_g)   o = sigmoid(a_o)
+        c = f * c_prev + i * g
+        h = o * tanh(c)
+
+    Returns (h, c, cache): h and c (B, H); cache holds whatever your step_backward needs.
+    """
+    raise NotImplementedError("step_forward")
+
+
+def step_backward(dh, dc, cache):
+    """Backward of step_forward.  dh, dc (B, H): dL/dh and dL/dc (from the next step).
+
+        do      = dh * tanh(c)
+        dc     <- dc + dh * o * (1 - tanh(c)^2)        every path into c
+        di = dc * g    df = dc * c_prev    dg = dc * i    dc_prev = dc * f
+        da = [di * i(1-i) | df * f(1-f) | dg * (1-g^2) | do * o(1-o)]
+        dx_t = da W_ih     dh_prev = da W_hh     dW_ih = da^T x_t     dW_hh = da^T h_prev
+        db_ih = db_hh = sum over the batch of da
+
+    Returns (dx_t, dh_prev, dc_prev, dweight_ih, dweight_hh, dbias_ih, dbias_hh), shaped like
+    x_t, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh.
+    """
+    raise NotImplementedError("step_backward")
+''',
+    "gru": '''
+#: which GRU you implement: True is PyTorch's (the reset gate after the product with W_hn),
+#: False the textbook form of Cho et al. (2014, v3), the reset gate before it.  The grader
+#: checks the form you declare here.
+RESET_AFTER = True
+
+
+def step_forward(x_t, h_prev, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One GRU step, PyTorch's gate order r, z, n in the rows of the weights.
+
+    x_t (B, I), h_prev (B, H), weight_ih (3H, I), weight_hh (3H, H), biases (3H,); write W_ir,
+    W_iz, W_in for the row blocks of weight_ih, W_hr, W_hz, W_hn for those of weight_hh.
+
+        r = sigmoid(x_t W_ir^T + b_ir + h_prev W_hr^T + b_hr)
+        z = sigmoid(x_t W_iz^T + b_iz + h_prev W_hz^T + b_hz)
+        RESET_AFTER:      n = tanh(x_t W_in^T + b_in + r * (h_prev W_hn^T + b_hn))
+        not RESET_AFTER:  n = tanh(x_t W_in^T + b_in + (r * h_prev) W_hn^T + b_hn)
+        h = (1 - z) * n + z * h_prev
+
+    Returns (h, cache): h (B, H); cache holds whatever your step_backward needs.
+    """
+    raise NotImplementedError("step_forward")
+
+
+def step_backward(dh, cache):
+    """Backward of step_forward.  dh (B, H) = dL/dh.
+
+        dn = dh * (1 - z)     dz = dh * (h_prev - n)     dh_prev <- dh * z
+        da_n = dn * (1 - n^2)
+        RESET_AFTER, m = h_prev W_hn^T + b_hn:  dm = da_n * r,  dr = da_n * m
+        not RESET_AFTER:  d(r*h) = da_n W_hn,  dr = d(r*h) * h_prev,  dh_prev += d(r*h) * r
+        da_r = dr * r(1-r)    da_z = dz * z(1-z)
+        dax = [da_r | da_z | da_n]:   dx_t = dax W_ih,   dW_ih = dax^T x_t,   db_ih = sum dax
+        RESET_AFTER, dah = [da_r | da_z | dm]:
+            dh_prev += dah W_hh,   dW_hh = dah^T h_prev,   db_hh = sum dah
+        not RESET_AFTER:
+            dh_prev += [da_r | da_z] W_hh[:2H],   dW_hh = [[da_r | da_z]^T h_prev ; da_n^T (r * h_prev)],
+            db_hh = sum dax
+
+    Returns (dx_t, dh_prev, dweight_ih, dweight_hh, dbias_ih, dbias_hh), shaped like x_t, h_prev,
+    weight_ih, weight_hh, bias_ih, bias_hh.
+    """
+    raise NotImplementedError("step_backward")
+''',
+}
+
+_SEQUENCE = {
+    "rnn": ('step_backward(dh, step_cache)', 'dx_t, dh_prev, dW_ih, dW_hh, db_ih, db_hh',
+            'dy, dh_n, cache', '(dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh)', ''),
+    "lstm": ('step_backward(dh, dc, step_cache)', 'dx_t, dh_prev, dc_prev, dW_ih, dW_hh, db_ih, db_hh',
+             'dy, dh_n, dc_n, cache', '(dx, dh0, dc0, dweight_ih, dweight_hh, dbias_ih, dbias_hh)',
+             '\n    The LSTM carries c_t beside h_t: dc_n starts the loop as dh_n does; dc~_t = m_t dc_t, and\n'
+             '    dc_{t-1} = dc_prev + (1 - m_t) dc_t.\n'),
+    "gru": ('step_backward(dh, step_cache)', 'dx_t, dh_prev, dW_ih, dW_hh, db_ih, db_hh',
+            'dy, dh_n, cache', '(dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh)', ''),
+}
+
+_SEQUENCE_BODY = '''
+# Given: numpyrnn's reference step functions and sequence forward.  forward(x, h0, ...) runs
+# step_forward at every step and keeps each step's cache; you write the backward through time.
+from numpyrnn.cells.{cell} import forward_reference as forward  # noqa: F401  (the grader uses it)
+from numpyrnn.cells.{cell} import step_backward, step_forward  # noqa: F401
+
+
+def backward({args}):
+    """Backpropagation through time over the cache of forward (docs/derivations.md §3, §7).
+
+    dy (T, B, H): dL/dy_t at every step; {state_args} (B, H): dL/d(final state) (each may be
+    None, meaning zero).  cache has three fields:
+
+        cache.steps    list of T step caches in time order: {step_call}
+                       returns ({step_returns})
+        cache.mask     (T, B, 1) array m_t: 1 at sequence b's real steps, 0 past its end
+        cache.reverse  True when the forward ran from t = T-1 down to 0
+
+    The loop, from the forward's last step to its first (reversed order when cache.reverse):
+
+        dh~_t    = m_t (dh_t + dy_t)           the gradient reaching h_t: from step t+1, and from y_t
+        dx_t, dh_prev, ... = step_backward(dh~_t, ..., cache.steps[t])
+        dh_{{t-1}} = dh_prev + (1 - m_t) dh_t    a padded step passes dh_t back unchanged
+        dW       = sum over the steps of each step's dW (and db)
+{extra}
+    Returns {returns}:
+    dx (T, B, I) and the gradients of the initial state(s) and of the four parameters.
+    """
+    raise NotImplementedError("backward")
+'''
+
+
+def template(cell, part="step"):
+    """The text of the exercise file for ``cell`` (rnn, lstm, gru) and ``part`` (step: the step
+    forward and backward; sequence: the backward loop through time over the reference's cache)."""
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    title = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": "GRU"}[cell]
+    section = {"rnn": "§4", "lstm": "§5", "gru": "§6"}[cell]
+    head = _HEADER.format(title=title, cell=cell, part=part, filename=f"my_{cell}.py",
+                          what="step forward and backward" if part == "step" else "backward through time",
+                          sections=f"{section}" if part == "step" else f"§3, §7 and {section}",
+                          extra_shapes="" if part == "step" else ", T time steps")
+    if part == "step":
+        return head + _STEP[cell]
+    step_call, step_returns, args, returns, extra = _SEQUENCE[cell]
+    state_args = ", ".join(a for a in args.split(", ") if a.startswith("d") and a != "dy")
+    return head + _SEQUENCE_BODY.format(cell=cell, args=args, state_args=state_args, step_call=step_call,
+                                        step_returns=step_returns, returns=returns, extra=extra)
