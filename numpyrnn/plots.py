@@ -60,20 +60,37 @@ def compare(results, path):
 
 
 def gradflow(data, path):
-    """‖∂L/∂h_t‖ against t at initialisation and after training (log scale), and the LSTM's
-    forget gate over time."""
-    fig = _figure(13, 4)
-    before, after, forget = fig.subplots(1, 3)
+    """‖∂L/∂h_t‖ (and the LSTM's ‖∂L/∂c_t‖, dashed) against t at initialisation and after
+    training (log scale); the largest singular value of the one-step Jacobian per step (mean over
+    sequences); and the LSTM's forget gate over time."""
+    fig = _figure(13, 8)
+    (before, after), (spectral, forget) = fig.subplots(2, 2)
     for ax, stage, title in ((before, "initial", "at initialisation"), (after, "trained", "after training")):
         for cell, d in data["cells"].items():
             norms = np.asarray(d[stage]["grad_norms"])
             ax.plot(np.arange(len(norms)), norms, color=COLORS.get(cell), label=LABELS.get(cell, cell), lw=2)
+            if "cell_grad_norms" in d[stage]:
+                c = np.asarray(d[stage]["cell_grad_norms"])[:-1]     # ∂L/∂c_{T−1} is 0: no later step
+                ax.plot(np.arange(len(c)), c, color=COLORS.get(cell), ls="--", lw=1.5,
+                        label=f"{LABELS.get(cell, cell)}: ‖∂L/∂c_t‖")
         ax.set_yscale("log")
         ax.set_xlabel("step t")
         ax.set_title(f"‖∂L/∂h_t‖ {title}")
         ax.grid(alpha=0.3)
     before.set_ylabel("gradient norm (mean over sequences)")
-    before.legend()
+    before.legend(fontsize=8)
+    for cell, d in data["cells"].items():
+        for stage, style in (("initial", ":"), ("trained", "-")):
+            if "jacobian" in d[stage]:
+                sigma = d[stage]["jacobian"]["mean"]
+                spectral.plot(np.arange(len(sigma)), sigma, ls=style, color=COLORS.get(cell), lw=1.5,
+                              label=f"{LABELS.get(cell, cell)}, {'initial' if stage == 'initial' else 'trained'}")
+    spectral.axhline(1, color="k", lw=1)
+    spectral.set_yscale("log")
+    spectral.set_xlabel("step t")
+    spectral.set_title("largest singular value of the one-step Jacobian ∂state_t/∂state_{t−1}")
+    spectral.legend(fontsize=7, ncol=2)
+    spectral.grid(alpha=0.3)
     if "lstm" in data["cells"]:
         for stage, style, alpha in (("initial", ":", 0.10), ("trained", "-", 0.22)):
             gate = data["cells"]["lstm"][stage]["forget_gate"]
@@ -89,6 +106,8 @@ def gradflow(data, path):
         forget.set_title("LSTM forget gate f_t")
         forget.legend(fontsize=7, loc="lower right")
         forget.grid(alpha=0.3)
+    else:
+        forget.set_axis_off()
     fig.suptitle(f"{data['task']['name']}, T={data['task']['seq_len']}: the gradient reaching each step of the "
                  f"sequence, from the loss at its end")
     fig.savefig(path)

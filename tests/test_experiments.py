@@ -64,7 +64,7 @@ def test_match_params_sizes_every_cell_to_the_reference():
 
 
 def test_gradient_norms_equal_a_backward_through_the_step_functions():
-    """∂L/∂h_t from the prefix/suffix trick against the readable step functions, step by step."""
+    """∂L/∂h_t from the layer's one backward against the readable step functions, step by step."""
     task = tasks.make("adding", seq_len=7, train_size=50, val_size=10, test_size=10)
     model = task.make_model("rnn", hidden_size=5, seed=3)
     batch = task.examples("test", np.arange(4))
@@ -83,14 +83,17 @@ def test_gradient_norms_equal_a_backward_through_the_step_functions():
     for t in range(6, -1, -1):
         expected[t] = np.linalg.norm(dh, axis=1).mean()
         dh = rnn_cell.step_backward(dh, caches[t])[1]
-    assert np.allclose(norms, expected, rtol=1e-10)
+    assert list(norms) == ["h"]
+    assert np.allclose(norms["h"], expected, rtol=1e-10)
 
 
 def test_gradflow_and_its_figure(tmp_path):
     data = gradflow(("rnn", "lstm"), seq_len=6, steps=4, hidden=8, batch=4)
     for cell in ("rnn", "lstm"):
         for stage in ("initial", "trained"):
-            assert len(data["cells"][cell][stage]["grad_norms"]) == 6
+            entry = data["cells"][cell][stage]
+            assert len(entry["grad_norms"]) == len(entry["jacobian"]["mean"]) == 6
+            assert ("cell_grad_norms" in entry) == (cell == "lstm")
     gate = data["cells"]["lstm"]["trained"]["forget_gate"]
     assert len(gate["mean"]) == 6 and all(0 < v < 1 for v in gate["mean"])
     assert all(lo <= m <= hi for lo, m, hi in zip(gate["p10"], gate["mean"], gate["p90"]))

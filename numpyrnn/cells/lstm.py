@@ -197,7 +197,7 @@ def forward_reference(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
     return y, h, c, ReferenceCache(steps, mask, reverse)
 
 
-def backward_reference(dy, dh_n, dc_n, cache, *, check=True):
+def backward_reference(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None):
     """Backward of :func:`forward_reference`: one :func:`step_backward` per step, last step
     first.  Arguments and returns as :func:`backward`: (dx, dh0, dc0, dweight_ih, dweight_hh,
     dbias_ih, dbias_hh)::
@@ -205,6 +205,9 @@ def backward_reference(dy, dh_n, dc_n, cache, *, check=True):
         dh̃_t = m_t (dh_t + dy_t),   dc̃_t = m_t dc_t           (§3, §7; dh_{T−1}, dc_{T−1} = dh_n, dc_n)
         dh_{t−1} = (step t's dh_prev) + (1 − m_t) dh_t,  dc_{t−1} likewise    (§5, §7)
         dW       = Σ_t (step t's dW)                                          (§3)
+
+    ``dh_steps``, ``dc_steps`` (T, B, H), if given, receive ∂L/∂h_t and ∂L/∂c_t for every step,
+    (h_t, c_t) taken as the two inputs of step t+1.
     """
     steps, mask, reverse = check_cache(cache, ReferenceCache, "numpyrnn.cells.lstm.backward_reference")
     T, (B, H), dtype = len(steps), steps[0].c.shape, steps[0].c.dtype
@@ -220,6 +223,10 @@ def backward_reference(dy, dh_n, dc_n, cache, *, check=True):
     for t in reversed(time_steps(T, reverse)):   # the forward's steps, last first (§3)
         dh_tilde = mask[t] * (dh + dy[t])        # dh̃_t = m_t (dh_t + dy_t) (§3, §7)
         dc_tilde = mask[t] * dc                  # dc̃_t = m_t dc_t: c_t reaches only step t+1 (§5, §7)
+        if dh_steps is not None:                 # kept if asked: ∂L/∂h_t = dh_t + m_t dy_t (§3, §7)
+            dh_steps[t] = dh + mask[t] * dy[t]
+        if dc_steps is not None:                 # ∂L/∂c_t = dc_t, from step t+1 (§3)
+            dc_steps[t] = dc
         dx[t], dh_prev, dc_prev, *dparams_t = step_backward(dh_tilde, dc_tilde, steps[t],
                                                             check=False)   # through the step (§5)
         dh = dh_prev + (1 - mask[t]) * dh        # dh_{t−1} = dh_prev + (1 − m_t) dh_t (§7)

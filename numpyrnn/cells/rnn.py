@@ -161,7 +161,7 @@ def forward_reference(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *
     return y, h, ReferenceCache(steps, mask, reverse)
 
 
-def backward_reference(dy, dh_n, cache, *, check=True):
+def backward_reference(dy, dh_n, cache, *, check=True, dh_steps=None):
     """Backward of :func:`forward_reference`: one :func:`step_backward` per step, last step
     first.  Arguments and returns as :func:`backward`: (dx, dh0, dweight_ih, dweight_hh,
     dbias_ih, dbias_hh)::
@@ -169,6 +169,8 @@ def backward_reference(dy, dh_n, cache, *, check=True):
         dh̃_t    = m_t (dh_t + dy_t)                        (§3, §7; dh_{T−1} = dh_n)
         dh_{t−1} = (step t's dh_prev from dh̃_t) + (1 − m_t) dh_t       (§4, §7)
         dW       = Σ_t (step t's dW)                                    (§3)
+
+    ``dh_steps`` (T, B, H), if given, receives ∂L/∂h_t for every step.
     """
     steps, mask, reverse = check_cache(cache, ReferenceCache, "numpyrnn.cells.rnn.backward_reference")
     T, (B, H), dtype = len(steps), steps[0].h.shape, steps[0].h.dtype
@@ -181,6 +183,8 @@ def backward_reference(dy, dh_n, cache, *, check=True):
     dparams = [None] * 4                         # Σ_t of dW_ih, dW_hh, db_ih, db_hh (§3)
     for t in reversed(time_steps(T, reverse)):   # the forward's steps, last first (§3)
         dh_tilde = mask[t] * (dh + dy[t])        # dh̃_t = m_t (dh_t + dy_t) (§3, §7)
+        if dh_steps is not None:                 # kept if asked: ∂L/∂h_t = dh_t + m_t dy_t (§3, §7)
+            dh_steps[t] = dh + mask[t] * dy[t]
         dx[t], dh_prev, *dparams_t = step_backward(dh_tilde, steps[t],
                                                    check=False)   # through the step (§4)
         dh = dh_prev + (1 - mask[t]) * dh        # dh_{t−1} = dh_prev + (1 − m_t) dh_t (§7)

@@ -49,7 +49,7 @@ class Recurrent(Module):
     """A stack of recurrent layers over one cell; use :class:`RNN`, :class:`LSTM` or :class:`GRU`."""
 
     _cell = None          # the cell module (numpyrnn.cells.rnn, lstm or gru)
-    _transient = ("_cache", "_workspaces")
+    _transient = ("_cache", "_workspaces", "_state_grads")
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, impl="fast", dtype=np.float32, seed=None,
@@ -178,7 +178,7 @@ class Recurrent(Module):
         return y, self._pack_state(state_n, unbatched)
 
 
-    def backward(self, dy, dstate=None):
+    def backward(self, dy, dstate=None, *, keep_state_grads=False):
         """Backpropagate through the last forward.
 
         dy: ∂L/∂y, shaped like y (None means zero); dstate: ∂L/∂state_n shaped like state_n
@@ -186,6 +186,8 @@ class Recurrent(Module):
 
         Adds the parameter gradients into ``grads`` and returns (dx, dstate0): ∂L/∂x shaped like
         x and ∂L/∂state0 shaped like the state (returned whether or not a state was passed).
+        ``keep_state_grads=True`` also keeps ∂L/∂h_t (and ∂L/∂c_t) of every step, which the
+        backward computes anyway: see :meth:`state_grads`.
         """
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward() needs a forward() first "
@@ -195,13 +197,17 @@ class Recurrent(Module):
         d_out = None if dy is None else self._prepare_output_grad(dy, T, B, unbatched)
         dstate_n = self._prepare_state_grad(dstate, B, unbatched)
         dstate0 = tuple(xp.empty((L * D, B, H), self.dtype) for _ in dstate_n)
+        names = [f"d{s}_steps" for s in self._cell.STATE_NAMES]
+        self._state_grads = [{n: xp.empty((T, B, H), self.dtype) for n in names} for _ in range(L * D)] \
+            if keep_state_grads else None
         for layer in reversed(range(L)):
             d_in = None
             for direction in range(D):
                 k = layer * D + direction
                 dy_k = d_out if (d_out is None or D == 1) else d_out[..., direction * H:(direction + 1) * H]
                 dx, *dinit, dweight_ih, dweight_hh, dbias_ih, dbias_hh = cell_backward(
-                    dy_k, *(None if ds is None else ds[k] for ds in dstate_n), caches[k], check=False)
+                    dy_k, *(None if ds is None else ds[k] for ds in dstate_n), caches[k], check=False,
+                    **({} if self._state_grads is None else self._state_grads[k]))
                 for buffer, g in zip(dstate0, dinit):
                     buffer[k] = g
                 for kind, g in (("weight_ih", dweight_ih), ("weight_hh", dweight_hh),
@@ -215,15 +221,30 @@ class Recurrent(Module):
         dx = self._to_user_layout(d_out, unbatched, copy=False)
         return dx, self._pack_state(dstate0, unbatched)
 
+    def state_grads(self, layer=0, direction=0):
+        """∂L/∂h_t (and ∂L/∂c_t for LSTM) at every step of one layer and direction, kept by the
+        last ``backward(..., keep_state_grads=True)``: a dict of time-major arrays (T, B, H),
+        "h" (and "c").  Each is the gradient of the loss with respect to the state after step t,
+        (h_t, c_t) taken as the two inputs of step t+1: h_t's through the step's output and the
+        later steps, c_t's through the later steps."""
+        if self._state_grads is None:
+            raise RuntimeError("state_grads() needs a backward(..., keep_state_grads=True) first")
+        self._check_layer_direction(layer, direction)
+        kept = self._state_grads[layer * self.num_directions + direction]
+        return {name[1:-len("_steps")]: a.copy() for name, a in kept.items()}
+
+    def _check_layer_direction(self, layer, direction):
+        check_int("layer", layer, 0)
+        if layer >= self.num_layers or direction not in range(self.num_directions):
+            raise ValueError(f"no layer {layer}, direction {direction} in {self!r}")
+
     def gate_activations(self, layer=0, direction=0):
         """The gate activations of the last forward, for one layer and direction: a dict of
         time-major arrays (T, B, H) — LSTM i, f, g, o and c; GRU r, z, n; RNN h.  Padded steps
         hold what the cell computed there, which the outputs ignore."""
         if self._cache is None:
             raise RuntimeError("gate_activations() needs a forward() first")
-        check_int("layer", layer, 0)
-        if layer >= self.num_layers or direction not in range(self.num_directions):
-            raise ValueError(f"no layer {layer}, direction {direction} in {self!r}")
+        self._check_layer_direction(layer, direction)
         cache = self._cache[0][layer * self.num_directions + direction]
         return {k: v.copy() for k, v in self._cell.gate_activations(cache).items()}
 

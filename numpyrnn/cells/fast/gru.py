@@ -281,11 +281,13 @@ def _hh_gradients(dax, dah, h_prevs, rhs, reset_after, has_bias_hh):
     return dweight_hh, dbias_hh
 
 
-def backward(dy, dh_n, cache, *, check=True):
+def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     """Backward of :func:`forward` through time.
 
     dy (T, B, H), dh_n (B, H): gradients of the outputs and of the final state (None means
-    zero; ``check`` as for :func:`forward`).  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
+    zero; ``check`` as for :func:`forward`).  ``dh_steps`` (T, B, H), if given, receives ∂L/∂h_t
+    for every step: the gradient of the loss with respect to the state after step t, from its
+    output and from the later steps.  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, ms, rhs, hs, mask, reverse,
      reset_after, workspace) = check_cache(cache, FastCache, "numpyrnn.cells.gru.backward")
@@ -326,6 +328,8 @@ def backward(dy, dh_n, cache, *, check=True):
         for t in steps:                          # the forward's order, backwards
             j = t - block.start                  # the step's place in the block
             step(None if dy is None else dy[t], gates[0, t], updates[j], factors[:, j], dh, dh_prev, t)
+            if dh_steps is not None:
+                xp.copyto(dh_steps[t], dh)       # ∂L/∂h_t = dh_t + m_t dy_t
             dh, dh_prev = dh_prev, dh            # (a padded step passed dh through: z = 1, da = 0)
     dx = input_gradient(dax, weight_ih)          # dx_t = dax_t W_ih, all steps at once
     dweight_ih = weight_gradients(dax, x)        # dW_ih = Σ_t dax_t^T x_t

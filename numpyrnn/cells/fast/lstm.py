@@ -218,11 +218,14 @@ def _backward_body(dy_t, to_c, forget, factors, dh, dc, rows, tmp):
     xp.copyto(rows, factors)
 
 
-def backward(dy, dh_n, dc_n, cache, *, check=True):
+def backward(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None):
     """Backward of :func:`forward` through time.
 
     dy (T, B, H), dh_n, dc_n (B, H): gradients of the outputs and final states (None means
-    zero; ``check`` as for :func:`forward`).  Returns (dx, dh0, dc0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
+    zero; ``check`` as for :func:`forward`).  ``dh_steps`` and ``dc_steps`` (T, B, H), if given,
+    receive ∂L/∂h_t and ∂L/∂c_t for every step: the gradients of the loss with respect to the
+    state after step t, (h_t, c_t) taken as the two inputs of step t+1; h_t's from its output
+    and the later steps, c_t's from the later steps.  Returns (dx, dh0, dc0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, hs, cs, tanh_cs, mask, reverse,
      workspace) = check_cache(cache, FastCache, "numpyrnn.cells.lstm.backward")
@@ -255,8 +258,12 @@ def backward(dy, dh_n, dc_n, cache, *, check=True):
         forgets = gates[2, block] if mask is None else forget[:n]   # f, or 1 at padded steps
         for t in steps:                          # the forward's order, backwards
             j = t - block.start                  # the step's place in the block
+            if dc_steps is not None:
+                xp.copyto(dc_steps[t], dc)       # ∂L/∂c_t: what step t+1 handed back
             step(None if dy is None else dy[t], to_c[j], forgets[j], factors[:, j], dh, dc,
                  da_rows[t], tmp)
+            if dh_steps is not None:
+                xp.copyto(dh_steps[t], dh)       # ∂L/∂h_t = dh_t + m_t dy_t
             xp.matmul(da[t], w_hh, out=dh_prev)  # dh_{t−1} = da_t W_hh
             if mask is not None:                 # a padded step passes dh through unchanged
                 carry_over(dh_prev, dh, mask[t])

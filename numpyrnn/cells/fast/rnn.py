@@ -131,11 +131,13 @@ def _slopes(h, nonlinearity, mask, da):
         da *= mask
 
 
-def backward(dy, dh_n, cache, *, check=True):
+def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     """Backward of :func:`forward` through time.
 
     dy (T, B, H), dh_n (B, H): gradients of the outputs and of the final state (None means
-    zero; ``check`` as for :func:`forward`).  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
+    zero; ``check`` as for :func:`forward`).  ``dh_steps`` (T, B, H), if given, receives ∂L/∂h_t
+    for every step: the gradient of the loss with respect to the state after step t, from its
+    output and from the later steps.  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, hs, mask, reverse, nonlinearity,
      workspace) = check_cache(cache, FastCache, "numpyrnn.cells.rnn.backward")
@@ -153,6 +155,8 @@ def backward(dy, dh_n, cache, *, check=True):
         _slopes(h_all[block], nonlinearity, None if mask is None else mask[block], da[block])  # trick 3
         for t in steps:                          # the forward's order, backwards
             step(None if dy is None else dy[t], dh, da[t])   # da_t = (dh_t + dy_t) ⊙ slope_t
+            if dh_steps is not None:
+                xp.copyto(dh_steps[t], dh)       # ∂L/∂h_t = dh_t + m_t dy_t
             xp.matmul(da[t], weight_hh, out=dh_prev)   # dh_{t−1} = da_t W_hh
             if mask is not None:                 # a padded step passes dh through unchanged
                 carry_over(dh_prev, dh, mask[t])
