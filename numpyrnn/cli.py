@@ -149,11 +149,37 @@ def _add_training_options(p):
     g.add_argument("--seed", type=int, default=0, help="seed for the data, the weights, the batches")
 
 
+def _add_data_options(p):
+    """The data options of the sentiment and charlm tasks (declared once, for train and compare)."""
+    p.add_argument("--data", metavar="NAME_OR_FILE",
+                   help="sentiment: a named data set (rotten-tomatoes; see `numpyrnn tasks`) or a CSV/TSV of "
+                        "text,label, instead of the built-in reviews")
+    p.add_argument("--text", metavar="NAME_OR_FILE",
+                   help="charlm: a named text (hamlet) or a text file, instead of the built-in stories")
+    p.add_argument("--embedding-dim", type=_positive_int,
+                   help="sentiment: the word embedding's size (default: the data set's)")
+    p.add_argument("--pooling", choices=["last", "mean", "max"],
+                   help="sentiment: pooling over time (default: the data set's)")
+
+
+def _task_options(args):
+    """The task options given on the command line, checked to apply to the task."""
+    for flag, task in (("data", "sentiment"), ("text", "charlm"), ("embedding_dim", "sentiment"),
+                       ("pooling", "sentiment")):
+        if getattr(args, flag, None) and args.task != task:
+            raise UsageError(f"numpyrnn {args.command}: --{flag.replace('_', '-')} applies to --task {task}, "
+                             f"not {args.task}")
+    options = {k: getattr(args, k) for k in ("seq_len", "data", "text", "embedding_dim", "pooling")
+               if getattr(args, k, None) is not None}
+    if args.task == "series" and getattr(args, "series", None):
+        options["source"] = args.series
+    return options
+
+
 def _add_task_options(p):
     g = p.add_argument_group("task")
     g.add_argument("--seq-len", type=_positive_int, help="sequence length T (default: the task's)")
-    g.add_argument("--data", metavar="FILE", help="sentiment: a CSV/TSV of text,label instead of the built-in reviews")
-    g.add_argument("--text", metavar="FILE", help="charlm: a text file instead of the built-in stories")
+    _add_data_options(g)
     g.add_argument("--series", choices=["sines", "membrane"], default="sines", help="series: the source")
 
 
@@ -292,12 +318,9 @@ def _run_train(args):
 
     if args.resume and not args.out:
         raise UsageError("numpyrnn train: --resume needs --out DIR (the run to continue)")
-    for flag, task in (("data", "sentiment"), ("text", "charlm")):
-        if getattr(args, flag) and args.task != task:
-            raise UsageError(f"numpyrnn train: --{flag} applies to --task {task}, not {args.task}")
+    options = _task_options(args)
     try:
-        task = tasks.from_options(args.task, seed=args.seed, seq_len=args.seq_len, data=args.data, text=args.text,
-                                  source=args.series)
+        task = tasks.make(args.task, seed=args.seed, **options)
         trainer, budget = setup(
             task, args.cell, hidden=args.hidden, num_layers=args.layers, bidirectional=args.bidirectional,
             dropout=args.dropout, nonlinearity=args.nonlinearity, reset_after=args.gru_form == "after",
@@ -382,13 +405,17 @@ def _add_tasks(sub):
 
 def _run_tasks(args):
     from . import tasks
+    from .tasks import datasets
 
     for name in tasks.TASKS:
-        task = tasks.from_options(name, seq_len=args.seq_len)
+        task = tasks.make(name, seed=0, **({} if args.seq_len is None else {"seq_len": args.seq_len}))
         value, how = task.baseline()
         defaults = ", ".join(f"{k} {v}" for k, v in task.defaults.items())
         print(f"{name:<10} {task.title}\n{'':<10} metric {task.metric} ({'higher' if task.higher_is_better else 'lower'} "
               f"is better); baseline {value:.4g}: {how}\n{'':<10} defaults: {defaults}")
+    print("\nnamed data sets (--data NAME for sentiment, --text NAME for charlm):")
+    for line in datasets.describe():
+        print(f"  {line}")
     return 0
 
 
@@ -412,8 +439,10 @@ def _add_compare(sub):
     budget.add_argument("--epochs", type=_positive_int, help="epochs per run (default: the task's budget)")
     p.add_argument("--quick", action="store_true", help="small data and budget: well under a minute")
     p.add_argument("--seq-len", type=_positive_int, help="sequence length (default: the task's)")
+    _add_data_options(p)
     p.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
     p.add_argument("--bidirectional", action="store_true", help="read both ways (not for charlm, copy, series)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers")
     p.add_argument("--lr", type=_positive_float, help="learning rate (default: the task's)")
     p.add_argument("--batch-size", type=_positive_int, help="(default: the task's)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the data, the same for every run")
@@ -431,9 +460,9 @@ def _run_compare(args):
         results = compare(
             args.task, cells=args.cells, seeds=args.seeds, hidden=args.hidden, match_params=args.match_params,
             steps=args.steps, epochs=args.epochs, quick=args.quick, data_seed=args.data_seed,
-            task_options={} if args.seq_len is None else {"seq_len": args.seq_len}, lr=args.lr,
-            batch_size=args.batch_size, layers=args.layers, bidirectional=args.bidirectional, device=args.device,
-            impl=args.impl, log=None if args.quiet else print, progress=_progress(args))
+            task_options=_task_options(args), lr=args.lr, batch_size=args.batch_size, layers=args.layers,
+            bidirectional=args.bidirectional, dropout=args.dropout, device=args.device, impl=args.impl,
+            log=None if args.quiet else print, progress=_progress(args))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn compare: {exc}") from None
     print(table(results))

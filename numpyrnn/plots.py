@@ -45,7 +45,8 @@ def compare(results, path):
             if len(curves) > 1:
                 ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2, lw=0)
     for ax, xlabel in ((by_epoch, "epoch"), (by_time, "training time (s, evaluation excluded)")):
-        ax.axhline(results["baseline"]["value"], color="k", ls="--", lw=1, label="baseline")
+        for b, style in zip(results.get("baselines", [results["baseline"] | {"name": "baseline"}]), ("--", ":", "-.")):
+            ax.axhline(b["value"], color="k", ls=style, lw=1, label=f"{b['name']} (test) {b['value']:.4f}")
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
         if _log_scale(metric):

