@@ -62,20 +62,20 @@ def _check_path(path):
         raise TypeError(f"path must be a file path (str or os.PathLike), got {type(path).__name__}") from None
 
 
-def write(path, arrays):
-    """Write ``arrays`` (name → array) to ``path`` as an uncompressed .npz, sealed with a
-    checksum of all of them, atomically."""
-    arrays = {**arrays, "checksum": np.array(_checksum(arrays))}
+def atomic_write(path, write_to, *, suffix=""):
+    """Write a file by ``write_to(f)`` (f a binary file) beside ``path`` under a temporary name,
+    flush it to disk, then rename it over ``path``: a crash leaves the old file or the new one,
+    never half of one."""
     path = _check_path(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a folder: give the path of the file to write, "
-                                f"e.g. {os.path.join(path, 'model.npz')}")
+                                f"e.g. {os.path.join(path, 'model' + suffix)}")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write_to(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -83,6 +83,13 @@ def write(path, arrays):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write(path, arrays):
+    """Write ``arrays`` (name → array) to ``path`` as an uncompressed .npz, sealed with a
+    checksum of all of them, atomically."""
+    arrays = {**arrays, "checksum": np.array(_checksum(arrays))}
+    atomic_write(path, lambda f: np.savez(f, **arrays), suffix=".npz")
 
 
 def model_arrays(model, *, meta=None):

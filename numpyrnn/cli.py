@@ -396,6 +396,52 @@ def _run_sample(args):
     return 0
 
 
+def _add_export(sub):
+    p = sub.add_parser(
+        "export", help="write a saved model as a file PyTorch loads",
+        description="Write a model saved by numpyrnn (model.npz, or a run's checkpoint.npz) as a "
+                    "PyTorch file: a dict with its config, state dict and vocabulary, read by "
+                    "torch.load(path, weights_only=True); numpyrnn.export.torch_modules.load(path) "
+                    "gives the torch.nn.Module. The export is checked on a random batch first: the "
+                    "largest difference between the two models' outputs is printed. Needs PyTorch "
+                    "(pip install numpyrnn[torch]).",
+        formatter_class=_Help)
+    p.add_argument("checkpoint", metavar="MODEL", help="a .npz written by numpyrnn.save or numpyrnn train")
+    p.add_argument("--to", required=True, choices=["torch"], help="the framework to write for")
+    p.add_argument("output", metavar="OUT", help="the file to write (e.g. model.pt)")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args):
+    import os
+
+    from . import checkpoint, export
+
+    if os.path.abspath(args.output) == os.path.abspath(args.checkpoint):
+        raise UsageError(f"numpyrnn export: {args.output} is the model being read; write elsewhere")
+    try:
+        model = checkpoint.load(args.checkpoint, device="cpu")
+        module = export.to_torch(model)
+        inputs, lengths = export.example_inputs(model)
+        difference = export.max_difference(model, module, inputs, lengths)
+        export.save_torch(model, args.output)
+    except (checkpoint.CheckpointError, export.TorchUnavailable, ValueError, OSError) as exc:
+        raise UsageError(f"numpyrnn export: {exc}") from None
+    config = model.config()
+    layers = config.get("num_layers")
+    described = ", ".join([config["cell"]] * ("cell" in config)
+                          + [f"{layers} layer{'s' * (layers > 1)}"] * (layers is not None)
+                          + ["bidirectional"] * bool(config.get("bidirectional")) + [config["dtype"]])
+    print(f"{config['type']}({described}) -> {args.output} (PyTorch, {model.num_parameters():,} parameters"
+          + (f", vocabulary of {len(model.vocab)}" if getattr(model, "vocab", None) else "") + ")")
+    print(f"checked on a random batch ({inputs.shape[0 if not config.get('batch_first') else 1]} steps): "
+          f"largest difference {difference:.3g} between numpyrnn's outputs and torch's")
+    print("load it in PyTorch:\n"
+          "    from numpyrnn.export import torch_modules   # or a copy of that file: it needs only torch\n"
+          f"    module = torch_modules.load({args.output!r})")
+    return 0
+
+
 def _add_tasks(sub):
     p = sub.add_parser("tasks", help="list the tasks with their baselines and default settings",
                        formatter_class=_Help)
@@ -599,7 +645,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for add in (_add_compare, _add_train, _add_sample, _add_tasks, _add_gradflow, _add_sweep, _add_gradcheck,
-                _add_bench, _add_exercise, _add_grade):
+                _add_bench, _add_exercise, _add_grade, _add_export):
         add(sub)
     return parser
 

@@ -109,22 +109,68 @@ def test_the_check_of_names_refuses_a_name_that_is_not_there():
 
 # --------------------------------------------------------------------------- every Python block, as written
 
-def python_blocks():
-    """(file, number, code) of every ```python block in README.md and docs/*.md."""
-    blocks = []
-    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        for i, code in enumerate(re.findall(r"```python\n(.*?)```", path.read_text(), re.S)):
-            blocks.append(pytest.param(code, id=f"{path.relative_to(ROOT)}:{i + 1}"))
+def fenced_blocks(text):
+    """(section, language, code) of every fenced block of a Markdown text; ``section`` counts the
+    headings before the block (a "#" inside a block is code, not a heading)."""
+    blocks, section, fence = [], 0, None
+    for line in text.splitlines(keepends=True):
+        if fence is None and line.startswith("```"):
+            fence = [line[3:].strip(), []]
+        elif fence is not None and line.startswith("```"):
+            blocks.append((section, fence[0], "".join(fence[1])))
+            fence = None
+        elif fence is not None:
+            fence[1].append(line)
+        elif line.startswith("#"):
+            section += 1
     return blocks
 
 
-@pytest.mark.parametrize("code", python_blocks())
-def test_every_python_block_runs_as_written_in_a_fresh_interpreter(code, tmp_path):
+def python_blocks():
+    """(code, setup) of every ```python block in README.md and docs/*.md: ``setup`` is the
+    ```bash blocks before it in its section (commands that make the files it reads)."""
+    blocks = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        setup, number = {}, 0
+        for section, language, code in fenced_blocks(path.read_text()):
+            if language == "bash":
+                setup[section] = setup.get(section, "") + code
+            elif language == "python":
+                number += 1
+                blocks.append(pytest.param(code, setup.get(section, ""), id=f"{path.relative_to(ROOT)}:{number}"))
+    return blocks
+
+
+def needs_torch(code):
+    return re.search(r"^\s*(import torch\b|from torch\b|from numpyrnn\.export\b|import numpyrnn\.export\b)",
+                     code, re.M) is not None
+
+
+@pytest.mark.parametrize("code,setup", python_blocks())
+def test_every_python_block_runs_as_written_in_a_fresh_interpreter(code, setup, tmp_path):
+    import os
     import subprocess
     import sys
+    from importlib.util import find_spec
 
+    if needs_torch(code) and find_spec("torch") is None:
+        pytest.skip("the block uses PyTorch, which is not installed")
+    if setup:                                      # the section's shell commands, as written
+        env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+        out = subprocess.run(["bash", "-euo", "pipefail", "-c", setup], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stdout + out.stderr
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_the_shell_blocks_run_before_the_python_of_their_section():
+    blocks = {b.id: b.values for b in python_blocks()}
+    section = [v for v in blocks.values() if "torch_modules.load(\"model.pt\")" in v[0]]
+    assert len(section) == 1 and "numpyrnn export run/model.npz --to torch model.pt" in section[0][1]
+    assert fenced_blocks("# a\n```python\n# not a heading\n```\n# b\n```bash\nx\n```\n") == [
+        (1, "python", "# not a heading\n"), (2, "bash", "x\n")]
+    assert needs_torch("import re\nimport torch\n") and not needs_torch("import numpyrnn\n")
 
 
 def test_the_blocks_are_found():

@@ -1,0 +1,267 @@
+"""numpyrnn's models written with standard PyTorch modules, and the file an export writes.
+
+This file needs only PyTorch and the standard library: a project that has no numpyrnn can copy
+it and load an exported model with::
+
+    module = load("model.pt")            # torch.load(..., weights_only=True) underneath
+    logits = module(ids, lengths)        # ids: (T, B) int64 tensor; lengths: (B,) or None
+
+Each model has the attributes ``embedding`` (``nn.Embedding``, for token inputs), ``rnn``
+(``nn.RNN``/``nn.LSTM``/``nn.GRU``) and ``head`` (``nn.Linear``), so its ``state_dict()`` keys
+are numpyrnn's (``rnn.weight_ih_l0``, ``head.bias``, ...), with the same shapes and gate order.
+What they compute, as numpyrnn does:
+
+``SequenceClassifier``  inputs → [embedding] → rnn → pooling → head → logits (B, num_classes)
+``SequenceRegressor``   inputs → rnn → pooling → head → (B, output_size); with ``per_step``,
+                        head at every step → (T, B, output_size)
+``CharLM``              ids → embedding → rnn → head at every step → (logits (T, B, V), state)
+
+Inputs are time-major unless ``batch_first``.  ``lengths`` (B,) marks each sequence's real
+steps: the recurrent layer then reads a packed sequence (``pack_padded_sequence`` with
+``enforce_sorted=False``), so padded steps leave the state alone and output zeros.  Pooling:
+``"last"`` takes each sequence's last real step (the reverse direction's half at t = 0, where it
+ends), ``"mean"`` the average and ``"max"`` the maximum over real steps.
+
+The file (:func:`save`, :func:`load`) is a dict that ``torch.load(path, weights_only=True)``
+reads, holding only strings, numbers, lists and tensors:
+
+``format``, ``version``  "numpyrnn-torch-export", 1
+``config``               the model's arguments, with ``type`` (the class below) and ``dtype``
+``state_dict``           the parameters, as tensors
+``vocab``                the token strings in id order (None for feature inputs)
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+FORMAT, VERSION = "numpyrnn-torch-export", 1
+
+RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+POOLINGS = ("last", "mean", "max")
+
+TEXTBOOK_GRU = ("torch.nn.GRU computes only the reset-after GRU, n = tanh(W_in x + b_in + r ⊙ "
+                "(W_hn h + b_hn)); this GRU is the textbook reset-before form (reset_after=False), "
+                "n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn), for which PyTorch has no module: "
+                "its weights in a torch.nn.GRU would compute a different function")
+
+
+def make_recurrent(cell, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+                   nonlinearity="tanh", bias=True, batch_first=False):
+    """``nn.RNN``, ``nn.LSTM`` or ``nn.GRU`` with the given arguments."""
+    if cell not in RECURRENT:
+        raise ValueError(f"cell must be one of {', '.join(map(repr, RECURRENT))}, got {cell!r}")
+    options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+    return RECURRENT[cell](input_size, hidden_size, num_layers=num_layers, bias=bias,
+                           batch_first=batch_first, dropout=dropout, bidirectional=bidirectional,
+                           **options)
+
+
+def as_lengths(lengths, T, B):
+    """``lengths`` as a (B,) int64 tensor on the CPU (what packing wants), each in 1..T."""
+    if lengths is None:
+        return None
+    lengths = torch.as_tensor(lengths, device="cpu")
+    if lengths.shape != (B,) or lengths.dtype.is_floating_point:
+        raise ValueError(f"lengths must be {B} integers, got {tuple(lengths.shape)} of {lengths.dtype}")
+    if int(lengths.min()) < 1 or int(lengths.max()) > T:
+        raise ValueError(f"lengths must lie in 1..{T}, got {lengths.tolist()}")
+    return lengths.to(torch.int64)
+
+
+def run_recurrent(rnn, x, state=None, lengths=None):
+    """Run ``rnn`` over x (in its layout: (T, B, I), or (B, T, I) if ``batch_first``), packed
+    when ``lengths`` (a (B,) CPU tensor) is given.  Returns (y, zero past each length; the final
+    state)."""
+    if lengths is None:
+        return rnn(x, state)
+    packed = pack_padded_sequence(x, lengths, batch_first=rnn.batch_first, enforce_sorted=False)
+    y, state_n = rnn(packed, state)
+    y, _ = pad_packed_sequence(y, batch_first=rnn.batch_first, total_length=x.shape[int(rnn.batch_first)])
+    return y, state_n
+
+
+def pool(y, lengths, mode, num_directions):
+    """y (T, B, D·H) → (B, D·H): the last real step, or the mean or maximum over real steps."""
+    T, B, F = y.shape
+    if lengths is None:
+        lengths = torch.full((B,), T, dtype=torch.int64)
+    lengths = lengths.to(y.device)
+    if mode == "last":
+        H = F // num_directions
+        last = y[lengths - 1, torch.arange(B, device=y.device), :H]    # forward: t = L − 1
+        if num_directions == 1:
+            return last
+        return torch.cat([last, y[0, :, H:]], dim=1)                   # reverse: ends at t = 0
+    real = (torch.arange(T, device=y.device)[:, None] < lengths[None, :])[:, :, None]
+    if mode == "mean":
+        return (y * real).sum(dim=0) / lengths.to(y.dtype)[:, None]
+    return y.masked_fill(~real, float("-inf")).amax(dim=0)
+
+
+class _Model(nn.Module):
+    """What the models share: their arguments (``config()``), the input layout, the vocabulary."""
+
+    def __init__(self, **arguments):
+        super().__init__()
+        self._arguments = arguments
+        self.batch_first = bool(arguments.get("batch_first", False))
+        self.vocab = None                      # token strings in id order, for text models
+
+    def config(self) -> dict:
+        """The arguments that rebuild this model, with ``type`` and ``dtype`` (numpyrnn's form)."""
+        dtype = str(next(self.parameters()).dtype).replace("torch.", "")
+        return {"type": type(self).__name__, **self._arguments, "dtype": dtype}
+
+    def _time_major(self, inputs):
+        return inputs.transpose(0, 1) if self.batch_first else inputs
+
+    def _embed_or_pass(self, inputs):
+        x = self._time_major(inputs)
+        return x if self.embedding is None else self.embedding(x)
+
+
+class SequenceClassifier(_Model):
+    """inputs → [Embedding] → recurrent → pooling → Linear → logits (B, num_classes)."""
+
+    def __init__(self, cell="lstm", *, num_classes, hidden_size=64, vocab_size=None,
+                 embedding_dim=32, input_size=None, num_layers=1, bidirectional=False,
+                 dropout=0.0, pooling="last", padding_idx=None, batch_first=False,
+                 nonlinearity="tanh"):
+        if (vocab_size is None) == (input_size is None):
+            raise ValueError("give exactly one of vocab_size and input_size")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        super().__init__(cell=cell, num_classes=num_classes, hidden_size=hidden_size,
+                         vocab_size=vocab_size, embedding_dim=embedding_dim, input_size=input_size,
+                         num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
+                         pooling=pooling, padding_idx=padding_idx, batch_first=batch_first,
+                         nonlinearity=nonlinearity)
+        self.pooling, self.num_directions = pooling, 2 if bidirectional else 1
+        self.embedding = None if vocab_size is None else nn.Embedding(vocab_size, embedding_dim, padding_idx)
+        self.rnn = make_recurrent(cell, input_size or embedding_dim, hidden_size, num_layers,
+                                  bidirectional, dropout, nonlinearity)
+        self.head = nn.Linear(hidden_size * self.num_directions, num_classes)
+
+    def forward(self, inputs, lengths=None):
+        x = self._embed_or_pass(inputs)                                # (T, B, E or I)
+        lengths = as_lengths(lengths, *x.shape[:2])
+        y, _ = run_recurrent(self.rnn, x, None, lengths)               # (T, B, D·H)
+        return self.head(pool(y, lengths, self.pooling, self.num_directions))
+
+    def predict(self, inputs, lengths=None):
+        """The class of each sequence, (B,) (with one logit: logit > 0)."""
+        logits = self.forward(inputs, lengths)
+        return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(dim=1)
+
+
+class SequenceRegressor(_Model):
+    """features → recurrent → pooling → Linear (B, output_size), or Linear at every step
+    (T, B, output_size) with ``per_step=True``."""
+
+    def __init__(self, cell="lstm", *, input_size, hidden_size=64, output_size=1, per_step=False,
+                 pooling="last", num_layers=1, bidirectional=False, dropout=0.0,
+                 batch_first=False, nonlinearity="tanh"):
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        super().__init__(cell=cell, input_size=input_size, hidden_size=hidden_size,
+                         output_size=output_size, per_step=per_step, pooling=pooling,
+                         num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
+                         batch_first=batch_first, nonlinearity=nonlinearity)
+        self.per_step, self.pooling = bool(per_step), pooling
+        self.num_directions = 2 if bidirectional else 1
+        self.embedding = None
+        self.rnn = make_recurrent(cell, input_size, hidden_size, num_layers, bidirectional,
+                                  dropout, nonlinearity)
+        self.head = nn.Linear(hidden_size * self.num_directions, output_size)
+
+    def forward(self, inputs, lengths=None):
+        x = self._time_major(inputs)
+        lengths = as_lengths(lengths, *x.shape[:2])
+        y, _ = run_recurrent(self.rnn, x, None, lengths)
+        if not self.per_step:
+            return self.head(pool(y, lengths, self.pooling, self.num_directions))
+        return self._time_major(self.head(y))                          # back to the inputs' layout
+
+
+class CharLM(_Model):
+    """ids → Embedding → recurrent → Linear at every step: (logits of the next token, state).
+    Pass the returned state to the next chunk to carry it on."""
+
+    def __init__(self, cell="lstm", *, vocab_size, hidden_size=128, embedding_dim=None,
+                 num_layers=1, dropout=0.0, batch_first=False, nonlinearity="tanh"):
+        embedding_dim = hidden_size if embedding_dim is None else embedding_dim
+        super().__init__(cell=cell, vocab_size=vocab_size, hidden_size=hidden_size,
+                         embedding_dim=embedding_dim, num_layers=num_layers, dropout=dropout,
+                         batch_first=batch_first, nonlinearity=nonlinearity)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.rnn = make_recurrent(cell, embedding_dim, hidden_size, num_layers, False, dropout,
+                                  nonlinearity)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, inputs, state=None, lengths=None):
+        x = self._embed_or_pass(inputs)
+        lengths = as_lengths(lengths, *x.shape[:2])
+        y, state_n = run_recurrent(self.rnn, x, state, lengths)
+        return self._time_major(self.head(y)), state_n
+
+
+MODELS = {"SequenceClassifier": SequenceClassifier, "SequenceRegressor": SequenceRegressor,
+          "CharLM": CharLM}
+
+
+def _layer(config):
+    """One of numpyrnn's layers as its torch.nn twin."""
+    c, kind = config, config["type"]
+    if kind == "Linear":
+        return nn.Linear(c["in_features"], c["out_features"], bias=c["bias"])
+    if kind == "Embedding":
+        return nn.Embedding(c["num_embeddings"], c["embedding_dim"], c["padding_idx"])
+    return make_recurrent(kind.lower(), c["input_size"], c["hidden_size"], c["num_layers"],
+                          c["bidirectional"], c["dropout"], c.get("nonlinearity", "tanh"),
+                          c["bias"], c["batch_first"])
+
+
+def build(config):
+    """A module from a config (numpyrnn's ``model.config()``, or a file's): one of the models
+    above, or for a layer's config its ``torch.nn`` twin.  Weights are torch's fresh ones: load a
+    state dict after."""
+    config = dict(config)
+    kind = config.pop("type", None)
+    dtype = getattr(torch, config.pop("dtype", "float32"))
+    config.pop("impl", None)                   # how numpyrnn runs its loop, not what it computes
+    if not config.pop("reset_after", True):
+        raise ValueError(TEXTBOOK_GRU)
+    if kind in MODELS:
+        return MODELS[kind](**config).to(dtype)
+    if kind in ("RNN", "LSTM", "GRU", "Linear", "Embedding"):
+        return _layer({"type": kind, **config}).to(dtype)
+    raise ValueError(f"config's type must be one of {', '.join(MODELS)}, RNN, LSTM, GRU, Linear "
+                     f"or Embedding, got {kind!r}")
+
+
+def save(module, path, config, vocab=None):
+    """Write ``module``'s parameters, ``config`` and ``vocab`` to ``path`` (see the module's doc)."""
+    torch.save({"format": FORMAT, "version": VERSION, "config": dict(config),
+                "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+                "vocab": None if vocab is None else [str(t) for t in vocab]}, path)
+
+
+def load(path, map_location="cpu"):
+    """The module saved in ``path`` by an export, weights loaded, in eval mode; its vocabulary
+    (or None) in ``module.vocab``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    data = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a numpyrnn export (no {FORMAT!r} format tag)")
+    if data.get("version") != VERSION:
+        raise ValueError(f"{path}: export version {data.get('version')}, this file reads {VERSION}")
+    module = build(data["config"])
+    module.load_state_dict(data["state_dict"])
+    module.vocab = data["vocab"]
+    return module.eval()
