@@ -269,22 +269,22 @@ def _add_bench(sub):
 
 
 def _run_bench(args):
-    import platform
-
     from . import bench
 
     shapes = args.shapes or list(bench.DEFAULT_SHAPES)
     quiet = args.json == "-"
     if not quiet:
-        print(f"numpyrnn {__version__}, numpy {np.__version__}, {platform.processor() or platform.machine()}, "
-              f"{bench.blas_threads()} BLAS threads; median of {args.repeat} after {args.warmup} warm-up"
+        m = bench.machine()
+        print(f"numpyrnn {__version__}, numpy {m['numpy']}; CPU {m['cpu']}, SIMD {m['simd']}; BLAS {m['blas']}, "
+              f"{m['threads']} threads; median of {args.repeat} after {args.warmup} warm-up"
               + ("; numpyrnn on its reference path" if args.impl == "reference" else ""))
         print(bench.HEADER)
     results = bench.run(args.cells, shapes, args.dtypes, repeat=args.repeat, warmup=max(args.warmup, 0),
                         device=args.device, with_torch=not args.no_torch, impl=args.impl,
                         progress=None if quiet else lambda row: print(bench.format_row(row), flush=True))
     if args.json:
-        text = json.dumps({"version": __version__, "numpy": np.__version__, "results": results}, indent=1)
+        text = json.dumps({"version": __version__, "numpy": np.__version__, "machine": bench.machine(),
+                           "results": results}, indent=1)
         if args.json == "-":
             print(text)
         else:

@@ -1,6 +1,7 @@
 """The pieces the fast paths rest on: reused buffers, block order, bench."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -83,11 +84,15 @@ def test_bench_runs_and_reports(tmp_path, capsys):
                      "--repeat", "2", "--warmup", "1", "--no-torch", "--json", str(out)])
     assert code == 0
     text = capsys.readouterr().out
-    assert "lstm  3x2x4x5" in text and "/floor" in text
-    rows = json.loads(out.read_text())["results"]
+    assert "lstm  3x2x4x5" in text and "/floor" in text and "/honest" in text
+    assert f"SIMD {bench.simd_level()}; BLAS {bench.blas_info()}, " in text
+    data = json.loads(out.read_text())
+    assert data["machine"] == bench.machine()
+    rows = data["results"]
     assert [r["cell"] for r in rows] == ["lstm", "gru"]
     for r in rows:
         assert r["numpyrnn"]["median_ms"] > 0 and r["floor"]["median_ms"] > 0 and "torch" not in r
+        assert r["honest"]["median_ms"] > 0 and r["vs_honest"] == r["numpyrnn"]["median_ms"] / r["honest"]["median_ms"]
         assert r["activation_bytes"] > 0 and r["peak_bytes"] >= r["activation_bytes"]
 
 
@@ -98,7 +103,43 @@ def test_bench_compares_with_torch_when_installed():
     assert rows[0]["torch"]["median_ms"] > 0 and rows[0]["vs_torch"] > 0
     assert rows[0]["aten"]["median_ms"] > 0 and rows[0]["vs_aten"] > 0    # torch without oneDNN
     line = bench.format_row(rows[0])
-    assert len(line.split()) == 14 and "-" not in line.split()     # every column filled
+    assert len(line.split()) == 16 and "-" not in line.split()     # every column filled
+
+
+def test_the_machine_header_names_the_simd_level_the_cpu_has():
+    flags = set()
+    if os.path.exists("/proc/cpuinfo"):
+        flags = {f for line in open("/proc/cpuinfo") if line.startswith("flags") for f in line.split(":")[1].split()}
+    if not flags:
+        pytest.skip("no /proc/cpuinfo flags to compare with")
+    expected = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    if expected is None:
+        pytest.skip(f"a CPU with neither AVX-512 nor AVX2: {bench.simd_level()}")
+    assert bench.simd_level().startswith(expected)
+    info = bench.machine()
+    assert set(info) == {"cpu", "simd", "blas", "threads", "numpy"} and info["threads"] == bench.blas_threads()
+
+
+@pytest.mark.parametrize("cell,blocks", [("rnn", [(4, 5)]), ("lstm", [(4, 20), (4, 5)]), ("gru", [(4, 15)])])
+def test_the_honest_floor_is_the_products_plus_a_tanh_per_gate_element(cell, blocks):
+    """Counted, not timed: the honest floor makes the floor's matrix products and, per step, one
+    tanh over the (B, G·H) gate block (and the LSTM's (B, H) cell state)."""
+    calls = []
+
+    class Recording:                               # numpy, writing down what is called
+        def __getattr__(self, name):
+            fn = getattr(np, name)
+            if name in ("matmul", "tanh"):
+                return lambda a, *rest, **kw: calls.append((name, a.shape)) or fn(a, *rest, **kw)
+            return fn
+
+    T, B, I, H = 3, 4, 2, 5
+    bench._floor_case(cell, (T, B, I, H), np.dtype(np.float64), Recording())()
+    products = list(calls)
+    calls.clear()
+    bench._honest_floor_case(cell, (T, B, I, H), np.dtype(np.float64), Recording())()
+    assert [c for c in calls if c[0] == "matmul"] == products and len(products) == 2 * T + 4
+    assert [shape for name, shape in calls if name == "tanh"] == blocks * T
 
 
 def test_torch_reference_restores_its_onednn_setting():
