@@ -248,6 +248,86 @@ def _honest_floor_case(cell, shape, dtype, xp, seed=0):
     return step
 
 
+class _Counted(np.ndarray):
+    """An ndarray that writes down every NumPy call it takes part in (ufuncs, matmul included,
+    and array functions such as copyto), for :func:`calls_per_step`."""
+
+    log: list = []
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        _Counted.log.append(ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}")
+        plain = tuple(a.view(np.ndarray) if isinstance(a, _Counted) else a for a in inputs)
+        if out is not None:
+            kwargs["out"] = tuple(a.view(np.ndarray) if isinstance(a, _Counted) else a for a in out)
+        result = getattr(ufunc, method)(*plain, **kwargs)
+        if out is not None:
+            return out[0] if len(out) == 1 else out
+        return result.view(_Counted) if isinstance(result, np.ndarray) else result
+
+    def __array_function__(self, func, types, args, kwargs):
+        _Counted.log.append(func.__name__)
+        return super().__array_function__(func, types, args, kwargs)
+
+
+class _CountedWorkspace:
+    """A workspace whose buffers count the calls they take part in."""
+
+    def __init__(self):
+        from .cells.common import Workspace
+        self._inner = Workspace()
+
+    def get(self, name, shape, dtype, xp):
+        return self._inner.get(name, shape, dtype, xp).view(_Counted)
+
+    def nbytes(self):
+        return self._inner.nbytes()
+
+
+def calls_per_step(cell, *, B=3, I=2, H=4, lengths=False, reverse=False, dtype=np.float64, **options):
+    """NumPy calls per step of the fast path's loop, forward and backward, with every optional
+    output off: {"forward": {name: count}, "backward": {name: count}}.
+
+    Counted by running 4 and 8 steps with arrays that write down each call and taking the
+    difference over 4, so the work before and after the loop (and a block of steps at a time,
+    for the backward's factors) cancels out.  ``options``: the cell's (nonlinearity,
+    reset_after).
+    """
+    from collections import Counter
+
+    from .cells import fast
+
+    module = {"rnn": fast.rnn, "lstm": fast.lstm, "gru": fast.gru}[cell]
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    rng = np.random.default_rng(0)
+
+    def counted(*shape):
+        return rng.standard_normal(shape).astype(dtype).view(_Counted)
+
+    def run(T):
+        states = [counted(B, H) for _ in range(2 if cell == "lstm" else 1)]
+        weights = [counted(G * H, I), counted(G * H, H), counted(G * H), counted(G * H)]
+        steps = np.array([T] + [max(1, T - 1 - b) for b in range(1, B)]) if lengths else None
+        _Counted.log = []
+        make_mask = module.length_mask           # the mask, too, counts the calls it is in
+        module.length_mask = lambda *a: None if a[0] is None else make_mask(*a).view(_Counted)
+        try:
+            *_, cache = module.forward(counted(T, B, I), *states, *weights, lengths=steps, reverse=reverse,
+                                       workspace=_CountedWorkspace(), check=False, **options)
+        finally:
+            module.length_mask = make_mask
+        forward_log = _Counted.log
+        _Counted.log = []
+        module.backward(counted(T, B, H), *[counted(B, H) for _ in states], cache, check=False)
+        return Counter(forward_log), Counter(_Counted.log)
+
+    (f4, b4), (f8, b8) = run(4), run(8)
+    per_step = {}
+    for name, (short, long) in (("forward", (f4, f8)), ("backward", (b4, b8))):
+        difference = {k: (long[k] - short[k]) / 4 for k in set(long) | set(short)}
+        per_step[name] = {k: int(v) if float(v).is_integer() else v for k, v in sorted(difference.items()) if v}
+    return per_step
+
+
 def _torch_case(cell, shape, dtype, device, threads, seed=0, onednn=True):
     """torch.nn's layer on the same problem, or (None, None) when torch is not installed.
     ``onednn=False`` switches torch's oneDNN (mkldnn) kernels off around each call."""
@@ -322,6 +402,35 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", 
                 if progress:
                     progress(row)
     return results
+
+
+def per_step(row) -> dict:
+    """Where one step's time goes (forward and backward together), from a row of :func:`run`:
+    the products (the floor's share), the transcendentals (honest − floor), and the rest, over
+    the NumPy calls of the loop that are neither (from :func:`calls_per_step`)."""
+    T = row["T"]
+    options = {"reset_after": True} if row["cell"] == "gru" else {}
+    calls = calls_per_step(row["cell"], **options)
+    total = {k: sum(v.values()) for k, v in calls.items()}
+    named = sum(calls[d].get(k, 0) for d in calls for k in ("matmul", "tanh"))
+    ours, floor, honest = (1e3 * row[k]["median_ms"] / T for k in ("numpyrnn", "floor", "honest"))
+    other_calls = total["forward"] + total["backward"] - named
+    rest = ours - honest
+    return {"us": ours, "products_us": floor, "tanh_us": honest - floor, "rest_us": rest,
+            "calls": total["forward"] + total["backward"], "other_calls": other_calls,
+            "us_per_other_call": rest / other_calls if other_calls else float("nan")}
+
+
+PER_STEP_HEADER = (f"{'cell':<5} {'T x B x I x H':<16} {'dtype':<8} {'us/step':>8} {'products':>9} {'tanh':>6} "
+                   f"{'rest':>7} {'calls':>6} {'others':>7} {'us each':>8}")
+
+
+def format_per_step(row) -> str:
+    p = per_step(row)
+    shape = f"{row['T']}x{row['B']}x{row['I']}x{row['H']}"
+    return (f"{row['cell']:<5} {shape:<16} {row['dtype']:<8} {p['us']:8.1f} {p['products_us']:9.1f} "
+            f"{p['tanh_us']:6.1f} {p['rest_us']:7.1f} {p['calls']:6d} {p['other_calls']:7d} "
+            f"{p['us_per_other_call']:8.2f}")
 
 
 def format_row(row) -> str:

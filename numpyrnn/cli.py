@@ -264,6 +264,9 @@ def _add_bench(sub):
     _add_device(p, "where numpyrnn runs")
     p.add_argument("--no-torch", action="store_true", help="skip the torch.nn comparison")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-' for stdout)")
+    p.add_argument("--per-step", action="store_true",
+                   help="also show where one step's time goes: the products, the tanh, and the rest "
+                        "over the loop's other NumPy calls (the fast path's)")
     _add_impl(p, "the timed numpyrnn layers")
     p.set_defaults(run=_run_bench)
 
@@ -282,6 +285,13 @@ def _run_bench(args):
     results = bench.run(args.cells, shapes, args.dtypes, repeat=args.repeat, warmup=max(args.warmup, 0),
                         device=args.device, with_torch=not args.no_torch, impl=args.impl,
                         progress=None if quiet else lambda row: print(bench.format_row(row), flush=True))
+    if args.per_step and not quiet:
+        print("\nper step, forward and backward (us): the products' share of the floor, the tanh (honest "
+              "- floor), the rest;\nthe loop's NumPy calls, those neither matmul nor tanh, and the rest "
+              "per such call")
+        print(bench.PER_STEP_HEADER)
+        for row in results:
+            print(bench.format_per_step(row))
     if args.json:
         text = json.dumps({"version": __version__, "numpy": np.__version__, "machine": bench.machine(),
                            "results": results}, indent=1)

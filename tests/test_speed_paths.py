@@ -154,3 +154,40 @@ def test_bench_argument_errors(capsys):
     assert cli.main(["bench", "--shape", "3x2x4"]) == 2
     assert "expected TxBxIxH" in capsys.readouterr().err
     assert cli.main(["bench", "--cells", "lstm,transformer"]) == 2
+
+
+# --------------------------------------------------------------------------- NumPy calls per step
+
+#: NumPy calls per step of the fast path's loop (forward, backward), with every optional output
+#: off; a change that adds one to the loop shows here.  (cell, GRU form, lengths) → counts.
+CALLS_PER_STEP = {
+    ("rnn", None, False): (3, 3), ("rnn", None, True): (4, 4),
+    ("lstm", None, False): (10, 8), ("lstm", None, True): (12, 9),
+    ("gru", True, False): (12, 9), ("gru", True, True): (13, 9),
+    ("gru", False, False): (12, 10), ("gru", False, True): (13, 10),
+}
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("cell,reset_after,lengths", list(CALLS_PER_STEP))
+def test_the_fast_loop_makes_a_known_number_of_numpy_calls_per_step(cell, reset_after, lengths, reverse):
+    options = {} if reset_after is None else {"reset_after": reset_after}
+    calls = bench.calls_per_step(cell, lengths=lengths, reverse=reverse, **options)
+    assert (sum(calls["forward"].values()), sum(calls["backward"].values())) == CALLS_PER_STEP[cell, reset_after, lengths]
+    products = 2 if reset_after is False else 1          # the textbook GRU's r ⊙ h needs its own
+    assert calls["forward"]["matmul"] == products and calls["backward"]["matmul"] == products
+    assert "equal" not in calls["forward"] and "equal" not in calls["backward"]   # masks made once
+
+
+def test_the_call_count_sees_a_call_added_to_the_loop(monkeypatch):
+    from numpyrnn.cells.fast import lstm as fast_lstm
+
+    body = fast_lstm._forward_body
+
+    def one_more(recurrent, c_prev, a, c, tanh_c, h):
+        body(recurrent, c_prev, a, c, tanh_c, h)
+        np.add(h, 0, out=h)
+
+    monkeypatch.setattr(fast_lstm, "_forward_body", one_more)
+    calls = bench.calls_per_step("lstm")
+    assert sum(calls["forward"].values()) == CALLS_PER_STEP["lstm", None, False][0] + 1

@@ -157,14 +157,21 @@ def add_step(total, step):
     return step if total is None else total + step
 
 
-def carry_over(new, prev, m):
-    """In place: new ← prev where m = 0.  A padded step keeps the old state.
+def padding(mask):
+    """(T, B, 1) booleans, True at padded steps (m_t = 0), for :func:`carry_over`; computed once
+    before a loop rather than once per step.  None without lengths."""
+    return None if mask is None else mask == 0
+
+
+def carry_over(new, prev, padded):
+    """In place: new ← prev where ``padded`` (a step's slice of :func:`padding`).  A padded step
+    keeps the old state.
 
     The fast paths' form of h_t = m_t h̃_t + (1 − m_t) h_{t−1} (derivations §7): one masked copy
     instead of three array operations.  Both give the same bits, since m_t is exactly 0 or 1.
     """
     xp = array_module(new)
-    xp.copyto(new, prev, where=(m == 0))
+    xp.copyto(new, prev, where=padded)
     return new
 
 

@@ -9,9 +9,10 @@ The same equations (docs/derivations.md §6, §7), rearranged so:
 2. **The weight and input gradients are one product each after the loop** (§3), from the
    gradients of every step's input term dax = [da_r | da_z | da_n] and (reset after) recurrent
    term dah = [da_r | da_z | dm], kept in row layout (T, B, 3H), as the products want them.
-3. **Gate-major storage**: the gates of all steps live in one (3, T, B, H) array [r, z, n], so
-   each gate of each step is a contiguous (B, H) block (NumPy's elementwise loops run up to 4×
-   slower on the strided column blocks of a (B, 3H) row).
+3. **Step-major, gate-major storage**: the gates of all steps live in one (T, 3, B, H) array
+   [r, z, n], so each step's gates are one contiguous block and each gate of it a contiguous
+   (B, H) block (NumPy's elementwise loops run up to 4× slower on the strided column blocks of
+   a (B, 3H) row, and a call on an array that is not one block pays for a general iterator).
 4. **One recurrent product per step** for the gates that multiply h_{t−1}: (B, H) × (H, 3H)
    with the reset after, (H, 2H) for r and z with the reset before, into a row-layout scratch
    read through a gate-major view (one product is up to 20 % faster than one per gate).
@@ -41,7 +42,7 @@ from typing import NamedTuple
 from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
-    final_state, input_gradient, length_mask, masked_output_grad, outputs, scratch, state_slots,
+    final_state, input_gradient, length_mask, masked_output_grad, outputs, padding, scratch, state_slots,
     states_in_time_order, time_steps, weight_gradients, zeros_if_none,
 )
 from . import fused
@@ -56,7 +57,7 @@ class FastCache(NamedTuple):
     weight_hh: object
     has_bias_ih: bool
     has_bias_hh: bool
-    gates: object             # (3, T, B, H) activations [r, z, n]
+    gates: object             # (T, 3, B, H) activations [r, z, n]
     ms: object                # reset after: (T, B, H) m_t = h_{t−1} W_hn^T + b_hn; else None
     rhs: object               # reset before: (T, B, H) r_t ⊙ h_{t−1}; else None
     hs: object                # (T+1, B, H) h, in the slots of common.state_slots
@@ -162,11 +163,16 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
                                  lengths=lengths, finite=check)
     xp = array_module(x)
     w_ih_t, w_hh_t, bias, bias_hn = _forward_weights(weight_ih, weight_hh, bias_ih, bias_hh, reset_after)
-    gates = scratch(workspace, "gates", (3, T * B, H), x.dtype, xp)          # tricks 1, 3
-    xp.matmul(x.reshape(T * B, I), w_ih_t, out=gates)
+    # Trick 1 into the backward's dax buffer (free until then), then to the step-major layout of
+    # trick 3, adding the bias on the way: (3, T·B, H) → (T, 3, B, H), [r, z, n] at each step.
+    projection = scratch(workspace, "dax", (T, B, 3 * H), x.dtype, xp).reshape(3, T * B, H)
+    xp.matmul(x.reshape(T * B, I), w_ih_t, out=projection)   # x_t W_ih^T per gate
+    projection = projection.reshape(3, T, B, H).transpose(1, 0, 2, 3)
+    gates = scratch(workspace, "gates", (T, 3, B, H), x.dtype, xp)
     if bias is not None:
-        gates += bias
-    gates = gates.reshape(3, T, B, H)            # [r, z, n] at each step
+        xp.add(projection, bias, out=gates)
+    else:
+        xp.copyto(gates, projection)
     hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)                 # trick 8
     hs[T if reverse else 0] = h0
     G = 3 if reset_after else 2                  # the gates whose recurrent term is one product (trick 4)
@@ -184,11 +190,12 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
         step = functools.partial(body, w_hh_t[:, :2 * H], w_hh_t[:, 2 * H:], recurrent,
                                  recurrent_gates, tmp, rhs)
     mask = length_mask(lengths, T, x.dtype, xp)
+    padded = padding(mask)                       # once, not at every step
     for t in time_steps(T, reverse):
         prev, new = state_slots(t, reverse)
-        step(hs[prev], gates[:, t], hs[new], t)
+        step(hs[prev], gates[t], hs[new], t)
         if mask is not None:                     # past a sequence's end its state carries over
-            carry_over(hs[new], hs[prev], mask[t])
+            carry_over(hs[new], hs[prev], padded[t])
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, gates, ms,
                       rhs, hs, mask, reverse, reset_after, workspace)
@@ -198,14 +205,14 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
 def gate_activations(cache):
     """The gates :func:`forward` computed, by name, each (T, B, H) in time order: r, z, n; 0 at
     padded steps."""
-    r, z, n = cache.gates
+    r, z, n = cache.gates.transpose(1, 0, 2, 3)
     out = {"r": r, "z": z, "n": n}
     return out if cache.mask is None else {k: v * cache.mask for k, v in out.items()}
 
 
 def _factors(gates, ms, h_prevs, mask, f, update, reset_after):
     """For a block of steps, what the backward multiplies by dh (and by da_n, for r) (trick 6).
-    gates, f: (3, K, B, H); the rest (K, B, H).  Writes f = [F_r, F_z, F_n]:
+    gates, f: (K, 3, B, H); the rest (K, B, H).  Writes f = [F_r, F_z, F_n]:
 
         F_z = (h_prev − n) σ'(z)          da_z = dh ⊙ F_z
         F_n = (1 − z)(1 − n²)             da_n = dh ⊙ F_n
@@ -216,17 +223,18 @@ def _factors(gates, ms, h_prevs, mask, f, update, reset_after):
     passes through (dh_prev ← dh ⊙ z) (trick 7).
     """
     xp = array_module(gates)
-    r, z, n = gates
-    xp.subtract(1, gates[:2], out=f[:2])
-    f[:2] *= gates[:2]                           # σ'(r), σ'(z)
-    f[0] *= ms if reset_after else h_prevs
-    xp.subtract(h_prevs, n, out=f[2])
-    f[1] *= f[2]                                 # (h_prev − n) σ'(z)
-    xp.multiply(n, n, out=f[2])
-    xp.subtract(1, f[2], out=f[2])               # 1 − n²
-    f[2] -= z * f[2]                             # (1 − z)(1 − n²)
+    r, z, n = gates.transpose(1, 0, 2, 3)
+    f_r, f_z, f_n = f.transpose(1, 0, 2, 3)
+    xp.subtract(1, gates[:, :2], out=f[:, :2])
+    f[:, :2] *= gates[:, :2]                     # σ'(r), σ'(z)
+    f_r *= ms if reset_after else h_prevs
+    xp.subtract(h_prevs, n, out=f_n)
+    f_z *= f_n                                   # (h_prev − n) σ'(z)
+    xp.multiply(n, n, out=f_n)
+    xp.subtract(1, f_n, out=f_n)                 # 1 − n²
+    f_n -= z * f_n                               # (1 − z)(1 − n²)
     if mask is not None:
-        f *= mask
+        f *= mask[:, None]
         xp.copyto(update, z)
         xp.copyto(update, 1, where=(mask == 0))
 
@@ -292,7 +300,7 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, ms, rhs, hs, mask, reverse,
      reset_after, workspace) = check_cache(cache, FastCache, "numpyrnn.cells.gru.backward")
     xp = array_module(x)
-    T, B, H = gates.shape[1:]
+    T, _, B, H = gates.shape
     check_grad_arg("dy", dy, (T, B, H), x.dtype, check)
     check_grad_arg("dh_n", dh_n, (B, H), x.dtype, check)
     dy = masked_output_grad(dy, mask, workspace)                              # trick 7
@@ -313,21 +321,21 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
         body = fused.choose(xp, _backward_before, "gru_backward_before")
         step = functools.partial(body, weight_hh[2 * H:], weight_hh[:2 * H], tmp,
                                  xp.empty((B, H), x.dtype), dax_rows, dax[..., :2 * H])
-    chunks = list(backward_chunks(T, reverse, gates[:, 0].nbytes))
+    chunks = list(backward_chunks(T, reverse, gates[0].nbytes))
     K = max(len(steps) for steps, _ in chunks)
-    factors = scratch(workspace, "factors", (3, K, B, H), x.dtype, xp)
+    factors = scratch(workspace, "factors", (K, 3, B, H), x.dtype, xp)
     update = None if mask is None else scratch(workspace, "update", (K, B, H), x.dtype, xp)
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dh_prev = xp.empty_like(dh)
     for steps, block in chunks:
         k = block.stop - block.start
-        _factors(gates[:, block], None if ms is None else ms[block], h_prevs[block],
-                 None if mask is None else mask[block], factors[:, :k],
+        _factors(gates[block], None if ms is None else ms[block], h_prevs[block],
+                 None if mask is None else mask[block], factors[:k],
                  None if mask is None else update[:k], reset_after)
-        updates = gates[1, block] if mask is None else update[:k]   # z, or 1 at padded steps
+        updates = gates[block, 1] if mask is None else update[:k]   # z, or 1 at padded steps
         for t in steps:                          # the forward's order, backwards
             j = t - block.start                  # the step's place in the block
-            step(None if dy is None else dy[t], gates[0, t], updates[j], factors[:, j], dh, dh_prev, t)
+            step(None if dy is None else dy[t], gates[t, 0], updates[j], factors[j], dh, dh_prev, t)
             if dh_steps is not None:
                 xp.copyto(dh_steps[t], dh)       # ∂L/∂h_t = dh_t + m_t dy_t
             dh, dh_prev = dh_prev, dh            # (a padded step passed dh through: z = 1, da = 0)

@@ -7,11 +7,14 @@ The same equations (docs/derivations.md §5, §7), rearranged so:
    every t and gate, b = b_ih + b_hh folded; the loop adds h_{t−1} W_hh^T.
 2. **The weight and input gradients are one product each after the loop** (§3), from da kept
    for every step (row layout (T, B, 4H), as the products want it).
-3. **Gate-major storage, internal order [o, i, f, g]**: the gates of all steps live in one
-   (4, T, B, H) array, so each gate of each step is a contiguous (B, H) block (NumPy's
-   elementwise loops run up to 4× slower on the strided column blocks of a (B, 4H) row).  The
-   three sigmoid gates sit side by side, and so do the three blocks the backward multiplies by
-   dc.  Public rows [i, f, g, o] are reordered on the way in (weights) and out (gradients).
+3. **Step-major, gate-major storage, internal order [o, i, f, g]**: the gates of all steps
+   live in one (T, 4, B, H) array, so each step's gates are one contiguous block and each gate
+   of it a contiguous (B, H) block.  NumPy's elementwise loops run up to 4× slower on the
+   strided column blocks of a (B, 4H) row, and a call on an array that is not one contiguous
+   block pays for a general iterator (about 1 µs a call, most of the call at the toy shapes).
+   The three sigmoid gates sit side by side, and so do the three blocks the backward
+   multiplies by dc.  Public rows [i, f, g, o] are reordered on the way in (weights) and out
+   (gradients).
 4. **One recurrent product per step**: h_{t−1} W_hh^T for all four gates is one
    (B, H) × (H, 4H) product into a row-layout scratch, added to the gates through a gate-major
    view of it (one product is up to 20 % faster than four, far more than the strided add costs).
@@ -41,8 +44,8 @@ from typing import NamedTuple
 from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
-    final_state, fold_biases, input_gradient, length_mask, masked_output_grad, outputs, scratch,
-    state_slots, states_in_time_order, time_steps, weight_gradients, zeros_if_none,
+    final_state, fold_biases, input_gradient, length_mask, masked_output_grad, outputs, padding,
+    scratch, state_slots, states_in_time_order, time_steps, weight_gradients, zeros_if_none,
 )
 from . import fused
 
@@ -59,7 +62,7 @@ class FastCache(NamedTuple):
     weight_hh: object
     has_bias_ih: bool
     has_bias_hh: bool
-    gates: object             # (4, T, B, H) activations, internal order [o, i, f, g]
+    gates: object             # (T, 4, B, H) activations, internal order [o, i, f, g]
     hs: object                # (T+1, B, H) h, in the slots of common.state_slots
     cs: object                # (T+1, B, H) c, likewise
     tanh_cs: object           # (T, B, H) tanh(c_t)
@@ -139,11 +142,16 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
                                  bias_hh, GATES, lengths=lengths, finite=check)
     xp = array_module(x)
     w_ih_t, w_hh_t, bias = _forward_weights(weight_ih, weight_hh, fold_biases(bias_ih, bias_hh))
-    gates = scratch(workspace, "gates", (4, T * B, H), x.dtype, xp)          # tricks 1, 3
-    xp.matmul(x.reshape(T * B, I), w_ih_t, out=gates)   # (4, T·B, H): x_t W_ih^T per gate
+    # Trick 1 into the backward's da buffer (free until then), then to the step-major layout of
+    # trick 3, adding the bias on the way: (4, T·B, H) → (T, 4, B, H), [o, i, f, g] at each step.
+    projection = scratch(workspace, "da", (T, B, 4 * H), x.dtype, xp).reshape(4, T * B, H)
+    xp.matmul(x.reshape(T * B, I), w_ih_t, out=projection)   # x_t W_ih^T per gate
+    projection = projection.reshape(4, T, B, H).transpose(1, 0, 2, 3)
+    gates = scratch(workspace, "gates", (T, 4, B, H), x.dtype, xp)
     if bias is not None:
-        gates += bias
-    gates = gates.reshape(4, T, B, H)            # [o, i, f, g] at each step
+        xp.add(projection, bias, out=gates)
+    else:
+        xp.copyto(gates, projection)
     hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)                 # trick 8
     cs = scratch(workspace, "c", (T + 1, B, H), x.dtype, xp)
     tanh_cs = scratch(workspace, "tanh_c", (T, B, H), x.dtype, xp)
@@ -152,14 +160,15 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     recurrent = scratch(workspace, "recurrent", (B, 4 * H), x.dtype, xp)  # trick 4: a row per sequence
     recurrent_gates = recurrent.reshape(B, 4, H).transpose(1, 0, 2)       # the same, (4, B, H) per gate
     mask = length_mask(lengths, T, x.dtype, xp)
+    padded = padding(mask)                       # once, not at every step
     step = fused.choose(xp, _forward_body, "lstm_forward")                 # trick 9
     for t in time_steps(T, reverse):
         prev, new = state_slots(t, reverse)
         xp.matmul(hs[prev], w_hh_t, out=recurrent)   # h_{t−1} W_hh^T, all four gates
-        step(recurrent_gates, cs[prev], gates[:, t], cs[new], tanh_cs[t], hs[new])
+        step(recurrent_gates, cs[prev], gates[t], cs[new], tanh_cs[t], hs[new])
         if mask is not None:                     # past a sequence's end its state carries over
-            carry_over(hs[new], hs[prev], mask[t])
-            carry_over(cs[new], cs[prev], mask[t])
+            carry_over(hs[new], hs[prev], padded[t])
+            carry_over(cs[new], cs[prev], padded[t])
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None,
                       gates, hs, cs, tanh_cs, mask, reverse, workspace)
@@ -169,14 +178,14 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
 def gate_activations(cache):
     """The gates :func:`forward` computed, by name, each (T, B, H) in time order: i, f, g, o, and
     the cell state c; 0 at padded steps."""
-    o, i, f, g = cache.gates
+    o, i, f, g = cache.gates.transpose(1, 0, 2, 3)
     out = {"i": i, "f": f, "g": g, "o": o, "c": states_in_time_order(cache.cs, cache.reverse)[0]}
     return out if cache.mask is None else {k: v * cache.mask for k, v in out.items()}
 
 
 def _factors(gates, tanh_c, c_prev, mask, da, to_c, forget):
     """For a block of steps, what the backward multiplies by dh and dc (trick 6).  gates, da:
-    (4, K, B, H); the rest (K, B, H).  Writes:
+    (K, 4, B, H); the rest (K, B, H).  Writes:
 
         da   = [tanh(c) σ'(o), g σ'(i), c_prev σ'(f), i (1 − g²)]   (then ⊙ dh, ⊙ dc in the loop)
         to_c = o ⊙ (1 − tanh²(c))                                  (dc ← dc + dh ⊙ to_c)
@@ -185,20 +194,22 @@ def _factors(gates, tanh_c, c_prev, mask, da, to_c, forget):
     and ``forget`` is 1, so dc passes through unchanged (trick 7).
     """
     xp = array_module(gates)
-    o, i, f, g = gates
-    xp.subtract(1, gates[:3], out=da[:3])
-    da[:3] *= gates[:3]                          # σ'(s) = s (1 − s) for o, i, f at once
-    da[0] *= tanh_c
-    da[1] *= g
-    da[2] *= c_prev
-    xp.multiply(g, g, out=da[3])
-    xp.subtract(1, da[3], out=da[3])
-    da[3] *= i                                   # i (1 − g²)
+    o, i, f, g = gates.transpose(1, 0, 2, 3)
+    sigmoids, d_sigmoids = gates[:, :3], da[:, :3]
+    xp.subtract(1, sigmoids, out=d_sigmoids)
+    d_sigmoids *= sigmoids                       # σ'(s) = s (1 − s) for o, i, f at once
+    da_o, da_i, da_f, da_g = da.transpose(1, 0, 2, 3)
+    da_o *= tanh_c
+    da_i *= g
+    da_f *= c_prev
+    xp.multiply(g, g, out=da_g)
+    xp.subtract(1, da_g, out=da_g)
+    da_g *= i                                    # i (1 − g²)
     xp.multiply(tanh_c, tanh_c, out=to_c)
     xp.subtract(1, to_c, out=to_c)
     to_c *= o                                    # o (1 − tanh²(c))
     if mask is not None:
-        da *= mask
+        da *= mask[:, None]
         to_c *= mask
         xp.copyto(forget, f)
         xp.copyto(forget, 1, where=(mask == 0))
@@ -235,15 +246,16 @@ def backward(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None)
     check_grad_arg("dh_n", dh_n, (B, H), x.dtype, check)
     check_grad_arg("dc_n", dc_n, (B, H), x.dtype, check)
     dy = masked_output_grad(dy, mask, workspace)                              # trick 7
+    padded = padding(mask)
     _, c_prevs = states_in_time_order(cs, reverse)
     w_hh = _internal_rows(weight_hh)             # (4H, H): true (not halved) weights, [o, i, f, g]
     # ∂L/∂a for every step, row layout (T, B, 4H) = [o | i | f | g], for the products (trick 2),
     # and the same memory gate-major, (T, 4, B, H), for the per-step writes.
     da = scratch(workspace, "da", (T, B, 4 * H), x.dtype, xp)
     da_rows = da.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
-    chunks = list(backward_chunks(T, reverse, gates[:, 0].nbytes))
+    chunks = list(backward_chunks(T, reverse, gates[0].nbytes))
     K = max(len(steps) for steps, _ in chunks)
-    factors = scratch(workspace, "factors", (4, K, B, H), x.dtype, xp)
+    factors = scratch(workspace, "factors", (K, 4, B, H), x.dtype, xp)
     to_c = scratch(workspace, "to_c", (K, B, H), x.dtype, xp)
     forget = None if mask is None else scratch(workspace, "forget", (K, B, H), x.dtype, xp)
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
@@ -252,21 +264,21 @@ def backward(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None)
     step = fused.choose(xp, _backward_body, "lstm_backward")               # trick 9
     for steps, block in chunks:
         n = block.stop - block.start
-        _factors(gates[:, block], tanh_cs[block], c_prevs[block],
-                 None if mask is None else mask[block], factors[:, :n], to_c[:n],
+        _factors(gates[block], tanh_cs[block], c_prevs[block],
+                 None if mask is None else mask[block], factors[:n], to_c[:n],
                  None if mask is None else forget[:n])
-        forgets = gates[2, block] if mask is None else forget[:n]   # f, or 1 at padded steps
+        forgets = gates[block, 2] if mask is None else forget[:n]   # f, or 1 at padded steps
         for t in steps:                          # the forward's order, backwards
             j = t - block.start                  # the step's place in the block
             if dc_steps is not None:
                 xp.copyto(dc_steps[t], dc)       # ∂L/∂c_t: what step t+1 handed back
-            step(None if dy is None else dy[t], to_c[j], forgets[j], factors[:, j], dh, dc,
+            step(None if dy is None else dy[t], to_c[j], forgets[j], factors[j], dh, dc,
                  da_rows[t], tmp)
             if dh_steps is not None:
                 xp.copyto(dh_steps[t], dh)       # ∂L/∂h_t = dh_t + m_t dy_t
             xp.matmul(da[t], w_hh, out=dh_prev)  # dh_{t−1} = da_t W_hh
             if mask is not None:                 # a padded step passes dh through unchanged
-                carry_over(dh_prev, dh, mask[t])
+                carry_over(dh_prev, dh, padded[t])
             dh, dh_prev = dh_prev, dh
     _, h_prevs = states_in_time_order(hs, reverse)
     dx = input_gradient(da, _internal_rows(weight_ih))               # dx_t = da_t W_ih, all steps at once

@@ -29,7 +29,7 @@ from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
     check_nonlinearity, final_state, fold_biases, input_gradient, length_mask, masked_output_grad,
-    outputs, scratch, state_slots, states_in_time_order, time_steps, weight_gradients,
+    outputs, padding, scratch, state_slots, states_in_time_order, time_steps, weight_gradients,
     zeros_if_none,
 )
 from . import fused
@@ -98,13 +98,14 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinea
     hs[T if reverse else 0] = h0
     recurrent = scratch(workspace, "recurrent", (B, H), x.dtype, xp)
     mask = length_mask(lengths, T, x.dtype, xp)
+    padded = padding(mask)                       # once, not at every step
     step = fused.choose(xp, _forward_body, "rnn_forward")                    # trick 6
     for t in time_steps(T, reverse):
         prev, new = state_slots(t, reverse)
         xp.matmul(hs[prev], w_hh_t, out=recurrent)   # h_{t−1} W_hh^T
         step(a[t], recurrent, hs[new], nonlinearity)  # h_t = φ(a_t)
         if mask is not None:                     # past a sequence's end its state carries over
-            carry_over(hs[new], hs[prev], mask[t])
+            carry_over(hs[new], hs[prev], padded[t])
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, hs, mask,
                       reverse, nonlinearity, workspace)
@@ -146,6 +147,7 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     check_grad_arg("dy", dy, (T, B, H), x.dtype, check)
     check_grad_arg("dh_n", dh_n, (B, H), x.dtype, check)
     dy = masked_output_grad(dy, mask, workspace)                              # trick 4
+    padded = padding(mask)
     h_all, h_prevs = states_in_time_order(hs, reverse)
     da = scratch(workspace, "da", (T, B, H), x.dtype, xp)   # ∂L/∂a_t for every step
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
@@ -159,7 +161,7 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
                 xp.copyto(dh_steps[t], dh)       # ∂L/∂h_t = dh_t + m_t dy_t
             xp.matmul(da[t], weight_hh, out=dh_prev)   # dh_{t−1} = da_t W_hh
             if mask is not None:                 # a padded step passes dh through unchanged
-                carry_over(dh_prev, dh, mask[t])
+                carry_over(dh_prev, dh, padded[t])
             dh, dh_prev = dh_prev, dh
     dx = input_gradient(da, weight_ih)           # dx_t = da_t W_ih, all steps at once (trick 2)
     dweight_ih = weight_gradients(da, x)         # dW_ih = Σ_t da_t^T x_t
