@@ -81,7 +81,7 @@ def test_activation_bytes_match_the_documented_numbers(cell, per_step):
 def test_bench_runs_and_reports(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = cli.main(["bench", "--cells", "lstm,gru", "--shape", "3x2x4x5", "--dtypes", "float64",
-                     "--repeat", "2", "--warmup", "1", "--no-torch", "--json", str(out)])
+                     "--repeat", "2", "--warmup", "1", "--no-torch", "--per-step", "--json", str(out)])
     assert code == 0
     text = capsys.readouterr().out
     assert "lstm  3x2x4x5" in text and "/floor" in text and "/honest" in text
@@ -94,6 +94,11 @@ def test_bench_runs_and_reports(tmp_path, capsys):
         assert r["numpyrnn"]["median_ms"] > 0 and r["floor"]["median_ms"] > 0 and "torch" not in r
         assert r["honest"]["median_ms"] > 0 and r["vs_honest"] == r["numpyrnn"]["median_ms"] / r["honest"]["median_ms"]
         assert r["activation_bytes"] > 0 and r["peak_bytes"] >= r["activation_bytes"]
+        p = bench.per_step(r)
+        assert p["us"] == pytest.approx(1e3 * r["numpyrnn"]["median_ms"] / 3)
+        assert p["products_us"] + p["tanh_us"] + p["rest_us"] == pytest.approx(p["us"])
+        assert (p["calls"], p["other_calls"]) == ({"lstm": 18, "gru": 21}[r["cell"]], {"lstm": 14, "gru": 17}[r["cell"]])
+        assert bench.format_per_step(r) in text
 
 
 def test_bench_compares_with_torch_when_installed():
