@@ -43,7 +43,7 @@ from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
     final_state, input_gradient, length_mask, masked_output_grad, outputs, padding, scratch, state_slots,
-    states_in_time_order, time_steps, weight_gradients, zeros_if_none,
+    states_in_time_order, step_major_input_terms, time_steps, weight_gradients, zeros_if_none,
 )
 from . import fused
 
@@ -163,16 +163,7 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
                                  lengths=lengths, finite=check)
     xp = array_module(x)
     w_ih_t, w_hh_t, bias, bias_hn = _forward_weights(weight_ih, weight_hh, bias_ih, bias_hh, reset_after)
-    # Trick 1 into the backward's dax buffer (free until then), then to the step-major layout of
-    # trick 3, adding the bias on the way: (3, T·B, H) → (T, 3, B, H), [r, z, n] at each step.
-    projection = scratch(workspace, "dax", (T, B, 3 * H), x.dtype, xp).reshape(3, T * B, H)
-    xp.matmul(x.reshape(T * B, I), w_ih_t, out=projection)   # x_t W_ih^T per gate
-    projection = projection.reshape(3, T, B, H).transpose(1, 0, 2, 3)
-    gates = scratch(workspace, "gates", (T, 3, B, H), x.dtype, xp)
-    if bias is not None:
-        xp.add(projection, bias, out=gates)
-    else:
-        xp.copyto(gates, projection)
+    gates = step_major_input_terms(x, w_ih_t, bias, workspace, "dax")     # tricks 1, 3: (T, 3, B, H)
     hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)                 # trick 8
     hs[T if reverse else 0] = h0
     G = 3 if reset_after else 2                  # the gates whose recurrent term is one product (trick 4)

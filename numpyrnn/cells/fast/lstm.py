@@ -45,7 +45,8 @@ from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
     final_state, fold_biases, input_gradient, length_mask, masked_output_grad, outputs, padding,
-    scratch, state_slots, states_in_time_order, time_steps, weight_gradients, zeros_if_none,
+    scratch, state_slots, states_in_time_order, step_major_input_terms, time_steps, weight_gradients,
+    zeros_if_none,
 )
 from . import fused
 
@@ -142,16 +143,7 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
                                  bias_hh, GATES, lengths=lengths, finite=check)
     xp = array_module(x)
     w_ih_t, w_hh_t, bias = _forward_weights(weight_ih, weight_hh, fold_biases(bias_ih, bias_hh))
-    # Trick 1 into the backward's da buffer (free until then), then to the step-major layout of
-    # trick 3, adding the bias on the way: (4, T·B, H) → (T, 4, B, H), [o, i, f, g] at each step.
-    projection = scratch(workspace, "da", (T, B, 4 * H), x.dtype, xp).reshape(4, T * B, H)
-    xp.matmul(x.reshape(T * B, I), w_ih_t, out=projection)   # x_t W_ih^T per gate
-    projection = projection.reshape(4, T, B, H).transpose(1, 0, 2, 3)
-    gates = scratch(workspace, "gates", (T, 4, B, H), x.dtype, xp)
-    if bias is not None:
-        xp.add(projection, bias, out=gates)
-    else:
-        xp.copyto(gates, projection)
+    gates = step_major_input_terms(x, w_ih_t, bias, workspace, "da")      # tricks 1, 3: (T, 4, B, H)
     hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)                 # trick 8
     cs = scratch(workspace, "c", (T + 1, B, H), x.dtype, xp)
     tanh_cs = scratch(workspace, "tanh_c", (T, B, H), x.dtype, xp)
