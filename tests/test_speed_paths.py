@@ -196,3 +196,15 @@ def test_the_call_count_sees_a_call_added_to_the_loop(monkeypatch):
     monkeypatch.setattr(fast_lstm, "_forward_body", one_more)
     calls = bench.calls_per_step("lstm")
     assert sum(calls["forward"].values()) == CALLS_PER_STEP["lstm", None, False][0] + 1
+
+
+@pytest.mark.parametrize("cell,G", [("LSTM", 4), ("GRU", 3)])
+def test_the_backward_computes_its_factors_in_blocks_of_about_chunk_bytes(cell, G):
+    """The factors of a block of steps take about common.CHUNK_BYTES (a block of whole steps,
+    all gates): small enough to stay in cache, and no more memory held between calls."""
+    T, B, I, H = 300, 16, 8, 64
+    layer = getattr(numpyrnn, cell)(I, H, dtype=np.float32, seed=0, device="cpu")
+    layer.forward(np.zeros((T, B, I), np.float32))
+    layer.backward(np.ones((T, B, H), np.float32))
+    factors = layer._workspaces[0]._arrays["factors"]
+    assert factors.shape == (common.CHUNK_BYTES // (G * B * H * 4), G, B, H)
