@@ -46,6 +46,7 @@ import tracemalloc
 import numpy as np
 
 from . import backend
+from .cells.common import Workspace
 from .layers import GRU, LSTM, RNN
 
 DEFAULT_SHAPES = ((100, 64, 128, 256), (200, 16, 32, 64))
@@ -273,7 +274,6 @@ class _CountedWorkspace:
     """A workspace whose buffers count the calls they take part in."""
 
     def __init__(self):
-        from .cells.common import Workspace
         self._inner = Workspace()
 
     def get(self, name, shape, dtype, xp):

@@ -412,7 +412,7 @@ def _add_export(sub):
         description="Write a model saved by numpyrnn (model.npz, or a run's checkpoint.npz) as a "
                     "PyTorch file: a dict with its config, state dict and vocabulary, read by "
                     "torch.load(path, weights_only=True); numpyrnn.export.torch_modules.load(path) "
-                    "gives the torch.nn.Module. The export is checked on a random batch first: the "
+                    "gives the torch.nn.Module. The module written is checked on a random batch: the "
                     "largest difference between the two models' outputs is printed. Needs PyTorch "
                     "(pip install numpyrnn[torch]).",
         formatter_class=_Help)
@@ -431,10 +431,9 @@ def _run_export(args):
         raise UsageError(f"numpyrnn export: {args.output} is the model being read; write elsewhere")
     try:
         model = checkpoint.load(args.checkpoint, device="cpu")
-        module = export.to_torch(model)
+        module = export.save_torch(model, args.output)       # the module written is the one checked
         inputs, lengths = export.example_inputs(model)
         difference = export.max_difference(model, module, inputs, lengths)
-        export.save_torch(model, args.output)
     except (checkpoint.CheckpointError, export.TorchUnavailable, ValueError, OSError) as exc:
         raise UsageError(f"numpyrnn export: {exc}") from None
     config = model.config()
