@@ -17,11 +17,21 @@ CELLS = {"rnn": (rnn, {}), "lstm": (lstm, {}), "gru": (gru, {}), "gru_textbook":
 
 @given(T=st.integers(1, 300), step_bytes=st.integers(1, 1 << 21), reverse=st.booleans())
 def test_backward_chunks_visit_every_step_once_in_backward_order(T, step_bytes, reverse):
+    """The blocks, each visited as the backward's loops do (step_views(not reverse)), visit the
+    steps T−1, ..., 0 after a forward pass, 0, ..., T−1 after a reversed one."""
     visited = []
-    for steps, block in common.backward_chunks(T, reverse, step_bytes):
-        assert sorted(steps) == list(range(block.start, block.stop))
-        visited += list(steps)
+    for block in common.backward_chunks(T, reverse, step_bytes):
+        assert 0 <= block.start < block.stop <= T
+        visited += [int(t) for (t,) in common.step_views(not reverse, np.arange(T)[block])]
     assert visited == (list(range(T)) if reverse else list(range(T - 1, -1, -1)))
+
+
+def test_step_views_give_each_step_in_visiting_order_and_none_for_absent_arrays():
+    a, b = np.arange(3), np.arange(3) * 10
+    assert [(int(x), int(y), z) for x, y, z in common.step_views(False, a, b, None)] == [(0, 0, None), (1, 10, None), (2, 20, None)]
+    assert [(int(x), int(y)) for x, y in common.step_views(True, a, b)] == [(2, 20), (1, 10), (0, 0)]
+    assert common.in_block(slice(1, 3), a, None)[0].tolist() == [1, 2]
+    assert common.in_block(slice(1, 3), a, None)[1] is None
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))

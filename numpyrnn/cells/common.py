@@ -7,6 +7,8 @@ Shapes: T time steps, B sequences in the batch, I input features, H hidden units
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import scipy.special
 
@@ -130,13 +132,29 @@ CHUNK_BYTES = 1 << 19
 
 
 def backward_chunks(T, reverse, step_bytes):
-    """Blocks of steps in the order the backward visits them, each as (range of the block's
-    steps in that order, slice of them in time order)."""
+    """Blocks of steps in the order the backward visits them, each a slice of the steps in time
+    order (the backward then visits a block's steps with ``step_views(not reverse, ...)``)."""
     size = max(1, min(T, CHUNK_BYTES // max(step_bytes, 1)))
     starts = range(0, T, size) if reverse else range((T - 1) // size * size, -1, -size)
     for lo in starts:
-        hi = min(lo + size, T)
-        yield (range(lo, hi) if reverse else range(hi - 1, lo - 1, -1)), slice(lo, hi)
+        yield slice(lo, min(lo + size, T))
+
+
+def in_block(block, *arrays):
+    """Each array's steps in ``block`` (a slice), None staying None."""
+    return tuple(None if a is None else a[block] for a in arrays)
+
+
+def step_views(reverse, *arrays):
+    """Step by step, in the order ``reverse`` gives, a tuple of each array's slice at that step.
+
+    Each array is indexed by step first, in time order; None stands for an absent array and
+    gives None at every step.  The fast paths' loops take their per-step views this way, made
+    by NumPy's own iteration rather than by indexing in the loop (at the toy shapes a step's
+    dozen views made in Python cost about as much as two of its array operations).
+    """
+    return zip(*(itertools.repeat(None) if a is None else a[::-1] if reverse else a
+                 for a in arrays))
 
 
 def state_slots(t, reverse=False):

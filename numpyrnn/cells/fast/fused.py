@@ -99,9 +99,9 @@ def lstm_backward(dy, to_c, forget, factors, dh, dc, rows, tmp):
 
 # --------------------------------------------------------------------------- GRU
 
-def gru_forward_after(w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, ms, h_prev, gates, h, t):
+def gru_forward_after(w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, m, h_prev, gates, h):
     """Reset after the product: the recurrent product, then gates (3, B, H) = [r, z, n] input
-    terms (r, z halved) → activations in place; ms[t] = m = h W_hn^T + b_hn; h.  (tmp: unused.)"""
+    terms (r, z halved) → activations in place; m = h W_hn^T + b_hn; h.  (tmp: unused.)"""
     array_module(h_prev).matmul(h_prev, w_hh_t, out=recurrent)
     _kernel("gru_forward_after", "T rr, T rz, T rn, T bhn, T h_prev", "T r, T z, T n, T m, T h", """
         r = tanh(r + rr) * (T)0.5 + (T)0.5;
@@ -110,11 +110,11 @@ def gru_forward_after(w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, ms, h_pr
         n = tanh(n + r * m);
         h = n + z * (h_prev - n);
     """)(recurrent_gates[0], recurrent_gates[1], recurrent_gates[2], bias_hn, h_prev,
-         gates[0], gates[1], gates[2], ms[t], h)
+         gates[0], gates[1], gates[2], m, h)
 
 
-def gru_forward_before(w_hh_t, w_hn_t, recurrent, recurrent_gates, tmp, rhs, h_prev, gates, h, t):
-    """Reset before the product: r, z and rhs[t] = r ⊙ h_prev in one kernel, the product
+def gru_forward_before(w_hh_t, w_hn_t, recurrent, recurrent_gates, tmp, rh, h_prev, gates, h):
+    """Reset before the product: r, z and rh = r ⊙ h_prev in one kernel, the product
     (r ⊙ h_prev) W_hn^T into tmp, then n and h in a second kernel."""
     xp = array_module(h_prev)
     xp.matmul(h_prev, w_hh_t, out=recurrent)
@@ -122,19 +122,18 @@ def gru_forward_before(w_hh_t, w_hn_t, recurrent, recurrent_gates, tmp, rhs, h_p
         r = tanh(r + rr) * (T)0.5 + (T)0.5;
         z = tanh(z + rz) * (T)0.5 + (T)0.5;
         rh = r * h_prev;
-    """)(recurrent_gates[0], recurrent_gates[1], h_prev, gates[0], gates[1], rhs[t])
-    xp.matmul(rhs[t], w_hn_t, out=tmp)
+    """)(recurrent_gates[0], recurrent_gates[1], h_prev, gates[0], gates[1], rh)
+    xp.matmul(rh, w_hn_t, out=tmp)
     _kernel("gru_forward_before_state", "T rn, T z, T h_prev", "T n, T h", """
         n = tanh(n + rn);
         h = n + z * (h_prev - n);
     """)(tmp, gates[1], h_prev, gates[2], h)
 
 
-def gru_backward_after(weight_hh, tmp, dax_rows, dah_rows, dah, dy, r, z, factors, dh, dh_prev, t):
+def gru_backward_after(weight_hh, tmp, rows_x, rows_h, dah_t, dy, r, z, factors, dh, dh_prev):
     """One backward step, reset after: dh += dy; the input-side [da_r, da_z, da_n] and
-    recurrent-side [da_r, da_z, da_n ⊙ r] gradients into step t's rows; dh_prev = dh ⊙ z, then
+    recurrent-side [da_r, da_z, da_n ⊙ r] gradients into the step's rows; dh_prev = dh ⊙ z, then
     dh_prev += dah_t W_hh."""
-    rows_x, rows_h = dax_rows[t], dah_rows[t]
     _kernel("gru_backward_after", "T dy, T z, T r, T fr, T fz, T fn",
             "T dh, T dhp, T xr, T xz, T xn, T hr, T hz, T hn", """
         dh = dh + dy;
@@ -146,16 +145,15 @@ def gru_backward_after(weight_hh, tmp, dax_rows, dah_rows, dah, dy, r, z, factor
         dhp = dh * z;
     """)(_zero_if_none(dy), z, r, factors[0], factors[1], factors[2], dh, dh_prev,
          rows_x[0], rows_x[1], rows_x[2], rows_h[0], rows_h[1], rows_h[2])
-    array_module(dh).matmul(dah[t], weight_hh, out=tmp)
+    array_module(dh).matmul(dah_t, weight_hh, out=tmp)
     dh_prev += tmp
 
 
-def gru_backward_before(w_hn, w_hh_rz, tmp, d_rh, dax_rows, dax_rz, dy, r, z, factors, dh, dh_prev, t):
-    """One backward step, reset before: dh += dy, da_z and da_n into step t's rows and
+def gru_backward_before(w_hn, w_hh_rz, tmp, d_rh, rows, dax_rz_t, dy, r, z, factors, dh, dh_prev):
+    """One backward step, reset before: dh += dy, da_z and da_n into the step's rows and
     dh_prev = dh ⊙ z in one kernel; d(r ⊙ h) = da_n W_hn; then da_r into its row and
     dh_prev += d(r ⊙ h) ⊙ r in a second kernel; dh_prev += [da_r | da_z] W_h{r,z}."""
     xp = array_module(dh)
-    rows = dax_rows[t]
     _kernel("gru_backward_before_first", "T dy, T z, T fz, T fn", "T dh, T dhp, T xz, T xn", """
         dh = dh + dy;
         xz = fz * dh;
@@ -167,5 +165,5 @@ def gru_backward_before(w_hn, w_hh_rz, tmp, d_rh, dax_rows, dax_rz, dy, r, z, fa
         xr = fr * drh;
         dhp = dhp + drh * r;
     """)(d_rh, r, factors[0], dh_prev, rows[0])
-    xp.matmul(dax_rz[t], w_hh_rz, out=tmp)
+    xp.matmul(dax_rz_t, w_hh_rz, out=tmp)
     dh_prev += tmp

@@ -42,8 +42,8 @@ from typing import NamedTuple
 from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
-    final_state, input_gradient, length_mask, masked_output_grad, outputs, padding, scratch, state_slots,
-    states_in_time_order, step_major_input_terms, time_steps, weight_gradients, zeros_if_none,
+    final_state, in_block, input_gradient, length_mask, masked_output_grad, outputs, padding, scratch,
+    states_in_time_order, step_major_input_terms, step_views, weight_gradients, zeros_if_none,
 )
 from . import fused
 
@@ -114,15 +114,15 @@ def _sigmoids_rz(a, recurrent_rz):
     rz += 0.5
 
 
-def _forward_after(w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, ms, h_prev, a, h, t):
+def _forward_after(w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, m, h_prev, a, h):
     """One step, reset after.  a (3, B, H): the step's input terms [r, z, n] → the gates, in
-    place; writes ms[t] = m and h."""
+    place; writes m (the step's slot of the cache's ms) and h."""
     xp = array_module(a)
     xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_hh^T, all three gates
     _sigmoids_rz(a, recurrent_gates[:2])
     r, z, n = a
-    xp.add(recurrent_gates[2], bias_hn, out=ms[t])   # m = h_{t−1} W_hn^T + b_hn
-    xp.multiply(r, ms[t], out=tmp)
+    xp.add(recurrent_gates[2], bias_hn, out=m)   # m = h_{t−1} W_hn^T + b_hn
+    xp.multiply(r, m, out=tmp)
     n += tmp                                     # n = tanh(x W_in^T + b_in + r ⊙ m)
     xp.tanh(n, out=n)
     xp.subtract(h_prev, n, out=h)                # h = (1 − z) ⊙ n + z ⊙ h_prev = n + z ⊙ (h_prev − n)
@@ -130,15 +130,15 @@ def _forward_after(w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, ms, h_prev,
     h += n
 
 
-def _forward_before(w_hh_t, w_hn_t, recurrent, recurrent_gates, tmp, rhs, h_prev, a, h, t):
+def _forward_before(w_hh_t, w_hn_t, recurrent, recurrent_gates, tmp, rh, h_prev, a, h):
     """One step, reset before.  a (3, B, H): the step's input terms [r, z, n] → the gates, in
-    place; writes rhs[t] = r ⊙ h_prev and h."""
+    place; writes rh = r ⊙ h_prev (the step's slot of the cache's rhs) and h."""
     xp = array_module(a)
     xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_h{r,z}^T
     _sigmoids_rz(a, recurrent_gates)
     r, z, n = a
-    xp.multiply(r, h_prev, out=rhs[t])           # r ⊙ h_prev
-    xp.matmul(rhs[t], w_hn_t, out=tmp)
+    xp.multiply(r, h_prev, out=rh)               # r ⊙ h_prev
+    xp.matmul(rh, w_hn_t, out=tmp)
     n += tmp                                     # n = tanh(x W_in^T + b_in + (r ⊙ h) W_hn^T + b_hn)
     xp.tanh(n, out=n)
     xp.subtract(h_prev, n, out=h)                # h = n + z ⊙ (h_prev − n)
@@ -174,19 +174,20 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
     if reset_after:
         ms = scratch(workspace, "m", (T, B, H), x.dtype, xp)
         body = fused.choose(xp, _forward_after, "gru_forward_after")         # trick 9
-        step = functools.partial(body, w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, ms)
+        step = functools.partial(body, w_hh_t, bias_hn, recurrent, recurrent_gates, tmp)
     else:
         rhs = scratch(workspace, "rh", (T, B, H), x.dtype, xp)
         body = fused.choose(xp, _forward_before, "gru_forward_before")
         step = functools.partial(body, w_hh_t[:, :2 * H], w_hh_t[:, 2 * H:], recurrent,
-                                 recurrent_gates, tmp, rhs)
+                                 recurrent_gates, tmp)
     mask = length_mask(lengths, T, x.dtype, xp)
     padded = padding(mask)                       # once, not at every step
-    for t in time_steps(T, reverse):
-        prev, new = state_slots(t, reverse)
-        step(hs[prev], gates[t], hs[new], t)
-        if mask is not None:                     # past a sequence's end its state carries over
-            carry_over(hs[new], hs[prev], padded[t])
+    h_news, h_prevs = states_in_time_order(hs, reverse)
+    for kept, h_prev, a_t, h, padded_t in step_views(reverse, ms if reset_after else rhs, h_prevs,
+                                                      gates, h_news, padded):
+        step(kept, h_prev, a_t, h)
+        if padded_t is not None:                 # past a sequence's end its state carries over
+            carry_over(h, h_prev, padded_t)
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, gates, ms,
                       rhs, hs, mask, reverse, reset_after, workspace)
@@ -230,26 +231,27 @@ def _factors(gates, ms, h_prevs, mask, f, update, reset_after):
         xp.copyto(update, 1, where=(mask == 0))
 
 
-def _backward_after(weight_hh, tmp, dax_rows, dah_rows, dah, dy_t, r, z, factors, dh, dh_prev, t):
-    """One step backward, reset after: dh (B, H) gains dy_t; writes step t's rows of dax and dah
-    and dh_prev.  factors (3, B, H) = [F_r, F_z, F_n] become [da_r, da_z, da_n]."""
+def _backward_after(weight_hh, tmp, rows_x, rows_h, dah_t, dy_t, r, z, factors, dh, dh_prev):
+    """One step backward, reset after: dh (B, H) gains dy_t; writes the step's rows of dax and
+    dah (rows_x, rows_h: gate-major views (3, B, H) of them; dah_t: the row itself) and dh_prev.
+    factors (3, B, H) = [F_r, F_z, F_n] become [da_r, da_z, da_n]."""
     xp = array_module(dh)
     if dy_t is not None:
         dh += dy_t                               # h_t went to the output and to the next step
     factors[1:] *= dh                            # da_z = dh ⊙ (h_prev − n) σ'(z);  da_n = dh ⊙ (1 − z)(1 − n²)
     xp.multiply(dh, z, out=dh_prev)              # dh_prev ← dh ⊙ z
     factors[0] *= factors[2]                     # da_r = da_n ⊙ m σ'(r)
-    rows = dah_rows[t]
-    xp.copyto(rows[:2], factors[:2])
-    xp.multiply(factors[2], r, out=rows[2])      # dm = da_n ⊙ r
-    xp.copyto(dax_rows[t], factors)              # dax_t = [da_r | da_z | da_n]
-    xp.matmul(dah[t], weight_hh, out=tmp)
+    xp.copyto(rows_h[:2], factors[:2])
+    xp.multiply(factors[2], r, out=rows_h[2])    # dm = da_n ⊙ r
+    xp.copyto(rows_x, factors)                   # dax_t = [da_r | da_z | da_n]
+    xp.matmul(dah_t, weight_hh, out=tmp)
     dh_prev += tmp                               # dh_prev += [da_r | da_z | dm] W_hh
 
 
-def _backward_before(w_hn, w_hh_rz, tmp, d_rh, dax_rows, dax_rz, dy_t, r, z, factors, dh, dh_prev, t):
-    """One step backward, reset before: dh (B, H) gains dy_t; writes step t's row of dax and
-    dh_prev.  factors (3, B, H) = [F_r, F_z, F_n] become [da_r, da_z, da_n]."""
+def _backward_before(w_hn, w_hh_rz, tmp, d_rh, rows, dax_rz_t, dy_t, r, z, factors, dh, dh_prev):
+    """One step backward, reset before: dh (B, H) gains dy_t; writes the step's row of dax
+    (rows: a gate-major view (3, B, H) of it; dax_rz_t: its [da_r | da_z] columns) and dh_prev.
+    factors (3, B, H) = [F_r, F_z, F_n] become [da_r, da_z, da_n]."""
     xp = array_module(dh)
     if dy_t is not None:
         dh += dy_t                               # h_t went to the output and to the next step
@@ -259,8 +261,8 @@ def _backward_before(w_hn, w_hh_rz, tmp, d_rh, dax_rows, dax_rz, dy_t, r, z, fac
     factors[0] *= d_rh                           # da_r = d(r ⊙ h) ⊙ h_prev σ'(r)
     xp.multiply(d_rh, r, out=tmp)
     dh_prev += tmp                               # dh_prev += d(r ⊙ h) ⊙ r
-    xp.copyto(dax_rows[t], factors)              # dax_t = [da_r | da_z | da_n]
-    xp.matmul(dax_rz[t], w_hh_rz, out=tmp)
+    xp.copyto(rows, factors)                     # dax_t = [da_r | da_z | da_n]
+    xp.matmul(dax_rz_t, w_hh_rz, out=tmp)
     dh_prev += tmp                               # dh_prev += [da_r | da_z] W_h{r,z}
 
 
@@ -305,30 +307,32 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     if reset_after:
         dah = scratch(workspace, "dah", (T, B, 3 * H), x.dtype, xp)
         body = fused.choose(xp, _backward_after, "gru_backward_after")       # trick 9
-        step = functools.partial(body, weight_hh, tmp, dax_rows,
-                                 dah.reshape(T, B, 3, H).transpose(0, 2, 1, 3), dah)
+        step = functools.partial(body, weight_hh, tmp)
+        per_step = (dax_rows, dah.reshape(T, B, 3, H).transpose(0, 2, 1, 3), dah)
     else:
         dah = None
         body = fused.choose(xp, _backward_before, "gru_backward_before")
         step = functools.partial(body, weight_hh[2 * H:], weight_hh[:2 * H], tmp,
-                                 xp.empty((B, H), x.dtype), dax_rows, dax[..., :2 * H])
+                                 xp.empty((B, H), x.dtype))
+        per_step = (dax_rows, dax[..., :2 * H])
     chunks = list(backward_chunks(T, reverse, gates[0].nbytes))
-    K = max(len(steps) for steps, _ in chunks)
+    K = max(block.stop - block.start for block in chunks)
     factors = scratch(workspace, "factors", (K, 3, B, H), x.dtype, xp)
     update = None if mask is None else scratch(workspace, "update", (K, B, H), x.dtype, xp)
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dh_prev = xp.empty_like(dh)
-    for steps, block in chunks:
+    for block in chunks:
         k = block.stop - block.start
         _factors(gates[block], None if ms is None else ms[block], h_prevs[block],
                  None if mask is None else mask[block], factors[:k],
                  None if mask is None else update[:k], reset_after)
         updates = gates[block, 1] if mask is None else update[:k]   # z, or 1 at padded steps
-        for t in steps:                          # the forward's order, backwards
-            j = t - block.start                  # the step's place in the block
-            step(None if dy is None else dy[t], gates[t, 0], updates[j], factors[j], dh, dh_prev, t)
-            if dh_steps is not None:
-                xp.copyto(dh_steps[t], dh)       # ∂L/∂h_t = dh_t + m_t dy_t
+        for *rows, dy_t, r, dh_t, z, factors_t in step_views(
+                not reverse, *in_block(block, *per_step, dy, gates[:, 0], dh_steps),
+                updates, factors[:k]):
+            step(*rows, dy_t, r, z, factors_t, dh, dh_prev)
+            if dh_t is not None:
+                xp.copyto(dh_t, dh)              # ∂L/∂h_t = dh_t + m_t dy_t
             dh, dh_prev = dh_prev, dh            # (a padded step passed dh through: z = 1, da = 0)
     dx = input_gradient(dax, weight_ih)          # dx_t = dax_t W_ih, all steps at once
     dweight_ih = weight_gradients(dax, x)        # dW_ih = Σ_t dax_t^T x_t

@@ -44,8 +44,8 @@ from typing import NamedTuple
 from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
-    final_state, fold_biases, input_gradient, length_mask, masked_output_grad, outputs, padding,
-    scratch, state_slots, states_in_time_order, step_major_input_terms, time_steps, weight_gradients,
+    final_state, fold_biases, in_block, input_gradient, length_mask, masked_output_grad, outputs,
+    padding, scratch, states_in_time_order, step_major_input_terms, step_views, weight_gradients,
     zeros_if_none,
 )
 from . import fused
@@ -154,13 +154,15 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     mask = length_mask(lengths, T, x.dtype, xp)
     padded = padding(mask)                       # once, not at every step
     step = fused.choose(xp, _forward_body, "lstm_forward")                 # trick 9
-    for t in time_steps(T, reverse):
-        prev, new = state_slots(t, reverse)
-        xp.matmul(hs[prev], w_hh_t, out=recurrent)   # h_{t−1} W_hh^T, all four gates
-        step(recurrent_gates, cs[prev], gates[t], cs[new], tanh_cs[t], hs[new])
-        if mask is not None:                     # past a sequence's end its state carries over
-            carry_over(hs[new], hs[prev], padded[t])
-            carry_over(cs[new], cs[prev], padded[t])
+    h_news, h_prevs = states_in_time_order(hs, reverse)
+    c_news, c_prevs = states_in_time_order(cs, reverse)
+    for a_t, h_prev, c_prev, h, c, tanh_c, padded_t in step_views(
+            reverse, gates, h_prevs, c_prevs, h_news, c_news, tanh_cs, padded):
+        xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_hh^T, all four gates
+        step(recurrent_gates, c_prev, a_t, c, tanh_c, h)
+        if padded_t is not None:                 # past a sequence's end its state carries over
+            carry_over(h, h_prev, padded_t)
+            carry_over(c, c_prev, padded_t)
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None,
                       gates, hs, cs, tanh_cs, mask, reverse, workspace)
@@ -246,7 +248,7 @@ def backward(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None)
     da = scratch(workspace, "da", (T, B, 4 * H), x.dtype, xp)
     da_rows = da.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
     chunks = list(backward_chunks(T, reverse, gates[0].nbytes))
-    K = max(len(steps) for steps, _ in chunks)
+    K = max(block.stop - block.start for block in chunks)
     factors = scratch(workspace, "factors", (K, 4, B, H), x.dtype, xp)
     to_c = scratch(workspace, "to_c", (K, B, H), x.dtype, xp)
     forget = None if mask is None else scratch(workspace, "forget", (K, B, H), x.dtype, xp)
@@ -254,23 +256,23 @@ def backward(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None)
     dc = zeros_if_none(dc_n, (B, H), x.dtype, xp).copy()
     dh_prev, tmp = xp.empty_like(dh), xp.empty_like(dh)
     step = fused.choose(xp, _backward_body, "lstm_backward")               # trick 9
-    for steps, block in chunks:
+    for block in chunks:
         n = block.stop - block.start
         _factors(gates[block], tanh_cs[block], c_prevs[block],
                  None if mask is None else mask[block], factors[:n], to_c[:n],
                  None if mask is None else forget[:n])
         forgets = gates[block, 2] if mask is None else forget[:n]   # f, or 1 at padded steps
-        for t in steps:                          # the forward's order, backwards
-            j = t - block.start                  # the step's place in the block
-            if dc_steps is not None:
-                xp.copyto(dc_steps[t], dc)       # ∂L/∂c_t: what step t+1 handed back
-            step(None if dy is None else dy[t], to_c[j], forgets[j], factors[j], dh, dc,
-                 da_rows[t], tmp)
-            if dh_steps is not None:
-                xp.copyto(dh_steps[t], dh)       # ∂L/∂h_t = dh_t + m_t dy_t
-            xp.matmul(da[t], w_hh, out=dh_prev)  # dh_{t−1} = da_t W_hh
-            if mask is not None:                 # a padded step passes dh through unchanged
-                carry_over(dh_prev, dh, padded[t])
+        for dy_t, da_t, rows, padded_t, dh_t, dc_t, to_c_t, forget_t, factors_t in step_views(
+                not reverse, *in_block(block, dy, da, da_rows, padded, dh_steps, dc_steps),
+                to_c[:n], forgets, factors[:n]):
+            if dc_t is not None:
+                xp.copyto(dc_t, dc)              # ∂L/∂c_t: what step t+1 handed back
+            step(dy_t, to_c_t, forget_t, factors_t, dh, dc, rows, tmp)
+            if dh_t is not None:
+                xp.copyto(dh_t, dh)              # ∂L/∂h_t = dh_t + m_t dy_t
+            xp.matmul(da_t, w_hh, out=dh_prev)   # dh_{t−1} = da_t W_hh
+            if padded_t is not None:             # a padded step passes dh through unchanged
+                carry_over(dh_prev, dh, padded_t)
             dh, dh_prev = dh_prev, dh
     _, h_prevs = states_in_time_order(hs, reverse)
     dx = input_gradient(da, _internal_rows(weight_ih))               # dx_t = da_t W_ih, all steps at once

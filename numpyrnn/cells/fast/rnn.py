@@ -29,7 +29,7 @@ from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
     check_nonlinearity, final_state, fold_biases, input_gradient, length_mask, masked_output_grad,
-    outputs, padding, scratch, state_slots, states_in_time_order, time_steps, weight_gradients,
+    in_block, outputs, padding, scratch, states_in_time_order, step_views, weight_gradients,
     zeros_if_none,
 )
 from . import fused
@@ -100,12 +100,12 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinea
     mask = length_mask(lengths, T, x.dtype, xp)
     padded = padding(mask)                       # once, not at every step
     step = fused.choose(xp, _forward_body, "rnn_forward")                    # trick 6
-    for t in time_steps(T, reverse):
-        prev, new = state_slots(t, reverse)
-        xp.matmul(hs[prev], w_hh_t, out=recurrent)   # h_{t−1} W_hh^T
-        step(a[t], recurrent, hs[new], nonlinearity)  # h_t = φ(a_t)
-        if mask is not None:                     # past a sequence's end its state carries over
-            carry_over(hs[new], hs[prev], padded[t])
+    h_news, h_prevs = states_in_time_order(hs, reverse)
+    for a_t, h_prev, h, padded_t in step_views(reverse, a, h_prevs, h_news, padded):
+        xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_hh^T
+        step(a_t, recurrent, h, nonlinearity)        # h_t = φ(a_t)
+        if padded_t is not None:                 # past a sequence's end its state carries over
+            carry_over(h, h_prev, padded_t)
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, hs, mask,
                       reverse, nonlinearity, workspace)
@@ -153,15 +153,15 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dh_prev = xp.empty_like(dh)
     step = fused.choose(xp, _backward_body, "rnn_backward")                  # trick 6
-    for steps, block in backward_chunks(T, reverse, hs[0].nbytes):
+    for block in backward_chunks(T, reverse, hs[0].nbytes):
         _slopes(h_all[block], nonlinearity, None if mask is None else mask[block], da[block])  # trick 3
-        for t in steps:                          # the forward's order, backwards
-            step(None if dy is None else dy[t], dh, da[t])   # da_t = (dh_t + dy_t) ⊙ slope_t
-            if dh_steps is not None:
-                xp.copyto(dh_steps[t], dh)       # ∂L/∂h_t = dh_t + m_t dy_t
-            xp.matmul(da[t], weight_hh, out=dh_prev)   # dh_{t−1} = da_t W_hh
-            if mask is not None:                 # a padded step passes dh through unchanged
-                carry_over(dh_prev, dh, padded[t])
+        for dy_t, da_t, padded_t, dh_t in step_views(not reverse, *in_block(block, dy, da, padded, dh_steps)):
+            step(dy_t, dh, da_t)                 # da_t = (dh_t + dy_t) ⊙ slope_t
+            if dh_t is not None:
+                xp.copyto(dh_t, dh)              # ∂L/∂h_t = dh_t + m_t dy_t
+            xp.matmul(da_t, weight_hh, out=dh_prev)   # dh_{t−1} = da_t W_hh
+            if padded_t is not None:             # a padded step passes dh through unchanged
+                carry_over(dh_prev, dh, padded_t)
             dh, dh_prev = dh_prev, dh
     dx = input_gradient(da, weight_ih)           # dx_t = da_t W_ih, all steps at once (trick 2)
     dweight_ih = weight_gradients(da, x)         # dW_ih = Σ_t da_t^T x_t
