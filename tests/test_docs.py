@@ -104,7 +104,7 @@ def test_the_check_of_names_refuses_a_name_that_is_not_there():
     with pytest.raises(LookupError, match="is nowhere in the package"):
         _resolve("common.input_projection")
     _resolve("lstm.forward_reference")
-    _resolve("fast.gru._factors")
+    _resolve("fast.gru._factors_after")
 
 
 # --------------------------------------------------------------------------- every Python block, as written

@@ -67,19 +67,19 @@ def scratch(workspace, name, shape, dtype, xp):
 
 # --------------------------------------------------------------------------- the GEMMs outside the loop
 
-def step_major_input_terms(x, w_ih_t, bias, workspace, borrow):
+def step_major_input_terms(x, w_ih_t, bias, workspace, borrowed):
     """x_t W_ih^T + b for every step and gate, step-major: (T, G, B, H), each step's gates one
     contiguous block and each gate of it a contiguous (B, H) block.
 
-    One product for all steps, (T·B, I) × (G, I, H), into the buffer ``borrow`` names (one of
-    T·B·G·H elements that the backward fills later, so free during the forward), then laid out
-    step-major while the bias (G, 1, H), if any, is added: no more memory or passes than the
+    One product for all steps, (T·B, I) × (G, I, H), into ``borrowed`` (a contiguous array of at
+    least T·B·G·H elements that the backward fills later, so free during the forward), then laid
+    out step-major while the bias (G, 1, H), if any, is added: no more memory or passes than the
     product and the bias alone.
     """
     xp = array_module(x)
     T, B, I = x.shape
     G, _, H = w_ih_t.shape
-    projection = scratch(workspace, borrow, (T, B, G * H), x.dtype, xp).reshape(G, T * B, H)
+    projection = borrowed.reshape(-1)[:G * T * B * H].reshape(G, T * B, H)
     xp.matmul(x.reshape(T * B, I), w_ih_t, out=projection)           # x_t W_ih^T per gate
     projection = projection.reshape(G, T, B, H).transpose(1, 0, 2, 3)
     gates = scratch(workspace, "gates", (T, G, B, H), x.dtype, xp)

@@ -130,21 +130,19 @@ def gru_forward_before(w_hh_t, w_hn_t, recurrent, recurrent_gates, tmp, rh, h_pr
     """)(tmp, gates[1], h_prev, gates[2], h)
 
 
-def gru_backward_after(weight_hh, tmp, rows_x, rows_h, dah_t, dy, r, z, factors, dh, dh_prev):
-    """One backward step, reset after: dh += dy; the input-side [da_r, da_z, da_n] and
-    recurrent-side [da_r, da_z, da_n ⊙ r] gradients into the step's rows; dh_prev = dh ⊙ z, then
-    dh_prev += dah_t W_hh."""
-    _kernel("gru_backward_after", "T dy, T z, T r, T fr, T fz, T fn",
-            "T dh, T dhp, T xr, T xz, T xn, T hr, T hz, T hn", """
+def gru_backward_after(weight_hh, tmp, rows, dah_t, dy, factors, dh, dh_prev):
+    """One backward step, reset after: dh += dy; [da_n, da_r, da_z, dm] = factors[:4] ⊙ dh into
+    the step's row of d (``rows``, 4 views (B, H)); dh_prev = dh ⊙ z, then dh_prev += dah_t W_hh."""
+    _kernel("gru_backward_after", "T dy, T fn, T fr, T fz, T fm, T z",
+            "T dh, T dhp, T dn, T dr, T dz, T dm", """
         dh = dh + dy;
-        T dz = fz * dh;
-        T dn = fn * dh;
-        T dr = fr * dn;
-        xr = dr; xz = dz; xn = dn;
-        hr = dr; hz = dz; hn = dn * r;
-        dhp = dh * z;
-    """)(_zero_if_none(dy), z, r, factors[0], factors[1], factors[2], dh, dh_prev,
-         rows_x[0], rows_x[1], rows_x[2], rows_h[0], rows_h[1], rows_h[2])
+        dn = fn * dh;
+        dr = fr * dh;
+        dz = fz * dh;
+        dm = fm * dh;
+        dhp = z * dh;
+    """)(_zero_if_none(dy), factors[0], factors[1], factors[2], factors[3], factors[4], dh, dh_prev,
+         rows[0], rows[1], rows[2], rows[3])
     array_module(dh).matmul(dah_t, weight_hh, out=tmp)
     dh_prev += tmp
 

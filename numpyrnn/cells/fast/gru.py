@@ -8,7 +8,10 @@ The same equations (docs/derivations.md §6, §7), rearranged so:
    with the reset after, b_hn stays inside r ⊙ m) — for every t and gate.
 2. **The weight and input gradients are one product each after the loop** (§3), from the
    gradients of every step's input term dax = [da_r | da_z | da_n] and (reset after) recurrent
-   term dah = [da_r | da_z | dm], kept in row layout (T, B, 3H), as the products want them.
+   term dah = [da_r | da_z | dm], kept in row layout, as the products want them.  With the
+   reset after both live in one (T, B, 4H) array d with columns [n | r | z | m]: dax is its
+   first 3H columns (the input weights' rows taken in the order [n, r, z]) and dah its last 3H
+   (the recurrent weights' own order), so da_r and da_z are written once.
 3. **Step-major, gate-major storage**: the gates of all steps live in one (T, 3, B, H) array
    [r, z, n], so each step's gates are one contiguous block and each gate of it a contiguous
    (B, H) block (NumPy's elementwise loops run up to 4× slower on the strided column blocks of
@@ -22,7 +25,10 @@ The same equations (docs/derivations.md §6, §7), rearranged so:
    factors that do not depend on them — da_z = dh ⊙ [(h_{t−1} − n) σ'(z)],
    da_n = dh ⊙ [(1 − z)(1 − n²)], da_r = da_n ⊙ [m σ'(r)] (after) or d(r ⊙ h) ⊙ [h_{t−1} σ'(r)]
    (before).  The backward computes the bracketed factors a block of steps at a time
-   (:func:`_factors`); the loop only multiplies.
+   (:func:`_factors_after`, :func:`_factors_before`); the loop only multiplies.  With the reset
+   after, everything a step hands on is dh times a factor — da_r = dh ⊙ [F_n m σ'(r)],
+   dm = dh ⊙ [F_n r] and dh ⊙ z, the direct part of dh_{t−1} — so a step's five factors sit
+   side by side and one operation multiplies them all by dh.
 7. **Masks outside the loop** (§7): m_t dy_t is one product before the loop; at a padded step
    the factors are 0 and the update gate's stand-in 1, so dh_{t−1} = dh ⊙ 1 passes unchanged
    and the step's gate gradients are 0; the forward's state passes by a masked copy.
@@ -163,7 +169,9 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
                                  lengths=lengths, finite=check)
     xp = array_module(x)
     w_ih_t, w_hh_t, bias, bias_hn = _forward_weights(weight_ih, weight_hh, bias_ih, bias_hh, reset_after)
-    gates = step_major_input_terms(x, w_ih_t, bias, workspace, "dax")     # tricks 1, 3: (T, 3, B, H)
+    borrowed = (scratch(workspace, "d", (T, B, 4 * H), x.dtype, xp) if reset_after else
+                scratch(workspace, "dax", (T, B, 3 * H), x.dtype, xp))    # what the backward fills
+    gates = step_major_input_terms(x, w_ih_t, bias, workspace, borrowed)  # tricks 1, 3: (T, 3, B, H)
     hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)                 # trick 8
     hs[T if reverse else 0] = h0
     G = 3 if reset_after else 2                  # the gates whose recurrent term is one product (trick 4)
@@ -202,14 +210,47 @@ def gate_activations(cache):
     return out if cache.mask is None else {k: v * cache.mask for k, v in out.items()}
 
 
-def _factors(gates, ms, h_prevs, mask, f, update, reset_after):
-    """For a block of steps, what the backward multiplies by dh (and by da_n, for r) (trick 6).
-    gates, f: (K, 3, B, H); the rest (K, B, H).  Writes f = [F_r, F_z, F_n]:
+def _factors_after(gates, ms, h_prevs, mask, f):
+    """Reset after: for a block of steps, what the backward multiplies by dh (trick 6).  gates
+    (K, 3, B, H); ms, h_prevs (K, B, H); writes f (K, 5, B, H), per step
+    [F_n, F_r, F_z, F_m, z]:
 
+        F_n = (1 − z)(1 − n²)             da_n = dh ⊙ F_n
+        F_r = F_n m σ'(r)                 da_r = da_n ⊙ m σ'(r) = dh ⊙ F_r
+        F_z = (h_prev − n) σ'(z)          da_z = dh ⊙ F_z
+        F_m = F_n r                       dm = da_n ⊙ r = dh ⊙ F_m
+        z                                 dh_prev = dh ⊙ z + [da_r | da_z | dm] W_hh
+
+    where σ' = s (1 − s).  All five multiply dh alone, so the loop does it in one operation; the
+    first four are the step's row of ``d`` (its columns [n | r | z | m]).  At padded steps (mask
+    0) the first four are zero and the last is 1, so dh passes through (trick 7).
+    """
+    xp = array_module(gates)
+    r, z, n = gates.transpose(1, 0, 2, 3)
+    f_n, f_r, f_z, f_m, update = f.transpose(1, 0, 2, 3)
+    xp.subtract(1, gates[:, :2], out=f[:, 1:3])
+    f[:, 1:3] *= gates[:, :2]                    # σ'(r), σ'(z)
+    xp.subtract(h_prevs, n, out=f_n)
+    f_z *= f_n                                   # (h_prev − n) σ'(z)
+    xp.multiply(n, n, out=f_n)
+    xp.subtract(1, f_n, out=f_n)                 # 1 − n²
+    f_n -= z * f_n                               # (1 − z)(1 − n²)
+    f_r *= ms
+    f_r *= f_n                                   # (1 − z)(1 − n²) m σ'(r)
+    xp.multiply(f_n, r, out=f_m)                 # (1 − z)(1 − n²) r
+    xp.copyto(update, z)
+    if mask is not None:
+        f[:, :4] *= mask[:, None]
+        xp.copyto(update, 1, where=(mask == 0))
+
+
+def _factors_before(gates, h_prevs, mask, f, update):
+    """Reset before: for a block of steps, what the backward multiplies by dh, or by d(r ⊙ h)
+    for r (trick 6).  gates, f: (K, 3, B, H); the rest (K, B, H).  Writes f = [F_r, F_z, F_n]:
+
+        F_r = h_prev σ'(r)                da_r = d(r⊙h) ⊙ F_r
         F_z = (h_prev − n) σ'(z)          da_z = dh ⊙ F_z
         F_n = (1 − z)(1 − n²)             da_n = dh ⊙ F_n
-        F_r = m σ'(r)   (reset after)     da_r = da_n ⊙ F_r
-        F_r = h_prev σ'(r)  (before)      da_r = d(r⊙h) ⊙ F_r
 
     where σ' = s (1 − s).  At padded steps (mask 0) they are zero and ``update`` is 1, so dh
     passes through (dh_prev ← dh ⊙ z) (trick 7).
@@ -219,7 +260,7 @@ def _factors(gates, ms, h_prevs, mask, f, update, reset_after):
     f_r, f_z, f_n = f.transpose(1, 0, 2, 3)
     xp.subtract(1, gates[:, :2], out=f[:, :2])
     f[:, :2] *= gates[:, :2]                     # σ'(r), σ'(z)
-    f_r *= ms if reset_after else h_prevs
+    f_r *= h_prevs
     xp.subtract(h_prevs, n, out=f_n)
     f_z *= f_n                                   # (h_prev − n) σ'(z)
     xp.multiply(n, n, out=f_n)
@@ -231,21 +272,30 @@ def _factors(gates, ms, h_prevs, mask, f, update, reset_after):
         xp.copyto(update, 1, where=(mask == 0))
 
 
-def _backward_after(weight_hh, tmp, rows_x, rows_h, dah_t, dy_t, r, z, factors, dh, dh_prev):
-    """One step backward, reset after: dh (B, H) gains dy_t; writes the step's rows of dax and
-    dah (rows_x, rows_h: gate-major views (3, B, H) of them; dah_t: the row itself) and dh_prev.
-    factors (3, B, H) = [F_r, F_z, F_n] become [da_r, da_z, da_n]."""
+def _backward_after(weight_hh, tmp, rows, dah_t, dy_t, factors, dh, dh_prev):
+    """One step backward, reset after: dh (B, H) gains dy_t; factors (5, B, H), the step's block
+    of :func:`_factors_after`, become [da_n, da_r, da_z, dm, dh ⊙ z]; the first four go into
+    ``rows`` (4, B, H), a gate-major view of the step's row of d, whose columns [r | z | m] are
+    dah_t; writes dh_prev."""
     xp = array_module(dh)
     if dy_t is not None:
         dh += dy_t                               # h_t went to the output and to the next step
-    factors[1:] *= dh                            # da_z = dh ⊙ (h_prev − n) σ'(z);  da_n = dh ⊙ (1 − z)(1 − n²)
-    xp.multiply(dh, z, out=dh_prev)              # dh_prev ← dh ⊙ z
-    factors[0] *= factors[2]                     # da_r = da_n ⊙ m σ'(r)
-    xp.copyto(rows_h[:2], factors[:2])
-    xp.multiply(factors[2], r, out=rows_h[2])    # dm = da_n ⊙ r
-    xp.copyto(rows_x, factors)                   # dax_t = [da_r | da_z | da_n]
+    factors *= dh                                # [da_n, da_r, da_z, dm, dh ⊙ z]
+    xp.copyto(rows, factors[:4])                 # d_t = [da_n | da_r | da_z | dm]
     xp.matmul(dah_t, weight_hh, out=tmp)
-    dh_prev += tmp                               # dh_prev += [da_r | da_z | dm] W_hh
+    xp.add(factors[4], tmp, out=dh_prev)         # dh_prev = dh ⊙ z + [da_r | da_z | dm] W_hh
+
+
+def _nrz_rows(rows):
+    """Public (3H, ...) rows [r, z, n] in the order [n, r, z] (a copy)."""
+    H = rows.shape[0] // 3
+    return array_module(rows).concatenate([rows[2 * H:], rows[:2 * H]])
+
+
+def _rzn_rows(rows):
+    """(3H, ...) rows [n, r, z] back in the public order [r, z, n] (a copy)."""
+    H = rows.shape[0] // 3
+    return array_module(rows).concatenate([rows[H:], rows[:H]])
 
 
 def _backward_before(w_hn, w_hh_rz, tmp, d_rh, rows, dax_rz_t, dy_t, r, z, factors, dh, dh_prev):
@@ -266,22 +316,6 @@ def _backward_before(w_hn, w_hh_rz, tmp, d_rh, rows, dax_rz_t, dy_t, r, z, facto
     dh_prev += tmp                               # dh_prev += [da_r | da_z] W_h{r,z}
 
 
-def _hh_gradients(dax, dah, h_prevs, rhs, reset_after, has_bias_hh):
-    """dW_hh and db_hh from the stored per-step gradients, one GEMM per weight block (trick 2)."""
-    xp = array_module(dax)
-    H = h_prevs.shape[-1]
-    if reset_after:
-        dweight_hh = weight_gradients(dah, h_prevs)                    # dW_hh = Σ_t dah_t^T h_{t−1}
-        dbias_hh = bias_gradient(dah) if has_bias_hh else None         # db_hh = Σ dah
-    else:
-        dweight_hh = xp.concatenate([
-            weight_gradients(dax[..., :2 * H], h_prevs),               # dW_h{r,z} = Σ_t [da_r|da_z]^T h_{t−1}
-            weight_gradients(dax[..., 2 * H:], rhs),                   # dW_hn = Σ_t da_n^T (r_t ⊙ h_{t−1})
-        ])
-        dbias_hh = bias_gradient(dax) if has_bias_hh else None         # db_hh = Σ dax
-    return dweight_hh, dbias_hh
-
-
 def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     """Backward of :func:`forward` through time.
 
@@ -298,44 +332,66 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     check_grad_arg("dh_n", dh_n, (B, H), x.dtype, check)
     dy = masked_output_grad(dy, mask, workspace)                              # trick 7
     _, h_prevs = states_in_time_order(hs, reverse)
-    # The gradients of each step's input term [da_r | da_z | da_n] and (reset after) of its
-    # recurrent term [da_r | da_z | dm], row layout (T, B, 3H) for the products (trick 2), and
-    # the same memory gate-major, (T, 3, B, H), for the per-step writes.
-    dax = scratch(workspace, "dax", (T, B, 3 * H), x.dtype, xp)
-    dax_rows = dax.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
+    slots = 5 if reset_after else 3              # (B, H) factors per step
+    chunks = list(backward_chunks(T, reverse, slots * hs[0].nbytes))     # a block of factors ≈ CHUNK_BYTES
+    K = max(block.stop - block.start for block in chunks)
     tmp = xp.empty((B, H), x.dtype)
     if reset_after:
-        dah = scratch(workspace, "dah", (T, B, 3 * H), x.dtype, xp)
-        body = fused.choose(xp, _backward_after, "gru_backward_after")       # trick 9
-        step = functools.partial(body, weight_hh, tmp)
-        per_step = (dax_rows, dah.reshape(T, B, 3, H).transpose(0, 2, 1, 3), dah)
+        # The gradients of each step's input term [da_r | da_z | da_n] and recurrent term
+        # [da_r | da_z | dm] in one array, row layout (T, B, 4H) for the products (trick 2),
+        # columns [n | r | z | m]: dax = [n | r | z] (the input weights' rows in the order
+        # [n, r, z]) and dah = [r | z | m] (the recurrent weights' own order) share r and z.
+        # The same memory gate-major, (T, 4, B, H), for the per-step writes.
+        d = scratch(workspace, "d", (T, B, 4 * H), x.dtype, xp)
+        dax, dah = d[..., :3 * H], d[..., H:]
+        step = functools.partial(fused.choose(xp, _backward_after, "gru_backward_after"),
+                                 weight_hh, tmp)                                 # trick 9
+        per_step = (d.reshape(T, B, 4, H).transpose(0, 2, 1, 3), dah, dy)
+        factors = scratch(workspace, "factors", (K, slots, B, H), x.dtype, xp)
+
+        def block_factors(block, k):
+            _factors_after(gates[block], ms[block], h_prevs[block],
+                           None if mask is None else mask[block], factors[:k])
+            return (factors[:k],)
     else:
-        dah = None
-        body = fused.choose(xp, _backward_before, "gru_backward_before")
-        step = functools.partial(body, weight_hh[2 * H:], weight_hh[:2 * H], tmp,
-                                 xp.empty((B, H), x.dtype))
-        per_step = (dax_rows, dax[..., :2 * H])
-    chunks = list(backward_chunks(T, reverse, gates[0].nbytes))
-    K = max(block.stop - block.start for block in chunks)
-    factors = scratch(workspace, "factors", (K, 3, B, H), x.dtype, xp)
-    update = None if mask is None else scratch(workspace, "update", (K, B, H), x.dtype, xp)
+        # The gradients of each step's input term [da_r | da_z | da_n], row layout (T, B, 3H)
+        # for the products (trick 2), and the same memory gate-major, (T, 3, B, H), for the
+        # per-step writes.
+        dax = scratch(workspace, "dax", (T, B, 3 * H), x.dtype, xp)
+        step = functools.partial(fused.choose(xp, _backward_before, "gru_backward_before"),
+                                 weight_hh[2 * H:], weight_hh[:2 * H], tmp, xp.empty((B, H), x.dtype))
+        per_step = (dax.reshape(T, B, 3, H).transpose(0, 2, 1, 3), dax[..., :2 * H], dy, gates[:, 0])
+        factors = scratch(workspace, "factors", (K, slots, B, H), x.dtype, xp)
+        update = None if mask is None else scratch(workspace, "update", (K, B, H), x.dtype, xp)
+
+        def block_factors(block, k):
+            _factors_before(gates[block], h_prevs[block], None if mask is None else mask[block],
+                            factors[:k], None if mask is None else update[:k])
+            return (gates[block, 1] if mask is None else update[:k], factors[:k])   # z (1 where padded)
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dh_prev = xp.empty_like(dh)
     for block in chunks:
-        k = block.stop - block.start
-        _factors(gates[block], None if ms is None else ms[block], h_prevs[block],
-                 None if mask is None else mask[block], factors[:k],
-                 None if mask is None else update[:k], reset_after)
-        updates = gates[block, 1] if mask is None else update[:k]   # z, or 1 at padded steps
-        for *rows, dy_t, r, dh_t, z, factors_t in step_views(
-                not reverse, *in_block(block, *per_step, dy, gates[:, 0], dh_steps),
-                updates, factors[:k]):
-            step(*rows, dy_t, r, z, factors_t, dh, dh_prev)
+        in_this_block = block_factors(block, block.stop - block.start)
+        for *views, dh_t in step_views(not reverse, *in_block(block, *per_step), *in_this_block,
+                                       None if dh_steps is None else dh_steps[block]):
+            step(*views, dh, dh_prev)
             if dh_t is not None:
                 xp.copyto(dh_t, dh)              # ∂L/∂h_t = dh_t + m_t dy_t
             dh, dh_prev = dh_prev, dh            # (a padded step passed dh through: z = 1, da = 0)
-    dx = input_gradient(dax, weight_ih)          # dx_t = dax_t W_ih, all steps at once
-    dweight_ih = weight_gradients(dax, x)        # dW_ih = Σ_t dax_t^T x_t
-    dbias_ih = bias_gradient(dax) if has_bias_ih else None
-    dweight_hh, dbias_hh = _hh_gradients(dax, dah, h_prevs, rhs, reset_after, has_bias_hh)
+    if reset_after:
+        # d's first 3H columns are the input term's, rows [n, r, z]: back to [r, z, n]
+        dx = input_gradient(dax, _nrz_rows(weight_ih))         # dx_t = dax_t W_ih, all steps at once
+        dweight_ih = _rzn_rows(weight_gradients(dax, x))       # dW_ih = Σ_t dax_t^T x_t
+        dbias_ih = _rzn_rows(bias_gradient(dax)) if has_bias_ih else None
+        dweight_hh = weight_gradients(dah, h_prevs)            # dW_hh = Σ_t dah_t^T h_{t−1}
+        dbias_hh = bias_gradient(dah) if has_bias_hh else None # db_hh = Σ dah
+    else:
+        dx = input_gradient(dax, weight_ih)
+        dweight_ih = weight_gradients(dax, x)
+        dbias_ih = bias_gradient(dax) if has_bias_ih else None
+        dweight_hh = xp.concatenate([
+            weight_gradients(dax[..., :2 * H], h_prevs),       # dW_h{r,z} = Σ_t [da_r|da_z]^T h_{t−1}
+            weight_gradients(dax[..., 2 * H:], rhs),           # dW_hn = Σ_t da_n^T (r_t ⊙ h_{t−1})
+        ])
+        dbias_hh = bias_gradient(dax) if has_bias_hh else None # db_hh = Σ dax
     return dx, dh, dweight_ih, dweight_hh, dbias_ih, dbias_hh

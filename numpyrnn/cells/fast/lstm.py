@@ -143,7 +143,8 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
                                  bias_hh, GATES, lengths=lengths, finite=check)
     xp = array_module(x)
     w_ih_t, w_hh_t, bias = _forward_weights(weight_ih, weight_hh, fold_biases(bias_ih, bias_hh))
-    gates = step_major_input_terms(x, w_ih_t, bias, workspace, "da")      # tricks 1, 3: (T, 4, B, H)
+    gates = step_major_input_terms(x, w_ih_t, bias, workspace,            # tricks 1, 3: (T, 4, B, H)
+                                   scratch(workspace, "da", (T, B, 4 * H), x.dtype, xp))
     hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)                 # trick 8
     cs = scratch(workspace, "c", (T + 1, B, H), x.dtype, xp)
     tanh_cs = scratch(workspace, "tanh_c", (T, B, H), x.dtype, xp)
