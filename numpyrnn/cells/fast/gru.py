@@ -99,13 +99,13 @@ def _forward_weights(weight_ih, weight_hh, bias_ih, bias_hh, reset_after):
     # .copy(): a contiguous copy always (ascontiguousarray would return the caller's weight
     # itself when the transpose is already contiguous, H = 1, and the halving would write into it)
     w_ih_t = weight_ih.reshape(3, H, -1).transpose(0, 2, 1).copy()
-    w_hh_t = weight_hh.T.copy()
+    w_hh_t = weight_hh.reshape(3, H, H).transpose(0, 2, 1).copy()    # (3, H, H): W_hh^T per gate
     bias = _input_bias(bias_ih, bias_hh, reset_after)
     bias = None if bias is None else bias.reshape(3, 1, H).copy()
     for w in (w_ih_t, bias):
         if w is not None:
             w[:2] *= 0.5
-    w_hh_t[:, :2 * H] *= 0.5
+    w_hh_t[:2] *= 0.5
     bias_hn = None if not reset_after else (0 if bias_hh is None else bias_hh[2 * H:])
     return w_ih_t, w_hh_t, bias, bias_hn
 
@@ -175,19 +175,19 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
     hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)                 # trick 8
     hs[T if reverse else 0] = h0
     G = 3 if reset_after else 2                  # the gates whose recurrent term is one product (trick 4)
-    recurrent = scratch(workspace, "recurrent", (B, G * H), x.dtype, xp)  # h_{t−1} W_hh^T, a row per sequence
-    recurrent_gates = recurrent.reshape(B, G, H).transpose(1, 0, 2)       # the same, (G, B, H) per gate
+    recurrent = recurrent_gates = scratch(workspace, "recurrent", (G, B, H), x.dtype, xp)  # h_{t−1} W_hh^T per gate
     tmp = scratch(workspace, "tmp", (B, H), x.dtype, xp)
     ms = rhs = None                              # what the backward needs of n's recurrent term
     if reset_after:
         ms = scratch(workspace, "m", (T, B, H), x.dtype, xp)
         body = fused.choose(xp, _forward_after, "gru_forward_after")         # trick 9
+        # b_hn the shape of the term it is added to: NumPy's same-shape add is the fast one
+        bias_hn = xp.broadcast_to(xp.asarray(bias_hn, dtype=x.dtype), (B, H)).copy()
         step = functools.partial(body, w_hh_t, bias_hn, recurrent, recurrent_gates, tmp)
     else:
         rhs = scratch(workspace, "rh", (T, B, H), x.dtype, xp)
         body = fused.choose(xp, _forward_before, "gru_forward_before")
-        step = functools.partial(body, w_hh_t[:, :2 * H], w_hh_t[:, 2 * H:], recurrent,
-                                 recurrent_gates, tmp)
+        step = functools.partial(body, w_hh_t[:2], w_hh_t[2], recurrent, recurrent_gates, tmp)
     mask = length_mask(lengths, T, x.dtype, xp)
     padded = padding(mask)                       # once, not at every step
     h_news, h_prevs = states_in_time_order(hs, reverse)
