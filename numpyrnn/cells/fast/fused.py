@@ -99,7 +99,7 @@ def lstm_backward(dy, to_c, forget, factors, dh, dc, rows, tmp):
 
 # --------------------------------------------------------------------------- GRU
 
-def gru_forward_after(w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, m, h_prev, gates, h):
+def gru_forward_after(w_hh_t, bias_hn, recurrent, tmp, m, h_prev, gates, h):
     """Reset after the product: the recurrent product, then gates (3, B, H) = [r, z, n] input
     terms (r, z halved) → activations in place; m = h W_hn^T + b_hn; h.  (tmp: unused.)"""
     array_module(h_prev).matmul(h_prev, w_hh_t, out=recurrent)
@@ -109,11 +109,11 @@ def gru_forward_after(w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, m, h_pre
         m = rn + bhn;
         n = tanh(n + r * m);
         h = n + z * (h_prev - n);
-    """)(recurrent_gates[0], recurrent_gates[1], recurrent_gates[2], bias_hn, h_prev,
+    """)(recurrent[0], recurrent[1], recurrent[2], bias_hn, h_prev,
          gates[0], gates[1], gates[2], m, h)
 
 
-def gru_forward_before(w_hh_t, w_hn_t, recurrent, recurrent_gates, tmp, rh, h_prev, gates, h):
+def gru_forward_before(w_hh_t, w_hn_t, recurrent, tmp, rh, h_prev, gates, h):
     """Reset before the product: r, z and rh = r ⊙ h_prev in one kernel, the product
     (r ⊙ h_prev) W_hn^T into tmp, then n and h in a second kernel."""
     xp = array_module(h_prev)
@@ -122,7 +122,7 @@ def gru_forward_before(w_hh_t, w_hn_t, recurrent, recurrent_gates, tmp, rh, h_pr
         r = tanh(r + rr) * (T)0.5 + (T)0.5;
         z = tanh(z + rz) * (T)0.5 + (T)0.5;
         rh = r * h_prev;
-    """)(recurrent_gates[0], recurrent_gates[1], h_prev, gates[0], gates[1], rh)
+    """)(recurrent[0], recurrent[1], h_prev, gates[0], gates[1], rh)
     xp.matmul(rh, w_hn_t, out=tmp)
     _kernel("gru_forward_before_state", "T rn, T z, T h_prev", "T n, T h", """
         n = tanh(n + rn);

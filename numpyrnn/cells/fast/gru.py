@@ -16,9 +16,11 @@ The same equations (docs/derivations.md §6, §7), rearranged so:
    [r, z, n], so each step's gates are one contiguous block and each gate of it a contiguous
    (B, H) block (NumPy's elementwise loops run up to 4× slower on the strided column blocks of
    a (B, 3H) row, and a call on an array that is not one block pays for a general iterator).
-4. **One recurrent product per step** for the gates that multiply h_{t−1}: (B, H) × (H, 3H)
-   with the reset after, (H, 2H) for r and z with the reset before, into a row-layout scratch
-   read through a gate-major view (one product is up to 20 % faster than one per gate).
+4. **One recurrent product per step** for the gates that multiply h_{t−1} (all three with the
+   reset after, r and z with the reset before): one NumPy call, (B, H) × (G, H, H) (W_hh^T per
+   gate), into a contiguous (G, B, H) block, so that its sums with the gates are same-shape adds
+   (NumPy's cheap ones; a strided or broadcast operand costs a general iterator, about 1 µs a
+   call); b_hn is kept as a full (B, H) array for the same reason.
 5. **One tanh gives the sigmoids**: σ(a) = (1 + tanh(a/2)) / 2, with the r and z rows of the
    forward's copy of the weights and bias halved (exact in binary); then r, z ← 0.5 · t + 0.5.
 6. **Factors before the recursion**: §6's gate gradients are dh (or da_n, or d(r ⊙ h)) times
@@ -92,8 +94,8 @@ def _input_bias(bias_ih, bias_hh, reset_after):
 
 
 def _forward_weights(weight_ih, weight_hh, bias_ih, bias_hh, reset_after):
-    """W_ih^T per gate (3, I, H); W_hh^T as one (H, 3H) matrix (gate k in columns kH..(k+1)H);
-    the bias that folds into the input projection (3, 1, H); all contiguous, r and z halved
+    """W_ih^T and W_hh^T per gate, (3, I, H) and (3, H, H); the bias that folds into the input
+    projection (3, 1, H); all contiguous, r and z halved
     (trick 5); and b_hn (reset after; 0 without biases) or None."""
     H = weight_hh.shape[1]
     # .copy(): a contiguous copy always (ascontiguousarray would return the caller's weight
@@ -120,14 +122,14 @@ def _sigmoids_rz(a, recurrent_rz):
     rz += 0.5
 
 
-def _forward_after(w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, m, h_prev, a, h):
+def _forward_after(w_hh_t, bias_hn, recurrent, tmp, m, h_prev, a, h):
     """One step, reset after.  a (3, B, H): the step's input terms [r, z, n] → the gates, in
     place; writes m (the step's slot of the cache's ms) and h."""
     xp = array_module(a)
     xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_hh^T, all three gates
-    _sigmoids_rz(a, recurrent_gates[:2])
+    _sigmoids_rz(a, recurrent[:2])
     r, z, n = a
-    xp.add(recurrent_gates[2], bias_hn, out=m)   # m = h_{t−1} W_hn^T + b_hn
+    xp.add(recurrent[2], bias_hn, out=m)         # m = h_{t−1} W_hn^T + b_hn
     xp.multiply(r, m, out=tmp)
     n += tmp                                     # n = tanh(x W_in^T + b_in + r ⊙ m)
     xp.tanh(n, out=n)
@@ -136,12 +138,12 @@ def _forward_after(w_hh_t, bias_hn, recurrent, recurrent_gates, tmp, m, h_prev, 
     h += n
 
 
-def _forward_before(w_hh_t, w_hn_t, recurrent, recurrent_gates, tmp, rh, h_prev, a, h):
+def _forward_before(w_hh_t, w_hn_t, recurrent, tmp, rh, h_prev, a, h):
     """One step, reset before.  a (3, B, H): the step's input terms [r, z, n] → the gates, in
     place; writes rh = r ⊙ h_prev (the step's slot of the cache's rhs) and h."""
     xp = array_module(a)
     xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_h{r,z}^T
-    _sigmoids_rz(a, recurrent_gates)
+    _sigmoids_rz(a, recurrent)
     r, z, n = a
     xp.multiply(r, h_prev, out=rh)               # r ⊙ h_prev
     xp.matmul(rh, w_hn_t, out=tmp)
@@ -175,7 +177,7 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
     hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)                 # trick 8
     hs[T if reverse else 0] = h0
     G = 3 if reset_after else 2                  # the gates whose recurrent term is one product (trick 4)
-    recurrent = recurrent_gates = scratch(workspace, "recurrent", (G, B, H), x.dtype, xp)  # h_{t−1} W_hh^T per gate
+    recurrent = scratch(workspace, "recurrent", (G, B, H), x.dtype, xp)  # h_{t−1} W_hh^T per gate
     tmp = scratch(workspace, "tmp", (B, H), x.dtype, xp)
     ms = rhs = None                              # what the backward needs of n's recurrent term
     if reset_after:
@@ -183,11 +185,11 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
         body = fused.choose(xp, _forward_after, "gru_forward_after")         # trick 9
         # b_hn the shape of the term it is added to: NumPy's same-shape add is the fast one
         bias_hn = xp.broadcast_to(xp.asarray(bias_hn, dtype=x.dtype), (B, H)).copy()
-        step = functools.partial(body, w_hh_t, bias_hn, recurrent, recurrent_gates, tmp)
+        step = functools.partial(body, w_hh_t, bias_hn, recurrent, tmp)
     else:
         rhs = scratch(workspace, "rh", (T, B, H), x.dtype, xp)
         body = fused.choose(xp, _forward_before, "gru_forward_before")
-        step = functools.partial(body, w_hh_t[:2], w_hh_t[2], recurrent, recurrent_gates, tmp)
+        step = functools.partial(body, w_hh_t[:2], w_hh_t[2], recurrent, tmp)
     mask = length_mask(lengths, T, x.dtype, xp)
     padded = padding(mask)                       # once, not at every step
     h_news, h_prevs = states_in_time_order(hs, reverse)

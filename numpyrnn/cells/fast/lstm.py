@@ -15,9 +15,12 @@ The same equations (docs/derivations.md §5, §7), rearranged so:
    The three sigmoid gates sit side by side, and so do the three blocks the backward
    multiplies by dc.  Public rows [i, f, g, o] are reordered on the way in (weights) and out
    (gradients).
-4. **One recurrent product per step**: h_{t−1} W_hh^T for all four gates is one
-   (B, H) × (H, 4H) product into a row-layout scratch, added to the gates through a gate-major
-   view of it (one product is up to 20 % faster than four, far more than the strided add costs).
+4. **One recurrent product per step**: h_{t−1} W_hh^T for all four gates is one NumPy call,
+   (B, H) × (4, H, H) (W_hh^T per gate), into a contiguous (4, B, H) block: the same cost as
+   one (B, H) × (H, 4H) product at the toy shapes, and its sum with the gates is a same-shape
+   add instead of one through a strided gate-major view of a row (NumPy's same-shape
+   elementwise calls are the cheap ones; a strided or broadcast operand costs a general
+   iterator, about 1 µs a call).
 5. **One tanh gives the sigmoids**: σ(a) = (1 + tanh(a/2)) / 2.  The forward's copy of the
    weights and bias has its o, i, f rows halved (exact in binary), so one tanh over all four
    gates gives tanh(a/2) for o, i, f and g = tanh(a_g) for g; then o, i, f ← 0.5 · t + 0.5.
@@ -94,17 +97,16 @@ def _public_rows(rows):
 
 
 def _forward_weights(weight_ih, weight_hh, bias):
-    """W_ih^T per gate (4, I, H), W_hh^T as one (H, 4H) matrix (gate k in columns kH..(k+1)H)
-    and the bias per gate (4, 1, H): internal order, contiguous, sigmoid gates (o, i, f) halved
-    (trick 5)."""
+    """W_ih^T and W_hh^T per gate, (4, I, H) and (4, H, H), and the bias per gate (4, 1, H):
+    internal order, contiguous, sigmoid gates (o, i, f) halved (trick 5)."""
     xp, H = array_module(weight_hh), weight_hh.shape[1]
     w_ih_t = _gate_major(weight_ih).transpose(0, 2, 1).copy()      # copies: halved below
-    w_hh_t = xp.ascontiguousarray(_internal_rows(weight_hh).T)     # a new array: _internal_rows copies
+    w_hh_t = _gate_major(weight_hh).transpose(0, 2, 1).copy()     # (4, H, H): W_hh^T per gate
     b = None if bias is None else _gate_major(bias)[:, None, :]
     for w in (w_ih_t, b):
         if w is not None:
             w[:3] *= 0.5
-    w_hh_t[:, :3 * H] *= 0.5
+    w_hh_t[:3] *= 0.5
     return w_ih_t, w_hh_t, b
 
 
@@ -150,8 +152,7 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     tanh_cs = scratch(workspace, "tanh_c", (T, B, H), x.dtype, xp)
     start = T if reverse else 0
     hs[start], cs[start] = h0, c0
-    recurrent = scratch(workspace, "recurrent", (B, 4 * H), x.dtype, xp)  # trick 4: a row per sequence
-    recurrent_gates = recurrent.reshape(B, 4, H).transpose(1, 0, 2)       # the same, (4, B, H) per gate
+    recurrent = scratch(workspace, "recurrent", (4, B, H), x.dtype, xp)  # trick 4
     mask = length_mask(lengths, T, x.dtype, xp)
     padded = padding(mask)                       # once, not at every step
     step = fused.choose(xp, _forward_body, "lstm_forward")                 # trick 9
@@ -160,7 +161,7 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     for a_t, h_prev, c_prev, h, c, tanh_c, padded_t in step_views(
             reverse, gates, h_prevs, c_prevs, h_news, c_news, tanh_cs, padded):
         xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_hh^T, all four gates
-        step(recurrent_gates, c_prev, a_t, c, tanh_c, h)
+        step(recurrent, c_prev, a_t, c, tanh_c, h)
         if padded_t is not None:                 # past a sequence's end its state carries over
             carry_over(h, h_prev, padded_t)
             carry_over(c, c_prev, padded_t)
