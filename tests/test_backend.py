@@ -5,6 +5,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import numpyrnn
 from numpyrnn import backend
@@ -73,3 +75,22 @@ def test_numpy_helpers():
     assert numpyrnn.asnumpy([1, 2]).tolist() == [1, 2]
     assert backend.to_device(a, "cpu") is a
     assert backend.device_of(a) == "cpu"
+
+
+@settings(deadline=None, max_examples=50)
+@given(rows=st.integers(1, 12), n=st.integers(0, 40), width=st.integers(1, 5),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_scatter_add_accumulates_repeated_indices(rows, n, width, dtype, seed):
+    """target[indices[k]] += values[k] for every k, repeats adding up, as a loop would; the rest
+    of target is left as it was."""
+    rng = np.random.default_rng(seed)
+    target = rng.standard_normal((rows, width)).astype(dtype)
+    indices = rng.integers(0, rows, n)
+    values = rng.standard_normal((n, width)).astype(dtype)
+    expected = target.astype(np.float64)
+    for k in range(n):
+        expected[indices[k]] += values[k]
+    got = target.copy()
+    backend.scatter_add(got, indices, values)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5 if dtype == np.float32 else 1e-12)
