@@ -283,14 +283,17 @@ class _CountedWorkspace:
         return self._inner.nbytes()
 
 
-def calls_per_step(cell, *, B=3, I=2, H=4, lengths=False, reverse=False, dtype=np.float64, **options):
+def calls_per_step(cell, *, B=3, I=2, H=4, lengths=False, reverse=False, state_grads=False,
+                   dtype=np.float64, **options):
     """NumPy calls per step of the fast path's loop, forward and backward, with every optional
     output off: {"forward": {name: count}, "backward": {name: count}}.
 
     Counted by running 4 and 8 steps with arrays that write down each call and taking the
     difference over 4, so the work before and after the loop (and a block of steps at a time,
-    for the backward's factors) cancels out.  ``options``: the cell's (nonlinearity,
-    reset_after).
+    for the backward's factors) cancels out.  With ``lengths`` every sequence but the first is
+    one step long, so that every step after the first pads some sequence; ``state_grads``
+    passes gradients of the final state to the backward.  ``options``: the cell's
+    (nonlinearity, reset_after).
     """
     from collections import Counter
 
@@ -306,7 +309,7 @@ def calls_per_step(cell, *, B=3, I=2, H=4, lengths=False, reverse=False, dtype=n
     def run(T):
         states = [counted(B, H) for _ in range(2 if cell == "lstm" else 1)]
         weights = [counted(G * H, I), counted(G * H, H), counted(G * H), counted(G * H)]
-        steps = np.array([T] + [max(1, T - 1 - b) for b in range(1, B)]) if lengths else None
+        steps = np.array([T] + [1] * (B - 1)) if lengths else None
         _Counted.log = []
         make_mask = module.length_mask           # the mask, too, counts the calls it is in
         module.length_mask = lambda *a: None if a[0] is None else make_mask(*a).view(_Counted)
@@ -317,7 +320,13 @@ def calls_per_step(cell, *, B=3, I=2, H=4, lengths=False, reverse=False, dtype=n
             module.length_mask = make_mask
         forward_log = _Counted.log
         _Counted.log = []
-        module.backward(counted(T, B, H), *[counted(B, H) for _ in states], cache, check=False)
+        make_zeros = module.zeros_if_none        # and so do the zeros that stand in for None
+        module.zeros_if_none = lambda *a: make_zeros(*a).view(_Counted)
+        try:
+            module.backward(counted(T, B, H), *[counted(B, H) if state_grads else None for _ in states],
+                            cache, check=False)
+        finally:
+            module.zeros_if_none = make_zeros
         return Counter(forward_log), Counter(_Counted.log)
 
     (f4, b4), (f8, b8) = run(4), run(8)

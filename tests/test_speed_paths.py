@@ -175,23 +175,64 @@ def test_bench_argument_errors(capsys):
 
 #: NumPy calls per step of the fast path's loop (forward, backward), with every optional output
 #: off; a change that adds one to the loop shows here.  (cell, GRU form, lengths) → counts.
+#: (cell, reset_after, lengths, reverse): NumPy calls per step (forward, backward).  With
+#: lengths, the forward direction runs on through the padding of its bounded cells (no carry),
+#: the reversed one carries the states (one more call per carried state) and the gradient dh
+#: (one more call in the RNN's and LSTM's backward; the GRU's carries it through z = 1).
 CALLS_PER_STEP = {
-    ("rnn", None, False): (3, 3), ("rnn", None, True): (4, 4),
-    ("lstm", None, False): (10, 8), ("lstm", None, True): (12, 9),
-    ("gru", True, False): (12, 5), ("gru", True, True): (13, 5),
-    ("gru", False, False): (12, 10), ("gru", False, True): (13, 10),
+    ("rnn", None, False, False): (3, 3), ("rnn", None, True, False): (3, 3), ("rnn", None, True, True): (4, 4),
+    ("lstm", None, False, False): (10, 8), ("lstm", None, True, False): (10, 8), ("lstm", None, True, True): (12, 9),
+    ("gru", True, False, False): (12, 5), ("gru", True, True, False): (12, 5), ("gru", True, True, True): (13, 5),
+    ("gru", False, False, False): (12, 10), ("gru", False, True, False): (12, 10), ("gru", False, True, True): (13, 10),
 }
 
 
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("cell,reset_after,lengths", list(CALLS_PER_STEP))
+@pytest.mark.parametrize("cell,reset_after,lengths,reverse", list(CALLS_PER_STEP))
 def test_the_fast_loop_makes_a_known_number_of_numpy_calls_per_step(cell, reset_after, lengths, reverse):
     options = {} if reset_after is None else {"reset_after": reset_after}
     calls = bench.calls_per_step(cell, lengths=lengths, reverse=reverse, **options)
-    assert (sum(calls["forward"].values()), sum(calls["backward"].values())) == CALLS_PER_STEP[cell, reset_after, lengths]
+    assert (sum(calls["forward"].values()), sum(calls["backward"].values())) == CALLS_PER_STEP[cell, reset_after, lengths, reverse]
     products = 2 if reset_after is False else 1          # the textbook GRU's r ⊙ h needs its own
     assert calls["forward"]["matmul"] == products and calls["backward"]["matmul"] == products
     assert "equal" not in calls["forward"] and "equal" not in calls["backward"]   # masks made once
+    if not reverse:
+        without = bench.calls_per_step(cell, **options)
+        assert calls == without                          # the forward direction ignores its padding
+
+
+@pytest.mark.parametrize("cell,reset_after", [("rnn", None), ("lstm", None), ("gru", True), ("gru", False)])
+def test_gradients_of_the_final_state_make_the_backward_carry_through_the_padding(cell, reset_after):
+    """Given ∂L/∂h_n, the forward direction's backward must carry it through each sequence's
+    padding to its last real step: it then makes the reversed direction's calls."""
+    options = {} if reset_after is None else {"reset_after": reset_after}
+    forward_direction = bench.calls_per_step(cell, lengths=True, state_grads=True, **options)
+    reversed_direction = bench.calls_per_step(cell, lengths=True, reverse=True, state_grads=True, **options)
+    assert sum(forward_direction["backward"].values()) == CALLS_PER_STEP[cell, reset_after, True, True][1]
+    assert forward_direction["backward"] == reversed_direction["backward"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_relu_rnn_carries_its_state_through_the_padding_where_it_could_overflow(dtype):
+    """A ReLU RNN's state can grow without bound: run on through a long padding it would reach
+    Inf (then NaN in dW_hh, as 0 · Inf).  The fast path carries it instead: every result finite
+    and equal to the reference's."""
+    T, B, H = 400, 2, 3
+    x = np.zeros((T, B, 1), dtype)
+    h0 = np.array([[0, 0, 0], [1, 1, 1]], dtype)           # sequence 1 grows 10× a step if run on
+    weights = [np.zeros((H, 1), dtype), (10 * np.eye(H)).astype(dtype)]
+    lengths = np.array([T, 2])
+    dy = np.ones((T, B, H), dtype)
+    with np.errstate(all="raise"):                           # an overflow is an error here
+        y, h_n, cache = rnn.forward(x, h0, *weights, nonlinearity="relu", lengths=lengths)
+        grads = rnn.backward(dy, None, cache)
+    y_ref, h_n_ref, cache_ref = rnn.forward_reference(x, h0, *weights, nonlinearity="relu", lengths=lengths)
+    grads_ref = rnn.backward_reference(dy, None, cache_ref)
+    np.testing.assert_array_equal(h_n, h_n_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    for got, want in zip(grads, grads_ref):
+        if want is not None:
+            assert np.isfinite(got).all()
+            np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 def test_the_call_count_sees_a_call_added_to_the_loop(monkeypatch):
@@ -205,7 +246,7 @@ def test_the_call_count_sees_a_call_added_to_the_loop(monkeypatch):
 
     monkeypatch.setattr(fast_lstm, "_forward_body", one_more)
     calls = bench.calls_per_step("lstm")
-    assert sum(calls["forward"].values()) == CALLS_PER_STEP["lstm", None, False][0] + 1
+    assert sum(calls["forward"].values()) == CALLS_PER_STEP["lstm", None, False, False][0] + 1
 
 
 @pytest.mark.parametrize("cell,G", [("LSTM", 4), ("GRU", 5)])

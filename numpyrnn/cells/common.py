@@ -198,10 +198,32 @@ def add_step(total, step):
     return step if total is None else total + step
 
 
-def padding(mask):
-    """(T, B, 1) booleans, True at padded steps (m_t = 0), for :func:`carry_over`; computed once
-    before a loop rather than once per step.  None without lengths."""
-    return None if mask is None else mask == 0
+def padding(mask, carry=True):
+    """What a fast loop needs to keep padded sequences' states: per step t, the (B, 1) booleans
+    True where step t is padded (m_t = 0) for :func:`carry_over`, or None at a step that pads no
+    sequence (nothing to carry).  Computed once before a loop, not once per step.  None without
+    lengths, or when ``carry`` is False: a loop that need not carry (see :func:`must_carry`).
+    """
+    if mask is None or not carry:
+        return None
+    padded = mask == 0
+    return [p if any_padded else None for p, any_padded in zip(padded, padded.any(axis=(1, 2)).tolist())]
+
+
+def must_carry(reverse, bounded, *final_state_grads):
+    """Whether a fast loop over sequences with lengths must carry each padded sequence's state
+    (forward) or gradient (backward, when ``final_state_grads`` are given) through its padded
+    steps, as derivations §7 writes it.
+
+    Not in the forward direction, for a cell whose states stay bounded: there a sequence's padded
+    steps all come after its real ones, so the forward may run on through them (their states are
+    then nobody's: the outputs there are masked to 0, and the final state is read at the last
+    real step, :func:`final_state`); and the backward, when no gradient comes in through the
+    final state, meets those steps with dh = dc = 0 (m_t dy_t = 0 there), so their gate
+    gradients come out 0 without a mask.  A sequence's padding comes first in the reversed
+    direction, and a ReLU RNN's states could overflow on a long padding, so those carry.
+    """
+    return reverse or not bounded or any(g is not None for g in final_state_grads)
 
 
 def carry_over(new, prev, padded):
@@ -243,9 +265,16 @@ def masked_output_grad(dy, mask, workspace=None):
     return xp.multiply(dy, mask, out=scratch(workspace, "dy", dy.shape, dy.dtype, xp))
 
 
-def final_state(buffer, reverse=False):
-    """The state after the last step the direction visits (a copy, not a view of the cache)."""
-    return buffer[0].copy() if reverse else buffer[-1].copy()
+def final_state(buffer, reverse=False, lengths=None):
+    """The state after the last step the direction visits (a copy, not a view of the cache): in
+    the forward direction with lengths, each sequence's state after its own last real step."""
+    if reverse:
+        return buffer[0].copy()
+    if lengths is None:
+        return buffer[-1].copy()
+    xp = array_module(buffer)
+    lengths = xp.asarray(lengths)
+    return buffer[lengths, xp.arange(buffer.shape[1])]   # slot L = the state after step L − 1
 
 
 def zeros_if_none(a, shape, dtype, xp):

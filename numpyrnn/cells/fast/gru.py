@@ -31,9 +31,13 @@ The same equations (docs/derivations.md §6, §7), rearranged so:
    after, everything a step hands on is dh times a factor — da_r = dh ⊙ [F_n m σ'(r)],
    dm = dh ⊙ [F_n r] and dh ⊙ z, the direct part of dh_{t−1} — so a step's five factors sit
    side by side and one operation multiplies them all by dh.
-7. **Masks outside the loop** (§7): m_t dy_t is one product before the loop; at a padded step
-   the factors are 0 and the update gate's stand-in 1, so dh_{t−1} = dh ⊙ 1 passes unchanged
-   and the step's gate gradients are 0; the forward's state passes by a masked copy.
+7. **Masks outside the loop** (§7): m_t dy_t is one product before the loop.  In the forward
+   direction no mask enters the loop (``common.must_carry``): the forward runs on through each
+   sequence's padding (its outputs there are masked to 0 and its final state read at its last
+   real step), and the backward meets the padding with dh = 0, so its gate gradients come out
+   0.  Reversed, or given ∂L/∂h_n, at a padded step the factors are 0 and the update gate's
+   stand-in 1, so dh_{t−1} = dh ⊙ 1 passes unchanged and the step's gate gradients are 0; the
+   forward's state passes by a masked copy at the steps that pad some sequence.
 8. **Buffers** come from the layer's workspace and are reused from call to call; h lives in a
    (T+1, B, H) buffer (``common.state_slots``), whose slice in time order is the output.
 9. **The per-step body** (the gate math, with the products that sit between the gates) is
@@ -50,8 +54,9 @@ from typing import NamedTuple
 from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
-    final_state, in_block, input_gradient, length_mask, masked_output_grad, outputs, padding, scratch,
-    states_in_time_order, step_major_input_terms, step_views, weight_gradients, zeros_if_none,
+    final_state, in_block, input_gradient, length_mask, masked_output_grad, must_carry, outputs,
+    padding, scratch, states_in_time_order, step_major_input_terms, step_views, weight_gradients,
+    zeros_if_none,
 )
 from . import fused
 
@@ -191,7 +196,7 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
         body = fused.choose(xp, _forward_before, "gru_forward_before")
         step = functools.partial(body, w_hh_t[:2], w_hh_t[2], recurrent, tmp)
     mask = length_mask(lengths, T, x.dtype, xp)
-    padded = padding(mask)                       # once, not at every step
+    padded = padding(mask, must_carry(reverse, True))                     # trick 7
     h_news, h_prevs = states_in_time_order(hs, reverse)
     for kept, h_prev, a_t, h, padded_t in step_views(reverse, ms if reset_after else rhs, h_prevs,
                                                       gates, h_news, padded):
@@ -201,7 +206,7 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, gates, ms,
                       rhs, hs, mask, reverse, reset_after, workspace)
-    return y, final_state(hs, reverse), cache
+    return y, final_state(hs, reverse, lengths), cache
 
 
 def gate_activations(cache):
@@ -333,6 +338,8 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     check_grad_arg("dy", dy, (T, B, H), x.dtype, check)
     check_grad_arg("dh_n", dh_n, (B, H), x.dtype, check)
     dy = masked_output_grad(dy, mask, workspace)                              # trick 7
+    # the mask for the factors, where the padding must be carried through (common.must_carry)
+    masks = mask if mask is not None and must_carry(reverse, True, dh_n) else None
     _, h_prevs = states_in_time_order(hs, reverse)
     slots = 5 if reset_after else 3              # (B, H) factors per step
     chunks = list(backward_chunks(T, reverse, slots * hs[0].nbytes))     # a block of factors ≈ CHUNK_BYTES
@@ -353,7 +360,7 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
 
         def block_factors(block, k):
             _factors_after(gates[block], ms[block], h_prevs[block],
-                           None if mask is None else mask[block], factors[:k])
+                           None if masks is None else masks[block], factors[:k])
             return (factors[:k],)
     else:
         # The gradients of each step's input term [da_r | da_z | da_n], row layout (T, B, 3H)
@@ -364,12 +371,12 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
                                  weight_hh[2 * H:], weight_hh[:2 * H], tmp, xp.empty((B, H), x.dtype))
         per_step = (dax.reshape(T, B, 3, H).transpose(0, 2, 1, 3), dax[..., :2 * H], dy, gates[:, 0])
         factors = scratch(workspace, "factors", (K, slots, B, H), x.dtype, xp)
-        update = None if mask is None else scratch(workspace, "update", (K, B, H), x.dtype, xp)
+        update = None if masks is None else scratch(workspace, "update", (K, B, H), x.dtype, xp)
 
         def block_factors(block, k):
-            _factors_before(gates[block], h_prevs[block], None if mask is None else mask[block],
-                            factors[:k], None if mask is None else update[:k])
-            return (gates[block, 1] if mask is None else update[:k], factors[:k])   # z (1 where padded)
+            _factors_before(gates[block], h_prevs[block], None if masks is None else masks[block],
+                            factors[:k], None if masks is None else update[:k])
+            return (gates[block, 1] if masks is None else update[:k], factors[:k])   # z (1 where padded)
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dh_prev = xp.empty_like(dh)
     for block in chunks:

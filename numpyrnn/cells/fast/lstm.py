@@ -30,9 +30,13 @@ The same equations (docs/derivations.md §5, §7), rearranged so:
    [da_i, da_f, da_g] = dc ⊙ [g σ'(i), c_prev σ'(f), i (1 − g²)], and dc gains dh ⊙ [o (1 −
    tanh²(c))].  The backward computes the bracketed factors a block of steps at a time
    (:func:`_factors`); the loop only multiplies.
-7. **Masks outside the loop** (§7): m_t dy_t is one product before the loop; at a padded step
-   the factors are 0 and the forget factor 1, so dc passes unchanged and da_t = 0; dh passes by
-   a masked copy, and so does the forward's state.
+7. **Masks outside the loop** (§7): m_t dy_t is one product before the loop.  In the forward
+   direction no mask enters the loop (``common.must_carry``): the forward runs on through each
+   sequence's padding (its outputs there are masked to 0 and its final state read at its last
+   real step), and the backward meets the padding with dh = dc = 0, so its gate gradients come
+   out 0.  Reversed, or given ∂L/∂h_n or ∂L/∂c_n, at a padded step the factors are 0 and the
+   forget factor 1, so dc passes unchanged and da_t = 0; dh passes by a masked copy, and so does
+   the forward's state — at the steps that pad some sequence only.
 8. **Buffers** come from the layer's workspace and are reused from call to call; h and c live in
    (T+1, B, H) buffers (``common.state_slots``), whose slice in time order is the output.
 9. **The per-step body** is chosen once before the loop: :func:`_forward_body` /
@@ -47,9 +51,9 @@ from typing import NamedTuple
 from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
-    final_state, fold_biases, in_block, input_gradient, length_mask, masked_output_grad, outputs,
-    padding, scratch, states_in_time_order, step_major_input_terms, step_views, weight_gradients,
-    zeros_if_none,
+    final_state, fold_biases, in_block, input_gradient, length_mask, masked_output_grad, must_carry,
+    outputs, padding, scratch, states_in_time_order, step_major_input_terms, step_views,
+    weight_gradients, zeros_if_none,
 )
 from . import fused
 
@@ -154,7 +158,7 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     hs[start], cs[start] = h0, c0
     recurrent = scratch(workspace, "recurrent", (4, B, H), x.dtype, xp)  # trick 4
     mask = length_mask(lengths, T, x.dtype, xp)
-    padded = padding(mask)                       # once, not at every step
+    padded = padding(mask, must_carry(reverse, True))                     # trick 7
     step = fused.choose(xp, _forward_body, "lstm_forward")                 # trick 9
     h_news, h_prevs = states_in_time_order(hs, reverse)
     c_news, c_prevs = states_in_time_order(cs, reverse)
@@ -168,7 +172,7 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None,
                       gates, hs, cs, tanh_cs, mask, reverse, workspace)
-    return y, final_state(hs, reverse), final_state(cs, reverse), cache
+    return y, final_state(hs, reverse, lengths), final_state(cs, reverse, lengths), cache
 
 
 def gate_activations(cache):
@@ -242,7 +246,8 @@ def backward(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None)
     check_grad_arg("dh_n", dh_n, (B, H), x.dtype, check)
     check_grad_arg("dc_n", dc_n, (B, H), x.dtype, check)
     dy = masked_output_grad(dy, mask, workspace)                              # trick 7
-    padded = padding(mask)
+    carry = mask is not None and must_carry(reverse, True, dh_n, dc_n)
+    padded = padding(mask, carry)
     _, c_prevs = states_in_time_order(cs, reverse)
     w_hh = _internal_rows(weight_hh)             # (4H, H): true (not halved) weights, [o, i, f, g]
     # ∂L/∂a for every step, row layout (T, B, 4H) = [o | i | f | g], for the products (trick 2),
@@ -253,7 +258,7 @@ def backward(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None)
     K = max(block.stop - block.start for block in chunks)
     factors = scratch(workspace, "factors", (K, 4, B, H), x.dtype, xp)
     to_c = scratch(workspace, "to_c", (K, B, H), x.dtype, xp)
-    forget = None if mask is None else scratch(workspace, "forget", (K, B, H), x.dtype, xp)
+    forget = scratch(workspace, "forget", (K, B, H), x.dtype, xp) if carry else None
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dc = zeros_if_none(dc_n, (B, H), x.dtype, xp).copy()
     dh_prev, tmp = xp.empty_like(dh), xp.empty_like(dh)
@@ -261,9 +266,8 @@ def backward(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None)
     for block in chunks:
         n = block.stop - block.start
         _factors(gates[block], tanh_cs[block], c_prevs[block],
-                 None if mask is None else mask[block], factors[:n], to_c[:n],
-                 None if mask is None else forget[:n])
-        forgets = gates[block, 2] if mask is None else forget[:n]   # f, or 1 at padded steps
+                 mask[block] if carry else None, factors[:n], to_c[:n], forget[:n] if carry else None)
+        forgets = forget[:n] if carry else gates[block, 2]          # f, or 1 at padded steps
         for dy_t, da_t, rows, padded_t, dh_t, dc_t, to_c_t, forget_t, factors_t in step_views(
                 not reverse, *in_block(block, dy, da, da_rows, padded, dh_steps, dc_steps),
                 to_c[:n], forgets, factors[:n]):

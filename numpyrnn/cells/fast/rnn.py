@@ -12,8 +12,13 @@ The same equations (docs/derivations.md §4, §7), rearranged so:
 3. **The slopes are computed before the recursion needs them**: 1 − h_t² (or [h_t > 0]) does
    not depend on dh, so the backward fills da with it a block of steps at a time, and the loop
    only multiplies: da_t = dh_t ⊙ slope_t (§4).
-4. **Masks outside the loop** (§7): m_t dy_t for every step is one product before the loop; a
-   padded step's slope is 0 (so da_t = 0), and its dh passes by a masked copy.
+4. **Masks outside the loop** (§7): m_t dy_t for every step is one product before the loop.
+   With tanh in the forward direction no mask enters the loop (``common.must_carry``): the
+   forward runs on through each sequence's padding (outputs there masked to 0, the final state
+   read at its last real step), and the backward meets the padding with dh = 0.  Reversed, with
+   ReLU (whose state could overflow on a long padding), or given ∂L/∂h_n: a padded step's slope
+   is 0 (so da_t = 0), and the state and dh pass by a masked copy at the steps that pad some
+   sequence.
 5. **Buffers** come from the layer's workspace and are reused from call to call; the states live
    in one (T+1, B, H) buffer (``common.state_slots``), whose slice in time order is the output.
 6. **The per-step body** (the gate math between two recurrent products) is chosen once before
@@ -28,9 +33,9 @@ from typing import NamedTuple
 from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
-    check_nonlinearity, final_state, fold_biases, input_gradient, length_mask, masked_output_grad,
-    in_block, outputs, padding, scratch, states_in_time_order, step_views, weight_gradients,
-    zeros_if_none,
+    check_nonlinearity, final_state, fold_biases, in_block, input_gradient, length_mask,
+    masked_output_grad, must_carry, outputs, padding, scratch, states_in_time_order, step_views,
+    weight_gradients, zeros_if_none,
 )
 from . import fused
 
@@ -98,7 +103,7 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinea
     hs[T if reverse else 0] = h0
     recurrent = scratch(workspace, "recurrent", (B, H), x.dtype, xp)
     mask = length_mask(lengths, T, x.dtype, xp)
-    padded = padding(mask)                       # once, not at every step
+    padded = padding(mask, must_carry(reverse, nonlinearity == "tanh"))     # trick 4
     step = fused.choose(xp, _forward_body, "rnn_forward")                    # trick 6
     h_news, h_prevs = states_in_time_order(hs, reverse)
     for a_t, h_prev, h, padded_t in step_views(reverse, a, h_prevs, h_news, padded):
@@ -109,7 +114,7 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinea
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, hs, mask,
                       reverse, nonlinearity, workspace)
-    return y, final_state(hs, reverse), cache
+    return y, final_state(hs, reverse, lengths), cache
 
 
 def gate_activations(cache):
@@ -147,14 +152,15 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     check_grad_arg("dy", dy, (T, B, H), x.dtype, check)
     check_grad_arg("dh_n", dh_n, (B, H), x.dtype, check)
     dy = masked_output_grad(dy, mask, workspace)                              # trick 4
-    padded = padding(mask)
+    carry = mask is not None and must_carry(reverse, nonlinearity == "tanh", dh_n)
+    padded = padding(mask, carry)
     h_all, h_prevs = states_in_time_order(hs, reverse)
     da = scratch(workspace, "da", (T, B, H), x.dtype, xp)   # ∂L/∂a_t for every step
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dh_prev = xp.empty_like(dh)
     step = fused.choose(xp, _backward_body, "rnn_backward")                  # trick 6
     for block in backward_chunks(T, reverse, hs[0].nbytes):
-        _slopes(h_all[block], nonlinearity, None if mask is None else mask[block], da[block])  # trick 3
+        _slopes(h_all[block], nonlinearity, mask[block] if carry else None, da[block])  # trick 3
         for dy_t, da_t, padded_t, dh_t in step_views(not reverse, *in_block(block, dy, da, padded, dh_steps)):
             step(dy_t, dh, da_t)                 # da_t = (dh_t + dy_t) ⊙ slope_t
             if dh_t is not None:
