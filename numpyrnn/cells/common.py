@@ -67,6 +67,17 @@ def scratch(workspace, name, shape, dtype, xp):
 
 # --------------------------------------------------------------------------- the GEMMs outside the loop
 
+def input_terms(x, weight_ih, bias, out):
+    """x_t W_ih^T + b for every step, into ``out`` (T, B, rows of W_ih): one product for all
+    steps, (T·B, I) × (I, G·H), then the bias (None for none) added in place."""
+    xp = array_module(x)
+    T, B, I = x.shape
+    xp.matmul(x.reshape(T * B, I), xp.ascontiguousarray(weight_ih.T), out=out.reshape(T * B, -1))
+    if bias is not None:
+        out += bias
+    return out
+
+
 def step_major_input_terms(x, w_ih_t, bias, workspace, borrowed):
     """x_t W_ih^T + b for every step and gate, step-major: (T, G, B, H), each step's gates one
     contiguous block and each gate of it a contiguous (B, H) block.

@@ -235,13 +235,13 @@ def _factors_after(gates, ms, h_prevs, mask, f):
     xp = array_module(gates)
     r, z, n = gates.transpose(1, 0, 2, 3)
     f_n, f_r, f_z, f_m, update = f.transpose(1, 0, 2, 3)
-    xp.subtract(1, gates[:, :2], out=f[:, 1:3])
-    f[:, 1:3] *= gates[:, :2]                    # σ'(r), σ'(z)
-    xp.subtract(h_prevs, n, out=f_n)
-    f_z *= f_n                                   # (h_prev − n) σ'(z)
+    xp.subtract(1, gates[:, :2], out=f[:, 1:3])  # 1 − r, 1 − z
     xp.multiply(n, n, out=f_n)
-    xp.subtract(1, f_n, out=f_n)                 # 1 − n²
-    f_n -= z * f_n                               # (1 − z)(1 − n²)
+    xp.subtract(1, f_n, out=f_n)
+    f_n *= f_z                                   # (1 − z)(1 − n²)
+    f[:, 1:3] *= gates[:, :2]                    # σ'(r) = r (1 − r), σ'(z) = z (1 − z)
+    xp.subtract(h_prevs, n, out=f_m)             # (f_m as scratch)
+    f_z *= f_m                                   # (h_prev − n) σ'(z)
     f_r *= ms
     f_r *= f_n                                   # (1 − z)(1 − n²) m σ'(r)
     xp.multiply(f_n, r, out=f_m)                 # (1 − z)(1 − n²) r
@@ -265,14 +265,13 @@ def _factors_before(gates, h_prevs, mask, f, update):
     xp = array_module(gates)
     r, z, n = gates.transpose(1, 0, 2, 3)
     f_r, f_z, f_n = f.transpose(1, 0, 2, 3)
-    xp.subtract(1, gates[:, :2], out=f[:, :2])
-    f[:, :2] *= gates[:, :2]                     # σ'(r), σ'(z)
-    f_r *= h_prevs
-    xp.subtract(h_prevs, n, out=f_n)
-    f_z *= f_n                                   # (h_prev − n) σ'(z)
+    xp.subtract(1, gates[:, :2], out=f[:, :2])   # 1 − r, 1 − z
     xp.multiply(n, n, out=f_n)
-    xp.subtract(1, f_n, out=f_n)                 # 1 − n²
-    f_n -= z * f_n                               # (1 − z)(1 − n²)
+    xp.subtract(1, f_n, out=f_n)
+    f_n *= f_z                                   # (1 − z)(1 − n²)
+    f[:, :2] *= gates[:, :2]                     # σ'(r) = r (1 − r), σ'(z) = z (1 − z)
+    f_r *= h_prevs                               # h_prev σ'(r)
+    f_z *= xp.subtract(h_prevs, n)               # (h_prev − n) σ'(z)
     if mask is not None:
         f *= mask[:, None]
         xp.copyto(update, z)

@@ -33,7 +33,7 @@ from typing import NamedTuple
 from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
-    check_nonlinearity, final_state, fold_biases, in_block, input_gradient, length_mask,
+    check_nonlinearity, final_state, fold_biases, in_block, input_gradient, input_terms, length_mask,
     masked_output_grad, must_carry, outputs, padding, scratch, states_in_time_order, step_views,
     weight_gradients, zeros_if_none,
 )
@@ -92,12 +92,8 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinea
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
                                  lengths=lengths, finite=check)
     xp = array_module(x)
-    a = scratch(workspace, "a", (T * B, H), x.dtype, xp)                     # trick 1
-    xp.matmul(x.reshape(T * B, I), xp.ascontiguousarray(weight_ih.T), out=a)
-    bias = fold_biases(bias_ih, bias_hh)
-    if bias is not None:
-        a += bias
-    a = a.reshape(T, B, H)
+    a = input_terms(x, weight_ih, fold_biases(bias_ih, bias_hh),                # trick 1: (T, B, H)
+                    scratch(workspace, "a", (T, B, H), x.dtype, xp))
     w_hh_t = xp.ascontiguousarray(weight_hh.T)   # (H, H), as the product wants it
     hs = scratch(workspace, "h", (T + 1, B, H), x.dtype, xp)                 # trick 5
     hs[T if reverse else 0] = h0
