@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import numpyrnn
 from numpyrnn import bench, cli
-from numpyrnn.cells import common, gru, lstm, rnn
+from numpyrnn.cells import common, fast, gru, lstm, rnn
 
 CELLS = {"rnn": (rnn, {}), "lstm": (lstm, {}), "gru": (gru, {}), "gru_textbook": (gru, {"reset_after": False})}
 
@@ -260,3 +260,27 @@ def test_the_backward_computes_its_factors_in_blocks_of_about_chunk_bytes(cell, 
     layer.backward(np.ones((T, B, H), np.float32))
     factors = layer._workspaces[0]._arrays["factors"]
     assert factors.shape == (common.CHUNK_BYTES // (G * B * H * 4), G, B, H)
+
+
+def test_the_step_profile_tool_runs_and_its_pieces_add_up():
+    """tools/step_profile.py, whose tables docs/benchmarks.md shows: each pass's pieces and its
+    loop add up to the pass, and the loop's other calls are the ones calls_per_step counts."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parent.parent / "tools" / "step_profile.py"
+    spec = importlib.util.spec_from_file_location("step_profile", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    for cell in ("rnn", "lstm", "gru"):
+        total, rows = tool.profile(cell, (6, 2, 3, 4), np.dtype(np.float64), repeat=3)
+        assert total > 0 and [r[0] for r in rows] == ["forward", "backward"]
+        calls = bench.calls_per_step(cell)
+        for direction, pieces, loop, products, tanh, other, n in rows:
+            assert loop > 0 and products > 0 and other == pytest.approx(loop - products - tanh)
+            assert n == sum(calls[direction].values()) - calls[direction]["matmul"] - calls[direction].get("tanh", 0)
+            assert set(pieces) <= {"layer", "input terms", "factors", "gradient products", "other helpers"}
+            assert all(pieces.get(k, 0) > 0 for k in ("layer", "input terms" if direction == "forward" else "factors"))
+            not_here = ("factors", "gradient products") if direction == "forward" else ("input terms",)
+            assert all(pieces.get(k, 0) == 0 for k in not_here)
+    assert fast.lstm.step_major_input_terms is common.step_major_input_terms   # every helper put back
