@@ -343,6 +343,7 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     slots = 5 if reset_after else 3              # (B, H) factors per step
     chunks = list(backward_chunks(T, reverse, slots * hs[0].nbytes))     # a block of factors ≈ CHUNK_BYTES
     K = max(block.stop - block.start for block in chunks)
+    factors = scratch(workspace, "factors", (K, slots, B, H), x.dtype, xp)
     tmp = xp.empty((B, H), x.dtype)
     if reset_after:
         # The gradients of each step's input term [da_r | da_z | da_n] and recurrent term
@@ -355,7 +356,6 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
         step = functools.partial(fused.choose(xp, _backward_after, "gru_backward_after"),
                                  weight_hh, tmp)                                 # trick 9
         per_step = (d.reshape(T, B, 4, H).transpose(0, 2, 1, 3), dah, dy)
-        factors = scratch(workspace, "factors", (K, slots, B, H), x.dtype, xp)
 
         def block_factors(block, k):
             _factors_after(gates[block], ms[block], h_prevs[block],
@@ -369,7 +369,6 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
         step = functools.partial(fused.choose(xp, _backward_before, "gru_backward_before"),
                                  weight_hh[2 * H:], weight_hh[:2 * H], tmp, xp.empty((B, H), x.dtype))
         per_step = (dax.reshape(T, B, 3, H).transpose(0, 2, 1, 3), dax[..., :2 * H], dy, gates[:, 0])
-        factors = scratch(workspace, "factors", (K, slots, B, H), x.dtype, xp)
         update = None if masks is None else scratch(workspace, "update", (K, B, H), x.dtype, xp)
 
         def block_factors(block, k):
@@ -381,7 +380,7 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     for block in chunks:
         in_this_block = block_factors(block, block.stop - block.start)
         for *views, dh_t in step_views(not reverse, *in_block(block, *per_step), *in_this_block,
-                                       None if dh_steps is None else dh_steps[block]):
+                                       *in_block(block, dh_steps)):
             step(*views, dh, dh_prev)
             if dh_t is not None:
                 xp.copyto(dh_t, dh)              # ∂L/∂h_t = dh_t + m_t dy_t
