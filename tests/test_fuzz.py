@@ -500,3 +500,131 @@ def test_command_line(argv):
     if code == 2:
         assert err.getvalue().count("\n") == 1, err.getvalue()
     TALLY[("numpyrnn " + (argv[0] if argv else ""), "argv", f"exit {code}")] += 1
+
+
+# --------------------------------------------------------------------------- the export to PyTorch
+
+def _numpyrnn_things():
+    """What a user might hand to the export: numpyrnn models and layers, and things that are not."""
+
+    class Mine(numpyrnn.GRU):
+        pass
+
+    return {
+        "classifier": lambda: numpyrnn.SequenceClassifier("lstm", vocab_size=5, num_classes=2, hidden_size=3, seed=0),
+        "regressor": lambda: numpyrnn.SequenceRegressor("gru", input_size=2, output_size=1, hidden_size=3, seed=0),
+        "charlm": lambda: numpyrnn.CharLM("rnn", vocab_size=4, hidden_size=3, seed=0),
+        "lstm 2 layers bidirectional": lambda: numpyrnn.LSTM(2, 3, num_layers=2, bidirectional=True, seed=0),
+        "gru batch_first float32": lambda: numpyrnn.GRU(2, 3, batch_first=True, dtype=np.float32, seed=0),
+        "textbook gru": lambda: numpyrnn.GRU(2, 3, reset_after=False, seed=0),
+        "rnn relu": lambda: numpyrnn.RNN(2, 3, nonlinearity="relu", seed=0),
+        "linear": lambda: numpyrnn.Linear(2, 3, seed=0),
+        "embedding": lambda: numpyrnn.Embedding(4, 2, padding_idx=0, seed=0),
+        "subclass": lambda: Mine(2, 3), "array": lambda: np.zeros(2), "dict": lambda: {"type": "LSTM"},
+        "none": lambda: None, "text": lambda: "model.pt",
+    }
+
+
+def _torch_things():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    return {
+        "nn.LSTM": lambda: nn.LSTM(2, 3), "nn.LSTM proj": lambda: nn.LSTM(2, 3, proj_size=2),
+        "nn.GRU bidirectional batch_first": lambda: nn.GRU(2, 3, bidirectional=True, batch_first=True),
+        "nn.RNN relu no bias": lambda: nn.RNN(2, 3, nonlinearity="relu", bias=False),
+        "nn.RNN float16": lambda: nn.RNN(2, 3).half(), "nn.LSTM mixed": lambda: _mixed(nn.LSTM(2, 3)),
+        "nn.Linear": lambda: nn.Linear(2, 3), "nn.Embedding": lambda: nn.Embedding(4, 2),
+        "nn.Embedding max_norm": lambda: nn.Embedding(4, 2, max_norm=1.0),
+        "nn.Conv1d": lambda: nn.Conv1d(2, 3, 1), "nn.Sequential": lambda: nn.Sequential(nn.Linear(2, 2)),
+        "nn.Identity": lambda: nn.Identity(), "array": lambda: np.zeros(2), "none": lambda: None,
+    }
+
+
+def _mixed(module):
+    """A module whose parameters are of two dtypes."""
+    module.weight_hh_l0.data = module.weight_hh_l0.data.double()
+    return module
+
+
+@FUZZ
+@given(thing=st.sampled_from(sorted(_numpyrnn_things())), data=st.data())
+def test_export_to_torch_and_back(thing, data):
+    """to_torch on anything; what it makes, back through from_torch, with or without like= (a
+    matching numpyrnn thing, another one, or anything)."""
+    pytest.importorskip("torch")
+    from numpyrnn import export
+
+    things = _numpyrnn_things()
+    model = things[thing]()
+    module = outcome("export.to_torch", thing, lambda: export.to_torch(model))
+    if module is None:
+        return
+    like_name = data.draw(st.sampled_from(["none", "same", *sorted(things)]), label="like")
+    like = None if like_name == "none" else model if like_name == "same" else things[like_name]()
+    outcome("export.from_torch", f"like {like_name}", lambda: export.from_torch(module, like=like))
+
+
+@FUZZ
+@given(thing=st.sampled_from(["nn.LSTM", "nn.LSTM proj", "nn.GRU bidirectional batch_first", "nn.RNN relu no bias",
+                              "nn.RNN float16", "nn.LSTM mixed", "nn.Linear", "nn.Embedding", "nn.Embedding max_norm",
+                              "nn.Conv1d", "nn.Sequential", "nn.Identity", "array", "none"]),
+       like=st.sampled_from(["none", "lstm 2 layers bidirectional", "rnn relu", "linear", "embedding", "textbook gru",
+                             "classifier", "array", "text"]))
+def test_export_from_any_torch_module(thing, like):
+    pytest.importorskip("torch")
+    from numpyrnn import export
+
+    module = _torch_things()[thing]()
+    like_object = None if like == "none" else _numpyrnn_things()[like]()
+    outcome("export.from_torch", thing, lambda: export.from_torch(module, like=like_object))
+
+
+@FUZZ
+@given(thing=st.sampled_from(["classifier", "regressor", "charlm", "lstm 2 layers bidirectional",
+                              "gru batch_first float32", "linear", "embedding"]),
+       inputs=st.one_of(st.none(), arrays(max_rank=3, max_dim=4)), lengths=st.one_of(st.none(), arrays(max_rank=1, max_dim=4)),
+       well_formed=st.booleans())
+def test_export_max_difference(thing, inputs, lengths, well_formed):
+    """max_difference between a model and its export, on a well-formed batch or on anything."""
+    pytest.importorskip("torch")
+    from numpyrnn import export
+
+    model = _numpyrnn_things()[thing]()
+    module = export.to_torch(model)
+    if well_formed:
+        inputs, lengths = export.example_inputs(model, batch=3, steps=4)
+    kind = "well-formed" if well_formed else "anything"
+    result = outcome("export.max_difference", kind, lambda: export.max_difference(model, module, inputs, lengths))
+    if well_formed:
+        assert result is not None and result < 1e-5
+
+
+@FUZZ
+@given(content=st.one_of(st.binary(max_size=200), st.sampled_from([b"PK\x03\x04" + b"\x00" * 40, b"\x80\x02}q\x00."])),
+       path_kind=st.sampled_from(["file", "missing", "directory"]))
+def test_export_load_torch_random_files(content, path_kind):
+    pytest.importorskip("torch")
+    from numpyrnn import export
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "m.pt")
+        if path_kind == "file":
+            with open(path, "wb") as f:
+                f.write(content)
+        elif path_kind == "directory":
+            path = folder
+        outcome("export.load_torch", path_kind, lambda: export.load_torch(path))
+
+
+@FUZZ
+@given(thing=st.sampled_from(sorted(_numpyrnn_things())), path_kind=st.sampled_from(["file", "missing dir", "directory"]))
+def test_export_save_torch(thing, path_kind):
+    pytest.importorskip("torch")
+    from numpyrnn import export
+
+    model = _numpyrnn_things()[thing]()
+    with tempfile.TemporaryDirectory() as folder:
+        path = {"file": os.path.join(folder, "m.pt"), "missing dir": os.path.join(folder, "a", "m.pt"),
+                "directory": folder}[path_kind]
+        if outcome("export.save_torch", f"{thing}, {path_kind}", lambda: export.save_torch(model, path)) is not None:
+            outcome("export.load_torch", "what save_torch wrote", lambda: export.load_torch(path))

@@ -187,21 +187,32 @@ def max_difference(model, module, inputs, lengths=None):
     module.eval()
     try:
         kind = model.config()["type"]
-        t_inputs = torch.from_numpy(np.ascontiguousarray(inputs))
-        t_lengths = None if lengths is None else torch.as_tensor(lengths)
+        # numpyrnn's forward first: its checks refuse bad inputs and lengths by name, before
+        # torch sees them; torch then gets what numpyrnn accepted, in the model's dtype.
+        if kind in ("SequenceClassifier", "SequenceRegressor"):
+            ours = [model.forward(inputs, None, lengths)[1]]
+        elif kind == "CharLM":
+            ours = [model.forward(inputs, None, lengths)[1], *_parts(model.final_state)]
+        elif kind in ("Linear", "Embedding"):
+            if lengths is not None:
+                raise ValueError(f"lengths applies to sequences; a {kind} takes inputs only: leave lengths out")
+            ours = [model.forward(inputs)]
+        else:
+            y, state = model.forward(inputs, None, lengths)
+            ours = [y, *_parts(state)]
+        x = np.asarray(inputs)
+        x = x.astype(model.dtype) if x.dtype.kind == "f" else x.astype(np.int64)
+        t_inputs = torch.from_numpy(np.ascontiguousarray(x))
+        t_lengths = None if lengths is None else torch.as_tensor(np.asarray(lengths, dtype=np.int64))
         with torch.no_grad():
             if kind in ("SequenceClassifier", "SequenceRegressor"):
-                ours = [model.forward(inputs, None, lengths)[1]]
                 theirs = [module(t_inputs, t_lengths)]
             elif kind == "CharLM":
-                ours = [model.forward(inputs, None, lengths)[1], *_parts(model.final_state)]
                 logits, state = module(t_inputs, None, t_lengths)
                 theirs = [logits, *_parts(state)]
             elif kind in ("Linear", "Embedding"):
-                ours, theirs = [model.forward(inputs)], [module(t_inputs)]
+                theirs = [module(t_inputs)]
             else:
-                y, state = model.forward(inputs, None, lengths)
-                ours = [y, *_parts(state)]
                 t_y, t_state = _import_torch_modules().run_recurrent(module, t_inputs, None, t_lengths)
                 theirs = [t_y, *_parts(t_state)]
         if [tuple(a.shape) for a in ours] != [tuple(b.shape) for b in theirs]:

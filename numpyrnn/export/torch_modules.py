@@ -256,7 +256,10 @@ def load(path, map_location="cpu"):
     (or None) in ``module.vocab``."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
-    data = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:                     # torch's own errors for a file it cannot read
+        raise ValueError(f"{path}: not a file torch can read ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path}: not a numpyrnn export (no {FORMAT!r} format tag)")
     if data.get("version") != VERSION:
