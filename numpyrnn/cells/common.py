@@ -168,20 +168,15 @@ def step_views(reverse, *arrays):
                  for a in arrays))
 
 
-def state_slots(t, reverse=False):
-    """Where the state before and after step t live in a (T+1, B, H) state buffer.
+def states_in_time_order(buffer, reverse=False):
+    """(h_t: the state after each step t, h_{t−1}: the state before it), both (T, B, H) views of
+    a (T+1, B, H) state buffer in time order, t = 0..T−1.
 
     h_{−1} is the initial state (``h0`` in code), h_t the state after step t.  Forward direction:
     buffer[0] = h_{−1}, buffer[t+1] = h_t.  Reverse direction (steps visited T−1, ..., 0):
     buffer[T] = h_{−1}, buffer[t] = h_t.  Either way the states in time order are one contiguous
     slice.
     """
-    return (t + 1, t) if reverse else (t, t + 1)
-
-
-def states_in_time_order(buffer, reverse=False):
-    """(h_t: the state after each step t, h_{t−1}: the state before it), both (T, B, H) views of
-    the buffer in time order, t = 0..T−1."""
     return (buffer[:-1], buffer[1:]) if reverse else (buffer[1:], buffer[:-1])
 
 

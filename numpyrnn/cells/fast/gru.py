@@ -39,7 +39,8 @@ The same equations (docs/derivations.md §6, §7), rearranged so:
    stand-in 1, so dh_{t−1} = dh ⊙ 1 passes unchanged and the step's gate gradients are 0; the
    forward's state passes by a masked copy at the steps that pad some sequence.
 8. **Buffers** come from the layer's workspace and are reused from call to call; h lives in a
-   (T+1, B, H) buffer (``common.state_slots``), whose slice in time order is the output.
+   (T+1, B, H) buffer, whose slice in time order is the output
+   (``common.states_in_time_order``).
 9. **The per-step body** (the gate math, with the products that sit between the gates) is
    chosen once before the loop, for the GRU's form: the NumPy ``_forward_after`` /
    ``_forward_before`` / ``_backward_after`` / ``_backward_before``, or the fused CuPy function
@@ -73,7 +74,7 @@ class FastCache(NamedTuple):
     gates: object             # (T, 3, B, H) activations [r, z, n]
     ms: object                # reset after: (T, B, H) m_t = h_{t−1} W_hn^T + b_hn; else None
     rhs: object               # reset before: (T, B, H) r_t ⊙ h_{t−1}; else None
-    hs: object                # (T+1, B, H) h, in the slots of common.state_slots
+    hs: object                # (T+1, B, H) h, in the slots of common.states_in_time_order
     mask: object              # (T, B, 1) m_t, or None without lengths
     reverse: bool
     reset_after: bool

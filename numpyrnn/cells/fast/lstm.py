@@ -38,7 +38,8 @@ The same equations (docs/derivations.md §5, §7), rearranged so:
    forget factor 1, so dc passes unchanged and da_t = 0; dh passes by a masked copy, and so does
    the forward's state — at the steps that pad some sequence only.
 8. **Buffers** come from the layer's workspace and are reused from call to call; h and c live in
-   (T+1, B, H) buffers (``common.state_slots``), whose slice in time order is the output.
+   (T+1, B, H) buffers, whose slice in time order is the output
+   (``common.states_in_time_order``).
 9. **The per-step body** is chosen once before the loop: :func:`_forward_body` /
    :func:`_backward_body` on NumPy, or the fused CuPy kernel of the same signature
    (``fused.lstm_forward`` / ``fused.lstm_backward``) on a GPU with fusion on.
@@ -71,7 +72,7 @@ class FastCache(NamedTuple):
     has_bias_ih: bool
     has_bias_hh: bool
     gates: object             # (T, 4, B, H) activations, internal order [o, i, f, g]
-    hs: object                # (T+1, B, H) h, in the slots of common.state_slots
+    hs: object                # (T+1, B, H) h, in the slots of common.states_in_time_order
     cs: object                # (T+1, B, H) c, likewise
     tanh_cs: object           # (T, B, H) tanh(c_t)
     mask: object              # (T, B, 1) m_t, or None without lengths
@@ -103,7 +104,6 @@ def _public_rows(rows):
 def _forward_weights(weight_ih, weight_hh, bias):
     """W_ih^T and W_hh^T per gate, (4, I, H) and (4, H, H), and the bias per gate (4, 1, H):
     internal order, contiguous, sigmoid gates (o, i, f) halved (trick 5)."""
-    xp, H = array_module(weight_hh), weight_hh.shape[1]
     w_ih_t = _gate_major(weight_ih).transpose(0, 2, 1).copy()      # copies: halved below
     w_hh_t = _gate_major(weight_hh).transpose(0, 2, 1).copy()     # (4, H, H): W_hh^T per gate
     b = None if bias is None else _gate_major(bias)[:, None, :]

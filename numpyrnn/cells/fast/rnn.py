@@ -20,7 +20,8 @@ The same equations (docs/derivations.md §4, §7), rearranged so:
    is 0 (so da_t = 0), and the state and dh pass by a masked copy at the steps that pad some
    sequence.
 5. **Buffers** come from the layer's workspace and are reused from call to call; the states live
-   in one (T+1, B, H) buffer (``common.state_slots``), whose slice in time order is the output.
+   in one (T+1, B, H) buffer, whose slice in time order is the output
+   (``common.states_in_time_order``).
 6. **The per-step body** (the gate math between two recurrent products) is chosen once before
    the loop: :func:`_forward_body` / :func:`_backward_body` on NumPy, or the fused CuPy kernel of
    the same signature (``fused.rnn_forward`` / ``fused.rnn_backward``) on a GPU with fusion on.
@@ -49,7 +50,7 @@ class FastCache(NamedTuple):
     weight_hh: object
     has_bias_ih: bool
     has_bias_hh: bool
-    hs: object                # (T+1, B, H) the states, in the slots of common.state_slots
+    hs: object                # (T+1, B, H) the states, in the slots of common.states_in_time_order
     mask: object              # (T, B, 1) m_t, or None without lengths
     reverse: bool
     nonlinearity: str
