@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 
 import numpy as np
 
@@ -111,7 +110,6 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
                            "blas_threads": bench.blas_threads(), "numpy": np.__version__,
                            "python": platform.python_version()},
                "version": __version__, "cells": {}}
-    metric = task.metric
     with Progress(len(cells) * seeds * total_steps, enabled=progress, log=log) as bar:
         for cell in cells:
             results["cells"][cell] = _train_cell(task, cell, seeds, sizes[cell], model_kwargs, shape_kwargs,

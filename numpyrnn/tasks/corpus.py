@@ -9,8 +9,6 @@ that recur within a paragraph.
 
 from __future__ import annotations
 
-import numpy as np
-
 NAMES = ("Ada", "Tom", "Mira", "Leo", "Nina", "Omar", "Iris", "Sam", "Ruth", "Ben", "Clara", "Felix")
 RELATIVES = ("her brother", "his sister", "their friend", "the baker", "an old sailor", "the teacher",
              "a small boy", "the miller's daughter")
