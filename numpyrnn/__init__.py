@@ -6,16 +6,19 @@
     >>> dx, (dh0, dc0) = m.backward(np.ones_like(y))                  # fills m.grads
     >>> sorted(m.grads)
     ['bias_hh_l0', 'bias_ih_l0', 'weight_hh_l0', 'weight_ih_l0']
+
+Any cell runs the same way: ``numpyrnn.Recurrent(cell, input_size, hidden_size, ...)`` over a
+:class:`numpyrnn.cells.Cell` of your own (see the README's "Your own cell").
 """
 
 __version__ = "0.1.0"
 
 from . import cells, gradcheck, losses, models
 from .backend import DeviceUnavailableError, asnumpy
-from .layers import GRU, LSTM, RNN, Embedding, Linear, Module
+from .layers import GRU, LSTM, RNN, Embedding, Linear, Module, Recurrent
 from .models import CharLM, SequenceClassifier, SequenceRegressor
 from .checkpoint import CheckpointError, load, save
 
-__all__ = ["RNN", "LSTM", "GRU", "Linear", "Embedding", "Module", "SequenceClassifier",
+__all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Linear", "Embedding", "Module", "SequenceClassifier",
            "SequenceRegressor", "CharLM", "cells", "gradcheck", "losses", "models", "asnumpy",
            "save", "load", "CheckpointError", "DeviceUnavailableError", "__version__"]

@@ -3,7 +3,9 @@
 For each cell, shape (T, B, I, H) and dtype, these are timed in one process, after a
 warm-up, taking turns in rounds (see :func:`_times`), reporting the median and the minimum:
 
-``numpyrnn``  a single-layer ``RNN``/``LSTM``/``GRU``: forward, then backward of a fixed dy.
+``numpyrnn``  a single-layer ``RNN``/``LSTM``/``GRU``: forward, then backward of a fixed dy (a
+              registered cell of the user's: a ``Recurrent`` over it, on the generic loop,
+              timed alone: it has no floors and no torch twin).
 ``floor``     the same matrix products alone, with preallocated outputs: the input projection
               of all steps, T recurrent products forward, T backward, and the three products
               after the loop (dx, dW_ih, dW_hh).  No implementation of the cell can take less
@@ -47,7 +49,8 @@ import numpy as np
 
 from . import backend
 from .cells.common import Workspace
-from .layers import GRU, LSTM, RNN
+from . import cells
+from .layers import GRU, LSTM, RNN, Recurrent
 
 DEFAULT_SHAPES = ((100, 64, 128, 256), (200, 16, 32, 64))
 CELLS = {"rnn": (RNN, 1), "lstm": (LSTM, 4), "gru": (GRU, 3)}
@@ -179,9 +182,11 @@ def activation_bytes(module) -> int:
 
 
 def _numpyrnn_case(cell, shape, dtype, device, seed=0, impl="fast"):
-    cls, _ = CELLS[cell]
     T, B, I, H = shape
-    layer = cls(I, H, dtype=dtype, seed=seed, device=device, impl=impl)
+    if cell in CELLS:
+        layer = CELLS[cell][0](I, H, dtype=dtype, seed=seed, device=device, impl=impl)
+    else:                                        # a registered cell of the user's: the generic loop
+        layer = Recurrent(cells.get(cell), I, H, dtype=dtype, seed=seed, device=device, impl=impl)
     xp = layer.xp
     rng = np.random.default_rng(seed)
     x = xp.asarray(rng.standard_normal((T, B, I)).astype(dtype))
@@ -382,10 +387,11 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", 
             for cell in cells:
                 dtype_ = np.dtype(dtype)
                 layer, step = _numpyrnn_case(cell, shape, dtype_, device, impl=impl)
-                candidates = {"numpyrnn": (step, sync),
-                              "floor": (_floor_case(cell, shape, dtype_, xp), sync),
-                              "honest": (_honest_floor_case(cell, shape, dtype_, xp), sync)}
-                if with_torch:
+                candidates = {"numpyrnn": (step, sync)}
+                if cell in CELLS:                    # floors and torch: for the textbook cells
+                    candidates.update(floor=(_floor_case(cell, shape, dtype_, xp), sync),
+                                      honest=(_honest_floor_case(cell, shape, dtype_, xp), sync))
+                if with_torch and cell in CELLS:
                     torch_step, torch_sync = _torch_case(cell, shape, dtype_, device, threads)
                     if torch_step is not None:
                         candidates["torch"] = (torch_step, torch_sync)

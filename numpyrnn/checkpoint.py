@@ -179,25 +179,61 @@ def config_of(arrays, path="checkpoint"):
     return config
 
 
+def _what_it_computes(config, init_only):
+    """``config`` without what does not change the model: the cell's options that only shape the
+    initial weights (a cell's ``init_options``)."""
+    cell = config.get("cell")
+    if isinstance(cell, dict) and isinstance(cell.get("options"), dict):
+        options = {k: v for k, v in cell["options"].items() if k not in init_only}
+        config = {**config, "cell": {**cell, "options": options}}
+    return config
+
+
 def check_same_model(saved_config, model, path):
     """Refuse to load ``saved_config``'s parameters into ``model`` when they describe different
-    models (keys in :data:`HOW_NOT_WHAT` aside)."""
-    current = model.config()
+    models (keys in :data:`HOW_NOT_WHAT` aside, and the cell's options that only shape the
+    initialisation)."""
+    layer = getattr(model, "rnn", model)
+    init_only = tuple(getattr(getattr(layer, "cell", None), "init_options", ()))
+    current = _what_it_computes(json.loads(json.dumps(model.config())), init_only)
+    saved_config = _what_it_computes(saved_config, init_only)
     diff = sorted(k for k in set(saved_config) | set(current)
                   if k not in HOW_NOT_WHAT and saved_config.get(k) != current.get(k))
     if diff:
         raise CheckpointError(f"{path}: was saved from a different model (config differs in {diff})")
 
 
-def load(path, *, device="auto"):
+def _cell_name(config):
+    cell = config.get("cell")
+    return cell.get("name") if isinstance(cell, dict) else cell
+
+
+def load(path, *, device="auto", cells=()):
     """The model or layer saved in ``path``, rebuilt from its config with its parameters (and
-    vocabulary)."""
+    vocabulary).
+
+    The file names its cell; a cell of your own comes back only from a class you hand over,
+    ``cells=[MyCell]``, or one registered with ``numpyrnn.cells.register`` (a file never makes
+    numpyrnn import code).
+    """
+    from .cells import CellError, lookup
     from .models import build
 
     arrays = read(path)
     config = config_of(arrays, path)
+    if not isinstance(cells, (list, tuple)):
+        raise TypeError(f"cells must be a list of Cell classes, got {type(cells).__name__}")
+    name = _cell_name(config)
+    if isinstance(name, str):
+        try:
+            lookup(name, cells)
+        except CellError:
+            raise CheckpointError(
+                f"{path}: its model runs the cell {name!r}, which is not known here. Hand its class over, "
+                f"numpyrnn.load(path, cells=[MyCell]), or register it first with numpyrnn.cells.register(MyCell); "
+                f"on the command line, --cell-file FILE (the file that defines it)") from None
     try:
-        model = build(config, device=device)
+        model = build(config, device=device, cells=cells)
         model.load_state_dict(params_of(arrays))
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: does not describe a model numpyrnn can build: {exc}") from exc

@@ -95,7 +95,6 @@ def _choices_list(allowed):
 
 # --------------------------------------------------------------------------- options shared by commands
 
-CELLS = ["rnn", "lstm", "gru"]
 TASK_CHOICES = ["adding", "copy", "sentiment", "charlm", "series"]
 
 
@@ -106,18 +105,57 @@ def _add_device(p, what="where to run"):
 
 
 def _add_impl(p, what="the recurrent layers"):
-    p.add_argument("--impl", choices=["fast", "reference"], default="fast",
-                   help=f"how {what} run each cell over the sequence: the fast path, or the reference "
-                        "(the textbook loop over the step functions; several times slower)")
+    p.add_argument("--impl", choices=["fast", "reference", "generic"], default="fast",
+                   help=f"how {what} run each cell over the sequence: the fast path; the reference (the "
+                        "textbook loop over the step functions; several times slower); or the generic loop "
+                        "written once for any cell (a cell of your own always runs on it)")
 
 
-def _add_cells(p, default, help="comma-separated cells"):
-    p.add_argument("--cells", type=_choices_list(["lstm", "gru", "rnn"]), default=default, help=help)
+def _names_list(text):
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of cell names, got {text!r}")
+    return items
+
+
+def _add_cell_file(p):
+    p.add_argument("--cell-file", metavar="FILE", action="append", default=[],
+                   help="a Python file defining cells of your own (subclasses of numpyrnn.cells.Cell): "
+                        "imported, and its cells registered by name (repeatable)")
+
+
+def _add_cells(p, default, help="comma-separated cells: rnn, lstm, gru, or a name from --cell-file"):
+    p.add_argument("--cells", type=_names_list, default=default, help=help)
+    _add_cell_file(p)
+
+
+def _load_cell_files(args):
+    """Import the --cell-file files (registering their cells), then check every cell the command
+    names: a usage error for a name no cell has."""
+    from . import cells
+
+    for path in getattr(args, "cell_file", None) or []:
+        try:
+            cells.protocol.register_file(path)
+        except FileNotFoundError:
+            raise UsageError(f"numpyrnn {args.command}: --cell-file {path}: no such file") from None
+        except Exception as exc:                  # the user's file: anything can happen in it
+            raise UsageError(f"numpyrnn {args.command}: --cell-file {path}: {type(exc).__name__}: {exc}") from None
+    named = list(getattr(args, "cells", None) or [])
+    if isinstance(getattr(args, "cell", None), str) and args.command != "exercise" and args.cell != "all":
+        named.append(args.cell)
+    unknown = [n for n in named if n not in cells.names()]
+    if unknown:
+        hint = "" if getattr(args, "cell_file", None) else "; a cell of your own needs --cell-file FILE"
+        raise UsageError(f"numpyrnn {args.command}: unknown cell {', '.join(map(repr, unknown))}: the registered "
+                         f"cells are {', '.join(cells.names())}{hint}")
 
 
 def _add_model_options(p):
     g = p.add_argument_group("model")
-    g.add_argument("--cell", choices=CELLS, default="lstm", help="recurrent cell")
+    g.add_argument("--cell", default="lstm", metavar="NAME",
+                   help="recurrent cell: rnn, lstm, gru, or a cell of your own from --cell-file")
+    _add_cell_file(g)
     g.add_argument("--hidden", type=_positive_int, help="hidden units (default: the task's)")
     g.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
     g.add_argument("--bidirectional", action="store_true", help="read each sequence both ways")
@@ -202,8 +240,10 @@ def _add_gradcheck(sub):
                     "the initial state) against central finite differences in float64, and print "
                     "a table per cell. Exits with status 1 if any tensor fails.",
         formatter_class=_Help)
-    p.add_argument("--cell", choices=[*CELLS, "all"], default="all",
-                   help="which cell; rnn checks tanh and relu, gru both reset forms")
+    p.add_argument("--cell", default="all", metavar="NAME",
+                   help="which cell (all: every registered one); rnn checks tanh and relu, gru both reset "
+                        "forms; a cell of your own needs --cell-file")
+    _add_cell_file(p)
     p.add_argument("--mode", choices=["full", "fast"], default="full",
                    help="full: every entry; fast: random directions per tensor")
     p.add_argument("--seq-len", type=_positive_int, default=5, help="time steps T")
@@ -227,10 +267,10 @@ def _add_gradcheck(sub):
 
 
 def _run_gradcheck(args):
-    from . import gradcheck
+    from . import cells, gradcheck
 
     results, lengths = gradcheck.check_cells(
-        CELLS if args.cell == "all" else [args.cell], seq_len=args.seq_len, batch=args.batch,
+        cells.names() if args.cell == "all" else [args.cell], seq_len=args.seq_len, batch=args.batch,
         input_size=args.input_size, hidden=args.hidden, num_layers=args.layers, bidirectional=args.bidirectional,
         lengths=args.lengths, models=args.models, impl=args.impl, device=args.device, eps=args.eps, tol=args.tol,
         mode=args.mode, seed=args.seed, n_directions=args.directions)
@@ -254,7 +294,8 @@ def _add_bench(sub):
                     "the same matrix products alone (the floor) and, where installed, torch.nn with the "
                     "same thread count; print the ratios, activation memory and peak memory.",
         formatter_class=_Help)
-    p.add_argument("--cells", type=_choices_list(CELLS), default=CELLS, help="comma-separated cells")
+    _add_cells(p, ["rnn", "lstm", "gru"], help="comma-separated cells: rnn, lstm, gru, or a name from "
+                                             "--cell-file (timed on the generic loop, without floors or torch)")
     p.add_argument("--shape", type=_shape, action="append", dest="shapes",
                    help="TxBxIxH (repeatable); default: " + " and ".join("x".join(map(str, s)) for s in DEFAULT_SHAPES))
     p.add_argument("--dtypes", type=_choices_list(["float32", "float64"]), default=["float32", "float64"],
@@ -291,7 +332,8 @@ def _run_bench(args):
               "per such call")
         print(bench.PER_STEP_HEADER)
         for row in results:
-            print(bench.format_per_step(row))
+            if "floor" in row:                   # a cell of the user's has no floor to split by
+                print(bench.format_per_step(row))
     if args.json:
         text = json.dumps({"version": __version__, "numpy": np.__version__, "machine": bench.machine(),
                            "results": results}, indent=1)
@@ -382,6 +424,7 @@ def _add_sample(sub):
     p.add_argument("--prime", default="", help="text to start from (its characters must be in the vocabulary)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random draws")
     _add_device(p, "where the model runs")
+    _add_cell_file(p)
     p.set_defaults(run=_run_sample)
 
 
@@ -419,6 +462,7 @@ def _add_export(sub):
     p.add_argument("checkpoint", metavar="MODEL", help="a .npz written by numpyrnn.save or numpyrnn train")
     p.add_argument("--to", required=True, choices=["torch"], help="the framework to write for")
     p.add_argument("output", metavar="OUT", help="the file to write (e.g. model.pt)")
+    _add_cell_file(p)
     p.set_defaults(run=_run_export)
 
 
@@ -607,7 +651,9 @@ def _add_exercise(sub):
                     "the equations to implement, and bodies that raise NotImplementedError. Fill it in, "
                     "then run `numpyrnn grade FILE --cell CELL`.",
         formatter_class=_Help)
-    p.add_argument("cell", choices=CELLS, help="the cell")
+    from .exercises import CELLS as exercise_cells
+
+    p.add_argument("cell", choices=exercise_cells, help="the cell")
     p.add_argument("--part", choices=["step", "sequence"], default="step",
                    help="step: the step forward and backward; sequence: the backward loop through time "
                         "over the reference's cache")
@@ -630,7 +676,9 @@ def _add_grade(sub):
                     "everything is right, 1 when something is not.",
         formatter_class=_Help)
     p.add_argument("file", help="the exercise file (from `numpyrnn exercise`)")
-    p.add_argument("--cell", choices=CELLS, required=True, help="the cell it implements")
+    p.add_argument("--cell", required=True, metavar="NAME",
+                   help="the cell it implements: rnn, lstm or gru (an exercise), or the name of a Cell the "
+                        "file defines (checked against finite differences of its own step forward)")
     p.add_argument("--part", choices=["step", "sequence"], default="step", help="the part it implements")
     p.set_defaults(run=_run_grade)
 
@@ -663,6 +711,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.command != "grade":           # grade imports its file itself, with safeguards
+            _load_cell_files(args)
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             return args.run(args)

@@ -357,7 +357,8 @@ def check_fn(forward, backward, inputs, *, eps=1e-6, tol=1e-7, mode="full", seed
         outs, _ = run()
         return sum(float((o * p).sum()) for o, p in zip(outs, projections) if o is not None)
 
-    grads = backward(*projections, cache)
+    # the backward gets copies: one that writes into its arguments must not change the loss's weights
+    grads = backward(*[None if p is None else p.copy() for p in projections], cache)
     if isinstance(grads, dict):
         grads = [grads.get(n) for n in names]
     if not isinstance(grads, (tuple, list)) or len(grads) != len(values):
@@ -405,7 +406,7 @@ def check(module, x, state=None, lengths=None, *, eps=1e-6, tol=1e-7, mode="full
     else:
         initial = [as_float_array("state", s, np.float64, m.device).copy() for s in (state if multi else [state])]
     state64 = tuple(initial) if multi else initial[0]
-    state_names = [f"{s}0" for s in m._cell.STATE_NAMES] if hasattr(m, "_cell") else \
+    state_names = [f"{s}0" for s in m.cell.state_names] if hasattr(m, "cell") else \
         [f"state0[{i}]" for i in range(len(initial))]
 
     rng = np.random.default_rng(seed)
@@ -489,15 +490,41 @@ def check_model(model, batch, *, eps=1e-6, tol=1e-7, mode="full", seed=0, n_dire
                   tol, noise, rows)
 
 
+# --------------------------------------------------------------------------- a cell's step
+
+def check_step(cell, *, batch=3, input_size=4, hidden=5, seed=0, eps=1e-6, tol=1e-7, mode="full",
+               n_directions=8, device="cpu"):
+    """Check one step of a :class:`~numpyrnn.cells.Cell` (or a registered cell's name): its
+    ``step_backward`` against finite differences of its own ``step_forward``, for x_t, every
+    state before the step (``h_prev``, ...) and every parameter by name, on random float64
+    values (parameters drawn by the cell's ``initialize``, states ~ N(0, 0.5²))."""
+    from . import backend, cells as _cells
+
+    cell = _cells.resolve(cell)
+    rng = np.random.default_rng(seed)
+    xp = backend.module_for(backend.resolve_device(device))
+    shapes = _cells.generic.check_parameters(cell, input_size, hidden)
+    params = {name: np.zeros(shape) for name, shape in shapes.items()}
+    cell.initialize(params, hidden, rng)
+    states = [f"{s}_prev" for s in cell.state_names]
+    inputs = {"x_t": rng.standard_normal((batch, input_size)),
+              **{name: 0.5 * rng.standard_normal((batch, hidden)) for name in states}, **params}
+    inputs = {name: xp.asarray(value) for name, value in inputs.items()}
+    n = len(states)
+
+    def forward(x_t, *rest):
+        new_state, cache = cell.step_forward(x_t, tuple(rest[:n]), dict(zip(shapes, rest[n:])))
+        return (*new_state, cache)
+
+    def backward(*args):
+        dx_t, dstate_prev, grads = cell.step_backward(tuple(args[:-1]), args[-1])
+        return (dx_t, *dstate_prev, *(grads.get(name) for name in shapes))
+
+    return check_fn(forward, backward, inputs, eps=eps, tol=tol, mode=mode, seed=seed,
+                    n_directions=n_directions, title=f"gradcheck {_cells.label(cell)} step {cell!r}")
+
+
 # --------------------------------------------------------------------------- every cell at once
-
-#: the cell forms ``check_cells`` checks for each cell name: (layer class name, options)
-CELL_VARIANTS = {
-    "rnn": [("RNN", {"nonlinearity": "tanh"}), ("RNN", {"nonlinearity": "relu"})],
-    "lstm": [("LSTM", {})],
-    "gru": [("GRU", {"reset_after": True}), ("GRU", {"reset_after": False})],
-}
-
 
 def random_lengths(T, B, rng):
     """Random lengths in 1..T, always one full-length and (B > 1) one length-1 sequence."""
@@ -506,16 +533,51 @@ def random_lengths(T, B, rng):
     return lengths
 
 
+def _forms(cell):
+    """The cells to check for what a user names: every form (``Cell.forms``) of a registered
+    name, RNN tanh and relu, GRU both reset forms; a Cell instance as it is."""
+    from . import cells as _cells
+
+    if isinstance(cell, str):
+        cls = _cells.lookup(cell)
+        return [cls(**options) for options in cls.forms]
+    return [_cells.resolve(cell)]
+
+
+def _step_label(cell):
+    """"gru step (reset_after=False)": the cell's name and the options it was given away from
+    their defaults."""
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(type(cell).__init__).parameters.items()}
+    changed = ", ".join(f"{k}={v!r}" for k, v in cell.options.items() if defaults.get(k, inspect.Parameter.empty) != v)
+    return f"{cell.name} step" + (f" ({changed})" if changed else "")
+
+
+def _layer_for(cell, I, H, **kwargs):
+    """The layer a user would build for ``cell``: RNN, LSTM or GRU for a textbook cell with
+    biases (their fast paths), Recurrent for any other."""
+    from . import layers
+    from .cells.builtin import is_textbook
+
+    if is_textbook(cell) and cell.bias:
+        cls = {"rnn": layers.RNN, "lstm": layers.LSTM, "gru": layers.GRU}[cell.name]
+        return cls(I, H, **kwargs, **cell.function_options())
+    return layers.Recurrent(cell, I, H, **kwargs)
+
+
 def check_cells(cells=("rnn", "lstm", "gru"), *, seq_len=5, batch=3, input_size=4, hidden=5,
                 num_layers=1, bidirectional=False, lengths=False, models=False, impl="fast",
-                device="auto", eps=1e-6, tol=1e-7, mode="full", seed=0, n_directions=8):
-    """Check every form of each cell (RNN tanh and relu, LSTM, GRU in both reset forms) as a
-    layer of the given shape, float64, on random data; with ``models``, also the three models
-    built on each cell.  ``lengths=True`` gives the sequences random lengths (one full, one 1).
+                device="auto", eps=1e-6, tol=1e-7, mode="full", seed=0, n_directions=8, steps=True):
+    """Check each cell, given by name (every form of it: RNN tanh and relu, GRU in both reset
+    forms) or as a :class:`~numpyrnn.cells.Cell`: its step (with ``steps``, :func:`check_step`),
+    and a layer of the given shape over a sequence, float64, on random data, every parameter by
+    name; with ``models``, also the three models built on each cell.  ``lengths=True`` gives
+    the sequences random lengths (one full, one 1).
 
     Returns ``(results, lengths)``: ``results`` a list of (label, report) in order.
     """
-    from . import layers
+    from . import cells as _cells
     from .models import CharLM, SequenceClassifier, SequenceRegressor
 
     rng = np.random.default_rng(seed)
@@ -524,26 +586,30 @@ def check_cells(cells=("rnn", "lstm", "gru"), *, seq_len=5, batch=3, input_size=
     lengths = random_lengths(T, B, rng) if lengths else None
     options = dict(eps=eps, tol=tol, mode=mode, seed=seed, n_directions=n_directions)
     results = []
-    for cell in cells:
-        for cls_name, cell_options in CELL_VARIANTS[cell]:
-            module = getattr(layers, cls_name)(I, H, num_layers=num_layers, bidirectional=bidirectional,
-                                               dtype=np.float64, seed=seed, device=device, impl=impl,
-                                               **cell_options)
+    for given in cells:
+        for cell in _forms(given):
+            if steps:
+                results.append((_step_label(cell), check_step(cell, batch=B, input_size=I, hidden=H,
+                                                             device=device, **options)))
+            module = _layer_for(cell, I, H, num_layers=num_layers, bidirectional=bidirectional,
+                                dtype=np.float64, seed=seed, device=device, impl=impl)
             results.append((repr(module).split(", dtype")[0] + ")", check(module, x, lengths=lengths, **options)))
         if models:
+            cell = given if isinstance(given, str) else _cells.resolve(given)
+            name = _cells.label(cell)
             common = dict(hidden_size=H, num_layers=num_layers, dtype=np.float64, seed=seed, device=device,
                           impl=impl)
             vocab = 7
             ids = rng.integers(0, vocab, (T + 1, B))
             built = [
-                (f"SequenceClassifier({cell}, pooling='mean')",
+                (f"SequenceClassifier({name}, pooling='mean')",
                  SequenceClassifier(cell, vocab_size=vocab, embedding_dim=I, num_classes=3,
                                     bidirectional=bidirectional, pooling="mean", **common),
                  (ids[:-1], rng.integers(0, 3, B), lengths)),
-                (f"SequenceRegressor({cell}, per_step=True)",
+                (f"SequenceRegressor({name}, per_step=True)",
                  SequenceRegressor(cell, input_size=I, per_step=True, bidirectional=bidirectional, **common),
                  (rng.standard_normal((T, B, I)), rng.standard_normal((T, B, 1)), lengths)),
-                (f"CharLM({cell})", CharLM(cell, vocab_size=vocab, embedding_dim=I, **common),
+                (f"CharLM({name})", CharLM(cell, vocab_size=vocab, embedding_dim=I, **common),
                  (ids[:-1], ids[1:], lengths)),
             ]
             results += [(label, check_model(model, model_batch, **options)) for label, model, model_batch in built]

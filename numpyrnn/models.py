@@ -13,8 +13,14 @@ None without targets); ``model.backward()`` then adds the gradient of that loss 
 
 Inputs are time-major, (T, B) ids or (T, B, I) features, unless ``batch_first=True``.
 Every model takes the recurrent layer's options: ``num_layers``, ``dropout``, ``nonlinearity``
-(RNN), ``reset_after`` (GRU) and ``impl`` ("fast", the default, or "reference": the textbook
-loop over the cell's step functions; see :mod:`numpyrnn.layers.recurrent`).
+(RNN), ``reset_after`` (GRU) and ``impl`` ("fast", the default; "reference", the textbook
+loop over the cell's step functions; "generic", the loop written once for any cell; see
+:mod:`numpyrnn.layers.recurrent`).
+
+``cell`` is a registered cell's name ("rnn", "lstm", "gru", or one of your own registered with
+``numpyrnn.cells.register``) or a :class:`~numpyrnn.cells.Cell` instance.  The config names the
+three textbook cells as before ("lstm", with ``nonlinearity`` and ``reset_after`` beside it);
+any other cell by its name and options, ``{"name": ..., "options": {...}}``.
 """
 
 from __future__ import annotations
@@ -24,20 +30,33 @@ import numbers
 
 import numpy as np
 
-from . import losses
+from . import cells, losses
+from . import cells as _cells          # ``cells`` is also build's argument
 from .backend import asnumpy
-from .layers import GRU, LSTM, RNN, Embedding, Linear, Module
+from .cells.builtin import is_textbook
+from .layers import GRU, LSTM, RNN, Embedding, Linear, Module, Recurrent
 from .layers.linear import as_indices
 from .layers.pooling import check_pooling, pool_backward, pool_forward
 from .validation import as_float_array, as_lengths, check_int
 
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+#: the layer class of each textbook cell, which a model of that cell uses (with its fast path)
+TEXTBOOK_LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
-def check_cell(cell):
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {', '.join(map(repr, CELLS))}, got {cell!r}")
-    return cell
+def cell_setting(cell, nonlinearity="tanh", reset_after=True):
+    """What a model records of its cell, and the cell: ``(config value, nonlinearity,
+    reset_after, Cell)``.  A textbook cell with biases is recorded by name, its options in
+    ``nonlinearity`` and ``reset_after`` (the config older checkpoints hold); any other cell by
+    its config, ``{"name": ..., "options": {...}}``."""
+    if isinstance(cell, str) and cell in TEXTBOOK_LAYERS:
+        options = {"rnn": {"nonlinearity": nonlinearity}, "gru": {"reset_after": reset_after}}.get(cell, {})
+        return cell, nonlinearity, reset_after, cells.get(cell, **options)
+    cell = cells.resolve(cell)
+    if is_textbook(cell) and cell.bias:
+        options = cell.function_options()
+        return (cell.name, options.get("nonlinearity", nonlinearity), options.get("reset_after", reset_after),
+                cell)
+    return cell.config(), nonlinearity, reset_after, cell
 
 
 def _child_seeds(seed, n):
@@ -61,12 +80,19 @@ class SequenceModel(Module):
         args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
         return f"{type(self).__name__}({args})"
 
-    def _make_recurrent(self, cell, input_size, hidden_size, num_layers, bidirectional, dropout,
-                        nonlinearity, reset_after, impl, seed):
-        options = {"rnn": {"nonlinearity": nonlinearity}, "gru": {"reset_after": reset_after}}.get(cell, {})
-        return CELLS[check_cell(cell)](input_size, hidden_size, num_layers=num_layers,
-                                       bidirectional=bidirectional, dropout=dropout, impl=impl,
-                                       dtype=self.dtype, seed=seed, device=self.device, **options)
+    def _make_recurrent(self, cell, input_size, hidden_size, num_layers, bidirectional, dropout, impl, seed):
+        """The recurrent layer over ``cell`` (a Cell): RNN, LSTM or GRU for a textbook cell with
+        biases, :class:`~numpyrnn.Recurrent` for any other."""
+        common = dict(num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, impl=impl,
+                      dtype=self.dtype, seed=seed, device=self.device)
+        if is_textbook(cell) and cell.bias:
+            return TEXTBOOK_LAYERS[cell.name](input_size, hidden_size, **common, **cell.function_options())
+        return Recurrent(cell, input_size, hidden_size, **common)
+
+    @property
+    def cell(self):
+        """The recurrent layer's :class:`~numpyrnn.cells.Cell`."""
+        return self.rnn.cell
 
     def _time_major_ids(self, ids, name="inputs"):
         ids = as_indices(name, ids, self.embedding.num_embeddings)
@@ -109,7 +135,7 @@ class SequenceClassifier(SequenceModel):
                  embedding_dim=32, input_size=None, num_layers=1, bidirectional=False,
                  dropout=0.0, pooling="last", padding_idx=None, batch_first=False,
                  nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto"):
-        check_cell(cell)
+        cell, nonlinearity, reset_after, cell_object = cell_setting(cell, nonlinearity, reset_after)
         check_pooling(pooling)
         if (vocab_size is None) == (input_size is None):
             raise ValueError("give exactly one of vocab_size (token-id inputs) and input_size "
@@ -130,8 +156,8 @@ class SequenceClassifier(SequenceModel):
             rnn_input = self.embedding.embedding_dim
         else:
             rnn_input = check_int("input_size", input_size, 1)
-        self.rnn = self._make_recurrent(cell, rnn_input, hidden_size, num_layers, bidirectional,
-                                        dropout, nonlinearity, reset_after, impl, seeds[1])
+        self.rnn = self._make_recurrent(cell_object, rnn_input, hidden_size, num_layers, bidirectional,
+                                        dropout, impl, seeds[1])
         self.head = Linear(self.rnn.hidden_size * self.rnn.num_directions, num_classes,
                            dtype=self.dtype, seed=seeds[2], device=self.device)
 
@@ -192,7 +218,7 @@ class SequenceRegressor(SequenceModel):
     def __init__(self, cell="lstm", *, input_size, hidden_size=64, output_size=1, per_step=False,
                  pooling="last", num_layers=1, bidirectional=False, dropout=0.0, batch_first=False,
                  nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto"):
-        check_cell(cell)
+        cell, nonlinearity, reset_after, cell_object = cell_setting(cell, nonlinearity, reset_after)
         check_pooling(pooling)
         output_size = check_int("output_size", output_size, 1)
         super().__init__(dict(cell=cell, input_size=input_size, hidden_size=hidden_size,
@@ -203,9 +229,8 @@ class SequenceRegressor(SequenceModel):
         self.per_step, self.pooling, self.batch_first = bool(per_step), pooling, bool(batch_first)
         self.output_size = output_size
         seeds = _child_seeds(seed, 2)
-        self.rnn = self._make_recurrent(cell, check_int("input_size", input_size, 1), hidden_size,
-                                        num_layers, bidirectional, dropout, nonlinearity,
-                                        reset_after, impl, seeds[0])
+        self.rnn = self._make_recurrent(cell_object, check_int("input_size", input_size, 1), hidden_size,
+                                        num_layers, bidirectional, dropout, impl, seeds[0])
         self.head = Linear(self.rnn.hidden_size * self.rnn.num_directions, output_size,
                            dtype=self.dtype, seed=seeds[1], device=self.device)
 
@@ -257,7 +282,7 @@ class CharLM(SequenceModel):
     def __init__(self, cell="lstm", *, vocab_size, hidden_size=128, embedding_dim=None,
                  num_layers=1, dropout=0.0, batch_first=False, nonlinearity="tanh",
                  reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto"):
-        check_cell(cell)
+        cell, nonlinearity, reset_after, cell_object = cell_setting(cell, nonlinearity, reset_after)
         vocab_size = check_int("vocab_size", vocab_size, 1)
         hidden_size = check_int("hidden_size", hidden_size, 1)
         embedding_dim = hidden_size if embedding_dim is None else embedding_dim
@@ -269,8 +294,8 @@ class CharLM(SequenceModel):
         seeds = _child_seeds(seed, 3)
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=self.dtype, seed=seeds[0],
                                    device=self.device)
-        self.rnn = self._make_recurrent(cell, embedding_dim, hidden_size, num_layers, False,
-                                        dropout, nonlinearity, reset_after, impl, seeds[1])
+        self.rnn = self._make_recurrent(cell_object, embedding_dim, hidden_size, num_layers, False,
+                                        dropout, impl, seeds[1])
         self.head = Linear(hidden_size, vocab_size, dtype=self.dtype, seed=seeds[2], device=self.device)
         self.final_state = None
 
@@ -337,7 +362,8 @@ MODELS = {"SequenceClassifier": SequenceClassifier, "SequenceRegressor": Sequenc
 
 #: every module that :func:`build` makes from its ``config()`` (and so that numpyrnn.save keeps
 #: and numpyrnn.load rebuilds): the models and the layers
-BUILDABLE = {**MODELS, "RNN": RNN, "LSTM": LSTM, "GRU": GRU, "Linear": Linear, "Embedding": Embedding}
+BUILDABLE = {**MODELS, "Recurrent": Recurrent, "RNN": RNN, "LSTM": LSTM, "GRU": GRU, "Linear": Linear,
+             "Embedding": Embedding}
 
 
 def buildable(module) -> bool:
@@ -346,9 +372,10 @@ def buildable(module) -> bool:
     return type(module) in BUILDABLE.values() and callable(getattr(module, "config", None))
 
 
-def build(config, *, device="auto", seed=None):
+def build(config, *, device="auto", seed=None, cells=()):
     """A new model or layer from its ``config()`` (weights freshly initialised; load a state
-    dict after)."""
+    dict after).  A cell named in the config is looked up in ``cells`` (classes handed over),
+    then in the registry; no code is ever imported by a name in a config."""
     if not isinstance(config, dict) or config.get("type") not in BUILDABLE:
         raise ValueError(f"config must be a dict whose 'type' is one of {', '.join(BUILDABLE)}, got "
                          f"{config.get('type') if isinstance(config, dict) else type(config).__name__!r}")
@@ -361,4 +388,8 @@ def build(config, *, device="auto", seed=None):
     if unknown or missing:
         raise ValueError(f"config of a {config['type']} " + "; ".join(
             ([f"has unknown keys {unknown}"] if unknown else []) + ([f"lacks {missing}"] if missing else [])))
+    if isinstance(kwargs.get("cell"), dict):
+        kwargs["cell"] = _cells.from_config(kwargs["cell"], cells)
+    elif isinstance(kwargs.get("cell"), str) and kwargs["cell"] not in TEXTBOOK_LAYERS:
+        kwargs["cell"] = _cells.lookup(kwargs["cell"], cells)()
     return cls(**kwargs, seed=seed, device=device)

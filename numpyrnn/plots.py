@@ -61,7 +61,7 @@ def compare(results, path):
 
 
 def gradflow(data, path):
-    """‖∂L/∂h_t‖ (and the LSTM's ‖∂L/∂c_t‖, dashed) against t at initialisation and after
+    """‖∂L/∂h_t‖ (and every other state's, such as the LSTM's ‖∂L/∂c_t‖, dashed) against t at initialisation and after
     training (log scale); the largest singular value of the one-step Jacobian per step (mean over
     sequences); and the LSTM's forget gate over time."""
     fig = _figure(13, 8)
@@ -70,10 +70,10 @@ def gradflow(data, path):
         for cell, d in data["cells"].items():
             norms = np.asarray(d[stage]["grad_norms"])
             ax.plot(np.arange(len(norms)), norms, color=COLORS.get(cell), label=LABELS.get(cell, cell), lw=2)
-            if "cell_grad_norms" in d[stage]:
-                c = np.asarray(d[stage]["cell_grad_norms"])[:-1]     # ∂L/∂c_{T−1} is 0: no later step
-                ax.plot(np.arange(len(c)), c, color=COLORS.get(cell), ls="--", lw=1.5,
-                        label=f"{LABELS.get(cell, cell)}: ‖∂L/∂c_t‖")
+            for name, other in d[stage].get("state_grad_norms", {}).items():
+                other = np.asarray(other)[:-1]   # ∂L/∂c_{T−1} is 0: c reaches the loss only through later steps
+                ax.plot(np.arange(len(other)), other, color=COLORS.get(cell), ls="--", lw=1.5,
+                        label=f"{LABELS.get(cell, cell)}: ‖∂L/∂{name}_t‖")
         ax.set_yscale("log")
         ax.set_xlabel("step t")
         ax.set_title(f"‖∂L/∂h_t‖ {title}")
@@ -92,19 +92,21 @@ def gradflow(data, path):
     spectral.set_title("largest singular value of the one-step Jacobian ∂state_t/∂state_{t−1}")
     spectral.legend(fontsize=7, ncol=2)
     spectral.grid(alpha=0.3)
-    if "lstm" in data["cells"]:
+    gated = [cell for cell, d in data["cells"].items() if "forget_gate" in d["initial"]]
+    if gated:
+        cell = "lstm" if "lstm" in gated else gated[0]     # the panel shows one cell's gate
         for stage, style, alpha in (("initial", ":", 0.10), ("trained", "-", 0.22)):
-            gate = data["cells"]["lstm"][stage]["forget_gate"]
+            gate = data["cells"][cell][stage]["forget_gate"]
             t = np.arange(len(gate["mean"]))
-            forget.fill_between(t, gate["p10"], gate["p90"], color=COLORS["lstm"], alpha=alpha, lw=0,
+            forget.fill_between(t, gate["p10"], gate["p90"], color=COLORS.get(cell, "C0"), alpha=alpha, lw=0,
                                 label=f"10th–90th percentile, {stage}")
-            forget.plot(t, gate["mean"], ls=style, color=COLORS["lstm"], lw=2, label=f"mean, {stage}")
+            forget.plot(t, gate["mean"], ls=style, color=COLORS.get(cell, "C0"), lw=2, label=f"mean, {stage}")
             for k, unit in enumerate(gate.get("top", [])):
                 forget.plot(t, unit, ls=style, color="#ff7f0e", lw=1,
                             label=f"the {len(gate['top'])} units keeping f highest, {stage}" if k == 0 else None)
         forget.set_ylim(0, 1.02)
         forget.set_xlabel("step t")
-        forget.set_title("LSTM forget gate f_t")
+        forget.set_title(f"{LABELS.get(cell, cell)} forget gate f_t")
         forget.legend(fontsize=7, loc="lower right")
         forget.grid(alpha=0.3)
     else:

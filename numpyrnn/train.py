@@ -234,6 +234,7 @@ class Trainer:
             raise TrainingError(self._stopped(f"the gradient norm became {norm}"))
         self._watch_for_spikes(norm)
         self.optimizer.step()
+        model.constrain()                                       # the cells' constrain hooks
         if self.schedule is not None:
             self.schedule.step()
         self.train_seconds += time.perf_counter() - start

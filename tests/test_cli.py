@@ -16,11 +16,12 @@ from numpyrnn.cells.fast import lstm as fast_lstm
 def test_gradcheck_all_cells_passes(capsys):
     assert cli.main(["gradcheck"]) == 0
     out = capsys.readouterr().out
-    for label in ("RNN(4, 5)", "RNN(4, 5, nonlinearity='relu')", "LSTM(4, 5)", "GRU(4, 5)",
+    for label in ("rnn step", "RNN(4, 5)", "rnn step (nonlinearity='relu')", "RNN(4, 5, nonlinearity='relu')",
+                  "lstm step", "LSTM(4, 5)", "gru step", "GRU(4, 5)", "gru step (reset_after=False)",
                   "GRU(4, 5, reset_after=False)"):
         assert f"\n{label} " in out
-    assert "5/5 passed" in out
-    assert out.count("PASSED") == 5
+    assert "10/10 passed" in out
+    assert out.count("PASSED") == 10
 
 
 def test_gradcheck_options(capsys):
@@ -29,7 +30,7 @@ def test_gradcheck_options(capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "weight_hh_l1_reverse" in out and "direction" in out and "lengths [" in out
-    assert "2/2 passed" in out
+    assert "4/4 passed" in out
 
 
 def test_gradcheck_failure_exits_1(capsys, monkeypatch):
@@ -44,11 +45,11 @@ def test_gradcheck_failure_exits_1(capsys, monkeypatch):
     assert cli.main(["gradcheck", "--cell", "lstm"]) == 1
     out = capsys.readouterr().out
     assert "FAILED: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0" in out
-    assert "0/1 passed" in out
+    assert "1/2 passed" in out                          # the step (not the fast path) passes
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["gradcheck", "--cell", "transformer"], "argument --cell: invalid choice: 'transformer'"),
+    (["gradcheck", "--cell", "transformer"], "unknown cell 'transformer': the registered cells are rnn, lstm, gru"),
     (["gradcheck", "--hidden", "0"], "argument --hidden: expected a positive integer, got 0"),
     (["gradcheck", "--eps", "nan"], "argument --eps: expected a positive finite number"),
     (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
@@ -86,7 +87,7 @@ def test_module_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "numpyrnn", "gradcheck", "--cell", "rnn", "--mode", "fast"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "2/2 passed" in out.stdout
+    assert "4/4 passed" in out.stdout
 
 
 # --------------------------------------------------------------------------- train, sample, tasks

@@ -82,9 +82,17 @@ def test_the_walkthrough_is_a_notebook_in_percent_format():
     assert text.startswith("# %% [markdown]") and text.count("# %%") >= 12
 
 
+def test_custom_cell(tmp_path):
+    out = subprocess.run([sys.executable, str(EXAMPLES / "custom_cell.py"), "--seq-len", "6", "--steps", "4",
+                          "--hidden", "4", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "2/2 passed" in out.stdout and "MINIMAL_RNN" in out.stdout and "minimal_rnn: ‖∂L/∂h_0‖" in out.stdout
+    assert (tmp_path / "gradflow.png").exists()
+
+
 def test_every_example_has_a_test():
     names = {p.name for p in EXAMPLES.glob("*.py")}
-    tested = {"parity_with_torch.py", "lstm_vs_gru_sentiment.py", "adding_problem.py", "char_rnn.py",
+    tested = {"custom_cell.py", "parity_with_torch.py", "lstm_vs_gru_sentiment.py", "adding_problem.py", "char_rnn.py",
               "gradient_check_walkthrough.py", "vanishing_gradients.py", "reference_vs_fast.py",
               "lstm_backward_walkthrough.py"}
     assert names == tested

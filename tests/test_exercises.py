@@ -223,8 +223,8 @@ def test_broken_student_code_gets_one_clear_message(tmp_path, body, message):
 
 
 def test_grade_errors_and_exit_codes(tmp_path, capsys):
-    with pytest.raises(ValueError, match="cell must be one of"):
-        exercises.grade(tmp_path / "x.py", "elman")
+    with pytest.raises(ValueError, match="cell must be one of rnn, lstm, gru, or the name of a Cell the file"):
+        exercises.grade(tmp_path / "x.py", "an elman")
     assert cli.main(["grade", str(tmp_path / "missing.py"), "--cell", "lstm"]) == 2
     assert "no such file" in capsys.readouterr().err
     path = tmp_path / "g.py"

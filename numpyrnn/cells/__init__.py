@@ -21,8 +21,21 @@ Every cell module has the same shape of interface:
 
 with ``STATE_NAMES`` naming the states (``("h",)`` or ``("h", "c")``) and ``GATES`` the number of
 gate blocks in the weight rows.
+
+A cell is also an object, :class:`Cell` (:mod:`numpyrnn.cells.protocol`): the step forward and
+backward over state tuples and a parameter dict, which :class:`numpyrnn.Recurrent` runs over
+sequences with :mod:`numpyrnn.cells.generic`, the loop written once for any cell.  The three
+cells are ``rnn.CELL``, ``lstm.CELL`` and ``gru.CELL``; :func:`register` and :func:`get` are the
+one place where cell names live.
 """
 
-from . import gru, lstm, rnn
+from . import generic, protocol
+from .protocol import Cell, CellError, from_config, get, label, lookup, names, register, resolve
+from . import gru, lstm, rnn  # noqa: E402  (the cells subclass Cell)
 
-__all__ = ["rnn", "lstm", "gru"]
+for _cell in (rnn.CELL, lstm.CELL, gru.CELL):
+    register(_cell)
+protocol.BUILT_IN = ("rnn", "lstm", "gru")
+
+__all__ = ["rnn", "lstm", "gru", "generic", "Cell", "CellError", "register", "get", "names", "lookup",
+           "resolve", "from_config", "label"]

@@ -53,6 +53,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..backend import array_module
+from .builtin import BuiltInCell, check_flag
 from .common import (
     add_step, check_cache, check_cell_args, check_grad_arg, real_steps, sigmoid, time_steps,
     zeros_if_none,
@@ -62,7 +63,7 @@ from .fast import gru as fast
 GATES = 3
 STATE_NAMES = ("h",)
 __all__ = ["step_forward", "step_backward", "forward_reference", "backward_reference",
-           "forward", "backward", "gate_activations"]
+           "forward", "backward", "gate_activations", "CELL"]
 
 
 def _split(a):
@@ -247,3 +248,29 @@ def gate_activations(cache):
         return fast.gate_activations(cache)
     r, z, n = _split(array_module(cache.mask).stack([s.gates for s in cache.steps]))
     return {"r": r * cache.mask, "z": z * cache.mask, "n": n * cache.mask}
+
+
+# --------------------------------------------------------------------------- as a Cell
+
+class CELL(BuiltInCell):
+    """The GRU as a :class:`~numpyrnn.cells.Cell` (``numpyrnn.cells.get("gru", reset_after=...)``):
+    the step functions above behind the protocol, and this module's reference loop and fast path
+    for the layer's loop over time.  ``reset_after``: PyTorch's form (True) or the textbook one;
+    ``bias``: whether it has ``bias_ih``, ``bias_hh``."""
+
+    name = "gru"
+    state_names = STATE_NAMES
+    gates = GATES
+    forms = ({"reset_after": True}, {"reset_after": False})
+
+    def __init__(self, reset_after=True, bias=True):
+        check_flag("reset_after", reset_after)
+        super().__init__(bias)
+        self.reset_after = bool(reset_after)
+
+    def function_options(self):
+        return {"reset_after": self.reset_after}
+
+    def gate_activations(self, cache):
+        r, z, n = _split(cache.gates)
+        return {"r": r, "z": z, "n": n}

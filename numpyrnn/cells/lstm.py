@@ -44,6 +44,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..backend import array_module
+from .builtin import BuiltInCell
 from .common import (
     add_step, check_cache, check_cell_args, check_grad_arg, fold_biases, real_steps, sigmoid,
     time_steps, zeros_if_none,
@@ -53,7 +54,7 @@ from .fast import lstm as fast
 GATES = 4
 STATE_NAMES = ("h", "c")
 __all__ = ["step_forward", "step_backward", "forward_reference", "backward_reference",
-           "forward", "backward", "gate_activations"]
+           "forward", "backward", "gate_activations", "CELL"]
 
 
 def _split(a):
@@ -252,3 +253,19 @@ def gate_activations(cache):
     i, f, g, o = _split(gates)
     c = xp.stack([s.c for s in cache.steps])
     return {name: v * cache.mask for name, v in (("i", i), ("f", f), ("g", g), ("o", o), ("c", c))}
+
+
+# --------------------------------------------------------------------------- as a Cell
+
+class CELL(BuiltInCell):
+    """The LSTM as a :class:`~numpyrnn.cells.Cell` (``numpyrnn.cells.get("lstm")``): the step
+    functions above behind the protocol, state (h, c), and this module's reference loop and
+    fast path for the layer's loop over time.  ``bias``: whether it has ``bias_ih``, ``bias_hh``."""
+
+    name = "lstm"
+    state_names = STATE_NAMES
+    gates = GATES
+
+    def gate_activations(self, cache):
+        i, f, g, o = _split(cache.gates)
+        return {"i": i, "f": f, "g": g, "o": o, "c": cache.c}

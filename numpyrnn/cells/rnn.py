@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..backend import array_module
+from .builtin import BuiltInCell
 from .common import (
     NONLINEARITIES, add_step, check_cache, check_cell_args, check_grad_arg, check_nonlinearity,
     fold_biases, real_steps, time_steps, zeros_if_none,
@@ -42,7 +43,7 @@ from .fast import rnn as fast
 GATES = 1
 STATE_NAMES = ("h",)
 __all__ = ["step_forward", "step_backward", "forward_reference", "backward_reference",
-           "forward", "backward", "gate_activations", "NONLINEARITIES"]
+           "forward", "backward", "gate_activations", "NONLINEARITIES", "CELL"]
 
 
 def _activate(a, nonlinearity, h):
@@ -205,3 +206,28 @@ def gate_activations(cache):
     if isinstance(cache, ReferenceCache):
         return {"h": array_module(cache.mask).stack([s.h for s in cache.steps]) * cache.mask}
     return fast.gate_activations(cache)
+
+
+# --------------------------------------------------------------------------- as a Cell
+
+class CELL(BuiltInCell):
+    """The RNN as a :class:`~numpyrnn.cells.Cell` (``numpyrnn.cells.get("rnn", nonlinearity=...)``):
+    the step functions above behind the protocol, and this module's reference loop and fast path
+    for the layer's loop over time.  ``nonlinearity``: "tanh" or "relu"; ``bias``: whether it has
+    ``bias_ih``, ``bias_hh``."""
+
+    name = "rnn"
+    state_names = STATE_NAMES
+    gates = GATES
+    forms = ({"nonlinearity": "tanh"}, {"nonlinearity": "relu"})
+
+    def __init__(self, nonlinearity="tanh", bias=True):
+        check_nonlinearity(nonlinearity)
+        super().__init__(bias)
+        self.nonlinearity = nonlinearity
+
+    def function_options(self):
+        return {"nonlinearity": self.nonlinearity}
+
+    def gate_activations(self, cache):
+        return {"h": cache.h}

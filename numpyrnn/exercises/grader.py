@@ -72,7 +72,8 @@ class Report:
         return not self.errors and bool(self.rows) and all(r.passed for r in self.rows)
 
     def __str__(self):
-        what = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": f"GRU (reset_after={self.reset_after})"}[self.cell]
+        what = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": f"GRU (reset_after={self.reset_after})"}.get(
+            self.cell, f"cell {self.cell!r}")
         part = "step forward and backward" if self.part == "step" else "backward through time"
         lines = [f"grading {self.source}: the {what} {part}, {len(self.cases)} random float64 cases "
                  f"({'; '.join(self.cases)})"]
@@ -86,7 +87,11 @@ class Report:
         if self.self_check:
             lines.append(self.self_check)
         lines += [d.message for d in self.diagnoses]
-        lines.append("PASSED: every output and gradient equals the reference's" if self.passed else "FAILED")
+        if self.cell in CELLS:
+            verdict = "PASSED: every output and gradient equals the reference's"
+        else:
+            verdict = "PASSED: every gradient equals the finite differences of your own step_forward"
+        lines.append(verdict if self.passed else "FAILED")
         return "\n".join(lines)
 
 
@@ -326,13 +331,84 @@ def _diagnose(report, output_names, grad_names, student_grads, variants):
             f"{rows[wrong[0]].first_wrong}.")))
 
 
+# --------------------------------------------------------------------------- a cell with no reference
+
+def _find_cell(student, name, filename):
+    """The Cell subclass named ``name`` that the student's module defines."""
+    from ..cells import Cell
+
+    found = [obj for obj in vars(student).values()
+             if isinstance(obj, type) and issubclass(obj, Cell) and obj is not Cell
+             and getattr(obj, "name", None) == name and obj.__module__ == student.__name__]
+    if not found:
+        defined = sorted(obj.name for obj in vars(student).values()
+                         if isinstance(obj, type) and issubclass(obj, Cell) and obj.__module__ == student.__name__
+                         and isinstance(getattr(obj, "name", None), str))
+        raise GradeError(f"{os.path.basename(filename or '')} defines no Cell named {name!r}"
+                         + (f"; it defines {', '.join(map(repr, defined))}" if defined
+                            else ": write a subclass of numpyrnn.cells.Cell with name = " + repr(name)))
+    return found[0]
+
+
+def _grade_cell(student, report, filename):
+    """A cell of the student's own, with no reference: every tensor of its step backward against
+    finite differences of its own step forward, on the step cases; the protocol checked first."""
+    from ..cells import CellError, generic
+
+    cls = _find_cell(student, report.cell, filename)
+    try:
+        cell = cls()
+    except Exception as exc:                     # the student's code: anything can happen in it
+        raise GradeError(f"{cls.__name__}() raised {type(exc).__name__}: {exc}{_where(exc, filename)}") from None
+    rows, worst = {}, 0.0
+    for k, (B, I, H) in enumerate(STEP_CASES, 1):
+        report.cases.append(f"B={B} I={I} H={H}")
+        try:
+            if k == 1:                           # the protocol, once: states, shapes, dtypes, in-place changes
+                shapes = generic.check_parameters(cell, I, H)
+                params = {n: np.zeros(shape) for n, shape in shapes.items()}
+                cell.initialize(params, H, np.random.default_rng(0))
+                generic.check_cell(cell, params, I, H, np, np.float64)
+            check = gradcheck.check_step(cell, batch=B, input_size=I, hidden=H, seed=100 + k)
+        except NotImplementedError as exc:
+            raise GradeError(f"{cls.__name__} is not written yet ({exc})") from None
+        except CellError as exc:
+            raise GradeError(str(exc)) from None
+        except Exception as exc:                 # the student's code: anything can happen in it
+            raise GradeError(f"{cls.__name__} raised {type(exc).__name__}: {exc}{_where(exc, filename)}") from None
+        for r in check.rows:
+            row = rows.setdefault(r.name, Row(r.name))
+            row.max_abs_err = max(row.max_abs_err, r.max_abs_err)
+            row.max_rel_err = max(row.max_rel_err, r.max_rel_err)
+            worst = max(worst, r.max_rel_err)
+            if not r.passed and row.passed:
+                row.passed = False
+                row.first_wrong = (f"{r.name}{r.worst} in case {k}: yours {r.analytic:.6g}, finite differences "
+                                   f"{r.numeric:.6g}" + (f" ({r.note})" if r.note else ""))
+    report.rows = list(rows.values())
+    what = "your step_backward against finite differences of your own step_forward"
+    wrong = [r for r in report.rows if not r.passed]
+    if not wrong:
+        report.self_check = f"{what}: they agree (worst relative error {worst:.1e})"
+    else:
+        report.self_check = f"{what}: they DISAGREE in {', '.join(r.name for r in wrong)}"
+        report.diagnoses.append(Diagnosis(None, (
+            f"{cls.__name__} has no reference to name a mistake by; the first wrong entry: {wrong[0].first_wrong}. "
+            "Derive the backward line by line from the forward's chain of intermediates (docs/derivations.md §13).")))
+
+
 # --------------------------------------------------------------------------- the entry point
 
 def grade(path_or_module, cell, part="step"):
     """Grade a student's file (a path, or a module already imported) as the ``cell`` (rnn, lstm,
-    gru) exercise's ``part`` (step or sequence).  Returns a :class:`Report`; ``report.passed``."""
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+    gru) exercise's ``part`` (step or sequence), or, for any other name, the step of the Cell of
+    that name the file defines, against finite differences of its own step forward.  Returns a
+    :class:`Report`; ``report.passed``."""
+    if not isinstance(cell, str) or not cell.isidentifier():
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}, or the name of a Cell the file defines, "
+                         f"got {cell!r}")
+    if cell not in CELLS and part != "step":
+        raise ValueError(f"a cell of your own ({cell!r}) is graded by its step: part must be 'step', got {part!r}")
     if part not in PARTS:
         raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
     filename = getattr(path_or_module, "__file__", None) if isinstance(path_or_module, types.ModuleType) \
@@ -345,7 +421,10 @@ def grade(path_or_module, cell, part="step"):
             report.reset_after = getattr(student, "RESET_AFTER", True)
             if not isinstance(report.reset_after, bool):
                 raise GradeError(f"RESET_AFTER must be True or False, got {report.reset_after!r}")
-        (_grade_step if part == "step" else _grade_sequence)(student, report, filename)
+        if cell not in CELLS:
+            _grade_cell(student, report, filename)
+        else:
+            (_grade_step if part == "step" else _grade_sequence)(student, report, filename)
     except GradeError as exc:
         report.errors.append(str(exc))
     return report

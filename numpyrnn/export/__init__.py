@@ -52,11 +52,29 @@ def _check_numpyrnn(model, what="model"):
         raise TypeError(f"{what} must be a numpyrnn {', '.join(BUILDABLE)}, got {type(model).__name__}")
 
 
+def check_expressible(model):
+    """Refuse, saying why, a model or layer whose recurrent cell torch.nn cannot compute: torch
+    has the RNN (tanh, relu), the LSTM and the reset-after GRU, each with both biases."""
+    config = model.config()
+    cell = config.get("cell")
+    if config["type"] != "Recurrent" and not isinstance(cell, dict):
+        return                                  # RNN, LSTM, GRU, or a model of one: torch has it
+    name = cell.get("name") if isinstance(cell, dict) else None
+    if name in ("rnn", "lstm", "gru"):
+        raise ValueError(f"torch.nn.{name.upper()} always has biases; this model's {name} cell has none "
+                         f"(bias=False), which numpyrnn's export does not write")
+    raise ValueError(f"torch.nn has no module that computes the cell {name!r} "
+                     f"({getattr(model, 'rnn', model).cell!r}): torch offers RNN, LSTM and GRU only. Keep the "
+                     "model in numpyrnn, or write the cell as a torch module yourself (the state dict's names "
+                     "are PyTorch-style)")
+
+
 def to_torch(model):
     """A ``torch.nn.Module`` that computes what ``model`` computes, with its weights (copied),
     dtype, train/eval mode and vocabulary (``module.vocab``).  For models, see
     :mod:`numpyrnn.export.torch_modules` for the forward's arguments."""
     _check_numpyrnn(model)
+    check_expressible(model)
     tm = _import_torch_modules()
     torch = importlib.import_module("torch")
     module = tm.build(model.config())

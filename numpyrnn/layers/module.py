@@ -159,6 +159,12 @@ class Module:
         for name, value in arrays.items():
             params[name] = backend.to_device(value.astype(self.dtype), self.device)
 
+    def constrain(self):
+        """Apply the constraints of the cells inside (their ``constrain`` hooks) to the
+        parameters, in place; the trainer calls this after every optimizer step."""
+        for child in self._children.values():
+            child.constrain()
+
     # ------------------------------------------------------------------ randomness
 
     def rng_state(self) -> dict:

@@ -1,19 +1,21 @@
-"""Recurrent layers with PyTorch's interface: :class:`RNN`, :class:`LSTM`, :class:`GRU`.
+"""Recurrent layers with PyTorch's interface: :class:`Recurrent` for any cell, and
+:class:`RNN`, :class:`LSTM`, :class:`GRU`.
 
 A layer runs its cell over every (layer, direction) of a stack::
 
     x ──► layer 0 forward  ─┐                         y_0 = [forward | reverse] outputs
       └─► layer 0 reverse  ─┴─► dropout ─► layer 1 ... ─► y (T, B, D·H)
 
-Parameters, shapes and defaults are PyTorch's: ``weight_ih_l{k}``, ``weight_hh_l{k}``,
-``bias_ih_l{k}``, ``bias_hh_l{k}`` (suffix ``_reverse`` for the reverse direction), input
-(T, B, I) time-major unless ``batch_first``, output (T, B, D·H), final states (L·D, B, H).
+Parameters, shapes and defaults are PyTorch's: the cell's parameter names with ``_l{k}``
+(``weight_ih_l0``, ``bias_hh_l1``) and ``_reverse`` for the reverse direction, input (T, B, I)
+time-major unless ``batch_first``, output (T, B, D·H), final states (L·D, B, H).
 
 ``impl`` chooses how each (layer, direction) runs its cell over the sequence: ``"fast"`` (the
-default), the cell's ``forward``/``backward``, arranged for speed; or ``"reference"``, its
-``forward_reference``/``backward_reference``, the textbook loop over the step functions.  Both
-compute the same functions (to rounding); the reference is the one to read, and several times
-slower.
+default), the cell's fast path where it has one; ``"reference"``, its textbook loop over the step
+functions (the per-cell loops of rnn.py, lstm.py and gru.py); ``"generic"``, the loop written
+once for any cell (:mod:`numpyrnn.cells.generic`).  A cell of your own has no fast path and no
+loop of its own: it runs on the generic loop, whatever ``impl`` says (``repr`` says so).  All
+compute the same functions (to rounding); the fast path is several times faster.
 """
 
 from __future__ import annotations
@@ -23,13 +25,17 @@ import warnings
 
 import numpy as np
 
-from ..cells import gru, lstm, rnn
+from .. import cells
+from ..cells import generic, gru, lstm, rnn
+from ..cells.builtin import is_textbook
 from ..cells.common import Workspace
+from ..cells.protocol import Cell, constrains
 from ..validation import as_float_array, as_lengths, check_finite, check_int, check_shape
 from .module import Module
 
-#: how a layer runs its cell over a sequence: the fast path or the textbook reference loop
-IMPLS = ("fast", "reference")
+#: how a layer runs its cell over a sequence: the fast path, the cell's textbook reference loop,
+#: or the generic loop over any cell's step functions
+IMPLS = ("fast", "reference", "generic")
 
 
 def check_impl(impl):
@@ -38,28 +44,28 @@ def check_impl(impl):
     return impl
 
 
-def cell_functions(cell, impl):
-    """(forward, backward) of ``cell`` (a cell module) for ``impl``."""
-    if check_impl(impl) == "fast":
-        return cell.forward, cell.backward
-    return cell.forward_reference, cell.backward_reference
-
-
 class Recurrent(Module):
-    """A stack of recurrent layers over one cell; use :class:`RNN`, :class:`LSTM` or :class:`GRU`."""
+    """A stack of recurrent layers over any cell (a :class:`~numpyrnn.cells.Cell`, or the name of
+    a registered one), with the interface of ``torch.nn.RNN``/``LSTM``/``GRU``: stacks, both
+    directions, lengths, initial states and their gradients, float32/float64, CPU and CuPy.
 
-    _cell = None          # the cell module (numpyrnn.cells.rnn, lstm or gru)
+    ``Recurrent(cell, input_size, hidden_size, num_layers=1, batch_first=False, dropout=0.0,
+    bidirectional=False, *, impl="fast", dtype=float32, seed=None, device="auto")``.  The cell's
+    options (whether it has biases, ...) are the cell's own.  :class:`RNN`, :class:`LSTM` and
+    :class:`GRU` are this layer over the built-in cells, with PyTorch's arguments.
+    """
+
     _transient = ("_cache", "_workspaces", "_state_grads")
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, impl="fast", dtype=np.float32, seed=None,
-                 device="auto", cell_options=None):
+    def __init__(self, cell, input_size, hidden_size, num_layers=1, batch_first=False, dropout=0.0,
+                 bidirectional=False, *, impl="fast", dtype=np.float32, seed=None, device="auto"):
         super().__init__(dtype=dtype, device=device)
+        self.cell = cells.resolve(cell)
         self.impl = impl
         self.input_size = check_int("input_size", input_size, 1)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.num_layers = check_int("num_layers", num_layers, 1)
-        for name, flag in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
+        for name, flag in (("batch_first", batch_first), ("bidirectional", bidirectional)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {flag!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
@@ -69,25 +75,34 @@ class Recurrent(Module):
                           f"num_layers=1 it does nothing (dropout={dropout})", UserWarning, stacklevel=3)
         if seed is not None:
             seed = check_int("seed", seed, 0)
-        self.bias, self.batch_first, self.bidirectional = bool(bias), bool(batch_first), bool(bidirectional)
+        self.batch_first, self.bidirectional = bool(batch_first), bool(bidirectional)
         self.dropout = float(dropout)
         self.num_directions = 2 if self.bidirectional else 1
-        self._cell_options = dict(cell_options or {})
         self._drop_cache()
         init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
         self._dropout_rng = np.random.default_rng(dropout_seed)
         self._init_params(np.random.default_rng(init_seed))
+        if not is_textbook(self.cell):
+            # a cell of the user's: probed once, on a small batch, before any real work
+            generic.check_cell(self.cell, self.cell_params(0, 0), self.input_size, self.hidden_size,
+                               self.xp, self.dtype)
 
     @property
     def impl(self) -> str:
-        """``"fast"`` or ``"reference"``: how the cell runs over the sequence (see the module).
-        Changing it takes effect at the next forward; a pending backward uses the functions of
-        the forward that made its cache."""
+        """``"fast"``, ``"reference"`` or ``"generic"``: how the cell runs over the sequence (see
+        the module).  Changing it takes effect at the next forward; a pending backward uses the
+        functions of the forward that made its cache."""
         return self._impl
 
     @impl.setter
     def impl(self, value):
         self._impl = check_impl(value)
+
+    @property
+    def loop(self):
+        """The :class:`~numpyrnn.cells.generic.Loop` the next forward runs: its ``kind`` says
+        which ("fast", "reference", or "generic" for a cell with no loop of its own)."""
+        return self.cell.sequence(self.impl)
 
     def _drop_cache(self):
         """Forget the last forward, and the buffers kept for the next one."""
@@ -107,26 +122,43 @@ class Recurrent(Module):
     # ------------------------------------------------------------------ parameters
 
     def _init_params(self, rng):
-        """PyTorch's initialisation: every weight and bias ~ U(−1/√H, 1/√H), in its order."""
-        G, H, D = self._cell.GATES, self.hidden_size, self.num_directions
-        bound = 1.0 / np.sqrt(H)
+        """Each (layer, direction)'s parameters, named after the cell's (``weight_ih`` becomes
+        ``weight_ih_l0``, ``weight_ih_l0_reverse``, ...), filled by the cell's ``initialize``
+        (PyTorch's U(−1/√H, 1/√H) unless the cell says otherwise) from one generator, layer by
+        layer, direction by direction, parameter by parameter, as PyTorch draws them."""
+        H, D = self.hidden_size, self.num_directions
+        self._param_names = []
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else H * D
+            shapes = generic.check_parameters(self.cell, layer_input, H)
             for direction in range(D):
-                shapes = {"weight_ih": (G * H, layer_input), "weight_hh": (G * H, H)}
-                if self.bias:
-                    shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
-                for kind, shape in shapes.items():
-                    self._add_param(self._name(kind, layer, direction), rng.uniform(-bound, bound, shape))
+                values = {name: np.zeros(shape) for name, shape in shapes.items()}
+                self.cell.initialize(values, H, rng)
+                names = {name: self._name(name, layer, direction) for name in shapes}
+                for name, value in values.items():
+                    if getattr(value, "shape", None) != shapes[name]:
+                        raise generic.CellError(f"{type(self.cell).__name__}.initialize must fill the arrays it "
+                                                f"is given in place; {name} is now {getattr(value, 'shape', value)!r}")
+                    self._add_param(names[name], value)
+                self._param_names.append(names)
 
     @staticmethod
     def _name(kind, layer, direction):
         return f"{kind}_l{layer}" + ("_reverse" if direction else "")
 
-    def _weights(self, layer, direction):
-        """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer and direction (biases may be None)."""
-        return tuple(self._params.get(self._name(kind, layer, direction))
-                     for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    def cell_params(self, layer=0, direction=0) -> dict:
+        """One layer and direction's parameters under the cell's names (``weight_ih``, ...): the
+        layer's own arrays, not copies."""
+        self._check_layer_direction(layer, direction)
+        names = self._param_names[layer * self.num_directions + direction]
+        return {name: self._params[full] for name, full in names.items()}
+
+    def constrain(self):
+        """Apply the cell's ``constrain`` hook to every layer and direction's parameters (the
+        trainer calls this after each optimizer step)."""
+        if constrains(self.cell):
+            for names in self._param_names:
+                self.cell.constrain({name: self._params[full] for name, full in names.items()})
 
     # ------------------------------------------------------------------ forward and backward
 
@@ -134,9 +166,10 @@ class Recurrent(Module):
         """Run the stack over x.
 
         x: (T, B, input_size), or (B, T, input_size) with ``batch_first``, or (T, input_size)
-        for one unbatched sequence.  state: the initial state, h0 (L·D, B, H) for RNN and GRU,
-        (h0, c0) for LSTM; None means zeros.  lengths: (B,) true length of each sequence, each
-        in 1..T; steps past a sequence's length leave its state unchanged and output zeros.
+        for one unbatched sequence.  state: the initial state, h0 (L·D, B, H) for a cell with
+        one state (RNN, GRU), a tuple such as (h0, c0) in the cell's ``state_names`` order for
+        more (LSTM); None means zeros.  lengths: (B,) true length of each sequence, each in
+        1..T; steps past a sequence's length leave its state unchanged and output zeros.
 
         Returns (y, state_n): y (T, B, D·H) (same layout as x), state_n like ``state``, each
         sequence's state after its own last step.
@@ -151,17 +184,16 @@ class Recurrent(Module):
         state0 = self._prepare_state(state, B, unbatched)
         xp, L, D, H = self.xp, self.num_layers, self.num_directions, self.hidden_size
         state_n = tuple(xp.empty((L * D, B, H), self.dtype) for _ in state0)
-        cell_forward, cell_backward = cell_functions(self._cell, self.impl)
+        loop, cell = self.loop, self.cell
         caches, dropout_masks = [], []
         layer_input = x
         for layer in range(L):
             outputs = []
             for direction in range(D):
                 k = layer * D + direction
-                y, *final, cache = cell_forward(
-                    layer_input, *(s[k] for s in state0), *self._weights(layer, direction),
-                    lengths=lengths, reverse=direction == 1, workspace=self._workspaces[k],
-                    check=False, **self._cell_options)   # x was checked above; the rest is ours
+                y, final, cache = loop.forward(cell, layer_input, tuple(s[k] for s in state0),
+                                               self.cell_params(layer, direction), lengths=lengths,
+                                               reverse=direction == 1, workspace=self._workspaces[k])
                 for buffer, s in zip(state_n, final):
                     buffer[k] = s
                 outputs.append(y)
@@ -172,8 +204,8 @@ class Recurrent(Module):
                 layer_output = layer_output * mask
             dropout_masks.append(mask)
             layer_input = layer_output
-        self._cache = (caches, dropout_masks, T, B, unbatched, cell_backward)
-        # With one direction and no lengths the cell's output is a view of its cache: copy it.
+        self._cache = (caches, dropout_masks, T, B, unbatched, loop)
+        # With one direction and no lengths the cell's output may be a view of its cache: copy it.
         y = self._to_user_layout(layer_input, unbatched, copy=D == 1 and lengths is None)
         return y, self._pack_state(state_n, unbatched)
 
@@ -182,38 +214,36 @@ class Recurrent(Module):
         """Backpropagate through the last forward.
 
         dy: ∂L/∂y, shaped like y (None means zero); dstate: ∂L/∂state_n shaped like state_n
-        (None, or for LSTM a tuple whose entries may be None, means zero).
+        (None, or for a cell with several states a tuple whose entries may be None, means zero).
 
         Adds the parameter gradients into ``grads`` and returns (dx, dstate0): ∂L/∂x shaped like
         x and ∂L/∂state0 shaped like the state (returned whether or not a state was passed).
-        ``keep_state_grads=True`` also keeps ∂L/∂h_t (and ∂L/∂c_t) of every step, which the
-        backward computes anyway: see :meth:`state_grads`.
+        ``keep_state_grads=True`` also keeps ∂L/∂s_t of every state at every step (∂L/∂h_t, and
+        ∂L/∂c_t for the LSTM), which the backward computes anyway: see :meth:`state_grads`.
         """
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward() needs a forward() first "
                                "(a dtype or device change also clears the forward's cache)")
-        caches, dropout_masks, T, B, unbatched, cell_backward = self._cache
+        caches, dropout_masks, T, B, unbatched, loop = self._cache
         xp, L, D, H = self.xp, self.num_layers, self.num_directions, self.hidden_size
         d_out = None if dy is None else self._prepare_output_grad(dy, T, B, unbatched)
         dstate_n = self._prepare_state_grad(dstate, B, unbatched)
         dstate0 = tuple(xp.empty((L * D, B, H), self.dtype) for _ in dstate_n)
-        names = [f"d{s}_steps" for s in self._cell.STATE_NAMES]
-        self._state_grads = [{n: xp.empty((T, B, H), self.dtype) for n in names} for _ in range(L * D)] \
-            if keep_state_grads else None
+        self._state_grads = [{s: xp.empty((T, B, H), self.dtype) for s in self.cell.state_names}
+                             for _ in range(L * D)] if keep_state_grads else None
         for layer in reversed(range(L)):
             d_in = None
             for direction in range(D):
                 k = layer * D + direction
                 dy_k = d_out if (d_out is None or D == 1) else d_out[..., direction * H:(direction + 1) * H]
-                dx, *dinit, dweight_ih, dweight_hh, dbias_ih, dbias_hh = cell_backward(
-                    dy_k, *(None if ds is None else ds[k] for ds in dstate_n), caches[k], check=False,
-                    **({} if self._state_grads is None else self._state_grads[k]))
+                dx, dinit, grads = loop.backward(
+                    self.cell, dy_k, tuple(None if ds is None else ds[k] for ds in dstate_n), caches[k],
+                    state_grads=None if self._state_grads is None else self._state_grads[k])
                 for buffer, g in zip(dstate0, dinit):
                     buffer[k] = g
-                for kind, g in (("weight_ih", dweight_ih), ("weight_hh", dweight_hh),
-                                ("bias_ih", dbias_ih), ("bias_hh", dbias_hh)):
-                    if g is not None:
-                        self._grads[self._name(kind, layer, direction)] += g
+                names = self._param_names[k]
+                for name, g in grads.items():
+                    self._grads[names[name]] += g
                 d_in = dx if d_in is None else d_in + dx     # both directions read the same input
             if layer > 0 and dropout_masks[layer - 1] is not None:
                 d_in *= dropout_masks[layer - 1]             # y = y_prev ⊙ mask ⇒ dy_prev = dy ⊙ mask
@@ -222,16 +252,16 @@ class Recurrent(Module):
         return dx, self._pack_state(dstate0, unbatched)
 
     def state_grads(self, layer=0, direction=0):
-        """∂L/∂h_t (and ∂L/∂c_t for LSTM) at every step of one layer and direction, kept by the
-        last ``backward(..., keep_state_grads=True)``: a dict of time-major arrays (T, B, H),
-        "h" (and "c").  Each is the gradient of the loss with respect to the state after step t,
-        (h_t, c_t) taken as the two inputs of step t+1: h_t's through the step's output and the
-        later steps, c_t's through the later steps."""
+        """∂L/∂s_t for every state s of the cell (∂L/∂h_t, and ∂L/∂c_t for the LSTM) at every step
+        of one layer and direction, kept by the last ``backward(..., keep_state_grads=True)``: a
+        dict state name → time-major array (T, B, H).  Each is the gradient of the loss with
+        respect to the state after step t, taken as the input of step t+1: h_t's through the
+        step's output and the later steps, the other states' through the later steps."""
         if self._state_grads is None:
             raise RuntimeError("state_grads() needs a backward(..., keep_state_grads=True) first")
         self._check_layer_direction(layer, direction)
         kept = self._state_grads[layer * self.num_directions + direction]
-        return {name[1:-len("_steps")]: a.copy() for name, a in kept.items()}
+        return {name: a.copy() for name, a in kept.items()}
 
     def _check_layer_direction(self, layer, direction):
         check_int("layer", layer, 0)
@@ -240,13 +270,14 @@ class Recurrent(Module):
 
     def gate_activations(self, layer=0, direction=0):
         """The gate activations of the last forward, for one layer and direction: a dict of
-        time-major arrays (T, B, H) — LSTM i, f, g, o and c; GRU r, z, n; RNN h.  Padded steps
-        hold what the cell computed there, which the outputs ignore."""
+        time-major arrays (T, B, H) — LSTM i, f, g, o and c; GRU r, z, n; RNN h; a cell of your
+        own, what its ``gate_activations`` hook gives (none without one).  0 at padded steps."""
         if self._cache is None:
             raise RuntimeError("gate_activations() needs a forward() first")
         self._check_layer_direction(layer, direction)
-        cache = self._cache[0][layer * self.num_directions + direction]
-        return {k: v.copy() for k, v in self._cell.gate_activations(cache).items()}
+        caches, *_, loop = self._cache
+        cache = caches[layer * self.num_directions + direction]
+        return {k: v.copy() for k, v in loop.gate_activations(self.cell, cache).items()}
 
     # ------------------------------------------------------------------ dropout
 
@@ -293,10 +324,11 @@ class Recurrent(Module):
         return (LD, H) if unbatched else (LD, B, H)
 
     def _state_names(self, prefix="", suffix="0"):
-        return tuple(f"{prefix}{s}{suffix}" for s in self._cell.STATE_NAMES)
+        return tuple(f"{prefix}{s}{suffix}" for s in self.cell.state_names)
 
     def _split_states(self, value, names, what):
-        """One array per state name: h for RNN and GRU, the pair (h, c) for LSTM."""
+        """One array per state name: h for RNN and GRU, the pair (h, c) for LSTM, a tuple in
+        ``state_names`` order for any cell with more than one state."""
         if len(names) == 1:
             if isinstance(value, (tuple, list)):
                 raise TypeError(f"{what} of {type(self).__name__} must be one array {names[0]}, "
@@ -361,72 +393,89 @@ class Recurrent(Module):
     # ------------------------------------------------------------------ description
 
     def config(self) -> dict:
-        """Everything needed to rebuild this layer (parameters aside)."""
-        return {"type": type(self).__name__, "input_size": self.input_size,
-                "hidden_size": self.hidden_size, "num_layers": self.num_layers, "bias": self.bias,
+        """Everything needed to rebuild this layer (parameters aside): the cell by its name and
+        options, the layer's arguments."""
+        return {"type": type(self).__name__, "cell": self.cell.config(), "input_size": self.input_size,
+                "hidden_size": self.hidden_size, "num_layers": self.num_layers,
                 "batch_first": self.batch_first, "dropout": self.dropout,
-                "bidirectional": self.bidirectional, "dtype": self.dtype.name, **self._cell_options,
-                "impl": self.impl}
+                "bidirectional": self.bidirectional, "dtype": self.dtype.name, "impl": self.impl}
+
+    #: the arguments ``repr`` leaves out at these values
+    _REPR_DEFAULTS = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
+                      "bidirectional": False, "nonlinearity": "tanh", "reset_after": True, "impl": "fast"}
 
     def __repr__(self):
-        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
-                    "bidirectional": False, "nonlinearity": "tanh", "reset_after": True,
-                    "impl": "fast"}
         cfg = self.config()
-        extra = [f"{k}={cfg[k]!r}" for k in defaults if k in cfg and cfg[k] != defaults[k]]
-        return (f"{cfg['type']}({self.input_size}, {self.hidden_size}"
+        extra = [f"{k}={cfg[k]!r}" for k in self._REPR_DEFAULTS if k in cfg and cfg[k] != self._REPR_DEFAULTS[k]]
+        if self.loop.kind != self.impl:              # a cell with no loop of its own
+            extra.append(f"impl={self.impl!r} (generic loop: {self.cell.name} has no {self.impl} path)")
+        cell = "" if type(self) is not Recurrent else f"{self.cell!r}, "
+        return (f"{cfg['type']}({cell}{self.input_size}, {self.hidden_size}"
                 + "".join(f", {e}" for e in extra) + f", dtype={self.dtype.name}, device={self.device!r})")
 
 
-class RNN(Recurrent):
+class _TextbookLayer(Recurrent):
+    """What RNN, LSTM and GRU share: PyTorch's arguments (``bias`` among the layer's), and a
+    config in the same terms (what older checkpoints hold)."""
+
+    def config(self) -> dict:
+        return {"type": type(self).__name__, "input_size": self.input_size,
+                "hidden_size": self.hidden_size, "num_layers": self.num_layers, "bias": self.bias,
+                "batch_first": self.batch_first, "dropout": self.dropout,
+                "bidirectional": self.bidirectional, "dtype": self.dtype.name,
+                **self.cell.function_options(), "impl": self.impl}
+
+    @property
+    def bias(self) -> bool:
+        """Whether the layer has ``bias_ih`` and ``bias_hh`` (the cell's option)."""
+        return self.cell.bias
+
+
+class RNN(_TextbookLayer):
     """Elman RNN, h_t = tanh(x_t W_ih^T + b_ih + h_{t−1} W_hh^T + b_hh) (or relu).
 
-    Same arguments, in the same order, as ``torch.nn.RNN``; plus ``impl`` ("fast" or
-    "reference", see the module), ``dtype`` (float32 or float64), ``seed`` for the initial
-    weights and dropout, and ``device``.
+    Same arguments, in the same order, as ``torch.nn.RNN``; plus ``impl`` ("fast", "reference"
+    or "generic", see the module), ``dtype`` (float32 or float64), ``seed`` for the initial
+    weights and dropout, and ``device``.  :class:`Recurrent` over ``cells.rnn.CELL``.
     """
-
-    _cell = rnn
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, *, impl="fast",
                  dtype=np.float32, seed=None, device="auto"):
-        if nonlinearity not in rnn.NONLINEARITIES:
-            raise ValueError(f"nonlinearity must be one of {', '.join(map(repr, rnn.NONLINEARITIES))}, "
-                             f"got {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, impl=impl, dtype=dtype, seed=seed, device=device,
-                         cell_options={"nonlinearity": nonlinearity})
+        super().__init__(rnn.CELL(nonlinearity=nonlinearity, bias=bias), input_size, hidden_size,
+                         num_layers, batch_first, dropout, bidirectional, impl=impl, dtype=dtype,
+                         seed=seed, device=device)
 
 
-class LSTM(Recurrent):
+class LSTM(_TextbookLayer):
     """Long short-term memory, gates (i, f, g, o) as in ``torch.nn.LSTM``; state is (h, c).
 
     Same arguments, in the same order, as ``torch.nn.LSTM`` (without ``proj_size``); plus
-    ``impl`` ("fast" or "reference", see the module), ``dtype`` (float32 or float64), ``seed``
-    for the initial weights and dropout, and ``device``.
+    ``impl`` ("fast", "reference" or "generic", see the module), ``dtype`` (float32 or float64),
+    ``seed`` for the initial weights and dropout, and ``device``.  :class:`Recurrent` over
+    ``cells.lstm.CELL``.
     """
 
-    _cell = lstm
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, impl="fast", dtype=np.float32, seed=None,
+                 device="auto"):
+        super().__init__(lstm.CELL(bias=bias), input_size, hidden_size, num_layers, batch_first,
+                         dropout, bidirectional, impl=impl, dtype=dtype, seed=seed, device=device)
 
 
-class GRU(Recurrent):
+class GRU(_TextbookLayer):
     """Gated recurrent unit, gates (r, z, n) as in ``torch.nn.GRU``.
 
     ``reset_after=True`` (default) is PyTorch's and cuDNN's form, n = tanh(W_in x + b_in +
     r ⊙ (W_hn h + b_hn)); ``reset_after=False`` is the textbook form of Cho et al. (2014, v3),
     n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn), which PyTorch does not offer.  Other
     arguments as ``torch.nn.GRU``, plus ``impl``, ``dtype``, ``seed`` and ``device`` as for
-    :class:`LSTM`.
+    :class:`LSTM`.  :class:`Recurrent` over ``cells.gru.CELL``.
     """
-
-    _cell = gru
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, reset_after=True, impl="fast",
                  dtype=np.float32, seed=None, device="auto"):
-        if not isinstance(reset_after, (bool, np.bool_)):
-            raise TypeError(f"reset_after must be True or False, got {reset_after!r}")
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, impl=impl, dtype=dtype, seed=seed, device=device,
-                         cell_options={"reset_after": bool(reset_after)})
+        super().__init__(gru.CELL(reset_after=reset_after, bias=bias), input_size, hidden_size,
+                         num_layers, batch_first, dropout, bidirectional, impl=impl, dtype=dtype,
+                         seed=seed, device=device)
