@@ -503,3 +503,19 @@ def test_the_generic_cost_tool_runs(capsys):
     module.main(["generic_cost.py", "3x2x2x3", "float64", "1", "gru"])
     row = capsys.readouterr().out.splitlines()[-1].split()
     assert row[:3] == ["gru", "3x2x2x3", "float64"] and len(row) == 9 and float(row[6]) > 0
+
+
+def test_a_char_model_of_a_custom_cell_trains_and_samples(tmp_path, capsys):
+    """CharLM carries the cell's two states from chunk to chunk, saves, and samples by command."""
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 40)
+    run = tmp_path / "lm"
+    assert cli.main(["train", "--task", "charlm", "--text", str(text), "--cell", "coupled", "--cell-file", FIXTURE,
+                     "--hidden", "4", "--steps", "3", "--seq-len", "8", "--batch-size", "4", "--out", str(run),
+                     "--quiet"]) == 0
+    assert cli.main(["sample", "--checkpoint", str(run / "model.npz"), "--cell-file", FIXTURE, "--length", "12",
+                     "--prime", "the "]) == 0
+    line = capsys.readouterr().out.rstrip("\n").splitlines()[-1]
+    assert line.startswith("the ") and len(line) == 16
+    cells.protocol._REGISTRY.pop("coupled", None)
+    cells.protocol._REGISTRY.pop("clipped", None)

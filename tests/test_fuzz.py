@@ -628,3 +628,88 @@ def test_export_save_torch(thing, path_kind):
                 "directory": folder}[path_kind]
         if outcome("export.save_torch", f"{thing}, {path_kind}", lambda: export.save_torch(model, path)) is not None:
             outcome("export.load_torch", "what save_torch wrote", lambda: export.load_torch(path))
+
+
+# --------------------------------------------------------------------------- cells of the user's
+
+class _Base(numpyrnn.cells.Cell):
+    """A correct one-state cell, h = tanh(x W^T + h_prev U^T); the fuzz below breaks it."""
+
+    name = "fuzzed"
+
+    def __init__(self, defects=()):
+        self.defects = dict(defects)
+
+    def parameters(self, input_size, hidden_size):
+        how = self.defects.get("parameters")
+        shapes = {"weight_ih": (hidden_size, input_size), "weight_hh": (hidden_size, hidden_size)}
+        broken = {"list": {"weight_ih": [hidden_size, input_size]}, "zero": {"weight_ih": (0, input_size)},
+                  "negative": {"weight_hh": (hidden_size, -1)}, "float": {"weight_hh": (hidden_size, 2.0)},
+                  "bool": {"weight_hh": (True, hidden_size)}, "nested": {"weight_hh": ((hidden_size,),)},
+                  "bad name": {"weight.ih": (hidden_size, input_size)}}
+        if how == "empty":
+            return {}
+        if how == "not a dict":
+            return list(shapes.items())
+        return {**shapes, **broken.get(how, {})}
+
+    def step_forward(self, x_t, state, p):
+        how = self.defects.get("forward")
+        if how == "changes x":
+            x_t *= 1.5
+        if how == "changes a parameter":
+            p["weight_hh"] *= 1.5
+        h = np.tanh(x_t @ p["weight_ih"].T + state[0] @ p["weight_hh"].T)
+        cache = {"x": x_t, "h_prev": state[0], "h": h, "p": p}
+        out = {"two states": (h, h), "no state": (), "bare": h, "list": [h], "wrong H": (h[:, :-1],),
+               "wrong B": (h[:1],), "float64": (h.astype(np.float64),), "int": (h.astype(np.int64),)}
+        if how == "no cache":
+            return (h,)
+        return out.get(how, (h,)), cache
+
+    def step_backward(self, dstate, cache):
+        how = self.defects.get("backward")
+        if how == "changes dstate":
+            dstate[0][...] = 0
+        if how == "changes cache":
+            cache["h"] *= 0.5
+        da = dstate[0] * (1 - cache["h"] ** 2)
+        p = cache["p"]
+        dx, dh = da @ p["weight_ih"], da @ p["weight_hh"]
+        grads = {"weight_ih": da.T @ cache["x"], "weight_hh": da.T @ cache["h_prev"]}
+        out = {"missing grad": (dx, (dh,), {"weight_ih": grads["weight_ih"]}),
+               "unknown grad": (dx, (dh,), {**grads, "bias": grads["weight_hh"][0]}),
+               "grads list": (dx, (dh,), list(grads.values())),
+               "grad shape": (dx, (dh,), {**grads, "weight_hh": grads["weight_hh"][:1]}),
+               "grad float64": (dx, (dh,), {**grads, "weight_ih": grads["weight_ih"].astype(np.float64)}),
+               "dx shape": (dx[:, :1], (dh,), grads), "dx none": (None, (dh,), grads),
+               "dstate bare": (dx, dh, grads), "dstate wrong": (dx, (dh[:1],), grads), "two items": (dx, (dh,))}
+        return out.get(how, (dx, (dh,), grads))
+
+
+DEFECTS = {"parameters": ["list", "zero", "negative", "float", "bool", "nested", "bad name", "empty", "not a dict"],
+           "forward": ["changes x", "changes a parameter", "two states", "no state", "bare", "list", "wrong H",
+                       "wrong B", "float64", "int", "no cache"],
+           "backward": ["changes dstate", "changes cache", "missing grad", "unknown grad", "grads list",
+                        "grad shape", "grad float64", "dx shape", "dx none", "dstate bare", "dstate wrong",
+                        "two items"]}
+
+
+@FUZZ
+@given(defects=st.dictionaries(st.sampled_from(list(DEFECTS)), st.integers(0, 11), max_size=2),
+       layers=st.integers(1, 2), bidirectional=st.booleans(), lengths=st.booleans())
+def test_a_cell_that_breaks_the_protocol_is_refused_by_numpyrnn_s_checks(defects, layers, bidirectional, lengths):
+    """Every defect of a user's cell is refused by numpyrnn's own checks (naming the method),
+    when the layer is built or at its first step; a cell without one runs."""
+    defects = {where: DEFECTS[where][k % len(DEFECTS[where])] for where, k in defects.items()}
+    kind = ", ".join(f"{k}: {v}" for k, v in sorted(defects.items())) or "none"
+
+    def run():
+        layer = numpyrnn.Recurrent(_Base(defects), 3, 4, num_layers=layers, bidirectional=bidirectional,
+                                   dtype=np.float32, seed=0)
+        x = np.random.default_rng(0).standard_normal((5, 2, 3)).astype(np.float32)
+        y, _ = layer.forward(x, lengths=[5, 2] if lengths else None)
+        return layer.backward(np.ones_like(y))
+
+    result = outcome("Recurrent(a user's cell)", f"defects {kind}", run)
+    assert (result is not None) == (not defects), f"{kind}: {'accepted' if result is not None else 'refused'}"

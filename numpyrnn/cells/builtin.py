@@ -20,14 +20,14 @@ from .protocol import Cell
 
 #: the names of a textbook cell's parameters, in the order its functions take them
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-#: the modules of the three textbook cells
-MODULES = ("numpyrnn.cells.rnn", "numpyrnn.cells.lstm", "numpyrnn.cells.gru")
 
 
 def is_textbook(cell) -> bool:
     """Whether ``cell`` is one of the three textbook cells itself (not a subclass of one, whose
-    changed steps only the generic loop runs): tested code, with loops of its own."""
-    return type(cell).__name__ == "CELL" and type(cell).__module__ in MODULES
+    changed steps only the generic loop runs): tested code, with loops of its own.  Each of the
+    three says so in its own class body (``textbook = True``), which a subclass does not inherit
+    into its own."""
+    return bool(type(cell).__dict__.get("textbook", False))
 
 
 def check_flag(name, value):
@@ -62,7 +62,7 @@ class BuiltInCell(Cell):
     @property
     def module(self):
         """The cell's module (numpyrnn.cells.rnn, lstm or gru)."""
-        return next(sys.modules[c.__module__] for c in type(self).__mro__ if c.__module__ in MODULES)
+        return next(sys.modules[c.__module__] for c in type(self).__mro__ if c.__dict__.get("textbook"))
 
     def __repr__(self):
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self._options.items())})"

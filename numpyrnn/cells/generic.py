@@ -25,6 +25,8 @@ is built, for what only a second look finds (inputs or a cache changed in place)
 
 from __future__ import annotations
 
+import contextlib
+import types
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -127,6 +129,18 @@ def _where(cell, method):
     return f"{type(cell).__name__}.{method}"
 
 
+@contextlib.contextmanager
+def calling(cell, method):
+    """Run a cell's method while it is being checked: what it raises becomes a
+    :class:`CellError` naming the method (the cause kept)."""
+    try:
+        yield
+    except CellError:
+        raise
+    except Exception as exc:                     # the cell's code: anything can happen in it
+        raise CellError(f"{_where(cell, method)} raised {type(exc).__name__}: {exc}") from exc
+
+
 def _is_array(a):
     return hasattr(a, "shape") and hasattr(a, "dtype")
 
@@ -134,7 +148,8 @@ def _is_array(a):
 def check_parameters(cell, input_size, hidden_size):
     """``cell.parameters(input_size, hidden_size)``, checked: an ordered dict of identifier →
     tuple of positive ints."""
-    shapes = cell.parameters(input_size, hidden_size)
+    with calling(cell, "parameters"):
+        shapes = cell.parameters(input_size, hidden_size)
     where = _where(cell, "parameters")
     if not isinstance(shapes, dict) or not shapes:
         raise CellError(f"{where} must return a non-empty dict {{name: shape tuple}}, got "
@@ -204,7 +219,7 @@ def _arrays_in(obj, depth=0):
         items = obj.values()
     elif isinstance(obj, (tuple, list)):
         items = obj
-    elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+    elif hasattr(obj, "__dict__") and not isinstance(obj, (type, types.ModuleType)) and not callable(obj):
         items = vars(obj).values()
     else:
         return []
@@ -230,7 +245,8 @@ def check_cell(cell, params, input_size, hidden_size, xp, dtype, batch=2, seed=0
              **{f"params[{n!r}]": p.copy() for n, p in params.items()}}
     current = {"x_t": x_t, **dict(zip((f"state {n}" for n in cell.state_names), state)),
                **{f"params[{n!r}]": p for n, p in params.items()}}
-    result = cell.step_forward(x_t, state, params)
+    with calling(cell, "step_forward"):
+        result = cell.step_forward(x_t, state, params)
     if not isinstance(result, tuple) or len(result) != 2:
         raise CellError(f"{_where(cell, 'step_forward')} must return (new_state, cache), got "
                         f"{type(result).__name__}" + (f" of {len(result)}" if isinstance(result, tuple) else ""))
@@ -244,7 +260,8 @@ def check_cell(cell, params, input_size, hidden_size, xp, dtype, batch=2, seed=0
     cache_arrays = _arrays_in(cache)
     cache_saved = [a.copy() for a in cache_arrays]
     dstate_saved = [d.copy() for d in dstate]
-    out = cell.step_backward(dstate, cache)
+    with calling(cell, "step_backward"):
+        out = cell.step_backward(dstate, cache)
     if not isinstance(out, tuple) or len(out) != 3:
         raise CellError(f"{_where(cell, 'step_backward')} must return (dx_t, dstate_prev, grads), got "
                         f"{type(out).__name__}" + (f" of {len(out)}" if isinstance(out, tuple) else ""))

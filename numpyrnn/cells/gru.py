@@ -259,6 +259,7 @@ class CELL(BuiltInCell):
     ``bias``: whether it has ``bias_ih``, ``bias_hh``."""
 
     name = "gru"
+    textbook = True                   # this class itself (not a subclass) brings the loops above
     state_names = STATE_NAMES
     gates = GATES
     forms = ({"reset_after": True}, {"reset_after": False})

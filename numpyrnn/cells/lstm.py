@@ -263,6 +263,7 @@ class CELL(BuiltInCell):
     fast path for the layer's loop over time.  ``bias``: whether it has ``bias_ih``, ``bias_hh``."""
 
     name = "lstm"
+    textbook = True                   # this class itself (not a subclass) brings the loops above
     state_names = STATE_NAMES
     gates = GATES
 

@@ -73,14 +73,15 @@ class Cell:
         # Record the constructor's arguments, defaults filled in, whatever the subclass's
         # __init__ does with them: they are the cell's options, saved with it.
         self = super().__new__(cls)
+        signature = inspect.signature(cls.__init__)
         try:
-            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+            bound = signature.bind(None, *args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{cls.__name__}(): {exc}") from None
         bound.apply_defaults()
         options = {}
         for i, (name, value) in enumerate(bound.arguments.items()):
-            kind = inspect.signature(cls.__init__).parameters[name].kind
+            kind = signature.parameters[name].kind
             if i == 0:
                 continue                                    # self
             if kind is inspect.Parameter.VAR_KEYWORD:

@@ -217,6 +217,7 @@ class CELL(BuiltInCell):
     ``bias_ih``, ``bias_hh``."""
 
     name = "rnn"
+    textbook = True                   # this class itself (not a subclass) brings the loops above
     state_names = STATE_NAMES
     gates = GATES
     forms = ({"nonlinearity": "tanh"}, {"nonlinearity": "relu"})

@@ -133,7 +133,8 @@ class Recurrent(Module):
             shapes = generic.check_parameters(self.cell, layer_input, H)
             for direction in range(D):
                 values = {name: np.zeros(shape) for name, shape in shapes.items()}
-                self.cell.initialize(values, H, rng)
+                with generic.calling(self.cell, "initialize"):
+                    self.cell.initialize(values, H, rng)
                 names = {name: self._name(name, layer, direction) for name in shapes}
                 for name, value in values.items():
                     if getattr(value, "shape", None) != shapes[name]:
@@ -150,15 +151,18 @@ class Recurrent(Module):
         """One layer and direction's parameters under the cell's names (``weight_ih``, ...): the
         layer's own arrays, not copies."""
         self._check_layer_direction(layer, direction)
-        names = self._param_names[layer * self.num_directions + direction]
-        return {name: self._params[full] for name, full in names.items()}
+        return self._cell_params(layer * self.num_directions + direction)
+
+    def _cell_params(self, k):
+        """:meth:`cell_params` of the k-th (layer, direction), unchecked (the loops' own use)."""
+        return {name: self._params[full] for name, full in self._param_names[k].items()}
 
     def constrain(self):
         """Apply the cell's ``constrain`` hook to every layer and direction's parameters (the
         trainer calls this after each optimizer step)."""
         if constrains(self.cell):
-            for names in self._param_names:
-                self.cell.constrain({name: self._params[full] for name, full in names.items()})
+            for k in range(len(self._param_names)):
+                self.cell.constrain(self._cell_params(k))
 
     # ------------------------------------------------------------------ forward and backward
 
@@ -192,7 +196,7 @@ class Recurrent(Module):
             for direction in range(D):
                 k = layer * D + direction
                 y, final, cache = loop.forward(cell, layer_input, tuple(s[k] for s in state0),
-                                               self.cell_params(layer, direction), lengths=lengths,
+                                               self._cell_params(k), lengths=lengths,
                                                reverse=direction == 1, workspace=self._workspaces[k])
                 for buffer, s in zip(state_n, final):
                     buffer[k] = s
