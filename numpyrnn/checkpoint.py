@@ -181,8 +181,17 @@ def config_of(arrays, path="checkpoint"):
 
 def _what_it_computes(config, init_only):
     """``config`` without what does not change the model: the cell's options that only shape the
-    initial weights (a cell's ``init_options``)."""
+    initial weights (a cell's ``init_options``), in the cell's config or beside it.  A textbook
+    cell recorded by name is written out by its options, so that the same cell recorded either
+    way compares equal."""
+    config = {k: v for k, v in config.items() if k not in init_only}
     cell = config.get("cell")
+    if isinstance(cell, str) and cell in ("rnn", "lstm", "gru"):
+        from .cells import get
+
+        options = {"rnn": {"nonlinearity": config.get("nonlinearity", "tanh")},
+                   "gru": {"reset_after": config.get("reset_after", True)}}.get(cell, {})
+        cell = get(cell, **options).config()
     if isinstance(cell, dict) and isinstance(cell.get("options"), dict):
         options = {k: v for k, v in cell["options"].items() if k not in init_only}
         config = {**config, "cell": {**cell, "options": options}}

@@ -129,6 +129,33 @@ def _add_cells(p, default, help="comma-separated cells: rnn, lstm, gru, or a nam
     _add_cell_file(p)
 
 
+def _add_forget_bias(p):
+    p.add_argument("--forget-bias", type=float, metavar="B",
+                   help="start the forget gate's bias at B (Jozefowicz et al. 2015: 1), for the cells that have "
+                        "one (lstm and the lstm_* variants with a forget gate); an initialisation option")
+
+
+def _cells_with_options(args, names):
+    """The cells a command runs: names, or with --forget-bias the cells that take it made with it
+    (the others by name); a usage error when none of them takes it."""
+    from . import cells
+
+    forget_bias = getattr(args, "forget_bias", None)
+    if forget_bias is None:
+        return list(names)
+    import inspect
+
+    takes = [n for n in names if "forget_bias" in inspect.signature(cells.lookup(n).__init__).parameters
+             and getattr(cells.lookup(n), "has_forget_rows", True) is not False]
+    if not takes:
+        raise UsageError(f"numpyrnn {args.command}: --forget-bias applies to cells with a forget gate of their own "
+                         f"(lstm, lstm_fb1 and the lstm_* variants but nfg and cifg); got {', '.join(names)}")
+    try:
+        return [cells.get(n, forget_bias=forget_bias) if n in takes else n for n in names]
+    except ValueError as exc:
+        raise UsageError(f"numpyrnn {args.command}: --forget-bias: {exc}") from None
+
+
 def _load_cell_files(args):
     """Import the --cell-file files (registering their cells), then check every cell the command
     names: a usage error for a name no cell has."""
@@ -606,16 +633,30 @@ def _run_gradflow(args):
 
 
 def _add_sweep(sub):
+    from .experiments.sweep import default_jobs
+
     p = sub.add_parser(
-        "sweep", help="adding-problem success against sequence length, every cell with the same budget",
-        description="Train each cell on the adding problem at each length with the same budget; plot the "
-                    "final test MSE against T with the baseline; write sweep.png and sweep.json to --out.",
+        "sweep", help="success against sequence length (adding or copy), every cell with the same budget",
+        description="Train each cell on the adding problem (or the copy task) at each length with the same "
+                    "budget and seeds, in parallel worker processes of one BLAS thread each (the numbers are the "
+                    "same whatever --jobs is); plot the final test metric against T with the baseline; on the "
+                    "adding problem also record the gradient-flow ratio ‖∂L/∂h_0‖/‖∂L/∂h_T-1‖ at initialisation "
+                    "and after training; write sweep.png and sweep.json to --out.",
         formatter_class=_Help)
+    p.add_argument("--task", choices=["adding", "copy"], default="adding", help="the task")
     p.add_argument("--lengths", default="10,25,50,100,200", help="comma-separated sequence lengths")
     _add_cells(p, ["lstm", "gru", "rnn"])
     p.add_argument("--steps", type=_positive_int, default=1500, help="training steps for every cell and length")
     p.add_argument("--hidden", type=_positive_int, default=64, help="hidden units")
     p.add_argument("--seeds", type=_positive_int, default=1, help="runs per cell and length")
+    p.add_argument("--train-size", type=_positive_int, default=5000, help="training sequences")
+    p.add_argument("--batch-size", type=_positive_int, help="(default: the task's)")
+    p.add_argument("--lr", type=_positive_float, help="learning rate (default: the task's)")
+    _add_forget_bias(p)
+    p.add_argument("--jobs", type=_positive_int, default=default_jobs(),
+                   help="runs at a time, each in a worker process with one BLAS thread (1 on the GPU)")
+    p.add_argument("--quick", action="store_true", help="tiny data and budget: checks that it runs, in seconds")
+    p.add_argument("--from-json", metavar="FILE", help="draw the figure of a sweep.json already made, training nothing")
     _add_device(p, "where to train")
     _add_impl(p)
     p.add_argument("--out", metavar="DIR", default="sweep", help="where the figure and numbers go")
@@ -627,18 +668,31 @@ def _run_sweep(args):
     from . import plots
     from .experiments.sweep import sweep
 
-    try:
-        lengths = [int(t) for t in args.lengths.split(",")]
-    except ValueError:
-        raise UsageError(f"numpyrnn sweep: --lengths must be comma-separated integers, got {args.lengths!r}") from None
-    if not lengths or min(lengths) < 2:
-        raise UsageError("numpyrnn sweep: every length must be at least 2")
-    data = sweep(lengths, args.cells, steps=args.steps, hidden=args.hidden, seeds=args.seeds, log=print,
-                 device=args.device, impl=args.impl, progress=_progress(args))
+    if args.from_json:
+        try:
+            with open(args.from_json) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"numpyrnn sweep: --from-json {args.from_json}: {exc}") from None
+    else:
+        try:
+            lengths = [int(t) for t in args.lengths.split(",")]
+        except ValueError:
+            raise UsageError(f"numpyrnn sweep: --lengths must be comma-separated integers, got {args.lengths!r}") from None
+        if not lengths or min(lengths) < 2:
+            raise UsageError("numpyrnn sweep: every length must be at least 2")
+        try:
+            data = sweep(lengths, _cells_with_options(args, args.cells), steps=args.steps, hidden=args.hidden,
+                         seeds=args.seeds, train_size=args.train_size, batch_size=args.batch_size, lr=args.lr,
+                         task=args.task, jobs=args.jobs, quick=args.quick, log=print, device=args.device,
+                         impl=args.impl, progress=_progress(args))
+        except ValueError as exc:
+            raise UsageError(f"numpyrnn sweep: {exc}") from None
     os.makedirs(args.out, exist_ok=True)
-    _write_json(os.path.join(args.out, "sweep.json"), data)
+    if not args.from_json:
+        _write_json(os.path.join(args.out, "sweep.json"), data)
     plots.sweep(data, os.path.join(args.out, "sweep.png"))
-    print(f"wrote {args.out}/sweep.png, sweep.json")
+    print(f"wrote {args.out}/sweep.png" + ("" if args.from_json else ", sweep.json"))
     return 0
 
 
@@ -651,9 +705,8 @@ def _add_exercise(sub):
                     "the equations to implement, and bodies that raise NotImplementedError. Fill it in, "
                     "then run `numpyrnn grade FILE --cell CELL`.",
         formatter_class=_Help)
-    from .exercises import CELLS as exercise_cells
-
-    p.add_argument("cell", choices=exercise_cells, help="the cell")
+    p.add_argument("cell", metavar="CELL", help="the cell: rnn, lstm, gru (step or sequence), or any other built-in "
+                                                "cell (lstm_peephole, mgu, janet, ...: its step, as a subclass to fill in)")
     p.add_argument("--part", choices=["step", "sequence"], default="step",
                    help="step: the step forward and backward; sequence: the backward loop through time "
                         "over the reference's cache")
@@ -663,7 +716,11 @@ def _add_exercise(sub):
 def _run_exercise(args):
     from .exercises import template
 
-    print(template(args.cell, args.part), end="")
+    try:
+        text = template(args.cell, args.part)
+    except ValueError as exc:
+        raise UsageError(f"numpyrnn exercise: {exc}") from None
+    print(text, end="")
     return 0
 
 
@@ -685,10 +742,13 @@ def _add_grade(sub):
 
 def _run_grade(args):
     from .exercises import grade
+    from .exercises.grader import check_file
 
-    if not os.path.isfile(args.file):
-        raise UsageError(f"numpyrnn grade: {args.file}: no such file")
-    report = grade(args.file, args.cell, args.part)
+    try:
+        check_file(args.file)
+        report = grade(args.file, args.cell, args.part)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"numpyrnn grade: {exc}") from None
     print(report)
     return 0 if report.passed else 1
 

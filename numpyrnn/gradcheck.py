@@ -545,12 +545,9 @@ def _forms(cell):
 
 
 def _step_label(cell):
-    """"gru step (reset_after=False)": the cell's name and the options it was given away from
-    their defaults."""
-    import inspect
-
-    defaults = {k: p.default for k, p in inspect.signature(type(cell).__init__).parameters.items()}
-    changed = ", ".join(f"{k}={v!r}" for k, v in cell.options.items() if defaults.get(k, inspect.Parameter.empty) != v)
+    """"gru step (reset_after=False)": the cell's name and the options given away from their
+    defaults."""
+    changed = ", ".join(f"{k}={v!r}" for k, v in cell.changed_options().items())
     return f"{cell.name} step" + (f" ({changed})" if changed else "")
 
 
@@ -558,11 +555,10 @@ def _layer_for(cell, I, H, **kwargs):
     """The layer a user would build for ``cell``: RNN, LSTM or GRU for a textbook cell with
     biases (their fast paths), Recurrent for any other."""
     from . import layers
-    from .cells.builtin import is_textbook
+    from .models import TEXTBOOK_LAYERS, legacy_cell
 
-    if is_textbook(cell) and cell.bias:
-        cls = {"rnn": layers.RNN, "lstm": layers.LSTM, "gru": layers.GRU}[cell.name]
-        return cls(I, H, **kwargs, **cell.function_options())
+    if legacy_cell(cell):
+        return TEXTBOOK_LAYERS[cell.name](I, H, **kwargs, **cell.function_options())
     return layers.Recurrent(cell, I, H, **kwargs)
 
 

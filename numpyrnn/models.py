@@ -52,11 +52,18 @@ def cell_setting(cell, nonlinearity="tanh", reset_after=True):
         options = {"rnn": {"nonlinearity": nonlinearity}, "gru": {"reset_after": reset_after}}.get(cell, {})
         return cell, nonlinearity, reset_after, cells.get(cell, **options)
     cell = cells.resolve(cell)
-    if is_textbook(cell) and cell.bias:
+    if legacy_cell(cell):
         options = cell.function_options()
         return (cell.name, options.get("nonlinearity", nonlinearity), options.get("reset_after", reset_after),
                 cell)
     return cell.config(), nonlinearity, reset_after, cell
+
+
+def legacy_cell(cell) -> bool:
+    """Whether a model records ``cell`` as older models did, by name: one of the three textbook
+    cells with every option at its default but ``nonlinearity`` and ``reset_after``."""
+    return (is_textbook(cell) and cell.name in TEXTBOOK_LAYERS
+            and cell == type(cell)(**cell.function_options()))
 
 
 def _child_seeds(seed, n):
@@ -81,11 +88,12 @@ class SequenceModel(Module):
         return f"{type(self).__name__}({args})"
 
     def _make_recurrent(self, cell, input_size, hidden_size, num_layers, bidirectional, dropout, impl, seed):
-        """The recurrent layer over ``cell`` (a Cell): RNN, LSTM or GRU for a textbook cell with
-        biases, :class:`~numpyrnn.Recurrent` for any other."""
+        """The recurrent layer over ``cell`` (a Cell): RNN, LSTM or GRU for a textbook cell as
+        older models had it, :class:`~numpyrnn.Recurrent` for any other (a textbook cell keeps
+        its fast path there too)."""
         common = dict(num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, impl=impl,
                       dtype=self.dtype, seed=seed, device=self.device)
-        if is_textbook(cell) and cell.bias:
+        if legacy_cell(cell):
             return TEXTBOOK_LAYERS[cell.name](input_size, hidden_size, **common, **cell.function_options())
         return Recurrent(cell, input_size, hidden_size, **common)
 

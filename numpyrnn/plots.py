@@ -118,26 +118,33 @@ def gradflow(data, path):
 
 
 def sweep(data, path):
-    """Final test MSE against sequence length, one line per cell, the baseline dashed."""
-    fig = _figure(6.5, 4.2)
+    """Final test metric against sequence length, one line per cell (the band: lowest to highest
+    seed), the baseline dashed; on the adding problem the bar for solving it dotted."""
+    fig = _figure(7.5, 4.6)
     ax = fig.subplots()
     lengths = data["lengths"]
-    for cell, values in data["cells"].items():
+    task, metric = data.get("task", "adding"), data.get("metric", "mse")
+    for k, (cell, values) in enumerate(data["cells"].items()):
         means = [np.mean(v) for v in values]
-        ax.plot(lengths, means, "o-", color=COLORS.get(cell), label=LABELS.get(cell, cell), lw=2)
+        color = COLORS.get(cell, f"C{k % 10}")
+        ax.plot(lengths, means, "o-", color=color, label=LABELS.get(cell, cell), lw=2 if cell in COLORS else 1.2)
         if any(len(v) > 1 for v in values):
-            ax.fill_between(lengths, [min(v) for v in values], [max(v) for v in values],
-                            color=COLORS.get(cell), alpha=0.2, lw=0)
-    ax.axhline(data["baseline"], color="k", ls="--", lw=1, label=f"baseline {data['baseline']:.3f}")
-    ax.axhline(0.01, color="k", ls=":", lw=1, label="solved (0.01)")
-    ax.set_xscale("log")
+            ax.fill_between(lengths, [min(v) for v in values], [max(v) for v in values], color=color, alpha=0.15, lw=0)
+    baselines = data.get("baselines", [data.get("baseline")] * len(lengths))
+    ax.plot(lengths, baselines, color="k", ls="--", lw=1, label=f"baseline ({', '.join(f'{b:.3g}' for b in baselines)})")
+    if task == "adding":
+        ax.axhline(0.01, color="k", ls=":", lw=1, label="solved (0.01)")
     ax.set_yscale("log")
+    if len(lengths) > 1:
+        ax.set_xscale("log")
     ax.set_xticks(lengths)
     ax.set_xticklabels([str(t) for t in lengths])
     ax.set_xlabel("sequence length T")
-    ax.set_ylabel("test MSE")
-    ax.set_title(f"adding problem, {data['budget']['steps']} steps for every cell and length")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(f"test {metric}")
+    side = ", runs side by side" if data.get("side_by_side") else ""
+    ax.set_title(f"{'adding problem' if task == 'adding' else task + ' task'}, {data['budget']['steps']} steps for "
+                 f"every cell and length, {data['seeds']} seed{'s' * (data['seeds'] > 1)}{side}")
+    ax.legend(fontsize=7, ncol=2 if len(data["cells"]) > 6 else 1)
     ax.grid(alpha=0.3)
     fig.savefig(path)
     return path

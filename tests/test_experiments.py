@@ -164,3 +164,26 @@ def test_progress_is_off_when_stderr_is_not_a_terminal_or_with_quiet(capsys, tmp
     assert cli.main(argv + ["--out", str(tmp_path / "b"), "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and "test MSE" in captured.out                # --quiet: no bar
+
+
+def test_sweep_runs_in_workers_and_the_numbers_do_not_depend_on_how_many(tmp_path):
+    """--jobs: the same numbers bit for bit with 1 worker or 2 (one BLAS thread each), any cells
+    (a gallery variant, a length option filled from the task), the copy task too; the GPU takes
+    one job."""
+    common = dict(lengths=(4, 6), cells=("rnn", "janet"), steps=3, hidden=4, train_size=32, seeds=2)
+    one, two = sweep(**common, jobs=1), sweep(**common, jobs=2)
+    assert one["cells"] == two["cells"] and one["gradflow"] == two["gradflow"]
+    assert two["side_by_side"] and not one["side_by_side"]
+    ratios = one["gradflow"]["janet"][0][0]
+    assert set(ratios) == {"initial", "trained"} and ratios["initial"]["h"] > 0
+    copy = sweep(lengths=(3,), cells=("lstm_nig",), steps=2, hidden=4, train_size=16, task="copy", jobs=1)
+    assert copy["metric"] == "loss" and "gradflow" not in copy and len(copy["baselines"]) == 1
+    plots.sweep(copy, tmp_path / "c.png")
+    with pytest.raises(ValueError, match="jobs=2 on the GPU"):
+        import numpyrnn.experiments.sweep as sweep_module
+        original = sweep_module.backend.resolve_device
+        sweep_module.backend.resolve_device = lambda device: "gpu"
+        try:
+            sweep(lengths=(3,), cells=("rnn",), steps=1, jobs=2, device="gpu")
+        finally:
+            sweep_module.backend.resolve_device = original

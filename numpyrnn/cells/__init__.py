@@ -30,12 +30,13 @@ one place where cell names live.
 """
 
 from . import generic, protocol
-from .protocol import Cell, CellError, from_config, get, label, lookup, names, register, resolve
+from .protocol import Cell, CellError, for_length, from_config, get, label, lookup, names, register, resolve
 from . import gru, lstm, rnn  # noqa: E402  (the cells subclass Cell)
+from . import variants  # noqa: E402
 
-for _cell in (rnn.CELL, lstm.CELL, gru.CELL):
+for _cell in (rnn.CELL, lstm.CELL, gru.CELL, lstm.FORGET_BIAS_1, *variants.VARIANTS):
     register(_cell)
-protocol.BUILT_IN = ("rnn", "lstm", "gru")
+protocol.BUILT_IN = tuple(protocol._REGISTRY)
 
-__all__ = ["rnn", "lstm", "gru", "generic", "Cell", "CellError", "register", "get", "names", "lookup",
+__all__ = ["rnn", "lstm", "gru", "variants", "generic", "Cell", "CellError", "register", "get", "names", "lookup", "for_length",
            "resolve", "from_config", "label"]

@@ -11,6 +11,8 @@ parameters are PyTorch's, ``weight_ih`` (G·H, I), ``weight_hh`` (G·H, H) and, 
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 import sys
 
 import numpy as np
@@ -33,6 +35,28 @@ def is_textbook(cell) -> bool:
 def check_flag(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def check_forget_bias(forget_bias, bias):
+    """None (PyTorch's draw, U(−1/√H, 1/√H) like every bias) or a finite number; refused
+    without biases, since it initialises the forget gate's bias."""
+    if forget_bias is None:
+        return None
+    if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real) \
+            or not math.isfinite(forget_bias):
+        raise ValueError(f"forget_bias must be a finite number (or None for PyTorch's draw), got {forget_bias!r}")
+    if not bias:
+        raise ValueError("forget_bias initialises the forget gate's bias, so it needs bias=True; got bias=False")
+    return float(forget_bias)
+
+
+def set_forget_bias(params, rows, forget_bias):
+    """Jozefowicz et al. (2015): the forget gate's slice of bias_ih set to ``forget_bias``, the
+    same slice of bias_hh to 0, so that f = σ(forget_bias + ...) starts near σ(forget_bias).
+    Called after every parameter was drawn: no other draw moves."""
+    if forget_bias is not None:
+        params["bias_ih"][rows] = forget_bias
+        params["bias_hh"][rows] = 0.0
 
 
 def _sequence_forward(module, function, cell, x, state0, params, *, lengths=None, reverse=False,
@@ -65,7 +89,7 @@ class BuiltInCell(Cell):
         return next(sys.modules[c.__module__] for c in type(self).__mro__ if c.__dict__.get("textbook"))
 
     def __repr__(self):
-        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self._options.items())})"
+        return self.short_repr()
 
     def function_options(self) -> dict:
         """The options the module's forward functions take (nonlinearity, reset_after)."""

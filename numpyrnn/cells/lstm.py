@@ -44,7 +44,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..backend import array_module
-from .builtin import BuiltInCell
+from .builtin import BuiltInCell, check_forget_bias, set_forget_bias
 from .common import (
     add_step, check_cache, check_cell_args, check_grad_arg, fold_biases, real_steps, sigmoid,
     time_steps, zeros_if_none,
@@ -54,7 +54,7 @@ from .fast import lstm as fast
 GATES = 4
 STATE_NAMES = ("h", "c")
 __all__ = ["step_forward", "step_backward", "forward_reference", "backward_reference",
-           "forward", "backward", "gate_activations", "CELL"]
+           "forward", "backward", "gate_activations", "CELL", "FORGET_BIAS_1"]
 
 
 def _split(a):
@@ -260,13 +260,37 @@ def gate_activations(cache):
 class CELL(BuiltInCell):
     """The LSTM as a :class:`~numpyrnn.cells.Cell` (``numpyrnn.cells.get("lstm")``): the step
     functions above behind the protocol, state (h, c), and this module's reference loop and
-    fast path for the layer's loop over time.  ``bias``: whether it has ``bias_ih``, ``bias_hh``."""
+    fast path for the layer's loop over time.  ``bias``: whether it has ``bias_ih``, ``bias_hh``;
+    ``forget_bias``: None for PyTorch's initialisation, or the value the forget gate's slice of
+    ``bias_ih`` starts at (its slice of ``bias_hh`` then starts at 0; Jozefowicz et al. 2015
+    found 1 closes the gap to the GRU), an option of the initialisation only."""
 
     name = "lstm"
     textbook = True                   # this class itself (not a subclass) brings the loops above
     state_names = STATE_NAMES
     gates = GATES
+    init_options = ("forget_bias",)
+
+    def __init__(self, bias=True, forget_bias=None):
+        super().__init__(bias)
+        self.forget_bias = check_forget_bias(forget_bias, bias)
+
+    def initialize(self, params, hidden_size, rng):
+        super().initialize(params, hidden_size, rng)
+        set_forget_bias(params, slice(hidden_size, 2 * hidden_size), self.forget_bias)   # rows [i | f | g | o]
 
     def gate_activations(self, cache):
         i, f, g, o = _split(cache.gates)
         return {"i": i, "f": f, "g": g, "o": o, "c": cache.c}
+
+
+class FORGET_BIAS_1(CELL):
+    """``lstm_fb1``: the LSTM with its forget gate's bias started at 1 (Jozefowicz et al. 2015),
+    under a name of its own so that one sweep can hold both; the same cell, with the same fast
+    path, as ``cells.get("lstm", forget_bias=1.0)``."""
+
+    name = "lstm_fb1"
+    textbook = True
+
+    def __init__(self, bias=True, forget_bias=1.0):
+        super().__init__(bias, forget_bias)

@@ -68,6 +68,9 @@ class Cell:
     init_options: tuple = ()
     #: the option sets ``gradcheck.check_cells`` and ``numpyrnn gradcheck`` check for this cell
     forms: tuple = ({},)
+    #: options that the commands fill from the task's sequence length when not given (the
+    #: longest dependency a chrono initialisation or a weight bound reads)
+    length_options: tuple = ()
 
     def __new__(cls, *args, **kwargs):
         # Record the constructor's arguments, defaults filled in, whatever the subclass's
@@ -119,9 +122,18 @@ class Cell:
                             f"booleans, lists) to be saved with it: {exc}") from None
         return {"name": self.name, "options": options}
 
+    def changed_options(self) -> dict:
+        """The options given away from their defaults."""
+        defaults = {k: p.default for k, p in inspect.signature(type(self).__init__).parameters.items()}
+        return {k: v for k, v in self._options.items() if defaults.get(k, inspect.Parameter.empty) != v}
+
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._options.items())
         return f"{type(self).__name__}({args})"
+
+    def short_repr(self) -> str:
+        """The cell by its name and the options given away from their defaults: "gru(reset_after=False)"."""
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.changed_options().items())})"
 
     def __eq__(self, other):
         return type(other) is type(self) and other._options == self._options
@@ -181,6 +193,10 @@ def constrains(cell) -> bool:
 _REGISTRY: dict = {}
 #: the names the package itself registers, which no other class may take
 BUILT_IN: tuple = ()
+#: the files register_file imported, and the names of the modules it made of them (a worker
+#: process registers the same files again)
+FILES: list = []
+FILE_MODULES: set = set()
 
 
 def _check_class(cell_class):
@@ -283,7 +299,20 @@ def register_file(path):
         raise CellError(f"{path} defines no subclass of numpyrnn.cells.Cell with a name")
     for cls in found:
         register(cls)
+    if os.path.abspath(path) not in FILES:
+        FILES.append(os.path.abspath(path))
+    FILE_MODULES.add(module_name)
     return found
+
+
+def for_length(cell, seq_len, extra=()):
+    """The cell a command makes for a task of sequences of ``seq_len`` steps: a name becomes its
+    cell with every ``length_options`` option set to ``seq_len``; a Cell (options given) stays
+    as it is."""
+    if isinstance(cell, str):
+        cls = lookup(cell, extra)
+        return cls(**{name: seq_len for name in cls.length_options})
+    return resolve(cell, extra)
 
 
 def label(cell) -> str:

@@ -1,21 +1,34 @@
 """Grading a student's file: every output and gradient against the reference, the backward
-against finite differences of the student's own forward, and the mistake named.
+against finite differences of the student's own forward, and where what is wrong lies.
 
     report = grade("my_lstm.py", "lstm", part="step")
     print(report)            # a row per output and per gradient, then what was found
     report.passed, report.diagnoses
 
-The answer key is numpyrnn's reference (:mod:`numpyrnn.cells`); the planted mistakes are in
-:mod:`numpyrnn.exercises.mistakes`.
+What it grades: the three textbook cells' exercises (``numpyrnn exercise rnn|lstm|gru``, the
+step or the loop through time), a registered cell's step (the gallery's variants, graded
+against numpyrnn's own), and a cell of the student's own with no reference (its backward
+against finite differences of its own forward).
+
+How it cannot be fooled: a file is run in a child process (:mod:`numpyrnn.exercises.sandbox`)
+with a time limit, on copies of every array; the cases, the comparisons and the verdict stay
+here.  ``sys.exit``, ``os._exit``, a crash or an endless loop is a FAILED report saying so, never
+a pass; a NaN, Inf or complex result fails, naming the tensor.  A module object (``grade(module)``,
+as the walkthrough does) runs in this process: the same checks, but no time limit and no
+protection from ``os._exit``.
+
+How it finds the mistake: the catalogue of known mistakes (:mod:`numpyrnn.exercises.mistakes`),
+matched tensor by tensor; then relations that need no catalogue (:mod:`numpyrnn.exercises.diagnosis`):
+which gate's rows, which term of the derivation (:mod:`numpyrnn.exercises.terms`), a sign, a
+scale or a transpose, which kind of case (the cases differ from the first in one feature each),
+which steps.  A finding is stated only when its relation holds exactly.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import itertools
 import os
-import traceback
 import types
 from dataclasses import dataclass, field
 
@@ -23,7 +36,8 @@ import numpy as np
 
 from .. import gradcheck
 from ..cells import gru, lstm, rnn
-from . import mistakes
+from . import diagnosis, mistakes, terms
+from .sandbox import TIMEOUT_S, InProcess, Sandbox, StudentError
 from .templates import CELLS, PARTS
 
 #: how close a student's array must be to the reference's: normwise relative error
@@ -31,9 +45,37 @@ from .templates import CELLS, PARTS
 TOL = 1e-8
 
 MODULES = {"rnn": rnn, "lstm": lstm, "gru": gru}
-STEP_CASES = [(3, 4, 5), (1, 2, 3), (2, 3, 1), (4, 1, 2)]                      # (B, I, H)
-SEQUENCE_CASES = [(5, 3, 2, 4, (5, 2, 1), False), (4, 1, 3, 2, None, True),    # (T, B, I, H, lengths, reverse)
-                  (6, 2, 2, 1, (3, 6), True), (3, 3, 1, 3, None, False)]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One graded case: its shapes and what sets it apart from the first (``features``)."""
+    B: int
+    I: int
+    H: int
+    features: frozenset = frozenset()
+    T: int = None
+    lengths: tuple = None
+    reverse: bool = False
+    none_state: bool = False
+
+    @property
+    def label(self):
+        head = (f"T={self.T} " if self.T else "") + f"B={self.B} I={self.I} H={self.H}"
+        extra = ([f"lengths {list(self.lengths)}"] if self.lengths else []) + (["reverse"] if self.reverse else []) \
+            + (["dh_n None"] if self.none_state else [])
+        return " ".join([head, *extra])
+
+
+#: the step cases: the first plain, each other one differing from it in one feature
+STEP_CASES = [Case(3, 5, 4), Case(1, 5, 4, frozenset({"B = 1"})), Case(3, 5, 1, frozenset({"H = 1"})),
+              Case(3, 4, 4, frozenset({"I = H"}))]
+#: the sequence cases likewise, and one with lengths and reversed together
+SEQUENCE_CASES = [Case(3, 3, 4, T=5), Case(3, 3, 4, frozenset({"lengths"}), T=5, lengths=(5, 2, 3)),
+                  Case(3, 3, 4, frozenset({"reversed"}), T=5, reverse=True),
+                  Case(1, 3, 4, frozenset({"B = 1"}), T=5), Case(3, 3, 1, frozenset({"H = 1"}), T=5),
+                  Case(3, 4, 4, frozenset({"I = H"}), T=5), Case(3, 3, 4, frozenset({"None"}), T=5, none_state=True),
+                  Case(2, 2, 3, frozenset({"lengths", "reversed"}), T=6, lengths=(3, 6), reverse=True)]
 
 
 class GradeError(Exception):
@@ -47,11 +89,12 @@ class Row:
     max_rel_err: float = 0.0
     passed: bool = True
     first_wrong: str = ""            # where the first wrong entry is, and its values
+    wrong_in: list = field(default_factory=list)     # per case: wrong or not
 
 
 @dataclass
 class Diagnosis:
-    mistake: object                  # a mistakes.Mistake, or None when no known mistake matches
+    mistake: object                  # a mistakes.Mistake, or None for a finding without one
     message: str
 
 
@@ -66,6 +109,7 @@ class Report:
     diagnoses: list = field(default_factory=list)
     self_check: str = ""
     errors: list = field(default_factory=list)
+    reference: str = "the reference"
 
     @property
     def passed(self) -> bool:
@@ -87,51 +131,19 @@ class Report:
         if self.self_check:
             lines.append(self.self_check)
         lines += [d.message for d in self.diagnoses]
-        if self.cell in CELLS:
-            verdict = "PASSED: every output and gradient equals the reference's"
+        if self.passed:
+            lines.append("PASSED: every gradient equals the finite differences of your own step_forward"
+                         if self.reference is None else f"PASSED: every output and gradient equals {self.reference}'s")
         else:
-            verdict = "PASSED: every gradient equals the finite differences of your own step_forward"
-        lines.append(verdict if self.passed else "FAILED")
+            lines.append("FAILED")
         return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- running the student's code
+# --------------------------------------------------------------------------- the student's results, checked
 
-def load(path_or_module):
-    """The student's module: imported from a path, or given."""
-    if isinstance(path_or_module, types.ModuleType):
-        return path_or_module
-    path = os.fspath(path_or_module)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    name = "numpyrnn_exercise_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path))
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:                     # the student's file: anything can happen in it
-        raise GradeError(f"{path} could not be imported: {type(exc).__name__}: {exc}{_where(exc, path)}") from None
-    return module
-
-
-def _where(exc, filename):
-    """" (line N of the student's file)" for the deepest frame in it, if any."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if filename and
-              os.path.abspath(f.filename) == os.path.abspath(filename)]
-    if isinstance(exc, SyntaxError) and exc.lineno:
-        return f" (line {exc.lineno})"
-    return f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
-
-
-def _call(fn_name, fn, args, names, shapes, filename):
-    """Call the student's ``fn``; its result must be ``len(names)`` arrays of ``shapes`` (None in
-    shapes: anything, the cache).  Returns them; a GradeError says what went wrong."""
-    try:
-        result = fn(*args)
-    except NotImplementedError:
-        raise GradeError(f"{fn_name} is not written yet (it raises NotImplementedError)") from None
-    except Exception as exc:                     # the student's code: anything can happen in it
-        raise GradeError(f"{fn_name} raised {type(exc).__name__}: {exc}{_where(exc, filename)}") from None
+def _checked(fn_name, result, names, shapes):
+    """The student's result: ``len(names)`` arrays of ``shapes`` (None: anything, the cache),
+    real and finite.  Returns them as float64; a GradeError says what is wrong."""
     if not isinstance(result, (tuple, list)) or len(result) != len(names):
         got = f"{len(result)} values" if isinstance(result, (tuple, list)) else f"a {type(result).__name__}"
         raise GradeError(f"{fn_name} returned {got}; it must return {len(names)}: ({', '.join(names)})")
@@ -140,20 +152,25 @@ def _call(fn_name, fn, args, names, shapes, filename):
         if shape is None:
             out.append(value)
             continue
-        try:
-            if value is None:
-                raise TypeError
-            array = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
+        if not isinstance(value, (np.ndarray, list, tuple, float, int, np.generic)) or isinstance(value, bool):
             raise GradeError(f"{fn_name} returned a {type(value).__name__} for {name}; it must be an array "
-                             f"of shape {shape}") from None
+                             f"of shape {shape}")
+        array = np.asarray(value)
+        if array.dtype.kind == "c":
+            raise GradeError(f"{fn_name}'s {name} is complex (dtype {array.dtype}); it must be real")
+        if array.dtype.kind not in "fiub":
+            raise GradeError(f"{fn_name} returned {array.dtype} values for {name}; it must be an array of numbers "
+                             f"of shape {shape}")
+        array = array.astype(np.float64)
         if array.shape != shape:
             raise GradeError(f"{fn_name}'s {name} has shape {array.shape}; it must have shape {shape}")
+        if not np.all(np.isfinite(array)):
+            bad = int(np.sum(~np.isfinite(array)))
+            raise GradeError(f"{fn_name}'s {name} holds NaN or Inf ({bad} of {array.size} entries); every value "
+                             "must be finite")
         out.append(array)
     return out
 
-
-# --------------------------------------------------------------------------- comparing
 
 def _rel_err(a, b):
     scale = float(np.abs(b).max(initial=0.0))
@@ -170,6 +187,7 @@ def _compare(rows, names, got, want, case):
         row = rows.setdefault(name, Row(name))
         rel, diff = _rel_err(a, b)
         row.max_rel_err, row.max_abs_err = max(row.max_rel_err, rel), max(row.max_abs_err, diff)
+        row.wrong_in.append(rel > TOL)
         if rel > TOL and row.passed:
             row.passed = False
             k = np.unravel_index(int(np.argmax(np.abs(a - b))), b.shape) if b.size else ()
@@ -177,22 +195,95 @@ def _compare(rows, names, got, want, case):
                                f"{b[k]:.6g} (difference {a[k] - b[k]:.3g})")
 
 
-# --------------------------------------------------------------------------- the two parts
+def _self_check(forward, backward, inputs, full=True):
+    """The student's backward against finite differences of a forward, on one case: (agrees,
+    failed tensor names, worst relative error).  ``full``: every entry (the first case); else
+    3 random directions per tensor (the other cases), which a wrong gradient fails as surely."""
+    check = gradcheck.check_fn(forward, backward, dict(inputs), mode="full" if full else "fast", n_directions=3)
+    return check.passed, [r.name for r in check.rows if not r.passed], max(r.max_rel_err for r in check.rows)
 
-def _step_case(cell, k, B, I, H, reset_after):
+
+def _self_check_line(results, what, forward_right, backward_right):
+    """One line from the self-checks of every case, saying which to trust when they and the
+    reference comparison disagree."""
+    failed = sorted({name for ok, names, _ in results for name in names})
+    if not failed:
+        worst = max(w for *_, w in results)
+        line = (f"{what}: they agree in all {len(results)} cases (every entry in the first, random directions in "
+                f"the others; worst relative error {worst:.1e})")
+        if not backward_right and forward_right is not False:
+            line += (". The reference comparison says otherwise, and it is exact to rounding where finite "
+                     "differences carry noise: trust it")
+        return line
+    cases = [k + 1 for k, (ok, _, _) in enumerate(results) if not ok]
+    line = (f"{what}: they DISAGREE in {', '.join(failed)} (in case{'s' * (len(cases) > 1)} "
+            f"{', '.join(map(str, cases))}): the backward is not the derivative of that forward")
+    if backward_right:
+        line += "; the reference comparison found every gradient right, and it is exact: trust it"
+    return line
+
+
+# --------------------------------------------------------------------------- the catalogue, tensor by tensor
+
+def _catalogue(report, wrong, student_grads, reference_grads, variants, grad_names):
+    """Catalogue mistakes that explain wrong tensors, tensor by tensor: the whole mistake when the
+    tensors it changes are exactly the wrong ones, each the student's way; part of it (named
+    with the tensors it was made in) when the student's wrong tensors are some of those it
+    changes and the others are right."""
+    found = []
+    for (key, where), per_case in variants.items():
+        def agrees(j, other):
+            return all(_same(mine[j], v[j]) for mine, v in zip(student_grads, other))
+        changes = {n for j, n in enumerate(grad_names)
+                   if not all(_same(v[j], r[j]) for v, r in zip(per_case, reference_grads))}
+        explained = [n for n in wrong if n in changes and agrees(grad_names.index(n), per_case)]
+        if not explained or set(wrong) - set(explained) and set(explained) != set(wrong) & changes:
+            continue
+        full = set(explained) == set(wrong) == changes
+        if not full and set(wrong) != set(explained):
+            continue                              # the rest of what is wrong is not this mistake
+        found.append((not full, -len(explained), key, where, explained, full))
+    messages = []
+    covered = set()
+    for partial, _, key, where, explained, full in sorted(found, key=lambda f: f[:2]):
+        if set(explained) <= covered:
+            continue
+        m = mistakes.MISTAKES[key]
+        at = "" if where is None else f", for {' and '.join(where)} only"
+        if full:
+            text = (f"Diagnosis: {m.title}{at}. Your {', '.join(explained)} equal{'s' * (len(explained) == 1)} "
+                    f"exactly what that mistake gives. Reread docs/derivations.md {m.section_for(report.cell)}.")
+        else:
+            text = (f"Diagnosis: {m.title}{at}, in {', '.join(explained)} only: "
+                    f"your {', '.join(explained)} equal{'s' * (len(explained) == 1)} what that mistake gives there. "
+                    f"Reread docs/derivations.md {m.section_for(report.cell)}.")
+        messages.append(Diagnosis(m, text))
+        covered |= set(explained)
+        if full:
+            break
+    return messages, covered
+
+
+# --------------------------------------------------------------------------- the cases of each part
+
+def _inputs(rng, G, n_states, B, I, H, prefix=""):
+    names = ["h", "c"][:n_states]
+    out = {"x_t" if not prefix else "x": rng.standard_normal((B, I))}
+    out.update({f"{s}_prev": rng.standard_normal((B, H)) for s in names})
+    out.update(weight_ih=rng.uniform(-0.8, 0.8, (G * H, I)), weight_hh=rng.uniform(-0.8, 0.8, (G * H, H)),
+               bias_ih=rng.uniform(-0.5, 0.5, G * H), bias_hh=rng.uniform(-0.5, 0.5, G * H))
+    return out
+
+
+def _step_case(cell, k, case, reset_after):
     """Inputs, upstream gradients, the reference's outputs, cache and gradients for case k."""
+    module = MODULES[cell]
     rng = np.random.default_rng(100 + k)
-    G = MODULES[cell].GATES
-    n = len(MODULES[cell].STATE_NAMES)
-    inputs = {"x_t": rng.standard_normal((B, I)), "h_prev": rng.standard_normal((B, H))}
-    if n == 2:
-        inputs["c_prev"] = rng.standard_normal((B, H))
-    inputs.update(weight_ih=rng.uniform(-0.8, 0.8, (G * H, I)), weight_hh=rng.uniform(-0.8, 0.8, (G * H, H)),
-                  bias_ih=rng.uniform(-0.5, 0.5, G * H), bias_hh=rng.uniform(-0.5, 0.5, G * H))
-    upstream = [rng.standard_normal((B, H)) for _ in range(n)]
+    inputs = _inputs(rng, module.GATES, len(module.STATE_NAMES), case.B, case.I, case.H)
+    upstream = [rng.standard_normal((case.B, case.H)) for _ in module.STATE_NAMES]
     options = {"reset_after": reset_after} if cell == "gru" else {}
-    *outs, cache = MODULES[cell].step_forward(*inputs.values(), **options)
-    grads = MODULES[cell].step_backward(*upstream, cache)
+    *outs, cache = module.step_forward(*inputs.values(), **options)
+    grads = module.step_backward(*upstream, cache)
     return inputs, upstream, outs, cache, list(grads)
 
 
@@ -215,219 +306,373 @@ def _step_mistakes(cell, reset_after):
                 yield m, where
 
 
-def _grade_step(student, report, filename):
+def _require(runner, names):
+    missing = [n for n in names if not runner.call("__has__", n)]
+    if missing:
+        raise GradeError(f"the file must define {', '.join(names)}; it lacks {', '.join(missing)}")
+
+
+def _grade_step(runner, report):
     cell = report.cell
     module = MODULES[cell]
     state_names = list(module.STATE_NAMES)
     out_names = state_names + ["cache"]
     grad_names = ["dx_t"] + [f"d{s}_prev" for s in state_names] + ["dweight_ih", "dweight_hh", "dbias_ih",
                                                                      "dbias_hh"]
-    forward, backward = _functions(student, ("step_forward", "step_backward"))
-    rows, runs = {}, []
-    for k, (B, I, H) in enumerate(STEP_CASES, 1):
-        report.cases.append(f"B={B} I={I} H={H}")
-        inputs, upstream, want_outs, ref_cache, want_grads = _step_case(cell, k, B, I, H, report.reset_after)
-        *outs, cache = _call("step_forward", forward, list(inputs.values()), out_names,
-                             [(B, H)] * len(state_names) + [None], filename)
+    _require(runner, ("step_forward", "step_backward"))
+    rows, runs, checks = {}, [], []
+    for k, case in enumerate(STEP_CASES, 1):
+        report.cases.append(case.label)
+        inputs, upstream, want_outs, ref_cache, want_grads = _step_case(cell, k, case, report.reset_after)
+        B, H = case.B, case.H
+        *outs, cache = _checked("step_forward", runner.call("step_forward", *inputs.values()), out_names,
+                                [(B, H)] * len(state_names) + [None])
         _compare(rows, state_names, outs, want_outs, k)
         shapes = [inputs["x_t"].shape] + [(B, H)] * len(state_names) + [
             inputs[p].shape for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        grads = _call("step_backward", backward, [*upstream, cache], grad_names, shapes, filename)
+        grads = _checked("step_backward", runner.call("step_backward", *upstream, cache), grad_names, shapes,)
         _compare(rows, grad_names, grads, want_grads, k)
-        runs.append((inputs, upstream, ref_cache, grads))
+        runs.append((inputs, upstream, ref_cache, outs, grads, want_grads))
+        checks.append(_self_check(lambda *a: runner.call("step_forward", *a),
+                                  lambda *a: runner.call("step_backward", *a), inputs, k == 1))
     report.rows = list(rows.values())
-    report.self_check = _self_check(forward, backward, runs[0][0], "your step_backward against finite differences "
-                                    "of your own step_forward")
+    forward_right = all(rows[n].passed for n in state_names)
+    backward_right = all(rows[n].passed for n in grad_names)
+    report.self_check = _self_check_line(checks, "your step_backward against finite differences of your own "
+                                                 "step_forward", forward_right, backward_right)
+    if not forward_right:
+        _other_form(report, runs, state_names, grad_names)
+        _wrong_forward(report, rows, state_names)
+        return
     variants = {(m.key, where): [_step_variant(cell, m.key, where, upstream, ref_cache, inputs)
-                             for inputs, upstream, ref_cache, _ in runs]
+                                 for inputs, upstream, ref_cache, *_ in runs]
                 for m, where in _step_mistakes(cell, report.reset_after)}
-    _diagnose(report, state_names, grad_names, [g for *_, g in runs], variants)
+    wrong = [n for n in grad_names if not rows[n].passed]
+    if not wrong:
+        return
+    found, covered = _catalogue(report, wrong, [r[4] for r in runs], [r[5] for r in runs], variants, grad_names)
+    report.diagnoses += found
+    if cell == "gru" and not covered:
+        _other_form(report, runs, state_names, grad_names)
+    step_terms = [terms.step_terms(cell, inputs, upstream, ref_cache) for inputs, upstream, ref_cache, *_ in runs]
+    section = terms.SECTIONS[cell][report.reset_after] if cell == "gru" else terms.SECTIONS[cell]
+    gates = {"lstm": "ifgo", "gru": "rzn"}.get(cell)
+    for name in wrong:
+        if name in covered:
+            continue
+        j = grad_names.index(name)
+        yours, right = [r[4][j] for r in runs], [r[5][j] for r in runs]
+        _localise(report, name, yours, right, rows[name], STEP_CASES, gates if name.startswith(("dweight", "dbias"))
+                  else None, [t[name] for t in step_terms], section)
 
 
-def _sequence_case(cell, k, T, B, I, H, lengths, reverse):
-    rng = np.random.default_rng(200 + k)
+def _localise(report, name, yours, right, row, cases, gates, term_sets, section, extra=()):
+    """The relations' findings for one wrong tensor, as diagnoses; the first wrong entry when
+    none holds."""
+    findings = []
+    said = diagnosis.scale(name, yours, right, [c.B for c in cases], [c.T for c in cases if c.T])
+    if said:
+        findings.append(said)
+    if gates:
+        findings += diagnosis.gate_blocks(name, yours, right, gates)
+    if term_sets is not None and not said:
+        fit = diagnosis.term_fit(name, yours, right, term_sets, section)
+        if fit:
+            findings.append(fit)
+    by_case = diagnosis.case_features(name, row.wrong_in, [c.features for c in cases])
+    if by_case:
+        findings.append(by_case)
+    findings += list(extra)
+    if findings:
+        report.diagnoses.append(Diagnosis(None, "Where: " + "; ".join(findings) + f". First wrong entry: "
+                                          f"{row.first_wrong}."))
+    else:
+        report.diagnoses.append(Diagnosis(None, (
+            f"No known mistake matches what is wrong in {name}, and no simple relation to the right values "
+            f"holds. First wrong entry: {row.first_wrong}.")))
+
+
+def _wrong_forward(report, rows, state_names):
+    wrong = [n for n in state_names if not rows[n].passed]
+    report.diagnoses.append(Diagnosis(None, (
+        f"Your step_forward's {', '.join(wrong)} differ from the reference ({rows[wrong[0]].first_wrong}); "
+        "the gradients are compared after a forward that is not the reference's. Fix the forward first.")))
+
+
+def _other_form(report, runs, state_names, grad_names):
+    """A GRU file that computes the other reset form exactly: say so, and point at RESET_AFTER."""
+    if report.cell != "gru":
+        return
+    other = not report.reset_after
+    for inputs, upstream, _, outs, grads, _ in runs:
+        *want, cache = gru.step_forward(*inputs.values(), reset_after=other)
+        if not all(_same(a, b) for a, b in zip(outs, want)):
+            return
+        if not all(_same(a, b) for a, b in zip(grads, gru.step_backward(*upstream, cache))):
+            return
+    form = "reset-after (PyTorch's)" if other else "reset-before (textbook)"
+    report.diagnoses.append(Diagnosis(None, (
+        f"Your file computes the {form} GRU exactly, forward and backward, but RESET_AFTER = {report.reset_after} "
+        f"declares the other form: set RESET_AFTER = {other}, or write the form it declares (derivations §6a, §6b).")))
+
+
+def _sequence_case(cell, k, case):
     module = MODULES[cell]
+    rng = np.random.default_rng(200 + k)
     G, n = module.GATES, len(module.STATE_NAMES)
+    T, B, I, H = case.T, case.B, case.I, case.H
     inputs = {"x": rng.standard_normal((T, B, I))}
     inputs.update({f"{s}0": rng.standard_normal((B, H)) for s in module.STATE_NAMES})
     inputs.update(weight_ih=rng.uniform(-0.8, 0.8, (G * H, I)), weight_hh=rng.uniform(-0.8, 0.8, (G * H, H)),
                   bias_ih=rng.uniform(-0.5, 0.5, G * H), bias_hh=rng.uniform(-0.5, 0.5, G * H))
     dy = rng.standard_normal((T, B, H))
-    dstates = [rng.standard_normal((B, H)) for _ in range(n)]
-    options = dict(lengths=None if lengths is None else np.array(lengths), reverse=reverse)
+    dstates = [None if case.none_state else rng.standard_normal((B, H)) for _ in range(n)]
+    options = dict(lengths=None if case.lengths is None else np.array(case.lengths), reverse=case.reverse)
     *_, cache = module.forward_reference(*inputs.values(), **options)
     want = list(module.backward_reference(dy, *dstates, cache))
     return inputs, options, dy, dstates, cache, want
 
 
-def _grade_sequence(student, report, filename):
+def _grade_sequence(runner, report):
     cell = report.cell
     module = MODULES[cell]
     state_names = list(module.STATE_NAMES)
     grad_names = ["dx"] + [f"d{s}0" for s in state_names] + ["dweight_ih", "dweight_hh", "dbias_ih", "dbias_hh"]
-    (backward,) = _functions(student, ("backward",))
-    rows, runs = {}, []
-    for k, (T, B, I, H, lengths, reverse) in enumerate(SEQUENCE_CASES, 1):
-        report.cases.append(f"T={T} B={B} I={I} H={H}" + (f" lengths {list(lengths)}" if lengths else "")
-                            + (" reverse" if reverse else ""))
-        inputs, options, dy, dstates, cache, want = _sequence_case(cell, k, T, B, I, H, lengths, reverse)
+    _require(runner, ("backward",))
+    rows, runs, checks = {}, [], []
+    for k, case in enumerate(SEQUENCE_CASES, 1):
+        report.cases.append(case.label)
+        inputs, options, dy, dstates, cache, want = _sequence_case(cell, k, case)
+        T, B, I, H = case.T, case.B, case.I, case.H
         shapes = [(T, B, I)] + [(B, H)] * len(state_names) + [
             inputs[p].shape for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        grads = _call("backward", backward, [dy, *dstates, cache], grad_names, shapes, filename)
+        grads = _checked("backward", runner.call("backward", dy, *dstates, cache), grad_names, shapes)
         _compare(rows, grad_names, grads, want, k)
-        runs.append((inputs, options, dy, dstates, cache, grads))
+        runs.append((inputs, options, dy, dstates, cache, grads, want))
+        checks.append(_self_check(functools.partial(module.forward_reference, **options),
+                                  lambda *a: runner.call("backward", *a), inputs, k == 1))
     report.rows = list(rows.values())
-    inputs, options = runs[0][0], runs[0][1]
-    report.self_check = _self_check(functools.partial(module.forward_reference, **options), backward, inputs,
-                                    "your backward against finite differences of the reference forward")
-    variants = {(m.key, None): [list(mistakes.sequence_backward(cell, dy, dstates, cache, m.key))
-                            for _, _, dy, dstates, cache, _ in runs]
-                for m in mistakes.applicable(cell, "sequence")}
-    _diagnose(report, [], grad_names, [g for *_, g in runs], variants)
-
-
-def _functions(student, names):
-    missing = [n for n in names if not callable(getattr(student, n, None))]
-    if missing:
-        raise GradeError(f"the file must define {', '.join(names)}; it lacks {', '.join(missing)}")
-    return [getattr(student, n) for n in names]
-
-
-def _self_check(forward, backward, inputs, what):
-    """One line: the student's backward against finite differences of a forward."""
-    try:
-        check = gradcheck.check_fn(forward, backward, dict(inputs))
-    except Exception as exc:                     # the student's code again
-        return f"{what}: could not run ({type(exc).__name__}: {exc})"
-    if check.passed:
-        worst = max(r.max_rel_err for r in check.rows)
-        return f"{what}: they agree (worst relative error {worst:.1e})"
-    failed = ", ".join(r.name for r in check.rows if not r.passed)
-    return (f"{what}: they DISAGREE in {failed}: the backward is not the derivative of that forward")
-
-
-def _diagnose(report, output_names, grad_names, student_grads, variants):
-    rows = {r.name: r for r in report.rows}
-    if any(not rows[n].passed for n in output_names):
-        wrong = [n for n in output_names if not rows[n].passed]
-        report.diagnoses.append(Diagnosis(None, (
-            f"Your step_forward's {', '.join(wrong)} differ from the reference ({rows[wrong[0]].first_wrong}); "
-            "the gradients are compared after a forward that is not the reference's. Fix the forward first.")))
-        return
+    backward_right = all(r.passed for r in report.rows)
+    report.self_check = _self_check_line(checks, "your backward against finite differences of the reference "
+                                                 "forward", True, backward_right)
     wrong = [n for n in grad_names if not rows[n].passed]
     if not wrong:
         return
-    for (key, where), per_case in variants.items():
-        m = mistakes.MISTAKES[key]
-        if all(_same(np.asarray(g, np.float64), np.asarray(v, np.float64))
-               for mine, variant in zip(student_grads, per_case) for g, v in zip(mine, variant)):
-            at = "" if where is None else f", for {' and '.join(where)} only"
-            report.diagnoses.append(Diagnosis(m, (
-                f"Diagnosis: {m.title}{at}. Your {', '.join(wrong)} equal{'s' if len(wrong) == 1 else ''} "
-                f"exactly what that mistake gives. Reread docs/derivations.md {m.section_for(report.cell)}.")))
-    if not report.diagnoses:
-        report.diagnoses.append(Diagnosis(None, (
-            f"No known mistake matches what is wrong in {', '.join(wrong)}. First wrong entry: "
-            f"{rows[wrong[0]].first_wrong}.")))
+    variants = {(m.key, None): [list(mistakes.sequence_backward(cell, dy, dstates, cache, m.key))
+                                for _, _, dy, dstates, cache, _, _ in runs]
+                for m in mistakes.applicable(cell, "sequence")}
+    found, covered = _catalogue(report, wrong, [g for *_, g, _ in runs], [w for *_, w in runs], variants,
+                                grad_names)
+    report.diagnoses += found
+    steps = _step_findings(runner, cell, runs, rows)
+    for name in wrong:
+        if name in covered:
+            continue
+        j = grad_names.index(name)
+        _localise(report, name, [r[5][j] for r in runs], [r[6][j] for r in runs], rows[name], SEQUENCE_CASES,
+                  None, None, None, extra=steps if name == "dx" else ())
 
 
-# --------------------------------------------------------------------------- a cell with no reference
+def _step_findings(runner, cell, runs, rows):
+    """Which steps of dx are wrong in the plain case, and probes with the gradient entering at
+    the last step only; where lengths make padded steps, whether dx is wrong only there."""
+    module = MODULES[cell]
+    out = []
+    inputs, options, dy, dstates, cache, grads, want = runs[0]
+    T = dy.shape[0]
+    wrong_steps = [not _same(grads[0][t], want[0][t]) for t in range(T)]
+    said = diagnosis.step_range(wrong_steps, T)
+    if said:
+        out.append(said)
+    probe = np.zeros_like(dy)
+    probe[-1] = dy[-1]
+    zeros = [np.zeros_like(d) if d is not None else np.zeros_like(dy[0]) for d in dstates]
+    try:
+        yours = runner.call("backward", probe, *zeros, cache)[0]
+    except StudentError:
+        yours = None
+    if yours is not None and np.shape(yours) == dy.shape[:2] + (inputs["x"].shape[2],):
+        right = module.backward_reference(probe, *zeros, cache)[0]
+        at_last = _same(np.asarray(yours)[-1], right[-1])
+        before = not all(_same(np.asarray(yours)[t], right[t]) for t in range(T - 1))
+        if at_last and before:
+            out.append("with the gradient entering at the last step only (dy zero elsewhere, no dh_n), your dx "
+                       "is right at that step and wrong before it: the gradient carried from a step to the one "
+                       "before it is wrong")
+        elif not at_last:
+            out.append("with the gradient entering at the last step only, your dx is wrong already at that step: "
+                       "look at how the step's own backward is called")
+    padded = [(case, r) for case, r in zip(SEQUENCE_CASES, runs) if case.lengths]
+    if padded and rows["dx"].wrong_in[0] is False:
+        only_padding = True
+        for case, (_, _, _, _, _, g, w) in padded:
+            real = np.arange(case.T)[:, None] < np.array(case.lengths)[None, :]
+            if not np.allclose(g[0][real], w[0][real], rtol=0, atol=TOL * max(np.abs(w[0]).max(), 1e-300)):
+                only_padding = False
+        if only_padding:
+            out.append("dx is wrong only at padded steps, where it must be 0 (§7)")
+    return out
 
-def _find_cell(student, name, filename):
-    """The Cell subclass named ``name`` that the student's module defines."""
-    from ..cells import Cell
 
-    found = [obj for obj in vars(student).values()
-             if isinstance(obj, type) and issubclass(obj, Cell) and obj is not Cell
-             and getattr(obj, "name", None) == name and obj.__module__ == student.__name__]
+# --------------------------------------------------------------------------- a Cell: registered, or the student's own
+
+def _find_cell(runner, name, filename):
+    """The name of the class in the student's file that defines the Cell named ``name``."""
+    found = runner.call("__cells__", name)
     if not found:
-        defined = sorted(obj.name for obj in vars(student).values()
-                         if isinstance(obj, type) and issubclass(obj, Cell) and obj.__module__ == student.__name__
-                         and isinstance(getattr(obj, "name", None), str))
-        raise GradeError(f"{os.path.basename(filename or '')} defines no Cell named {name!r}"
+        defined = runner.call("__cells__", None)
+        raise GradeError(f"{os.path.basename(filename or 'the file')} defines no Cell named {name!r}"
                          + (f"; it defines {', '.join(map(repr, defined))}" if defined
                             else ": write a subclass of numpyrnn.cells.Cell with name = " + repr(name)))
     return found[0]
 
 
-def _grade_cell(student, report, filename):
-    """A cell of the student's own, with no reference: every tensor of its step backward against
-    finite differences of its own step forward, on the step cases; the protocol checked first."""
-    from ..cells import CellError, generic
+def _grade_cell(runner, report, filename):
+    """A Cell's step: against the registered cell of that name when there is one (its outputs and
+    gradients, every tensor by name), and always against finite differences of the file's own
+    step forward; the protocol checked first (in the child, on the student's class)."""
+    from .. import cells
 
-    cls = _find_cell(student, report.cell, filename)
-    try:
-        cell = cls()
-    except Exception as exc:                     # the student's code: anything can happen in it
-        raise GradeError(f"{cls.__name__}() raised {type(exc).__name__}: {exc}{_where(exc, filename)}") from None
-    rows, worst = {}, 0.0
-    for k, (B, I, H) in enumerate(STEP_CASES, 1):
-        report.cases.append(f"B={B} I={I} H={H}")
-        try:
-            if k == 1:                           # the protocol, once: states, shapes, dtypes, in-place changes
-                shapes = generic.check_parameters(cell, I, H)
-                params = {n: np.zeros(shape) for n, shape in shapes.items()}
-                cell.initialize(params, H, np.random.default_rng(0))
-                generic.check_cell(cell, params, I, H, np, np.float64)
-            check = gradcheck.check_step(cell, batch=B, input_size=I, hidden=H, seed=100 + k)
-        except NotImplementedError as exc:
-            raise GradeError(f"{cls.__name__} is not written yet ({exc})") from None
-        except CellError as exc:
-            raise GradeError(str(exc)) from None
-        except Exception as exc:                 # the student's code: anything can happen in it
-            raise GradeError(f"{cls.__name__} raised {type(exc).__name__}: {exc}{_where(exc, filename)}") from None
-        for r in check.rows:
-            row = rows.setdefault(r.name, Row(r.name))
-            row.max_abs_err = max(row.max_abs_err, r.max_abs_err)
-            row.max_rel_err = max(row.max_rel_err, r.max_rel_err)
-            worst = max(worst, r.max_rel_err)
-            if not r.passed and row.passed:
-                row.passed = False
-                row.first_wrong = (f"{r.name}{r.worst} in case {k}: yours {r.analytic:.6g}, finite differences "
-                                   f"{r.numeric:.6g}" + (f" ({r.note})" if r.note else ""))
+    cls_name = _find_cell(runner, report.cell, filename)
+    reference = None
+    if report.cell in cells.protocol.BUILT_IN:       # numpyrnn's own cell of that name is the answer key
+        reference = cells.lookup(report.cell)()
+    else:
+        report.reference = None
+    protocol = runner.call("__protocol__", cls_name)
+    if protocol:
+        raise GradeError(protocol)
+    state_names = list(runner.call(f"{cls_name}.__getattribute__", "state_names"))
+    rows, checks, runs = {}, [], []
+    for k, case in enumerate(STEP_CASES, 1):
+        report.cases.append(case.label)
+        rng = np.random.default_rng(100 + k)
+        shapes = runner.call(f"{cls_name}.parameters", case.I, case.H)
+        params = {n: rng.uniform(-0.8, 0.8, s) for n, s in shapes.items()}
+        x_t = rng.standard_normal((case.B, case.I))
+        state = tuple(rng.standard_normal((case.B, case.H)) for _ in state_names)
+        dstate = tuple(rng.standard_normal((case.B, case.H)) for _ in state_names)
+        names = [f"{s}_prev" for s in state_names]
+
+        def forward(x_t, *rest, _n=len(state_names), _names=list(shapes)):
+            new_state, cache = runner.call(f"{cls_name}.step_forward", x_t, tuple(rest[:_n]),
+                                           dict(zip(_names, rest[_n:])))
+            return (*new_state, cache)
+
+        def backward(*args, _names=list(shapes)):
+            dx_t, dprev, grads = runner.call(f"{cls_name}.step_backward", tuple(args[:-1]), args[-1])
+            return (dx_t, *dprev, *(grads.get(n) for n in _names))
+
+        inputs = {"x_t": x_t, **dict(zip(names, state)), **params}
+        if reference is not None:
+            out = forward(*inputs.values())
+            outs = _checked("step_forward", tuple(out[:-1]), state_names, [(case.B, case.H)] * len(state_names))
+            want_state, want_cache = reference.step_forward(x_t, state, params)
+            _compare(rows, state_names, outs, list(want_state), k)
+            grads = _checked("step_backward", backward(*dstate, out[-1]), ["dx_t", *names, *shapes],
+                             [x_t.shape] + [(case.B, case.H)] * len(state_names) + [params[n].shape for n in shapes])
+            dx_t, dprev, ref_grads = reference.step_backward(dstate, want_cache)
+            want = [dx_t, *dprev, *(ref_grads[n] for n in shapes)]
+            _compare(rows, ["dx_t", *names, *shapes], grads, want, k)
+            runs.append((grads, want))
+        check = gradcheck.check_fn(forward, backward, inputs, mode="full" if k == 1 or reference is None else "fast",
+                                   n_directions=3)
+        checks.append((check.passed, [r.name for r in check.rows if not r.passed],
+                       max(r.max_rel_err for r in check.rows)))
+        if reference is None:
+            for r in check.rows:
+                row = rows.setdefault(r.name, Row(r.name))
+                row.max_abs_err, row.max_rel_err = max(row.max_abs_err, r.max_abs_err), max(row.max_rel_err, r.max_rel_err)
+                row.wrong_in.append(not r.passed)
+                if not r.passed and row.passed:
+                    row.passed = False
+                    row.first_wrong = (f"{r.name}{r.worst} in case {k}: yours {r.analytic:.6g}, finite differences "
+                                       f"{r.numeric:.6g}" + (f" ({r.note})" if r.note else ""))
     report.rows = list(rows.values())
-    what = "your step_backward against finite differences of your own step_forward"
+    if reference is not None:
+        report.reference = f"numpyrnn's {report.cell}"
+    backward_right = all(r.passed for r in report.rows)
+    forward_right = all(rows[n].passed for n in state_names) if reference is not None else None
+    report.self_check = _self_check_line(checks, "your step_backward against finite differences of your own "
+                                                 "step_forward", forward_right, backward_right)
     wrong = [r for r in report.rows if not r.passed]
     if not wrong:
-        report.self_check = f"{what}: they agree (worst relative error {worst:.1e})"
-    else:
-        report.self_check = f"{what}: they DISAGREE in {', '.join(r.name for r in wrong)}"
+        return
+    if reference is not None and not forward_right:
+        _wrong_forward(report, rows, state_names)
+        return
+    if reference is None:
         report.diagnoses.append(Diagnosis(None, (
-            f"{cls.__name__} has no reference to name a mistake by; the first wrong entry: {wrong[0].first_wrong}. "
+            f"{report.cell} has no reference to compare with; the first wrong entry: {wrong[0].first_wrong}. "
             "Derive the backward line by line from the forward's chain of intermediates (docs/derivations.md §13).")))
+        return
+    gate_names = "".join(getattr(reference, "blocks", "")) or None
+    names = ["dx_t", *[f"{s}_prev" for s in state_names], *shapes]
+    for row in wrong:
+        j = names.index(row.name) if row.name in names else None
+        if j is None:
+            continue
+        _localise(report, row.name, [g[j] for g, _ in runs], [w[j] for _, w in runs], row, STEP_CASES,
+                  gate_names if row.name.startswith(("weight", "bias")) else None, None, None)
 
 
 # --------------------------------------------------------------------------- the entry point
 
-def grade(path_or_module, cell, part="step"):
-    """Grade a student's file (a path, or a module already imported) as the ``cell`` (rnn, lstm,
-    gru) exercise's ``part`` (step or sequence), or, for any other name, the step of the Cell of
-    that name the file defines, against finite differences of its own step forward.  Returns a
+def check_file(path):
+    """Refuse what is not a Python file the grader can run: a missing path, a folder, another
+    kind of file.  Returns the path."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder: give the exercise file (a .py) to grade")
+    if not path.endswith(".py"):
+        raise ValueError(f"{path} is not a Python file (.py): the grader imports the file it grades")
+    return path
+
+
+def grade(path_or_module, cell, part="step", *, timeout=TIMEOUT_S):
+    """Grade a student's file (a path: run in a child process, ``timeout`` seconds a call; or a
+    module already imported: run here, unguarded against os._exit and endless loops) as the
+    ``cell`` (rnn, lstm, gru) exercise's ``part`` (step or sequence), or, for any other name,
+    the step of the Cell of that name the file defines (against numpyrnn's cell of that name,
+    where there is one, and against finite differences of its own step forward).  Returns a
     :class:`Report`; ``report.passed``."""
     if not isinstance(cell, str) or not cell.isidentifier():
         raise ValueError(f"cell must be one of {', '.join(CELLS)}, or the name of a Cell the file defines, "
                          f"got {cell!r}")
     if cell not in CELLS and part != "step":
-        raise ValueError(f"a cell of your own ({cell!r}) is graded by its step: part must be 'step', got {part!r}")
+        raise ValueError(f"a cell other than {', '.join(CELLS)} ({cell!r}) is graded by its step: part must be "
+                         f"'step', got {part!r}")
     if part not in PARTS:
         raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
-    filename = getattr(path_or_module, "__file__", None) if isinstance(path_or_module, types.ModuleType) \
-        else os.fspath(path_or_module)
-    source = os.path.basename(filename) if filename else getattr(path_or_module, "__name__", str(path_or_module))
+    if isinstance(path_or_module, types.ModuleType):
+        filename = getattr(path_or_module, "__file__", None)
+        source = os.path.basename(filename) if filename else path_or_module.__name__
+    else:
+        filename = check_file(path_or_module)
+        source = os.path.basename(filename)
     report = Report(source=source, cell=cell, part=part)
+    runner = None
     try:
-        student = load(path_or_module)
+        runner = (InProcess(path_or_module) if isinstance(path_or_module, types.ModuleType)
+                  else Sandbox(filename, timeout))
         if cell == "gru":
-            report.reset_after = getattr(student, "RESET_AFTER", True)
-            if not isinstance(report.reset_after, bool):
+            report.reset_after = runner.call("__attribute__", "RESET_AFTER", True)
+            if not isinstance(report.reset_after, (bool, np.bool_)):
                 raise GradeError(f"RESET_AFTER must be True or False, got {report.reset_after!r}")
+            report.reset_after = bool(report.reset_after)
         if cell not in CELLS:
-            _grade_cell(student, report, filename)
+            _grade_cell(runner, report, filename)
         else:
-            (_grade_step if part == "step" else _grade_sequence)(student, report, filename)
-    except GradeError as exc:
+            (_grade_step if part == "step" else _grade_sequence)(runner, report)
+    except (GradeError, StudentError) as exc:
         report.errors.append(str(exc))
+    finally:
+        if runner is not None:
+            runner.close()
     return report
 
 
-__all__ = ["grade", "Report", "Row", "Diagnosis", "GradeError", "TOL"]
+__all__ = ["grade", "check_file", "Report", "Row", "Diagnosis", "GradeError", "TOL", "STEP_CASES",
+           "SEQUENCE_CASES"]

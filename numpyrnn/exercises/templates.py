@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import sys
+
 CELLS = ("rnn", "lstm", "gru")
 PARTS = ("step", "sequence")
 
@@ -173,11 +175,75 @@ def backward({args}):
 '''
 
 
+_CELL_TEMPLATE = '''"""Exercise: the {name} cell's step, forward and backward, by hand, in NumPy.
+
+The cell (numpyrnn's {qualname}; docs/derivations.md {section}), and its family:
+
+{doc}
+Write step_forward and step_backward below; the class inherits everything else from numpyrnn's
+(its options, its parameters and how they are drawn).  Keep the names and what they return:
+
+    step_forward(x_t, state, params)  -> (new_state tuple, cache)
+    step_backward(dstate, cache)      -> (dx_t, dstate_prev tuple, {{name: gradient}})
+
+state and dstate are tuples in the order of state_names, {states}, each (B, H); params maps each
+parameter's name to its array: {params}.  Then grade it:
+
+    numpyrnn grade {filename} --cell {name}
+
+The grader runs it on random float64 cases, compares every output and gradient with numpyrnn's
+{name}, checks your backward against finite differences of your own forward, and says where
+what is wrong lies.
+"""
+
+import numpy as np
+
+from numpyrnn.cells.common import sigmoid  # noqa: F401  (σ, overflow-free)
+from {module} import {classname}
+
+
+class My{classname}({classname}):
+    def step_forward(self, x_t, state, params):
+        raise NotImplementedError("step_forward")
+
+    def step_backward(self, dstate, cache):
+        raise NotImplementedError("step_backward")
+'''
+
+
+def cell_template(name):
+    """The exercise file for a registered cell other than the three with exercises of their own:
+    a subclass of numpyrnn's cell whose step forward and backward the student writes."""
+    import inspect
+    import textwrap
+
+    from .. import cells
+
+    cls = cells.lookup(name)
+    section = {"numpyrnn.cells.variants.lstm_family": "§14", "numpyrnn.cells.variants.others": "§15"}.get(
+        cls.__module__, "§13")
+    family = inspect.getdoc(sys.modules[cls.__module__]) or ""
+    doc = textwrap.indent(f"{inspect.getdoc(cls)}\n\n{family}", "    ")
+    shapes = cls().parameters(4, 5)
+    return _CELL_TEMPLATE.format(name=name, qualname=f"{cls.__module__}.{cls.__qualname__}", section=section,
+                                 doc=doc + "\n", states=", ".join(cls.state_names),
+                                 params=", ".join(f"{k} {v}" for k, v in shapes.items()) + " (for I = 4, H = 5)",
+                                 filename=f"my_{name}.py", module=cls.__module__, classname=cls.__name__)
+
+
 def template(cell, part="step"):
-    """The text of the exercise file for ``cell`` (rnn, lstm, gru) and ``part`` (step: the step
-    forward and backward; sequence: the backward loop through time over the reference's cache)."""
+    """The text of the exercise file for ``cell`` and ``part``.  The three textbook cells (rnn,
+    lstm, gru) have two parts: step (the step forward and backward) and sequence (the backward
+    loop through time over the reference's cache); every other registered cell (the gallery's
+    variants) has its step, as a subclass of numpyrnn's cell to fill in."""
     if cell not in CELLS:
-        raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+        from .. import cells
+
+        if not isinstance(cell, str) or cell not in cells.names():
+            raise ValueError(f"cell must be one of {', '.join(CELLS)} or a registered cell's name, got {cell!r}")
+        if part != "step":
+            raise ValueError(f"{cell} has a step exercise only: part must be 'step', got {part!r}")
+        return cell_template(cell)
     if part not in PARTS:
         raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
     title = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": "GRU"}[cell]

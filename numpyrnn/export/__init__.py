@@ -52,21 +52,33 @@ def _check_numpyrnn(model, what="model"):
         raise TypeError(f"{what} must be a numpyrnn {', '.join(BUILDABLE)}, got {type(model).__name__}")
 
 
-def check_expressible(model):
-    """Refuse, saying why, a model or layer whose recurrent cell torch.nn cannot compute: torch
-    has the RNN (tanh, relu), the LSTM and the reset-after GRU, each with both biases."""
+def torch_config(model):
+    """``model.config()`` in the terms of :mod:`torch_modules`, whose recurrent layers are
+    torch.nn's RNN (tanh, relu), LSTM and reset-after GRU, each with both biases.  A model whose
+    cell is one of those under another name or with options of the initialisation only (the
+    LSTM with ``forget_bias``, ``lstm_fb1``) is written as that layer; any other cell is
+    refused, saying why."""
+    from ..cells.builtin import is_textbook
+
     config = model.config()
-    cell = config.get("cell")
-    if config["type"] != "Recurrent" and not isinstance(cell, dict):
-        return                                  # RNN, LSTM, GRU, or a model of one: torch has it
-    name = cell.get("name") if isinstance(cell, dict) else None
-    if name in ("rnn", "lstm", "gru"):
-        raise ValueError(f"torch.nn.{name.upper()} always has biases; this model's {name} cell has none "
-                         f"(bias=False), which numpyrnn's export does not write")
-    raise ValueError(f"torch.nn has no module that computes the cell {name!r} "
-                     f"({getattr(model, 'rnn', model).cell!r}): torch offers RNN, LSTM and GRU only. Keep the "
-                     "model in numpyrnn, or write the cell as a torch module yourself (the state dict's names "
-                     "are PyTorch-style)")
+    if config["type"] != "Recurrent" and not isinstance(config.get("cell"), dict):
+        return config                            # RNN, LSTM, GRU, or a model of one: torch has it
+    cell = getattr(model, "rnn", model).cell
+    if not is_textbook(cell):
+        raise ValueError(f"torch.nn has no module that computes the cell {cell.name!r} ({cell!r}): torch "
+                         "offers RNN, LSTM and GRU only. Keep the model in numpyrnn, or write the cell as a "
+                         "torch module yourself (the state dict's names are PyTorch-style)")
+    kind = cell.module.__name__.rsplit(".", 1)[1]                # rnn, lstm or gru
+    if not cell.bias:
+        raise ValueError(f"numpyrnn's export writes {kind.upper()} layers with biases, as torch.nn builds them "
+                         "by default; this cell has none (bias=False)")
+    options = cell.function_options()
+    if config["type"] == "Recurrent":
+        layer = {"type": kind.upper(), **{k: config[k] for k in ("input_size", "hidden_size", "num_layers",
+                                                                 "batch_first", "dropout", "bidirectional",
+                                                                 "dtype", "impl")}}
+        return {**layer, "bias": True, **options}
+    return {**config, "cell": kind, **options}
 
 
 def to_torch(model):
@@ -74,10 +86,10 @@ def to_torch(model):
     dtype, train/eval mode and vocabulary (``module.vocab``).  For models, see
     :mod:`numpyrnn.export.torch_modules` for the forward's arguments."""
     _check_numpyrnn(model)
-    check_expressible(model)
+    config = torch_config(model)
     tm = _import_torch_modules()
     torch = importlib.import_module("torch")
-    module = tm.build(model.config())
+    module = tm.build(config)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
     module.vocab = None if getattr(model, "vocab", None) is None else list(model.vocab)
     return module.train(model.training)
@@ -167,7 +179,7 @@ def save_torch(model, path):
     :func:`numpyrnn.save`.  Returns the module written."""
     module = to_torch(model)
     tm = _import_torch_modules()
-    config = {k: v for k, v in model.config().items() if k != "impl"}
+    config = {k: v for k, v in torch_config(model).items() if k != "impl"}
     atomic_write(path, lambda f: tm.save(module, f, config, module.vocab), suffix=".pt")
     return module
 

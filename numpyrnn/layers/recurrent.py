@@ -455,16 +455,23 @@ class LSTM(_TextbookLayer):
     """Long short-term memory, gates (i, f, g, o) as in ``torch.nn.LSTM``; state is (h, c).
 
     Same arguments, in the same order, as ``torch.nn.LSTM`` (without ``proj_size``); plus
-    ``impl`` ("fast", "reference" or "generic", see the module), ``dtype`` (float32 or float64),
-    ``seed`` for the initial weights and dropout, and ``device``.  :class:`Recurrent` over
-    ``cells.lstm.CELL``.
+    ``forget_bias`` (None: PyTorch's initialisation; a number: the forget gate's slice of
+    ``bias_ih`` starts there, its slice of ``bias_hh`` at 0), ``impl`` ("fast", "reference" or
+    "generic", see the module), ``dtype`` (float32 or float64), ``seed`` for the initial weights
+    and dropout, and ``device``.  :class:`Recurrent` over ``cells.lstm.CELL``.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, impl="fast", dtype=np.float32, seed=None,
-                 device="auto"):
-        super().__init__(lstm.CELL(bias=bias), input_size, hidden_size, num_layers, batch_first,
-                         dropout, bidirectional, impl=impl, dtype=dtype, seed=seed, device=device)
+                 dropout=0.0, bidirectional=False, *, forget_bias=None, impl="fast", dtype=np.float32,
+                 seed=None, device="auto"):
+        super().__init__(lstm.CELL(bias=bias, forget_bias=forget_bias), input_size, hidden_size, num_layers,
+                         batch_first, dropout, bidirectional, impl=impl, dtype=dtype, seed=seed, device=device)
+
+    def config(self) -> dict:
+        config = super().config()
+        if self.cell.forget_bias is not None:         # older files have no such key: None
+            config["forget_bias"] = self.cell.forget_bias
+        return config
 
 
 class GRU(_TextbookLayer):

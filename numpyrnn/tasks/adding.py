@@ -50,7 +50,7 @@ class AddingProblem(ExampleTask):
     def baseline(self):
         return BASELINE_MSE, "always predict 1, the mean of the sum"
 
-    def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+    def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
                    reset_after=True, impl="fast"):
         return SequenceRegressor(cell, input_size=2, hidden_size=hidden_size, output_size=1,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import cells as _cells
 from ..validation import check_int
 
 
@@ -48,6 +49,11 @@ class Task:
         """Everything needed to make the same task (and data) again."""
         return {"name": self.name, "seed": self.seed, **self.options}
 
+    def sequence_length(self) -> int:
+        """The length of the sequences a model reads (the longest dependency it may have to
+        carry): what a cell's length options (JANET's t_max, IndRNN's bound) are filled from."""
+        return int(self.options["seq_len"])
+
     def baseline(self) -> tuple:
         """(value of the metric, what achieves it): the score to beat, cheap to compute."""
         raise NotImplementedError
@@ -59,9 +65,17 @@ class Task:
         value, what = self.baseline()
         return [{"name": "baseline", "value": value, "what": what}]
 
-    def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                   dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
-                   reset_after=True, impl="fast"):
+    def make_model(self, cell, *, hidden_size, **options):
+        """The model that fits this task, over ``cell`` (a registered name or a Cell), with
+        ``hidden_size`` units and the model's other options (num_layers, bidirectional, dropout,
+        dtype, seed, device, nonlinearity, reset_after, impl).  A cell given by name gets its
+        length options (JANET's t_max, IndRNN's bound) from :meth:`sequence_length`."""
+        return self._make_model(_cells.for_length(cell, self.sequence_length()), hidden_size=hidden_size,
+                                **options)
+
+    def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh", reset_after=True,
+                    impl="fast"):
         raise NotImplementedError
 
     def epoch(self, batch_size, rng) -> list:

@@ -77,7 +77,7 @@ class CharLanguageModel(Task):
             "what": f"character {ngram['n']}-gram model, Witten–Bell interpolation, n chosen on validation "
                     f"(val bpc {ngram['val']:.4f})"}]
 
-    def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+    def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
                    reset_after=True, impl="fast"):
         if bidirectional:

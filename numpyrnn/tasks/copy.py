@@ -52,7 +52,10 @@ class CopyMemory(ExampleTask):
         T = self.options["seq_len"]
         return 10 * math.log(SYMBOLS) / (T + 20), "blanks, then a uniform guess among the 8 symbols"
 
-    def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+    def sequence_length(self):
+        return int(self.options["seq_len"]) + 20          # T blanks between 20 symbol steps
+
+    def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
                    reset_after=True, impl="fast"):
         if bidirectional:

@@ -250,7 +250,7 @@ class Sentiment(ExampleTask):
                         f"L2 {bow['l2']:g} chosen on validation (val accuracy {bow['val']:.4f})"}]
         return self._baselines
 
-    def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+    def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
                    reset_after=True, impl="fast"):
         model = SequenceClassifier(cell, vocab_size=len(self.vocab), embedding_dim=self.embedding_dim,

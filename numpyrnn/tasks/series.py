@@ -77,7 +77,7 @@ class Series(ExampleTask):
         inputs, targets = self.data["test"]
         return float(((targets - inputs) ** 2).mean()), "persistence: the next value equals this one"
 
-    def make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+    def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
                    reset_after=True, impl="fast"):
         if bidirectional:
