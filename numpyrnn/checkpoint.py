@@ -107,8 +107,20 @@ def model_arrays(model, *, meta=None):
     arrays.update({f"param/{k}": v for k, v in params.items()})
     vocab = getattr(model, "vocab", None)
     if vocab is not None:
+        check_vocab(model, vocab, "model.vocab")
         arrays["vocab"] = np.array(list(vocab), dtype=str)
     return arrays
+
+
+def check_vocab(model, vocab, what):
+    """A vocabulary that fits the model: strings, one per token id of its embedding."""
+    embedding = getattr(model, "embedding", None)
+    size = getattr(embedding, "num_embeddings", None)
+    if isinstance(vocab, str) or not all(isinstance(t, str) for t in vocab):
+        raise ValueError(f"{what} must be a sequence of token strings, one per id")
+    if size is not None and len(vocab) != size:
+        raise ValueError(f"{what} has {len(vocab)} tokens, but the model's embedding has {size} ids: every id needs "
+                         "its token (a shorter vocabulary would fail at sample or decode time)")
 
 
 def save(model, path, *, meta=None):
@@ -247,7 +259,12 @@ def load(path, *, device="auto", cells=()):
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: does not describe a model numpyrnn can build: {exc}") from exc
     if "vocab" in arrays:
-        model.vocab = tuple(str(t) for t in arrays["vocab"])
+        vocab = tuple(str(t) for t in arrays["vocab"].reshape(-1))
+        try:
+            check_vocab(model, vocab, f"{path}: its vocabulary")
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
+        model.vocab = vocab
     return model
 
 

@@ -248,6 +248,34 @@ def _add_task_options(p):
     g.add_argument("--series", choices=["sines", "membrane"], default="sines", help="series: the source")
 
 
+def _check_out(args, command):
+    """The output folder, checked before any work (runs.check_folder); with --overwrite, the
+    files of the run there removed now, and only those."""
+    from . import runs
+
+    try:
+        existing = runs.check_folder(args.out, command, overwrite=getattr(args, "overwrite", False),
+                                     resume=getattr(args, "resume", False))
+    except runs.OutputError as exc:
+        raise UsageError(f"numpyrnn {args.command}: {exc}") from None
+    if existing and getattr(args, "overwrite", False):
+        runs.clear(args.out, command)
+
+
+def _check_output_file(args, path, flag):
+    from . import runs
+
+    try:
+        runs.check_file(path, flag)
+    except runs.OutputError as exc:
+        raise UsageError(f"numpyrnn {args.command}: {exc}") from None
+
+
+def _add_overwrite(p, what):
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace {what} in --out (only the files this command writes there are removed)")
+
+
 def _progress(args):
     """A progress bar on a terminal, unless --quiet (None: the library decides by the terminal)."""
     return False if getattr(args, "quiet", False) else None
@@ -344,6 +372,8 @@ def _run_bench(args):
 
     shapes = args.shapes or list(bench.DEFAULT_SHAPES)
     quiet = args.json == "-"
+    if args.json and not quiet:
+        _check_output_file(args, args.json, "--json")
     if not quiet:
         m = bench.machine()
         print(f"numpyrnn {__version__}, numpy {m['numpy']}; CPU {m['cpu']}, SIMD {m['simd']}; BLAS {m['blas']}, "
@@ -386,7 +416,10 @@ def _add_train(sub):
     _add_task_options(p)
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", help="write checkpoint.npz, history.jsonl, model.npz and metrics.json here")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    again = g.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out (only the files train writes there are removed)")
     g.add_argument("--quiet", action="store_true", help="no progress bar, no per-evaluation lines")
     p.set_defaults(run=_run_train)
 
@@ -397,6 +430,10 @@ def _run_train(args):
 
     if args.resume and not args.out:
         raise UsageError("numpyrnn train: --resume needs --out DIR (the run to continue)")
+    if args.overwrite and not args.out:
+        raise UsageError("numpyrnn train: --overwrite needs --out DIR (the run to replace)")
+    if args.out:
+        _check_out(args, "train")
     options = _task_options(args)
     try:
         task = tasks.make(args.task, seed=args.seed, **options)
@@ -500,6 +537,7 @@ def _run_export(args):
 
     if os.path.abspath(args.output) == os.path.abspath(args.checkpoint):
         raise UsageError(f"numpyrnn export: {args.output} is the model being read; write elsewhere")
+    _check_output_file(args, args.output, "OUT")
     try:
         model = checkpoint.load(args.checkpoint, device="cpu")
         module = export.save_torch(model, args.output)       # the module written is the one checked
@@ -575,6 +613,7 @@ def _add_compare(sub):
     _add_device(p, "where to train")
     _add_impl(p)
     p.add_argument("--out", metavar="DIR", help="write results.json, results.md and compare.png here")
+    _add_overwrite(p, "a comparison")
     p.add_argument("--quiet", action="store_true", help="only the table")
     p.set_defaults(run=_run_compare)
 
@@ -582,6 +621,8 @@ def _add_compare(sub):
 def _run_compare(args):
     from .experiments.compare import compare, table, write
 
+    if args.out:
+        _check_out(args, "compare")
     try:
         results = compare(
             args.task, cells=args.cells, seeds=args.seeds, hidden=args.hidden, match_params=args.match_params,
@@ -614,6 +655,7 @@ def _add_gradflow(sub):
     _add_device(p, "where to train and measure")
     _add_impl(p)
     p.add_argument("--out", metavar="DIR", default="gradflow", help="where the figure and numbers go")
+    _add_overwrite(p, "the measurements")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_gradflow)
 
@@ -622,6 +664,7 @@ def _run_gradflow(args):
     from . import plots
     from .experiments.gradflow import gradflow
 
+    _check_out(args, "gradflow")
     data = gradflow(args.cells, seq_len=args.seq_len, steps=args.steps, hidden=args.hidden,
                     batch=args.batch, seed=args.seed, log=print, device=args.device, impl=args.impl,
                     progress=_progress(args))
@@ -660,6 +703,7 @@ def _add_sweep(sub):
     _add_device(p, "where to train")
     _add_impl(p)
     p.add_argument("--out", metavar="DIR", default="sweep", help="where the figure and numbers go")
+    _add_overwrite(p, "a sweep (with --from-json: its figure)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_sweep)
 
@@ -669,6 +713,10 @@ def _run_sweep(args):
     from .experiments.sweep import sweep
 
     if args.from_json:
+        figure = os.path.join(args.out, "sweep.png")
+        _check_output_file(args, figure, "--out")
+        if os.path.exists(figure) and not args.overwrite:
+            raise UsageError(f"numpyrnn sweep: --out {args.out} holds sweep.png already: pass --overwrite to redraw it")
         try:
             with open(args.from_json) as f:
                 data = json.load(f)
@@ -681,6 +729,7 @@ def _run_sweep(args):
             raise UsageError(f"numpyrnn sweep: --lengths must be comma-separated integers, got {args.lengths!r}") from None
         if not lengths or min(lengths) < 2:
             raise UsageError("numpyrnn sweep: every length must be at least 2")
+        _check_out(args, "sweep")
         try:
             data = sweep(lengths, _cells_with_options(args, args.cells), steps=args.steps, hidden=args.hidden,
                          seeds=args.seeds, train_size=args.train_size, batch_size=args.batch_size, lr=args.lr,

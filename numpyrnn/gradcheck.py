@@ -337,6 +337,9 @@ def check_fn(forward, backward, inputs, *, eps=1e-6, tol=1e-7, mode="full", seed
     names = list(inputs) if isinstance(inputs, dict) else [f"input {i}" for i in range(len(inputs))]
     values = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
     is_float = [getattr(v, "dtype", None) is not None and v.dtype.kind == "f" for v in values]
+    if not any(is_float):
+        raise ValueError("inputs hold no floating-point array, so there is nothing to check: give the forward's "
+                         "arguments as float arrays (integers and None are passed through unchecked)")
     if any(f and v.dtype != np.float64 for f, v in zip(is_float, values)):
         _promotion_warning("float32 inputs")
     work = [array_module(v).array(v, dtype=np.float64, copy=True) if f else v
@@ -367,6 +370,11 @@ def check_fn(forward, backward, inputs, *, eps=1e-6, tol=1e-7, mode="full", seed
     tensors = {n: w for n, w, f in zip(names, work, is_float) if f}
     analytic = {n: g for n, g, f in zip(names, grads, is_float) if f}
     for n, g in analytic.items():
+        kind = getattr(getattr(g, "dtype", None), "kind", None)
+        if g is not None and kind not in ("f", "i", "u"):
+            raise TypeError(f"backward's gradient for {n} must be an array of real numbers, got "
+                            + (f"dtype {g.dtype}" if kind else type(g).__name__))
+    for n, g in analytic.items():
         if g is not None and getattr(g, "shape", None) != tensors[n].shape:
             raise ValueError(f"backward's gradient for {n} must have the input's shape {tensors[n].shape}, "
                              f"got {getattr(g, 'shape', type(g).__name__)}")
@@ -387,6 +395,14 @@ def check(module, x, state=None, lengths=None, *, eps=1e-6, tol=1e-7, mode="full
     on every evaluation.
     """
     _check_options(mode, eps, tol, n_directions)
+    from .layers import Module
+    from .models import SequenceModel
+
+    if not isinstance(module, Module) or isinstance(module, SequenceModel) or not hasattr(module, "backward"):
+        raise TypeError(f"module must be a numpyrnn layer (Recurrent, RNN, LSTM, GRU, Linear, Embedding), got "
+                        + (f"a model ({type(module).__name__}): use gradcheck.check_model"
+                           if isinstance(module, SequenceModel) else repr(module) if isinstance(module, str)
+                           else type(module).__name__))
     if module.dtype != np.float64 or getattr(x, "dtype", np.float64) != np.float64:
         _promotion_warning(f"{type(module).__name__} ({module.dtype}) and its input")
     m = module.astype(np.float64)
@@ -575,9 +591,15 @@ def check_cells(cells=("rnn", "lstm", "gru"), *, seq_len=5, batch=3, input_size=
     """
     from . import cells as _cells
     from .models import CharLM, SequenceClassifier, SequenceRegressor
+    from .validation import check_int
 
+    if isinstance(cells, (str, _cells.Cell)) or not isinstance(cells, (list, tuple)):
+        raise TypeError(f"cells must be a list of cells (names or Cells), got {cells!r}")
+    T, B, I, H = (check_int(n, v, 1) for n, v in (("seq_len", seq_len), ("batch", batch), ("input_size", input_size),
+                                                  ("hidden", hidden)))
+    num_layers = check_int("num_layers", num_layers, 1)
+    seed = check_int("seed", seed, 0)
     rng = np.random.default_rng(seed)
-    T, B, I, H = seq_len, batch, input_size, hidden
     x = rng.standard_normal((T, B, I))
     lengths = random_lengths(T, B, rng) if lengths else None
     options = dict(eps=eps, tol=tol, mode=mode, seed=seed, n_directions=n_directions)

@@ -343,8 +343,9 @@ class CharLM(SequenceModel):
         if not isinstance(temperature, numbers.Real) or not temperature > 0:
             raise ValueError(f"temperature must be a positive number, got {temperature!r}")
         if prime is None or (isinstance(prime, (list, tuple)) and not prime):
-            prime = ()                                            # no prime (an empty list has no dtype)
-        prime = [int(i) for i in as_indices("prime", prime, self.vocab_size).reshape(-1)]
+            prime = []                                            # no prime (an empty list has no dtype)
+        else:
+            prime = [int(i) for i in as_indices("prime", prime, self.vocab_size).reshape(-1)]
         rng = np.random.default_rng(seed)
         feed = prime or [int(rng.integers(self.vocab_size))]     # no prime: start anywhere
         was_training = self.training

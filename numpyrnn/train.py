@@ -32,6 +32,17 @@ import numpy as np
 
 from . import __version__, checkpoint, optim
 from .backend import asnumpy
+from .validation import check_int
+
+
+def _check_limit(name, value):
+    """None, or a positive finite number (a clipping threshold)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be None or a positive finite number, got {value!r}")
+    return float(value)
 
 
 # --------------------------------------------------------------------------- budgets and schedules
@@ -124,16 +135,38 @@ class Trainer:
     def __init__(self, model, task, optimizer, *, batch_size=32, clip=None, clip_value=None,
                  schedule=None, eval_every=None, eval_batch_size=None, seed=0, out_dir=None,
                  progress=None, log=None, on_step=None):
+        from .models import SequenceModel
+        from .tasks import Task
+
+        if not isinstance(model, SequenceModel):
+            raise TypeError(f"model must be a numpyrnn model (SequenceClassifier, SequenceRegressor, CharLM), got "
+                            f"{type(model).__name__}")
+        if not isinstance(task, Task):
+            raise TypeError(f"task must be a numpyrnn task (numpyrnn.tasks.make), got {type(task).__name__}")
+        if not isinstance(optimizer, optim.Optimizer) or optimizer.model is not model:
+            raise TypeError(f"optimizer must be a numpyrnn.optim optimizer of this model (optim.Adam(model, lr=...) "
+                            f"or optim.make(name, model, ...)), got "
+                            + (f"one of another model" if isinstance(optimizer, optim.Optimizer)
+                               else repr(optimizer) if isinstance(optimizer, str) else type(optimizer).__name__))
+        if schedule is not None and not isinstance(schedule, optim.StepLR):
+            raise TypeError(f"schedule must be None or a numpyrnn.optim schedule (StepLR, CosineAnnealingLR), got "
+                            f"{type(schedule).__name__}")
         self.model, self.task, self.optimizer, self.schedule = model, task, optimizer, schedule
         # the optimizer's settings as the run begins (a schedule then moves its lr)
         self._optimizer_settings = {"name": type(optimizer).__name__, **optimizer.hyperparameters()}
-        self.batch_size = int(batch_size)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-        self.clip, self.clip_value = clip, clip_value
-        self.eval_every = eval_every
-        self.eval_batch_size = int(eval_batch_size or max(self.batch_size, 64))
-        self.seed = int(seed)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.clip, self.clip_value = _check_limit("clip", clip), _check_limit("clip_value", clip_value)
+        self.eval_every = None if eval_every is None else check_int("eval_every", eval_every, 1)
+        self.eval_batch_size = (max(self.batch_size, 64) if eval_batch_size is None
+                                else check_int("eval_batch_size", eval_batch_size, 1))
+        self.seed = check_int("seed", seed, 0)
+        if out_dir is not None:
+            try:
+                os.fspath(out_dir)
+            except TypeError:
+                raise TypeError(f"out_dir must be a folder path or None, got {type(out_dir).__name__}") from None
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"progress must be True, False or None (a terminal decides), got {progress!r}")
         self.rng = np.random.default_rng(self.seed)
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
         self.progress = sys.stderr.isatty() if progress is None else bool(progress)
@@ -151,6 +184,7 @@ class Trainer:
         self._since = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0, "spikes": 0}
         self._recent_norms = []
         self._stop_requested = False
+        self._resumed = False
 
     # ------------------------------------------------------------------ the loop
 
@@ -167,8 +201,11 @@ class Trainer:
         """
         if (steps is None) == (epochs is None):
             raise ValueError("give exactly one of steps and epochs")
-        if steps is not None and steps < 1 or epochs is not None and epochs < 1:
-            raise ValueError("steps and epochs must be ≥ 1")
+        if steps is not None:
+            check_int("steps", steps, 1)
+        else:
+            check_int("epochs", epochs, 1)
+        self._check_out_dir()
         total = total_steps(self.task, self.batch_size, {"steps": steps} if steps is not None else {"epochs": epochs})
         bar = None
         self._stop_requested = False
@@ -212,6 +249,18 @@ class Trainer:
         if self.plan is not None and self.position >= len(self.plan):
             self._finish_epoch()
         return self.final_metrics()
+
+    def _check_out_dir(self):
+        """Before a run writes into ``out_dir``: a folder holding another run is never written
+        over by a trainer that did not resume it."""
+        if self.out_dir is None or self._resumed or self.step > 0:
+            return
+        from . import runs
+
+        existing = [name for name in runs.FILES["train"] if os.path.exists(os.path.join(self.out_dir, name))]
+        if existing:
+            raise ValueError(f"out_dir {self.out_dir} holds a run already ({', '.join(existing)}): call resume() to "
+                             "continue it, or give another out_dir (the command line's --overwrite replaces it)")
 
     def _train_step(self, batch):
         model = self.model
@@ -397,6 +446,7 @@ class Trainer:
         self.carry = None if not carries else (tuple(xp.asarray(c) for c in carries) if len(carries) > 1
                                                else xp.asarray(carries[0]))
         self._checkpoint_step = self.step
+        self._resumed = True
         if self.out_dir is not None:            # the history file, as of the checkpoint
             with open(os.path.join(self.out_dir, "history.jsonl"), "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in self.history)

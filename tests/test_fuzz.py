@@ -29,6 +29,7 @@ import numpyrnn
 from numpyrnn import checkpoint, cli, gradcheck, losses, models, optim, tasks
 from numpyrnn.cells import gru, lstm, rnn
 from numpyrnn.layers import Embedding, Linear
+from numpyrnn.train import Trainer
 
 TALLY = Counter()
 if os.environ.get("NUMPYRNN_FUZZ_REPORT"):
@@ -713,3 +714,148 @@ def test_a_cell_that_breaks_the_protocol_is_refused_by_numpyrnn_s_checks(defects
 
     result = outcome("Recurrent(a user's cell)", f"defects {kind}", run)
     assert (result is not None) == (not defects), f"{kind}: {'accepted' if result is not None else 'refused'}"
+
+
+# --------------------------------------------------------------------------- tasks, trainer, gradcheck (issue 24)
+
+def _bad_files(folder):
+    """A pool of files a user might hand to --data, --text, --checkpoint, grade: each kind once."""
+    folder = Path(folder)
+    (folder / "dir").mkdir(exist_ok=True)
+    files = {"missing": folder / "missing.csv", "folder": folder / "dir"}
+    contents = {"good.csv": "".join(f"a fine film {i},pos\nan awful film {i},neg\n" for i in range(20)).encode(),
+                "one_class.csv": "".join(f"review {i},pos\n" for i in range(30)).encode(),
+                "one_column.csv": "".join(f"review {i}\n" for i in range(30)).encode(),
+                "latin1.csv": "caf\xe9,pos\n".encode("latin-1") * 30, "empty.txt": b"",
+                "blank.txt": b"   \n\n", "random.bin": bytes(range(256)) * 4,
+                "text.txt": b"the cat sat on the mat. " * 200, "short.txt": b"abc",
+                "not_python.txt": b"def f(:\n", "exits.py": b"import os\nos._exit(0)\n"}
+    for name, content in contents.items():
+        (folder / name).write_bytes(content)
+        files[name] = folder / name
+    return {k: str(v) for k, v in files.items()}
+
+
+FILE_KINDS = ["missing", "folder", "good.csv", "one_class.csv", "one_column.csv", "latin1.csv", "empty.txt",
+              "blank.txt", "random.bin", "text.txt", "short.txt"]
+
+
+@FUZZ
+@given(name=st.sampled_from(["sentiment", "charlm"]), kind=st.sampled_from(FILE_KINDS + ["int", "bytes", "tuple"]),
+       min_count=st.one_of(st.none(), st.integers(-1, 3), st.text(max_size=1), st.floats(0, 3)),
+       seed=st.one_of(st.integers(-2, 3), st.text(max_size=1), st.floats(-1, 2)))
+def test_task_files_and_options(name, kind, min_count, seed):
+    with tempfile.TemporaryDirectory() as d:
+        files = _bad_files(d)
+        source = {"int": 123, "bytes": b"x.csv", "tuple": ("a",)}.get(kind, files.get(kind))
+        options = {"seed": seed, ("data" if name == "sentiment" else "text"): source}
+        if name == "sentiment":
+            options.update(train_size=20, val_size=5, test_size=5, **({} if min_count is None else {"min_count": min_count}))
+        else:
+            options["seq_len"] = 4
+        outcome("tasks.make", f"{name} {kind}", lambda: tasks.make(name, **options))
+
+
+@FUZZ
+@given(kwargs=st.fixed_dictionaries({}, optional={
+    "batch_size": st.one_of(st.integers(-1, 5), st.floats(0, 3), st.none(), st.text(max_size=1)),
+    "clip": st.one_of(st.none(), st.floats(-1, 2), st.just(float("inf")), st.text(max_size=1)),
+    "clip_value": st.one_of(st.none(), st.floats(-1, 2)),
+    "eval_every": st.one_of(st.none(), st.integers(-1, 3), st.floats(0, 2), st.text(max_size=1)),
+    "eval_batch_size": st.one_of(st.none(), st.integers(-1, 3), st.floats(0, 2)),
+    "seed": st.one_of(st.integers(-2, 2), st.floats(0, 1), st.text(max_size=1)),
+    "progress": st.one_of(st.none(), st.booleans(), st.integers(0, 2), st.text(max_size=1))}),
+    optimizer=st.sampled_from(["right", "adam", "other model", None]),
+    fit=st.sampled_from([{"steps": 1}, {"epochs": 1}, {"steps": "3"}, {"steps": 2.5}, {"steps": 0}, {},
+                         {"steps": 1, "epochs": 1}, {"epochs": -1}]))
+def test_trainer_and_fit(kwargs, optimizer, fit):
+    task = tasks.make("adding", seq_len=3, seed=0, train_size=8, val_size=4, test_size=4)
+    model = task.make_model("rnn", hidden_size=2, seed=0)
+    opt = {"right": lambda: optim.SGD(model, lr=0.1), "adam": lambda: "adam", None: lambda: None,
+           "other model": lambda: optim.SGD(task.make_model("rnn", hidden_size=2, seed=1), lr=0.1)}[optimizer]()
+    trainer = outcome("Trainer", f"optimizer {optimizer}", lambda: Trainer(model, task, opt, **kwargs))
+    if trainer is not None:
+        trainer.progress = False
+        outcome("Trainer.fit", str(sorted(fit)), lambda: trainer.fit(**fit))
+
+
+@FUZZ
+@given(cells=st.one_of(st.lists(st.sampled_from(["rnn", "mgu", "nope", 3, None]), max_size=2),
+                       st.sampled_from(["lstm", None, 3])),
+       shapes=st.fixed_dictionaries({}, optional={"seq_len": st.one_of(st.integers(-1, 3), st.floats(0, 2)),
+                                                  "hidden": st.one_of(st.integers(-1, 2), st.text(max_size=1)),
+                                                  "seed": st.integers(-1, 2)}))
+def test_gradcheck_check_cells(cells, shapes):
+    outcome("gradcheck.check_cells", type(cells).__name__,
+            lambda: gradcheck.check_cells(cells, **shapes, input_size=2, batch=2, mode="fast", n_directions=1))
+
+
+# --------------------------------------------------------------------------- the command line with files
+
+CLI_COMMANDS = {
+    "train": ["train", "--task", "{task}", "--steps", "1", "--seq-len", "{seq}", "--hidden", "2", "--quiet"],
+    "sample": ["sample", "--checkpoint", "{file}", "--length", "3"],
+    "compare": ["compare", "--task", "adding", "--cells", "rnn", "--seeds", "1", "--steps", "1", "--seq-len", "3",
+                "--hidden", "2", "--quiet"],
+    "sweep": ["sweep", "--lengths", "3", "--cells", "rnn", "--steps", "1", "--hidden", "2", "--quick", "--jobs", "1",
+              "--quiet"],
+    "gradflow": ["gradflow", "--cells", "rnn", "--seq-len", "3", "--steps", "1", "--hidden", "2", "--batch", "2",
+                 "--quiet"],
+    "export": ["export", "{file}", "--to", "torch", "{out}"],
+    "grade": ["grade", "{file}", "--cell", "rnn"],
+    "gradcheck": ["gradcheck", "--cell", "rnn", "--mode", "fast", "--seq-len", "2", "--hidden", "2"],
+}
+CLI_EXTRAS = ["--data", "--text", "--out", "--overwrite", "--resume", "--cell", "--cell-file", "{file}", "{out}",
+              "lstm", "mgu", "nope", "-1", "0", "2.5", "x", "--forget-bias", "1", "--device", "cpu"]
+
+
+@settings(FUZZ, max_examples=min(40, FUZZ.max_examples))
+@given(command=st.sampled_from(sorted(CLI_COMMANDS)), task=st.sampled_from(["adding", "sentiment", "charlm"]),
+       seq=st.sampled_from(["3", "8", "0"]), file=st.sampled_from(FILE_KINDS + ["model.npz", "run"]),
+       out=st.sampled_from(["new", "run", "good.csv", "missing/deep", "dir"]),
+       extras=st.lists(st.sampled_from(CLI_EXTRAS), max_size=4))
+def test_command_line_with_files(command, task, seq, file, out, extras, tmp_path_factory):
+    """Random commands over random files, with small budgets: success, a documented failure
+    (1), or a usage error in one line (2); never a traceback, and no file that existed before
+    changes unless the command was asked to write it."""
+    import contextlib
+    import io
+    import warnings
+
+    work = tmp_path_factory.mktemp("cli")
+    files = _bad_files(work)
+    model = numpyrnn.CharLM("rnn", vocab_size=3, hidden_size=2, seed=0)
+    model.vocab = ("a", "b", "c")
+    numpyrnn.save(model, work / "model.npz")
+    files["model.npz"] = str(work / "model.npz")
+    (work / "run").mkdir()
+    for name in ("checkpoint.npz", "model.npz", "history.jsonl", "metrics.json", "notes.txt"):
+        (work / "run" / name).write_bytes(b"a user's " + name.encode())
+    files["run"] = str(work / "run")
+    outs = {"new": str(work / "new_out"), "run": files["run"], "good.csv": files["good.csv"],
+            "missing/deep": str(work / "missing" / "deep"), "dir": files["folder"]}
+    argv = [a.format(task=task, seq=seq, file=files[file], out=outs[out]) for a in CLI_COMMANDS[command] + extras]
+    if command in ("train", "compare", "sweep", "gradflow") and "--out" not in extras:
+        argv += ["--out", outs[out]]
+    before = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
+    asked = set()
+    if "--overwrite" in argv:
+        asked |= {p for p in before if outs[out] in str(p)}
+    if command == "export":
+        asked.add(Path(outs[out]))
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = os.getcwd()
+        os.chdir(work)
+        try:
+            code = cli.main(argv)
+        finally:
+            os.chdir(old)
+    assert code in (0, 1, 2), (argv, code)
+    if code == 2:
+        assert stderr.getvalue().count("\n") == 1, (argv, stderr.getvalue())
+    changed = [p for p, content in before.items() if p not in asked and (not p.exists() or p.read_bytes() != content)]
+    assert changed == [], (argv, changed)
+    TALLY[(f"numpyrnn {command}", "argv and files", f"exit {code}")] += 1
+

@@ -254,6 +254,8 @@ def save(module, path, config, vocab=None):
 def load(path, map_location="cpu"):
     """The module saved in ``path`` by an export, weights loaded, in eval mode; its vocabulary
     (or None) in ``module.vocab``."""
+    if isinstance(path, (bytes, bytearray)) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be the path of an exported file, got {type(path).__name__}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
     try:
@@ -264,7 +266,14 @@ def load(path, map_location="cpu"):
         raise ValueError(f"{path}: not a numpyrnn export (no {FORMAT!r} format tag)")
     if data.get("version") != VERSION:
         raise ValueError(f"{path}: export version {data.get('version')}, this file reads {VERSION}")
-    module = build(data["config"])
-    module.load_state_dict(data["state_dict"])
-    module.vocab = data["vocab"]
+    for key, kind in (("config", dict), ("state_dict", dict)):
+        if not isinstance(data.get(key), kind):
+            raise ValueError(f"{path}: its {key} is missing or not a {kind.__name__} (a damaged export)")
+    try:
+        module = build(data["config"])
+        module.load_state_dict(data["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: its config and state dict do not make a module ({type(exc).__name__}: "
+                         f"{exc})") from None
+    module.vocab = data.get("vocab")
     return module.eval()

@@ -155,9 +155,14 @@ class Module:
                 raise TypeError(f"state[{name!r}] must hold real numbers, got dtype {value.dtype}")
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"state[{name!r}] contains NaN or Inf")
-            arrays[name] = value
+            with np.errstate(over="ignore"):
+                cast = value.astype(self.dtype)
+            if not np.all(np.isfinite(cast)):
+                raise ValueError(f"state[{name!r}] holds values too large for {self.dtype} (largest |value| "
+                                 f"{float(np.abs(value).max()):.3g}, {self.dtype}'s largest {np.finfo(self.dtype).max:.3g})")
+            arrays[name] = cast
         for name, value in arrays.items():
-            params[name] = backend.to_device(value.astype(self.dtype), self.device)
+            params[name] = backend.to_device(value, self.device)
 
     def constrain(self):
         """Apply the constraints of the cells inside (their ``constrain`` hooks) to the

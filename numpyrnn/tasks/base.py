@@ -9,6 +9,7 @@ exactly the batches it would have seen.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ class Task:
     defaults: dict = {}
 
     def __init__(self, seed=0, **options):
-        self.seed = int(seed)
+        self.seed = check_int("seed", seed, 0)
         self.options = options
 
     def config(self) -> dict:
@@ -144,6 +145,29 @@ class ExampleTask(Task):
     def batch_metrics(self, loss, outputs, batch) -> dict:
         """Per-batch means of the loss and the metric (weighted by batch size when averaged)."""
         return {"loss": loss}
+
+
+def read_text_file(path, flag):
+    """The text of a user's file given as ``flag`` (--data, --text), checked: a path (not a
+    number or bytes), an existing file (not a folder), UTF-8, not empty."""
+    if isinstance(path, (bytes, bytearray)) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{flag} must be a file path or a named data set, got {type(path).__name__}: {path!r}")
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"{flag} {path}: no such file")
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path}: a folder; give a file")
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{flag} {path}: not UTF-8 text (byte {exc.start} cannot be read: {exc.reason}); "
+                         "save it as UTF-8") from None
+    except OSError as exc:
+        raise ValueError(f"{flag} {path}: cannot be read ({exc.strerror or exc})") from None
+    if not text.strip():
+        raise ValueError(f"{flag} {path}: empty")
+    return text
 
 
 def pad(sequences, dtype, pad_value=0):

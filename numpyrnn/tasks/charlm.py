@@ -27,7 +27,7 @@ from ..models import CharLM
 from ..validation import check_int
 from . import baselines as baseline_models
 from . import corpus, datasets
-from .base import Batch, Task
+from .base import Batch, Task, read_text_file
 
 
 class CharLanguageModel(Task):
@@ -39,6 +39,9 @@ class CharLanguageModel(Task):
 
     def __init__(self, seed=0, seq_len=64, text=None, size=200_000):
         seq_len = check_int("seq_len", seq_len, 2)
+        if text is not None and (not isinstance(text, (str, os.PathLike)) or isinstance(text, bytes)):
+            raise TypeError(f"text must be a named text ({', '.join(datasets.DATASETS)}) or a file path, "
+                            f"got {type(text).__name__}: {text!r}")
         super().__init__(seed, seq_len=seq_len, text=text, size=size)
         if text is None:
             full = corpus.generate(check_int("size", size, 1000), np.random.default_rng(self.seed))
@@ -47,11 +50,8 @@ class CharLanguageModel(Task):
                 raise ValueError(f"{text} is a data set for the {datasets.DATASETS[text].task} task, not charlm")
             full = datasets.read_text(datasets.locate(text))
         else:
+            full = read_text_file(text, "--text")
             path = os.fspath(text)
-            if not os.path.exists(path):
-                raise ValueError(f"--text {path}: no such file")
-            with open(path, encoding="utf-8") as f:
-                full = f.read()
             if len(full) < 20 * seq_len:
                 raise ValueError(f"--text {path}: has {len(full)} characters; a language model over "
                                  f"chunks of {seq_len} needs at least {20 * seq_len}")

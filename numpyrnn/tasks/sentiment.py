@@ -39,6 +39,7 @@ and is saved with the model.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from collections import Counter
@@ -51,7 +52,7 @@ from ..layers.pooling import check_pooling
 from ..validation import check_int
 from . import baselines as baseline_models
 from . import datasets
-from .base import Batch, ExampleTask, pad
+from .base import Batch, ExampleTask, pad, read_text_file
 
 PAD, UNK = "<pad>", "<unk>"
 
@@ -146,14 +147,17 @@ def generate(n, rng, max_distractors=3):
 
 
 def read_labelled_file(path):
-    """(texts, label strings) from a CSV or TSV file of text,label rows (header optional)."""
-    if not os.path.exists(path):
-        raise ValueError(f"--data {path}: no such file")
-    with open(path, newline="", encoding="utf-8") as f:
-        sample = f.read(4096)
-        f.seek(0)
-        delimiter = "\t" if path.endswith((".tsv", ".tab")) or sample.count("\t") > sample.count(",") else ","
-        rows = [row for row in csv.reader(f, delimiter=delimiter) if row and any(c.strip() for c in row)]
+    """(texts, label strings) from a CSV or TSV file of text,label rows (header optional), with
+    at least two labels among them."""
+    text = read_text_file(path, "--data")
+    path = os.fspath(path)
+    sample = text[:4096]
+    delimiter = "\t" if path.endswith((".tsv", ".tab")) or sample.count("\t") > sample.count(",") else ","
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+                if row and any(c.strip() for c in row)]
+    except csv.Error as exc:
+        raise ValueError(f"--data {path}: not a CSV/TSV file of text,label rows ({exc})") from None
     if rows and [c.strip().lower() for c in rows[0][:2]] == ["text", "label"]:
         rows = rows[1:]
     bad = [i + 1 for i, row in enumerate(rows) if len(row) != 2 or not row[0].strip() or not row[1].strip()]
@@ -161,7 +165,11 @@ def read_labelled_file(path):
         raise ValueError(f"--data {path}: every row must be text,label (row {bad[0]} is not)")
     if len(rows) < 10:
         raise ValueError(f"--data {path}: needs at least 10 labelled rows, has {len(rows)}")
-    return [r[0] for r in rows], [r[1].strip() for r in rows]
+    labels = [r[1].strip() for r in rows]
+    if len(set(labels)) < 2:
+        raise ValueError(f"--data {path}: every row has the label {labels[0]!r}; a classifier needs rows of at "
+                         "least two labels")
+    return [r[0] for r in rows], labels
 
 
 def build_vocab(token_lists, min_count=1):
@@ -186,6 +194,9 @@ class Sentiment(ExampleTask):
     def __init__(self, seed=0, seq_len=48, data=None, train_size=6_000, val_size=1_000,
                  test_size=1_000, min_count=None, embedding_dim=None, pooling=None):
         seq_len = check_int("seq_len", seq_len, 8)
+        if data is not None and (not isinstance(data, (str, os.PathLike)) or isinstance(data, bytes)):
+            raise TypeError(f"data must be a named data set ({', '.join(datasets.DATASETS)}) or a file path, "
+                            f"got {type(data).__name__}: {data!r}")
         tuned = TUNED.get(data, {}) if datasets.is_named(data) else {}
         min_count = tuned.get("min_count") if min_count is None else min_count
         self.embedding_dim = check_int("embedding_dim", tuned.get("embedding_dim", 32) if embedding_dim is None
@@ -225,6 +236,7 @@ class Sentiment(ExampleTask):
             texts = {split: [all_texts[i] for i in sel] for split, sel in parts.items()}
             labels = {split: ids[sel] for split, sel in parts.items()}
             min_count = 2 if min_count is None else min_count
+        min_count = check_int("min_count", min_count, 1)
         tokens = {split: [tokenize(t) for t in texts[split]] for split in texts}
         self.tokens = tokens
         self._baselines = None

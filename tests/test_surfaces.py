@@ -1,0 +1,198 @@
+"""Every surface refuses bad input by its own checks, and nothing a user saved is lost: run
+folders, output paths, data files, tasks, the trainer, gradcheck, the export; and the valid
+calls that used to crash."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import numpyrnn
+from numpyrnn import checkpoint, cli, gradcheck, optim, tasks
+from numpyrnn.train import Trainer
+
+TRAIN = ["train", "--task", "adding", "--seq-len", "4", "--hidden", "3", "--steps", "2", "--eval-every", "2",
+         "--quiet"]
+
+
+def files_of(folder):
+    return {p: (folder / p).read_bytes() for p in sorted(os.listdir(folder)) if (folder / p).is_file()}
+
+
+# --------------------------------------------------------------------------- nothing is lost
+
+def test_a_run_folder_is_never_overwritten_unless_asked(tmp_path, capsys):
+    run = tmp_path / "RUN"
+    assert cli.main(TRAIN + ["--cell", "lstm", "--out", str(run)]) == 0
+    (run / "notes.txt").write_text("mine")
+    before = files_of(run)
+    assert cli.main(TRAIN + ["--cell", "rnn", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a train run already" in err and "--resume" in err and "--overwrite" in err
+    assert files_of(run) == before                                          # nothing touched
+    assert cli.main(TRAIN + ["--cell", "rnn", "--out", str(run), "--overwrite"]) == 0
+    assert (run / "notes.txt").read_text() == "mine"                        # the user's file stays
+    history = (run / "history.jsonl").read_text().splitlines()
+    assert len(history) == 1 and json.loads((run / "metrics.json").read_text())["model"]["cell"] == "rnn"
+    assert cli.main(TRAIN + ["--out", str(run), "--resume", "--overwrite"]) == 2
+    assert "not allowed with argument --resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,command", [
+    (["sweep", "--lengths", "4", "--cells", "rnn", "--steps", "1", "--hidden", "2", "--quick", "--jobs", "1"], "sweep"),
+    (["gradflow", "--cells", "rnn", "--seq-len", "4", "--steps", "1", "--hidden", "2", "--batch", "2"], "gradflow"),
+    (["compare", "--task", "adding", "--cells", "rnn", "--seeds", "1", "--steps", "1", "--seq-len", "4",
+      "--hidden", "2"], "compare"),
+])
+def test_every_output_folder_follows_the_same_rule(tmp_path, capsys, monkeypatch, argv, command):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    first = argv + ["--out", str(out), "--quiet"]
+    assert cli.main(first) == 0
+    before = files_of(out)
+    assert cli.main(first) == 2
+    assert f"holds a {command} run already" in capsys.readouterr().err and files_of(out) == before
+    assert cli.main(first + ["--overwrite"]) == 0
+    if command != "compare":                                  # the default folder, too
+        assert cli.main(argv + ["--quiet"]) == 0 and cli.main(argv + ["--quiet"]) == 2
+        assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (TRAIN + ["--out", "{file}/sub"], "--out"),
+    (["compare", "--task", "adding", "--quick", "--out", "{file}"], "--out"),
+    (["sweep", "--quick", "--out", "{file}/x"], "--out"),
+    (["bench", "--cells", "rnn", "--json", "{file}/x.json"], "--json"),
+])
+def test_output_paths_are_checked_before_any_work(tmp_path, capsys, argv, flag):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    argv = [a.replace("{file}", str(blocker)) for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{flag} {blocker}" in err and blocker.read_text() == "x"
+
+
+def test_the_trainer_will_not_write_over_another_run(tmp_path):
+    task = tasks.make("adding", seq_len=4, seed=0, train_size=16, val_size=4, test_size=4)
+    model = task.make_model("rnn", hidden_size=2, seed=0)
+    Trainer(model, task, optim.SGD(model, lr=0.1), batch_size=4, out_dir=tmp_path, progress=False).fit(steps=1)
+    other = task.make_model("gru", hidden_size=2, seed=0)
+    with pytest.raises(ValueError, match="holds a run already .*call resume"):
+        Trainer(other, task, optim.SGD(other, lr=0.1), batch_size=4, out_dir=tmp_path, progress=False).fit(steps=1)
+
+
+# --------------------------------------------------------------------------- data files
+
+def test_data_and_text_files_are_checked(tmp_path):
+    folder, empty, latin = tmp_path / "f", tmp_path / "e.csv", tmp_path / "l.csv"
+    folder.mkdir()
+    empty.write_text("  \n")
+    latin.write_bytes("caf\xe9,1\n".encode("latin-1") * 20)
+    one_class = tmp_path / "one.csv"
+    one_class.write_text("".join(f"review {i},pos\n" for i in range(20)))
+    for data, message in ((folder, "a folder"), (empty, "empty"), (latin, "not UTF-8 text"),
+                          (one_class, "every row has the label 'pos'"), (tmp_path / "none.csv", "no such file")):
+        with pytest.raises(ValueError, match=message):
+            tasks.make("sentiment", data=str(data))
+    for bad in (123, b"x.csv", ("a",), ["a"]):
+        with pytest.raises(TypeError, match="data must be a named data set"):
+            tasks.make("sentiment", data=bad)
+    with pytest.raises(ValueError, match="--text .*: a folder"):
+        tasks.make("charlm", text=str(folder))
+    with pytest.raises(TypeError, match="min_count must be an integer"):
+        tasks.make("sentiment", min_count="2")
+    for seed, error in (("abc", TypeError), (-1, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="seed must be"):
+            tasks.make("adding", seed=seed)
+
+
+def test_the_command_names_the_flag_for_a_bad_file(tmp_path, capsys):
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe" * 100)
+    assert cli.main(["train", "--task", "charlm", "--text", str(tmp_path / "bad.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--text" in err and "not UTF-8" in err
+
+
+# --------------------------------------------------------------------------- the trainer, gradcheck, the export
+
+def test_the_trainer_refuses_what_it_cannot_use():
+    task = tasks.make("adding", seq_len=4, seed=0, train_size=16, val_size=4, test_size=4)
+    model = task.make_model("rnn", hidden_size=2, seed=0)
+    opt = optim.SGD(model, lr=0.1)
+    for kwargs, error, message in (({"batch_size": 2.7}, TypeError, "batch_size must be an integer"),
+                                   ({"batch_size": None}, TypeError, "batch_size must be an integer"),
+                                   ({"eval_every": "2"}, TypeError, "eval_every must be an integer"),
+                                   ({"clip": -1}, ValueError, "clip must be None or a positive finite number"),
+                                   ({"seed": -3}, ValueError, "seed must be ≥ 0")):
+        with pytest.raises(error, match=message):
+            Trainer(model, task, opt, **kwargs)
+    with pytest.raises(TypeError, match="optimizer must be a numpyrnn.optim optimizer of this model .*got 'adam'"):
+        Trainer(model, task, "adam")
+    trainer = Trainer(model, task, opt, progress=False)
+    with pytest.raises(TypeError, match="steps must be an integer"):
+        trainer.fit(steps="3")
+    with pytest.raises(TypeError, match="steps must be an integer"):
+        trainer.fit(steps=2.5)
+
+
+def test_gradcheck_refuses_what_it_cannot_check():
+    with pytest.raises(TypeError, match="module must be a numpyrnn layer .* got 'lstm'"):
+        gradcheck.check("lstm", np.zeros((2, 1, 3)))
+    with pytest.raises(TypeError, match="use gradcheck.check_model"):
+        gradcheck.check(numpyrnn.CharLM("rnn", vocab_size=3), np.zeros((2, 1, 3)))
+    with pytest.raises(ValueError, match="inputs hold no floating-point array"):
+        gradcheck.check_fn(lambda n: (n, None), lambda d, c: (None,), [np.arange(3)])
+    with pytest.raises(TypeError, match="gradient for input 0 must be an array of real numbers, got dtype complex"):
+        gradcheck.check_fn(lambda x: (2 * x, None), lambda d, c: (2 * d + 0j,), [np.ones(3)])
+    with pytest.raises(TypeError, match="cells must be a list of cells"):
+        gradcheck.check_cells("lstm")
+
+
+def test_a_model_keeps_what_it_saves(tmp_path):
+    lm = numpyrnn.CharLM("gru", vocab_size=5, hidden_size=3, seed=0)
+    lm.vocab = ("a", "b")
+    with pytest.raises(ValueError, match="model.vocab has 2 tokens, but the model's embedding has 5 ids"):
+        numpyrnn.save(lm, tmp_path / "lm.npz")
+    assert not (tmp_path / "lm.npz").exists()
+    layer = numpyrnn.LSTM(2, 3)
+    huge = {k: np.full(v.shape, 1e300) for k, v in layer.state_dict().items()}
+    before = layer.state_dict()
+    with pytest.raises(ValueError, match="too large for float32"):
+        layer.load_state_dict(huge)
+    assert all(np.array_equal(v, layer.state_dict()[k]) for k, v in before.items())     # unchanged
+
+
+def test_the_export_refuses_bad_files(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    from numpyrnn import export
+
+    with pytest.raises(TypeError, match="path must be the path of an exported file, got NoneType"):
+        export.load_torch(None)
+    model = numpyrnn.SequenceRegressor("gru", input_size=2, hidden_size=3, seed=0)
+    export.save_torch(model, tmp_path / "m.pt")
+    data = torch.load(tmp_path / "m.pt", weights_only=True)
+    for broken in ({**data, "config": "nope"}, {**data, "state_dict": {"x": torch.zeros(1)}},
+                   {**data, "config": {**data["config"], "hidden_size": 7}}):
+        torch.save(broken, tmp_path / "b.pt")
+        with pytest.raises(ValueError, match="b.pt: its"):
+            export.load_torch(tmp_path / "b.pt")
+
+
+# --------------------------------------------------------------------------- the valid calls work
+
+def test_sample_works_without_a_prime(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("abc abd abe. " * 60)
+    run = tmp_path / "lm"
+    assert cli.main(["train", "--task", "charlm", "--text", str(text), "--cell", "gru", "--hidden", "4", "--steps", "2",
+                     "--seq-len", "8", "--batch-size", "4", "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["sample", "--checkpoint", str(run / "model.npz"), "--length", "20"]) == 0
+    assert len(capsys.readouterr().out.rstrip("\n")) == 20
+    lm = numpyrnn.CharLM("lstm", vocab_size=6, hidden_size=3, seed=0)
+    ids = lm.sample(10)
+    assert len(ids) == 10 and all(0 <= i < 6 for i in ids)
