@@ -109,7 +109,47 @@ def model_arrays(model, *, meta=None):
     if vocab is not None:
         check_vocab(model, vocab, "model.vocab")
         arrays["vocab"] = np.array(list(vocab), dtype=str)
+    classes = getattr(model, "classes", None)
+    if classes is not None:
+        count = max(getattr(model, "num_classes", len(classes)), 2)
+        if isinstance(classes, str) or len(classes) != count or not all(isinstance(c, str) for c in classes):
+            raise ValueError(f"model.classes must be {count} class names (strings), got {classes!r}")
+        arrays["classes"] = np.array(list(classes), dtype=str)
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is not None:
+        from .text import tokenizer as find
+
+        find(tokenizer)                                   # a tokenizer numpyrnn has
+        meta = json.loads(str(arrays["meta"]))
+        arrays["meta"] = np.array(json.dumps({**meta, "tokenizer": tokenizer}))
     return arrays
+
+
+def _text_metadata(model, arrays, path):
+    """The vocabulary, class names and tokenizer a file keeps beside the model, onto ``model``.
+    A classifier saved before class names were kept gets "0", "1", ... and a note saying so."""
+    if "vocab" in arrays:
+        vocab = tuple(str(t) for t in arrays["vocab"].reshape(-1))
+        try:
+            check_vocab(model, vocab, f"{path}: its vocabulary")
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
+        model.vocab = vocab
+    if "classes" in arrays:
+        model.classes = tuple(str(c) for c in arrays["classes"].reshape(-1))
+    elif hasattr(model, "num_classes") and getattr(model, "vocab", None) is not None:
+        model.classes = tuple(str(k) for k in range(max(model.num_classes, 2)))
+        model.class_note = (f"{path} was saved before numpyrnn kept class names: its classes are called "
+                            f"{', '.join(model.classes)} (the labels' order in training)")
+    try:
+        meta = json.loads(str(arrays.get("meta", "{}")))
+    except json.JSONDecodeError:
+        meta = {}
+    if isinstance(meta, dict) and isinstance(meta.get("tokenizer"), dict) and hasattr(model, "tokenizer"):
+        model.tokenizer = meta["tokenizer"]
+    elif hasattr(model, "tokenizer") and getattr(model, "vocab", None) is not None:
+        # saved before tokenizers were named: the task's own, as it was then
+        model.tokenizer = {"name": "characters" if type(model).__name__ == "CharLM" else "words", "version": 1}
 
 
 def check_vocab(model, vocab, what):
@@ -258,13 +298,7 @@ def load(path, *, device="auto", cells=()):
         model.load_state_dict(params_of(arrays))
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: does not describe a model numpyrnn can build: {exc}") from exc
-    if "vocab" in arrays:
-        vocab = tuple(str(t) for t in arrays["vocab"].reshape(-1))
-        try:
-            check_vocab(model, vocab, f"{path}: its vocabulary")
-        except ValueError as exc:
-            raise CheckpointError(str(exc)) from None
-        model.vocab = vocab
+    _text_metadata(model, arrays, path)
     return model
 
 
@@ -280,8 +314,7 @@ def load_into(model, path):
         model.load_state_dict(params_of(arrays))
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
-    if "vocab" in arrays:
-        model.vocab = tuple(str(t) for t in arrays["vocab"])
+    _text_metadata(model, arrays, path)
     return arrays
 
 

@@ -5,6 +5,7 @@
     numpyrnn sweep [--lengths 10,25,50,100,200] [--steps 1500] --out DIR
     numpyrnn train --task adding|copy|sentiment|charlm|series --cell rnn|lstm|gru [...]
     numpyrnn sample --checkpoint PATH [--length 300] [--temperature 0.8]
+    numpyrnn predict MODEL "a text" ["another" ...]   (or lines on stdin)
     numpyrnn tasks
     numpyrnn gradcheck [--cell rnn|lstm|gru|all] [--mode full|fast] ...
     numpyrnn bench [--cells ...] [--shape TxBxIxH] ...
@@ -513,6 +514,38 @@ def _run_sample(args):
     return 0
 
 
+def _add_predict(sub):
+    p = sub.add_parser(
+        "predict", help="classify texts with a trained sentiment model",
+        description="Print the class and its probability for each text, with a model trained by `numpyrnn train "
+                    "--task sentiment` (its model.npz or checkpoint.npz): the texts given, or one per line of "
+                    "standard input.", formatter_class=_Help)
+    p.add_argument("model", metavar="MODEL", help="the model file (.npz)")
+    p.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify (none: read lines from stdin)")
+    _add_cell_file(p)
+    p.set_defaults(run=_run_predict)
+
+
+def _run_predict(args):
+    from . import checkpoint
+    from .models import SequenceClassifier
+
+    try:
+        model = checkpoint.load(args.model, device="cpu")
+    except checkpoint.CheckpointError as exc:
+        raise UsageError(f"numpyrnn predict: {exc}") from None
+    if not isinstance(model, SequenceClassifier) or model.vocab is None or model.tokenizer is None:
+        raise UsageError(f"numpyrnn predict: {args.model} holds a {type(model).__name__} that does not read text; "
+                         "predict needs a classifier trained on text (numpyrnn train --task sentiment)")
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    note = getattr(model, "class_note", None)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    for text, (name, p) in zip(texts, model.classify(texts)):
+        print(f"{name}\t{p:.3f}\t{text}")
+    return 0
+
+
 def _add_export(sub):
     p = sub.add_parser(
         "export", help="write a saved model as a file PyTorch loads",
@@ -810,7 +843,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"numpyrnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_compare, _add_train, _add_sample, _add_tasks, _add_gradflow, _add_sweep, _add_gradcheck,
+    for add in (_add_compare, _add_train, _add_sample, _add_predict, _add_tasks, _add_gradflow, _add_sweep, _add_gradcheck,
                 _add_bench, _add_exercise, _add_grade, _add_export):
         add(sub)
     return parser

@@ -78,6 +78,8 @@ class SequenceModel(Module):
         super().__init__(dtype=dtype, device=device)
         self._config = dict(config, dtype=self.dtype.name)
         self.vocab = None        # token strings in id order, when the inputs are tokens of a text
+        self.classes = None      # class names in label order, for a classifier that knows them
+        self.tokenizer = None    # {"name", "version"} of numpyrnn.text's tokenizer of its texts
 
     def config(self) -> dict:
         """Everything :func:`build` needs to rebuild this model (parameters aside)."""
@@ -207,6 +209,45 @@ class SequenceClassifier(SequenceModel):
         if self.embedding is not None:
             return self.embedding.backward(dx)
         return dx.transpose(1, 0, 2).copy() if self.batch_first else dx
+
+    def classify(self, texts):
+        """The class of each raw text, with its probability: a list of (class name, probability).
+
+        Needs what a model trained on text keeps (its vocabulary, its tokenizer, its class
+        names; a model saved before class names were kept calls them "0", "1", ...): the text
+        is tokenized as in training, unknown words become <unk>."""
+        from . import text as tokenizers
+
+        if isinstance(texts, str) or not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+            raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
+        if not texts:
+            return []
+        if self.embedding is None or self.vocab is None or self.tokenizer is None:
+            raise ValueError("classify reads raw text: the model must have been trained on text (a vocabulary and a "
+                             "tokenizer, as the sentiment task's models have)")
+        tokenize = tokenizers.tokenizer(self.tokenizer)
+        index = {t: i for i, t in enumerate(self.vocab)}
+        unknown = index.get("<unk>", 1)
+        ids = [[index.get(t, unknown) for t in tokenize(text)] or [unknown] for text in texts]
+        T = max(len(s) for s in ids)
+        batch = np.zeros((len(ids), T), np.int64)
+        for b, s in enumerate(ids):
+            batch[b, :len(s)] = s
+        lengths = np.array([len(s) for s in ids])
+        was_training = self.training
+        self.eval()
+        try:
+            _, logits = self.forward(batch.T if not self.batch_first else batch, None, lengths)
+        finally:
+            self.train(was_training)
+        logits = asnumpy(logits).astype(np.float64)
+        names = self.classes or tuple(str(k) for k in range(max(self.num_classes, 2)))
+        if self.num_classes == 1:
+            p = 1 / (1 + np.exp(-logits[:, 0]))
+            return [(names[1], float(q)) if q > 0.5 else (names[0], float(1 - q)) for q in p]
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        return [(names[k], float(row[k])) for row, k in zip(p, p.argmax(axis=1))]
 
     def predict(self, inputs, lengths=None):
         """Predicted class of each sequence, (B,) ints (for num_classes=1: logit > 0)."""

@@ -54,7 +54,7 @@ def compare(results, path):
     by_epoch.set_ylabel(f"validation {metric}")
     by_epoch.legend(fontsize=8)
     seeds = results["settings"]["seeds"]
-    fig.suptitle(f"{results['task']['name']}: validation {metric}, mean of {seeds} seed{'s' * (seeds > 1)}"
+    fig.suptitle(f"{results.get('label', results['task']['name'])}: validation {metric}, mean of {seeds} seed{'s' * (seeds > 1)}"
                  f"{' (band: lowest to highest)' if seeds > 1 else ''}")
     fig.savefig(path)
     return path

@@ -308,7 +308,7 @@ def test_the_file_is_what_plain_torch_loads(tmp_path):
     model.vocab = tuple(f"w{i}" for i in range(VOCAB))
     export.save_torch(model, tmp_path / "model.pt")
     data = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert set(data) == {"format", "version", "config", "state_dict", "vocab"}
+    assert set(data) == {"format", "version", "config", "state_dict", "vocab", "classes", "tokenizer"}
     assert data["format"] == "numpyrnn-torch-export" and data["version"] == 1
     assert data["config"] == {k: v for k, v in model.config().items() if k != "impl"}
     assert data["vocab"] == list(model.vocab)
@@ -327,7 +327,7 @@ def test_the_builder_needs_only_torch_and_the_standard_library(tmp_path):
                 if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse(source))
                  if isinstance(node, ast.ImportFrom) and node.level == 0}
-    assert imported <= {"__future__", "os", "torch"}
+    assert imported <= {"__future__", "os", "re", "torch"}                  # torch and the standard library
     model = make("charlm", "gru", 2, dtype=np.float32)
     export.save_torch(model, tmp_path / "lm.pt")
     (tmp_path / "builder.py").write_text(source)

@@ -196,3 +196,69 @@ def test_sample_works_without_a_prime(tmp_path, capsys):
     lm = numpyrnn.CharLM("lstm", vocab_size=6, hidden_size=3, seed=0)
     ids = lm.sample(10)
     assert len(ids) == 10 and all(0 <= i < 6 for i in ids)
+
+
+# --------------------------------------------------------------------------- a model you can use (issue 25, item 7)
+
+def test_a_sentiment_model_keeps_its_class_names_and_tokenizer_and_classifies_text(tmp_path, capsys):
+    task = tasks.make("sentiment", seed=0, train_size=60, val_size=20, test_size=20)
+    model = task.make_model("gru", hidden_size=4, seed=0)
+    numpyrnn.save(model, tmp_path / "m.npz")
+    loaded = numpyrnn.load(tmp_path / "m.npz")
+    assert loaded.classes == ("negative", "positive") and loaded.tokenizer == {"name": "words", "version": 1}
+    assert "negative" not in json.dumps(loaded.config())                   # metadata, not the model's identity
+    texts = ["The food was great!", "an awful, awful evening", "zzz qqq"]
+    got = loaded.classify(texts)
+    assert [name for name, _ in got] == [name for name, _ in model.classify(texts)]
+    assert all(name in ("negative", "positive") and 0.5 <= p <= 1 for name, p in got)
+    assert cli.main(["predict", str(tmp_path / "m.npz"), *texts]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [name for name, _ in got] and lines[0].endswith(texts[0])
+    model.classes = None                                                    # a model saved before names were kept
+    numpyrnn.save(model, tmp_path / "old.npz")
+    old = numpyrnn.load(tmp_path / "old.npz")
+    assert old.classes == ("0", "1") and "saved before numpyrnn kept class names" in old.class_note
+    assert cli.main(["predict", str(tmp_path / "old.npz"), "fine"]) == 0
+    assert "note: " in capsys.readouterr().err
+    with pytest.raises(TypeError, match="texts must be a list of strings"):
+        loaded.classify("one string")
+    assert cli.main(["predict", str(tmp_path / "m.npz").replace("m.npz", "missing.npz"), "x"]) == 2
+
+
+def test_the_export_carries_the_class_names_and_an_equal_tokenizer(tmp_path):
+    pytest.importorskip("torch")
+    from numpyrnn import export, text
+    from numpyrnn.export import torch_modules
+
+    rng = np.random.default_rng(0)
+    alphabet = list("abcXYZ 09'.,!?-\t\né") + ["don't", "  "]
+    for _ in range(200):
+        s = "".join(rng.choice(alphabet, size=rng.integers(0, 12)))
+        assert torch_modules.tokenize(s, "words") == text.words(s)
+        assert torch_modules.tokenize(s, {"name": "characters", "version": 1}) == text.characters(s)
+    task = tasks.make("sentiment", seed=0, train_size=60, val_size=20, test_size=20)
+    model = task.make_model("lstm", hidden_size=4, seed=0)
+    export.save_torch(model, tmp_path / "m.pt")
+    module = export.load_torch(tmp_path / "m.pt")
+    assert module.classes == ["negative", "positive"] and module.tokenizer == {"name": "words", "version": 1}
+    texts = ["what a lovely day", "never again"]
+    ours, theirs = model.classify(texts), torch_modules.classify(module, texts)
+    assert [n for n, _ in ours] == [n for n, _ in theirs]
+    assert np.allclose([p for _, p in ours], [p for _, p in theirs], atol=1e-5)
+
+
+def test_a_comparison_says_what_ran(tmp_path):
+    """results.json holds the data's name and the real split sizes; the heading names the data;
+    no curve ends in a hook (an evaluation half an interval or less before the last)."""
+    from numpyrnn.experiments.compare import compare, write
+
+    data = tmp_path / "reviews.csv"
+    data.write_text("".join(f"a fine film {i},pos\nan awful film {i},neg\n" for i in range(60)))
+    results = compare("sentiment", cells=("rnn",), seeds=1, epochs=2, hidden=4, batch_size=9,
+                      task_options={"data": str(data)}, progress=False)
+    assert results["data"] == {"name": "reviews.csv", "sizes": {"train": 96, "val": 12, "test": 12}}
+    assert results["label"] == "sentiment (reviews.csv)"
+    epochs = [p["epoch"] for p in results["cells"]["rnn"]["runs"][0]["curve"]]
+    assert epochs[-1] == 2 and all(b - a >= 0.25 for a, b in zip(epochs, epochs[1:])), epochs
+    write(results, tmp_path / "out")
+    assert (tmp_path / "out" / "results.md").read_text().startswith("# sentiment (reviews.csv): RNN")

@@ -75,11 +75,11 @@ def test_each_variant_is_a_loop_of_its_equations(name):
 
 @pytest.mark.parametrize("name", GALLERY)
 def test_each_variant_gradchecks_step_and_layer(name):
-    results, _ = gradcheck.check_cells([name], num_layers=2, bidirectional=True, lengths=True, seq_len=4,
-                                       batch=3, input_size=3, hidden=3)
+    results, _ = gradcheck.check_cells([name], bidirectional=True, lengths=True, seq_len=4, batch=3, input_size=3,
+                                       hidden=3)
     assert [r.passed for _, r in results] == [True, True], "\n".join(str(r) for _, r in results)
     names = {row.name for row in results[1][1].rows}
-    assert {f"{k}_l1_reverse" for k in cells.get(name).parameters(3, 3)} <= names
+    assert {f"{k}_l0_reverse" for k in cells.get(name).parameters(3, 3)} <= names
 
 
 def test_every_variant_is_registered_and_named_by_its_docstring():
@@ -182,3 +182,26 @@ def test_a_variant_is_an_exercise_graded_against_its_reference(tmp_path, capsys)
     report = exercises.grade(path, "lstm_peephole")
     assert report.passed, str(report)
     assert "equals numpyrnn's lstm_peephole" in str(report)
+
+
+def test_the_study_runs_quick_in_parallel_and_its_tool_draws_it(tmp_path, capsys):
+    """The issue's command, at --quick with two workers; then tools/gate_study.py reads the
+    sweeps' JSON and prints the table and draws the figure."""
+    import importlib.util
+    import os
+
+    out = tmp_path / "adding"
+    assert cli.main(["sweep", "--task", "adding", "--cells", "lstm,lstm_nfg,lstm_noaf", "--seeds", "1", "--quick",
+                     "--jobs", "2", "--lengths", "5", "--out", str(out), "--quiet"]) == 0
+    assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    folder = tmp_path / "gates"
+    folder.mkdir()
+    (folder / "adding50.json").write_text((out / "sweep.json").read_text())
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "tools", "gate_study.py")
+    spec = importlib.util.spec_from_file_location("gate_study", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    capsys.readouterr()
+    tool.main(["gate_study.py", str(folder), str(tmp_path / "g.png")])
+    printed = capsys.readouterr().out
+    assert "| lstm_nfg |" in printed and "h: " in printed and (tmp_path / "g.png").exists()

@@ -97,7 +97,8 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
     steps_per_epoch = train_steps_per_epoch(task, batch_size)
     total_steps = train_total_steps(task, batch_size, budget)
     eval_every = max(1, steps_per_epoch // 2)
-    results = {"task": task.config(), "metric": task.metric, "higher_is_better": task.higher_is_better,
+    results = {"task": task.config(), "data": task.data_info(), "label": task.label(), "metric": task.metric,
+               "higher_is_better": task.higher_is_better,
                "baseline": {"value": task.baseline()[0], "what": task.baseline()[1]},
                "baselines": task.baselines(),
                "settings": {"cells": list(cells), "seeds": seeds, "hidden": hidden, "match_params": match_params,
@@ -136,8 +137,7 @@ def _train_cell(task, cell, seeds, hidden, model_kwargs, shape_kwargs, optimizer
         runs.append({"seed": seed, "test": final[f"test_{metric}"], "test_loss": final["test_loss"],
                      "train_seconds": final["train_seconds"], "seconds_per_epoch": final["seconds_per_epoch"],
                      "activation_bytes": bench.activation_bytes(model.rnn),
-                     "curve": [{"epoch": r["step"] / steps_per_epoch, "seconds": r["train_seconds"],
-                                "value": r[f"val_{metric}"]} for r in trainer.history]})
+                     "curve": _curve(trainer.history, steps_per_epoch, eval_every, metric)})
         bar.log(f"{cell} seed {seed}: test_{metric} {final[f'test_{metric}']:.4f}, "
                 f"{final['train_seconds']:.1f} s of training")
     test_mean, test_std = _mean_std([r["test"] for r in runs])
@@ -147,6 +147,19 @@ def _train_cell(task, cell, seeds, hidden, model_kwargs, shape_kwargs, optimizer
             "summary": {"test_mean": test_mean, "test_std": test_std, "train_seconds_mean": time_mean,
                         "train_seconds_std": time_std, "seconds_per_epoch": epoch_mean,
                         "activation_mib": runs[0]["activation_bytes"] / 2**20}}
+
+
+def _curve(history, steps_per_epoch, eval_every, metric):
+    """The validation curve, one point per evaluation; a regular evaluation that falls less
+    than half an interval before the final one is left out, so that the curve ends without a
+    hook (two points at nearly the same epoch)."""
+    points = []
+    for k, r in enumerate(history):
+        after = history[k + 1]["step"] - r["step"] if k + 1 < len(history) else None
+        if after is not None and k + 2 == len(history) and after < eval_every / 2:
+            continue
+        points.append({"epoch": r["step"] / steps_per_epoch, "seconds": r["train_seconds"], "value": r[f"val_{metric}"]})
+    return points
 
 
 def table(results, markdown=False):
@@ -184,7 +197,7 @@ def write(results, out_dir):
     baselines = "; ".join(f"{b['name']}: {b['value']:.4f} ({b['what']})"
                           for b in results.get("baselines", [results["baseline"] | {"name": "baseline"}]))
     with open(os.path.join(out_dir, "results.md"), "w") as f:
-        f.write(f"# {results['task']['name']}: {', '.join(c.upper() for c in results['cells'])}\n\n"
+        f.write(f"# {results.get('label', results['task']['name'])}: {', '.join(c.upper() for c in results['cells'])}\n\n"
                 f"{table(results, markdown=True)}\n\n"
                 f"Seeds 0–{settings['seeds'] - 1}; {settings['optimizer']} lr {settings['lr']}, batch "
                 f"{settings['batch_size']}, clip {settings['clip']}, {budget}"

@@ -92,6 +92,8 @@ def to_torch(model):
     module = tm.build(config)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
     module.vocab = None if getattr(model, "vocab", None) is None else list(model.vocab)
+    module.classes = None if getattr(model, "classes", None) is None else list(model.classes)
+    module.tokenizer = getattr(model, "tokenizer", None)
     return module.train(model.training)
 
 
@@ -180,7 +182,8 @@ def save_torch(model, path):
     module = to_torch(model)
     tm = _import_torch_modules()
     config = {k: v for k, v in torch_config(model).items() if k != "impl"}
-    atomic_write(path, lambda f: tm.save(module, f, config, module.vocab), suffix=".pt")
+    atomic_write(path, lambda f: tm.save(module, f, config, module.vocab, getattr(model, "classes", None),
+                                         getattr(model, "tokenizer", None)), suffix=".pt")
     return module
 
 

@@ -34,6 +34,7 @@ reads, holding only strings, numbers, lists and tensors:
 from __future__ import annotations
 
 import os
+import re
 
 import torch
 from torch import nn
@@ -244,11 +245,48 @@ def build(config):
                      f"or Embedding, got {kind!r}")
 
 
-def save(module, path, config, vocab=None):
-    """Write ``module``'s parameters, ``config`` and ``vocab`` to ``path`` (see the module's doc)."""
+def save(module, path, config, vocab=None, classes=None, tokenizer=None):
+    """Write ``module``'s parameters, ``config``, ``vocab``, class names and tokenizer spec to
+    ``path`` (see the module's doc)."""
     torch.save({"format": FORMAT, "version": VERSION, "config": dict(config),
                 "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-                "vocab": None if vocab is None else [str(t) for t in vocab]}, path)
+                "vocab": None if vocab is None else [str(t) for t in vocab],
+                "classes": None if classes is None else [str(c) for c in classes],
+                "tokenizer": None if tokenizer is None else dict(tokenizer)}, path)
+
+
+#: numpyrnn's tokenizers (numpyrnn.text), written again here so that this file needs only torch;
+#: a test holds them equal
+_WORDS = re.compile(r"[a-z0-9']+|[^\sa-z0-9']")
+
+
+def tokenize(text, tokenizer="words"):
+    """The tokens numpyrnn makes of ``text``: "words" (lower-cased words and single punctuation
+    marks, the sentiment task's) or "characters" (the character model's)."""
+    name = tokenizer.get("name") if isinstance(tokenizer, dict) else tokenizer
+    if name == "words":
+        return _WORDS.findall(text.lower())
+    if name == "characters":
+        return list(text)
+    raise ValueError(f"unknown tokenizer {tokenizer!r}: words or characters")
+
+
+def classify(module, texts):
+    """(class name, probability) for each raw text, with a classifier loaded by :func:`load`
+    from a sentiment model's export (its vocabulary, tokenizer and class names)."""
+    index = {t: i for i, t in enumerate(module.vocab)}
+    ids = [[index.get(t, 1) for t in tokenize(text, module.tokenizer or "words")] or [1] for text in texts]
+    batch = torch.zeros(max(map(len, ids)), len(ids), dtype=torch.long)
+    for b, s in enumerate(ids):
+        batch[:len(s), b] = torch.tensor(s)
+    with torch.no_grad():
+        logits = module(batch, torch.tensor([len(s) for s in ids]))
+    names = module.classes or [str(k) for k in range(max(logits.shape[1], 2))]
+    if logits.shape[1] == 1:
+        p = torch.sigmoid(logits[:, 0])
+        return [(names[1], float(q)) if q > 0.5 else (names[0], float(1 - q)) for q in p]
+    p = torch.softmax(logits.double(), dim=1)
+    return [(names[int(k)], float(row[k])) for row, k in zip(p, p.argmax(dim=1))]
 
 
 def load(path, map_location="cpu"):
@@ -276,4 +314,6 @@ def load(path, map_location="cpu"):
         raise ValueError(f"{path}: its config and state dict do not make a module ({type(exc).__name__}: "
                          f"{exc})") from None
     module.vocab = data.get("vocab")
+    module.classes = data.get("classes")
+    module.tokenizer = data.get("tokenizer")
     return module.eval()

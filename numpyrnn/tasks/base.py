@@ -55,6 +55,22 @@ class Task:
         carry): what a cell's length options (JANET's t_max, IndRNN's bound) are filled from."""
         return int(self.options["seq_len"])
 
+    def data_info(self) -> dict:
+        """What the task's data are, to report with results: ``name`` (a named data set, a file's
+        name, or "generated") and the size of each split as it is (examples, or characters)."""
+        source = self.options.get("data") or self.options.get("text") or (
+            self.options.get("source") if self.options.get("source") not in (None, "sines") else None)
+        name = "generated" if source is None else os.path.basename(os.fspath(source))
+        return {"name": name, "sizes": self.split_sizes()}
+
+    def split_sizes(self) -> dict:
+        return {split: int(self.split_size(split)) for split in ("train", "val", "test")}
+
+    def label(self) -> str:
+        """The task and its data, for titles: "sentiment (rotten-tomatoes)"."""
+        name = self.data_info()["name"]
+        return self.name if name == "generated" else f"{self.name} ({name})"
+
     def baseline(self) -> tuple:
         """(value of the metric, what achieves it): the score to beat, cheap to compute."""
         raise NotImplementedError

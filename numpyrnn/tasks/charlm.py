@@ -27,6 +27,7 @@ from ..models import CharLM
 from ..validation import check_int
 from . import baselines as baseline_models
 from . import corpus, datasets
+from .. import text as tokenizers
 from .base import Batch, Task, read_text_file
 
 
@@ -62,6 +63,10 @@ class CharLanguageModel(Task):
         cut1, cut2 = int(0.9 * n), int(0.95 * n)
         self.splits = {"train": ids[:cut1], "val": ids[cut1:cut2], "test": ids[cut2:]}
 
+    def split_sizes(self):
+        """Characters in each split."""
+        return {split: int(len(ids)) for split, ids in self.splits.items()}
+
     def baseline(self):
         return (baseline_models.unigram_bpc(self.splits["train"], len(self.vocab)),
                 "character frequencies alone (unigram entropy)")
@@ -87,6 +92,7 @@ class CharLanguageModel(Task):
                        nonlinearity=nonlinearity, reset_after=reset_after, impl=impl, dtype=dtype, seed=seed,
                        device=device)
         model.vocab = tuple(self.vocab)
+        model.tokenizer = tokenizers.spec("characters")
         return model
 
     def _streams(self, split, batch_size):

@@ -41,11 +41,11 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 from collections import Counter
 
 import numpy as np
 
+from .. import text as text_tokenizers
 from ..backend import asnumpy
 from ..models import SequenceClassifier
 from ..layers.pooling import check_pooling
@@ -86,9 +86,8 @@ DISTRACTORS = ("we came on a tuesday", "my sister ordered the soup", "it was rai
                "there were many people", "the street was quiet", "we stayed for two hours")
 
 
-def tokenize(text):
-    """Lower-cased words (letters, digits, apostrophes) and single punctuation marks."""
-    return re.findall(r"[a-z0-9']+|[^\sa-z0-9']", text.lower())
+#: the tokenizer (numpyrnn.text.words: lower-cased words and single punctuation marks)
+tokenize = text_tokenizers.words
 
 
 def _clause(polarity, rng):
@@ -272,6 +271,8 @@ class Sentiment(ExampleTask):
                                    nonlinearity=nonlinearity, reset_after=reset_after, impl=impl, dtype=dtype,
                                    seed=seed, device=device)
         model.vocab = tuple(self.vocab)
+        model.classes = tuple(self.classes)
+        model.tokenizer = text_tokenizers.spec("words")
         return model
 
     def split_size(self, split):

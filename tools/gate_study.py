@@ -1,0 +1,112 @@
+"""The gate study ("Which gate matters", issue 22): its table and figure from the sweeps' JSON.
+
+    python tools/gate_study.py [FOLDER=docs/results/gates] [FIGURE=docs/figures/gates.png]
+
+FOLDER holds the JSON that `numpyrnn sweep` wrote for each setting (adding50.json,
+adding100.json, copy5.json; the commands are in docs/benchmarks.md).  Prints the table in
+markdown (per cell: the test metric, mean ± std over seeds, in each setting; the gradient-flow
+ratio ‖∂L/∂h_0‖ / ‖∂L/∂h_T−1‖, and the cell state's, at initialisation and after training, on
+the adding problem, geometric mean over seeds; training seconds) and draws the figure: the test
+metric of each cell in each setting, every seed a dot, the baselines dashed.
+"""
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+SETTINGS = (("adding50", "adding, T = 50"), ("adding100", "adding, T = 100"), ("copy5", "copy, T = 5"))
+
+
+def load(folder):
+    """The settings found in ``folder``, in order: name → sweep JSON."""
+    out = {}
+    for name, _ in SETTINGS:
+        path = os.path.join(folder, f"{name}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                out[name] = json.load(f)
+    return out
+
+
+def _geomean(values):
+    values = [v for v in values if v is not None and v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
+
+
+def table(data):
+    """The study as markdown rows, one per cell."""
+    names = [n for n, _ in SETTINGS if n in data]
+    cells = list(next(iter(data.values()))["cells"])
+    head = ["cell"] + [f"{dict(SETTINGS)[n]} (test {data[n]['metric']})" for n in names]
+    ratios = [n for n in names if "gradflow" in data[n]]
+    head += [f"‖∂L/∂h_0‖/‖∂L/∂h_T−1‖ {dict(SETTINGS)[n]}: init → trained" for n in ratios]
+    head += ["training s (" + ", ".join(n for n in names) + ")"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cell in cells:
+        row = [cell]
+        for n in names:
+            values = data[n]["cells"][cell][0]
+            row.append(f"{np.mean(values):.4f} ± {np.std(values):.4f}")
+        for n in ratios:
+            runs = data[n]["gradflow"][cell][0]
+            parts = []
+            for state in runs[0]["initial"]:
+                a = _geomean([r["initial"][state] for r in runs])
+                b = _geomean([r["trained"][state] for r in runs])
+                parts.append(f"{state}: {a:.1e} → {b:.1e}" if a and b else f"{state}: -")
+            row.append("; ".join(parts))
+        row.append(", ".join(f"{np.mean(data[n]['train_seconds'][cell][0]):.0f}" for n in names))
+        rows.append("| " + " | ".join(row) + " |")
+    baselines = ", ".join(f"{dict(SETTINGS)[n]} {data[n]['baselines'][0]:.4f}" for n in names)
+    rows.append("")
+    rows.append(f"Baselines (a constant answer): {baselines}.")
+    return "\n".join(rows)
+
+
+def figure(data, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    names = [n for n, _ in SETTINGS if n in data]
+    cells = list(next(iter(data.values()))["cells"])
+    fig = Figure(figsize=(4.2 * len(names), 5.2), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, n in zip(axes, names):
+        d = data[n]
+        for k, cell in enumerate(cells):
+            values = d["cells"][cell][0]
+            ax.scatter([k] * len(values), values, s=14, color="C0" if cell.startswith("lstm") else "C3"
+                       if cell in ("gru", "mgu", "janet") else "C7", zorder=3)
+            ax.plot([k - 0.3, k + 0.3], [np.mean(values)] * 2, color="k", lw=1)
+        ax.axhline(d["baselines"][0], color="k", ls="--", lw=1, label=f"baseline {d['baselines'][0]:.3g}")
+        if d["task"] == "adding":
+            ax.axhline(0.01, color="k", ls=":", lw=1, label="solved (0.01)")
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(cells)))
+        ax.set_xticklabels(cells, rotation=70, fontsize=8)
+        ax.set_title(f"{dict(SETTINGS)[n]}, {d['budget']['steps']} steps, {d['seeds']} seeds", fontsize=10)
+        ax.set_ylabel(f"test {d['metric']}")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+    fig.suptitle("Which gate matters: the LSTM with one thing removed or changed, beside other cells", fontsize=10)
+    fig.savefig(path)
+    return path
+
+
+def main(argv):
+    folder = argv[1] if len(argv) > 1 else "docs/results/gates"
+    path = argv[2] if len(argv) > 2 else "docs/figures/gates.png"
+    data = load(folder)
+    if not data:
+        raise SystemExit(f"{folder}: no sweep JSON of the study (adding50.json, adding100.json, copy5.json)")
+    print(table(data))
+    figure(data, path)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
