@@ -213,6 +213,13 @@ def _add_training_options(p):
     budget.add_argument("--epochs", type=_positive_int, help="epochs in all, instead of steps")
     g.add_argument("--eval-every", type=_positive_int, help="evaluate on val every N steps (default: the task's)")
     g.add_argument("--seed", type=int, default=0, help="seed for the data, the weights, the batches")
+    _add_early_stopping(g)
+
+
+def _add_early_stopping(p):
+    p.add_argument("--patience", type=_positive_int,
+                   help="stop after N evaluations without a better validation metric, and test the best weights")
+    p.add_argument("--min-delta", type=float, default=0.0, help="the improvement --patience counts as better")
 
 
 def _add_data_options(p):
@@ -445,7 +452,7 @@ def _run_train(args):
             weight_decay=args.weight_decay, momentum=args.momentum, clip=None if args.no_clip else (args.clip or "task"),
             schedule=args.schedule, batch_size=args.batch_size, steps=args.steps, epochs=args.epochs,
             eval_every=args.eval_every, seed=args.seed, out_dir=args.out, progress=_progress(args),
-            log=None if args.quiet else print)
+            log=None if args.quiet else print, patience=args.patience, min_delta=args.min_delta)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn train: {exc}") from None
     if args.resume:
@@ -641,8 +648,10 @@ def _add_compare(sub):
     p.add_argument("--bidirectional", action="store_true", help="read both ways (not for charlm, copy, series)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers")
     p.add_argument("--lr", type=_positive_float, help="learning rate (default: the task's)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay: AdamW with this decay")
     p.add_argument("--batch-size", type=_positive_int, help="(default: the task's)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the data, the same for every run")
+    _add_early_stopping(p)
     _add_device(p, "where to train")
     _add_impl(p)
     p.add_argument("--out", metavar="DIR", help="write results.json, results.md and compare.png here")
@@ -662,6 +671,7 @@ def _run_compare(args):
             steps=args.steps, epochs=args.epochs, quick=args.quick, data_seed=args.data_seed,
             task_options=_task_options(args), lr=args.lr, batch_size=args.batch_size, layers=args.layers,
             bidirectional=args.bidirectional, dropout=args.dropout, device=args.device, impl=args.impl,
+            weight_decay=args.weight_decay, patience=args.patience, min_delta=args.min_delta,
             log=None if args.quiet else print, progress=_progress(args))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn compare: {exc}") from None

@@ -88,7 +88,7 @@ def setup(task, cell="lstm", *, hidden=None, num_layers=1, bidirectional=False, 
           nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, device="auto",
           optimizer=None, lr=None, weight_decay=0.0, momentum=0.0, clip="task", schedule="none",
           batch_size=None, steps=None, epochs=None, eval_every=None, seed=0, out_dir=None,
-          progress=None, log=None):
+          progress=None, log=None, patience=None, min_delta=0.0):
     """A training run on ``task``: the model, its optimizer and schedule, and the trainer, with
     every setting left None taken from the task's defaults (``clip="task"``: the task's
     clipping; None: none).  Returns ``(trainer, budget)``, ready for ``trainer.fit(**budget)``."""
@@ -106,7 +106,7 @@ def setup(task, cell="lstm", *, hidden=None, num_layers=1, bidirectional=False, 
     trainer = Trainer(model, task, opt, batch_size=batch_size, clip=d.get("clip") if clip == "task" else clip,
                       schedule=make_schedule(schedule, opt, total_steps(task, batch_size, run_budget)),
                       eval_every=eval_every or d.get("eval_every"), seed=seed, out_dir=out_dir,
-                      progress=progress, log=log)
+                      progress=progress, log=log, patience=patience, min_delta=min_delta)
     return trainer, run_budget
 
 
@@ -134,7 +134,7 @@ class Trainer:
 
     def __init__(self, model, task, optimizer, *, batch_size=32, clip=None, clip_value=None,
                  schedule=None, eval_every=None, eval_batch_size=None, seed=0, out_dir=None,
-                 progress=None, log=None, on_step=None):
+                 progress=None, log=None, on_step=None, patience=None, min_delta=0.0, restore_best=True):
         from .models import SequenceModel
         from .tasks import Task
 
@@ -167,6 +167,17 @@ class Trainer:
                 raise TypeError(f"out_dir must be a folder path or None, got {type(out_dir).__name__}") from None
         if progress is not None and not isinstance(progress, bool):
             raise TypeError(f"progress must be True, False or None (a terminal decides), got {progress!r}")
+        # early stopping: the task's own metric on validation, in its own direction
+        self.patience = None if patience is None else check_int("patience", patience, 1)
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not math.isfinite(min_delta) \
+                or min_delta < 0:
+            raise ValueError(f"min_delta must be a finite number ≥ 0, got {min_delta!r}")
+        if not isinstance(restore_best, bool):
+            raise TypeError(f"restore_best must be True or False, got {restore_best!r}")
+        self.min_delta, self.restore_best = float(min_delta), restore_best
+        self.best = None               # {"value", "step", "since"}: the best validation so far
+        self._best_params = None       # its weights (NumPy), kept in memory and in the checkpoint
+        self.stopped_early = False
         self.rng = np.random.default_rng(self.seed)
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
         self.progress = sys.stderr.isatty() if progress is None else bool(progress)
@@ -241,14 +252,42 @@ class Trainer:
                         bar.write(self._describe(record))
                     else:
                         self.log(self._describe(record))
+                    self._track_best(record)
                     self.save_checkpoint()
+                    if self.patience is not None and self.best["since"] >= self.patience:
+                        self.stopped_early = True
+                        self.log(f"early stop at step {self.step}: val_{self.task.metric} has not improved for "
+                                 f"{self.patience} evaluations (best {self.best['value']:.4f} at step "
+                                 f"{self.best['step']})")
+                        break
         finally:
             if bar is not None:
                 bar.close()
             self._restore_ctrl_c(previous_handler)
         if self.plan is not None and self.position >= len(self.plan):
             self._finish_epoch()
+        if self.restore_best and self._best_params is not None and self.best["step"] != self.step:
+            self.model.load_state_dict(self._best_params)      # test at the best, as Keras restores it
         return self.final_metrics()
+
+    def _track_best(self, record):
+        """Early stopping's bookkeeping after an evaluation: a better validation metric (by more
+        than ``min_delta``; a tie keeps the earlier) becomes the best, its weights kept."""
+        if self.patience is None and not self.restore_best:
+            return
+        value = record[f"val_{self.task.metric}"]
+        if self.best is None:
+            better = True
+        elif self.task.higher_is_better:
+            better = value > self.best["value"] + self.min_delta
+        else:
+            better = value < self.best["value"] - self.min_delta
+        if better:
+            self.best = {"value": value, "step": self.step, "since": 0}
+            if self.restore_best and self.patience is not None:
+                self._best_params = self.model.state_dict()
+        else:
+            self.best["since"] += 1
 
     def _check_out_dir(self):
         """Before a run writes into ``out_dir``: a folder holding another run is never written
@@ -368,6 +407,10 @@ class Trainer:
         out.update({f"test_{k}": v for k, v in self.task.evaluate(self.model, "test", self.eval_batch_size).items()})
         out.update({"train_seconds": self.train_seconds, "steps": self.step, "epochs": self.epoch,
                     "seconds_per_epoch": (float(np.mean(self.epoch_seconds)) if self.epoch_seconds else None)})
+        if self.patience is not None and self.best is not None:
+            out.update({"best_step": self.best["step"], f"best_val_{self.task.metric}": self.best["value"],
+                        "stopped_early": self.stopped_early,
+                        "restored_best": bool(self.restore_best and self._best_params is not None)})
         return out
 
     # ------------------------------------------------------------------ checkpoints
@@ -385,7 +428,8 @@ class Trainer:
                 "schedule": None if self.schedule is None else
                 {"name": type(self.schedule).__name__, **self.schedule.state_dict()},
                 "task": self.task.config(), "batch_size": self.batch_size, "seed": self.seed,
-                "carry": None if self.carry is None else len(self.carry) if isinstance(self.carry, tuple) else 1}
+                "carry": None if self.carry is None else len(self.carry) if isinstance(self.carry, tuple) else 1,
+                "best": self.best, "stopped_early": self.stopped_early}
 
     def save_checkpoint(self, path=None):
         """Write everything needed to resume to ``path`` (default: out_dir/checkpoint.npz)."""
@@ -402,6 +446,8 @@ class Trainer:
         if self.carry is not None:
             for i, s in enumerate(self.carry if isinstance(self.carry, tuple) else (self.carry,)):
                 arrays[f"array/carry{i}"] = asnumpy(s)
+        if self._best_params is not None:                # early stopping's best weights
+            arrays.update({f"best/{k}": v for k, v in self._best_params.items()})
         checkpoint.write(path, arrays)
         self._checkpoint_step = self.step
         return path
@@ -445,6 +491,9 @@ class Trainer:
         xp = self.model.xp
         self.carry = None if not carries else (tuple(xp.asarray(c) for c in carries) if len(carries) > 1
                                                else xp.asarray(carries[0]))
+        self.best, self.stopped_early = state.get("best"), bool(state.get("stopped_early", False))
+        best = {k[len("best/"):]: v for k, v in arrays.items() if k.startswith("best/")}
+        self._best_params = best or None
         self._checkpoint_step = self.step
         self._resumed = True
         if self.out_dir is not None:            # the history file, as of the checkpoint

@@ -262,3 +262,46 @@ def test_a_comparison_says_what_ran(tmp_path):
     assert epochs[-1] == 2 and all(b - a >= 0.25 for a, b in zip(epochs, epochs[1:])), epochs
     write(results, tmp_path / "out")
     assert (tmp_path / "out" / "results.md").read_text().startswith("# sentiment (reviews.csv): RNN")
+
+
+# --------------------------------------------------------------------------- early stopping (issue 25, item 2)
+
+def _stopping_run(out_dir=None, steps=60, patience=2, resume=False):
+    task = tasks.make("adding", seq_len=4, seed=0, train_size=64, val_size=32, test_size=32)
+    model = task.make_model("rnn", hidden_size=3, seed=0)
+    trainer = Trainer(model, task, optim.SGD(model, lr=3.0), batch_size=8, eval_every=4, out_dir=out_dir,
+                      progress=False, patience=patience)              # lr 3: it gets worse quickly
+    if resume:
+        trainer.resume()
+    return trainer, model, trainer.fit(steps=steps)
+
+
+def test_early_stopping_stops_and_tests_the_best_weights(tmp_path):
+    trainer, model, final = _stopping_run()
+    values = [r["val_mse"] for r in trainer.history]
+    best = int(np.argmin(values))
+    assert final["stopped_early"] and final["steps"] < 60
+    assert len(values) == best + 1 + 2                              # patience 2: two evaluations after the best
+    assert final["best_step"] == trainer.history[best]["step"] and final["best_val_mse"] == values[best]
+    again = trainer.task.evaluate(model, "val", 64)["mse"]
+    assert np.isclose(again, values[best])                         # the model holds the best weights
+    assert final["restored_best"]
+
+
+def test_early_stopping_survives_a_resume(tmp_path):
+    _, _, whole = _stopping_run(tmp_path / "a")
+    _stopping_run(tmp_path / "b", steps=8)                          # stopped before the end...
+    _, model, resumed = _stopping_run(tmp_path / "b", resume=True)  # ...and continued
+    assert resumed["best_step"] == whole["best_step"] and resumed["test_mse"] == whole["test_mse"]
+
+
+def test_compare_takes_weight_decay_and_patience():
+    from numpyrnn.experiments.compare import compare
+
+    results = compare("adding", cells=("rnn",), seeds=1, steps=6, hidden=2, weight_decay=0.1, patience=1,
+                      task_options={"seq_len": 3}, progress=False)
+    settings = results["settings"]
+    assert settings["optimizer"] == "adamw" and settings["weight_decay"] == 0.1 and settings["patience"] == 1
+    with pytest.raises(ValueError, match="patience must be ≥ 1"):
+        compare("adding", cells=("rnn",), seeds=1, steps=2, hidden=2, patience=0, task_options={"seq_len": 3},
+                progress=False)

@@ -68,7 +68,7 @@ def _mean_std(values):
 def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden=None, match_params=False,
             steps=None, epochs=None, quick=False, data_seed=0, task_options=None, optimizer=None, lr=None,
             batch_size=None, clip="task", layers=1, bidirectional=False, dropout=0.0, dtype=np.float32,
-            device="auto", impl="fast", log=None, progress=None):
+            device="auto", impl="fast", log=None, progress=None, weight_decay=0.0, patience=None, min_delta=0.0):
     """Train every cell ``seeds`` times on one task; returns the results as a dict (see
     :func:`write` for what it holds).  ``progress``: one bar over every run's steps (None: on a
     terminal only)."""
@@ -83,7 +83,7 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
     if steps is not None or epochs is not None or not budget:
         budget = train_budget(task, steps, epochs)
     hidden = hidden or defaults["hidden"]
-    optimizer = optimizer or defaults["optimizer"]
+    optimizer = optimizer or ("adamw" if weight_decay else defaults["optimizer"])
     lr = lr or defaults["lr"]
     batch_size = batch_size or defaults["batch_size"]
     clip = defaults.get("clip") if clip == "task" else clip
@@ -105,6 +105,7 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
                             "reference": reference, "reference_parameters": target, "optimizer": optimizer,
                             "lr": lr, "batch_size": batch_size, "clip": clip, "layers": layers,
                             "bidirectional": bidirectional, "dropout": dropout, "dtype": np.dtype(dtype).name, "impl": impl,
+                            "weight_decay": weight_decay, "patience": patience, "min_delta": min_delta,
                             "budget": budget,
                             "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "quick": quick},
                "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
@@ -115,26 +116,27 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
         for cell in cells:
             results["cells"][cell] = _train_cell(task, cell, seeds, sizes[cell], model_kwargs, shape_kwargs,
                                                  optimizer, lr, batch_size, clip, eval_every, budget,
-                                                 steps_per_epoch, bar)
+                                                 steps_per_epoch, bar, weight_decay, patience, min_delta)
     return results
 
 
 def _train_cell(task, cell, seeds, hidden, model_kwargs, shape_kwargs, optimizer, lr, batch_size, clip,
-                eval_every, budget, steps_per_epoch, bar):
+                eval_every, budget, steps_per_epoch, bar, weight_decay=0.0, patience=None, min_delta=0.0):
     """The runs of one cell, and their summary."""
     metric = task.metric
     runs = []
     for seed in range(seeds):
         bar.run(f"{cell} seed {seed}")
         model = task.make_model(cell, hidden_size=hidden, seed=seed, **model_kwargs)
-        opt = optim.make(optimizer, model, lr=lr)
+        opt = optim.make(optimizer, model, lr=lr, **({"weight_decay": weight_decay} if weight_decay else {}))
         trainer = Trainer(model, task, opt, batch_size=batch_size, clip=clip, eval_every=eval_every,
-                          seed=seed, progress=False, on_step=bar.step)
+                          seed=seed, progress=False, on_step=bar.step, patience=patience, min_delta=min_delta)
         final = trainer.fit(**budget)
         model.eval()
         batch = task.batch(task.epoch(batch_size, np.random.default_rng(0))[0])
         model.forward(batch.inputs, batch.targets, batch.lengths)
         runs.append({"seed": seed, "test": final[f"test_{metric}"], "test_loss": final["test_loss"],
+                     **{k: final[k] for k in ("best_step", "stopped_early") if k in final},
                      "train_seconds": final["train_seconds"], "seconds_per_epoch": final["seconds_per_epoch"],
                      "activation_bytes": bench.activation_bytes(model.rnn),
                      "curve": _curve(trainer.history, steps_per_epoch, eval_every, metric)})
