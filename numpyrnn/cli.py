@@ -676,6 +676,11 @@ def _run_compare(args):
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn compare: {exc}") from None
     print(table(results))
+    if results.get("claims"):
+        from .experiments.claims import table as claims_table
+
+        print("\nLSTM vs GRU: the claims, measured (95 % intervals: a bootstrap over seeds and test items)")
+        print(claims_table(results["claims"]))
     if args.out:
         write(results, args.out)
         print(f"wrote {args.out}/results.json, results.md, compare.png")

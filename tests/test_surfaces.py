@@ -305,3 +305,43 @@ def test_compare_takes_weight_decay_and_patience():
     with pytest.raises(ValueError, match="patience must be ≥ 1"):
         compare("adding", cells=("rnn",), seeds=1, steps=2, hidden=2, patience=0, task_options={"seq_len": 3},
                 progress=False)
+
+
+# --------------------------------------------------------------------------- the claims, measured (issue 25, item 5)
+
+def _results(lstm_items, gru_items, higher=True, seconds=(2.0, 1.0)):
+    def cell(items, s, parameters, hidden, mib):
+        return {"hidden": hidden, "parameters": parameters, "summary": {"activation_mib": mib},
+                "runs": [{"test_items": list(row), "seconds_per_epoch": s, "train_seconds": 10 * s} for row in items]}
+    return {"higher_is_better": higher, "metric": "accuracy", "settings": {"total_steps": 10},
+            "cells": {"lstm": cell(lstm_items, seconds[0], 400, 10, 2.0), "gru": cell(gru_items, seconds[1], 300, 10, 1.5)}}
+
+
+def test_the_claims_table_measures_each_claim_with_a_verdict():
+    from numpyrnn.experiments.claims import claims
+
+    rng = np.random.default_rng(0)
+    better = rng.random((3, 400)) < 0.8
+    worse = rng.random((3, 400)) < 0.6
+    rows = {r["claim"]: r for r in claims(_results(better, worse))}
+    accuracy = rows["the LSTM is often more accurate"]
+    assert accuracy["verdict"] == "supported" and 0.1 < accuracy["value"] < 0.3
+    assert accuracy["interval"][0] > 0 and accuracy["interval"][0] < accuracy["value"] < accuracy["interval"][1]
+    assert claims(_results(worse, better))[0]["verdict"] == "contradicted"
+    same = claims(_results(better, better[::-1]))[0]
+    assert same["verdict"] == "within noise" and same["interval"][0] < 0 < same["interval"][1]
+    assert claims(_results(worse, better, higher=False))[0]["verdict"] == "supported"   # lower is better
+    assert rows["the GRU is faster"]["value"] == 2.0 and rows["the GRU is faster"]["verdict"] == "supported"
+    assert rows["the LSTM uses more memory"]["value"] == 2.0 / 1.5 and rows["the GRU is simpler"]["verdict"] == "supported"
+    assert claims({"cells": {"rnn": {}}}) is None
+
+
+def test_compare_ends_with_the_claims(tmp_path, capsys):
+    assert cli.main(["compare", "--task", "adding", "--cells", "lstm,gru", "--seeds", "1", "--steps", "3", "--seq-len", "3",
+                     "--hidden", "2", "--quiet", "--out", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "LSTM vs GRU: the claims, measured" in out and "the GRU is faster" in out
+    results = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert [r["claim"] for r in results["claims"]][0] == "the LSTM is often more accurate"
+    assert len(results["cells"]["lstm"]["runs"][0]["test_items"]) == results["data"]["sizes"]["test"]
+    assert "## LSTM vs GRU: the claims, measured" in (tmp_path / "c" / "results.md").read_text()

@@ -23,6 +23,8 @@ from ..train import Trainer
 from ..train import budget as train_budget
 from ..train import steps_per_epoch as train_steps_per_epoch
 from ..train import total_steps as train_total_steps
+from .claims import claims
+from .claims import table as claims_table
 from .progress import Progress
 
 #: per task, smaller data and budgets that finish the comparison in well under a minute
@@ -117,6 +119,7 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
             results["cells"][cell] = _train_cell(task, cell, seeds, sizes[cell], model_kwargs, shape_kwargs,
                                                  optimizer, lr, batch_size, clip, eval_every, budget,
                                                  steps_per_epoch, bar, weight_decay, patience, min_delta)
+    results["claims"] = claims(results)
     return results
 
 
@@ -135,7 +138,9 @@ def _train_cell(task, cell, seeds, hidden, model_kwargs, shape_kwargs, optimizer
         model.eval()
         batch = task.batch(task.epoch(batch_size, np.random.default_rng(0))[0])
         model.forward(batch.inputs, batch.targets, batch.lengths)
+        items = task.item_scores(model, "test", max(batch_size, 64))       # for the claims' paired bootstrap
         runs.append({"seed": seed, "test": final[f"test_{metric}"], "test_loss": final["test_loss"],
+                     "test_items": [float(v) for v in items],
                      **{k: final[k] for k in ("best_step", "stopped_early") if k in final},
                      "train_seconds": final["train_seconds"], "seconds_per_epoch": final["seconds_per_epoch"],
                      "activation_bytes": bench.activation_bytes(model.rnn),
@@ -207,4 +212,8 @@ def write(results, out_dir):
                 f"Baselines, test {results['metric']} on the same split: {baselines}. "
                 f"numpyrnn {results['version']}, {results['machine']['processor']}, "
                 f"{results['machine']['cores']} cores.\n")
+        if results.get("claims"):
+            f.write(f"\n## LSTM vs GRU: the claims, measured\n\n{claims_table(results['claims'], markdown=True)}\n\n"
+                    "Accuracy: a bootstrap over seeds and test items (paired across the cells), 95 % interval. Speed: "
+                    "over seeds. Memory and complexity: measured once.\n")
     plots.compare(results, os.path.join(out_dir, "compare.png"))

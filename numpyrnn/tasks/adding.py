@@ -67,3 +67,6 @@ class AddingProblem(ExampleTask):
 
     def batch_metrics(self, loss, outputs, batch):
         return {"loss": loss, "mse": loss}
+
+    def example_scores(self, outputs, batch):
+        return (outputs[:, 0] - batch.targets[:, 0]) ** 2                         # squared error

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import cells as _cells
+from ..backend import asnumpy
 from ..validation import check_int
 
 
@@ -161,6 +162,24 @@ class ExampleTask(Task):
     def batch_metrics(self, loss, outputs, batch) -> dict:
         """Per-batch means of the loss and the metric (weighted by batch size when averaged)."""
         return {"loss": loss}
+
+    def item_scores(self, model, split, batch_size):
+        """The metric of each example of ``split`` on its own (their mean is the split's metric):
+        what a paired bootstrap over test items resamples (:mod:`numpyrnn.experiments.claims`)."""
+        was_training = model.training
+        model.eval()
+        scores = []
+        try:
+            for batch in self.eval_batches(split, batch_size):
+                _, outputs = model.forward(batch.inputs, None, batch.lengths)
+                scores.append(self.example_scores(np.asarray(asnumpy(outputs), np.float64), batch))
+        finally:
+            model.train(was_training)
+        return np.concatenate(scores)
+
+    def example_scores(self, outputs, batch):
+        """Each example's metric in a batch, from the model's outputs (see :meth:`item_scores`)."""
+        raise NotImplementedError
 
 
 def read_text_file(path, flag):

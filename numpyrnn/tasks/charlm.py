@@ -23,6 +23,7 @@ import os
 
 import numpy as np
 
+from ..backend import asnumpy
 from ..models import CharLM
 from ..validation import check_int
 from . import baselines as baseline_models
@@ -133,6 +134,28 @@ class CharLanguageModel(Task):
             model.train(was_training)
         loss = total / count
         return {"loss": loss, "bpc": loss / math.log(2)}
+
+    def item_scores(self, model, split, batch_size):
+        """Bits per character of each stream's piece of each chunk (their mean over equal-sized
+        pieces is the split's bpc)."""
+        was_training = model.training
+        model.eval()
+        scores, state = [], None
+        try:
+            _, chunks = self._streams(split, batch_size)
+            for k in range(chunks):
+                batch = self._chunk(split, batch_size, k)
+                _, logits = model.forward(batch.inputs, None, state=state if batch.carry_state else None)
+                state = model.final_state
+                logp = np.asarray(asnumpy(logits), np.float64)
+                logp = logp - logp.max(axis=-1, keepdims=True)
+                logp -= np.log(np.exp(logp).sum(axis=-1, keepdims=True))
+                T, B = batch.targets.shape
+                picked = logp[np.arange(T)[:, None], np.arange(B)[None, :], batch.targets]
+                scores.append(-picked.mean(axis=0) / math.log(2))
+        finally:
+            model.train(was_training)
+        return np.concatenate(scores)
 
     def encode(self, text):
         """Character ids of ``text``; a character the model never saw is an error."""

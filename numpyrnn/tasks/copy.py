@@ -71,6 +71,13 @@ class CopyMemory(ExampleTask):
         inputs, targets = self.data[split]
         return Batch(inputs[index].T.copy(), targets[index].T.copy())
 
+    def example_scores(self, outputs, batch):
+        logp = outputs - outputs.max(axis=-1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(axis=-1, keepdims=True))
+        T, B = batch.targets.shape
+        picked = logp[np.arange(T)[:, None], np.arange(B)[None, :], batch.targets]
+        return -picked.mean(axis=0)                                              # each sequence's nats per step
+
     def batch_metrics(self, loss, outputs, batch):
         recalled = asnumpy(outputs)[-10:].argmax(axis=-1) == batch.targets[-10:]
         return {"loss": loss, "recall": float(recalled.mean())}

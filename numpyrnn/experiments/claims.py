@@ -1,0 +1,118 @@
+"""LSTM vs GRU: the claims, measured.
+
+The exercise numpyrnn grew from ends with a table of claims: the LSTM is often more accurate; the
+GRU is faster, simpler and uses less memory.  :func:`claims` measures each on a comparison's own
+runs and gives a verdict:
+
+* **Accuracy** ("the LSTM is often more accurate"): the difference of the test metric, LSTM −
+  GRU oriented so that above 0 means the LSTM is better, with a 95 % interval from a bootstrap
+  that resamples the seeds within each cell and the test items, paired across the cells (the
+  same items for both: examples for classifiers and regressors, each stream's piece of a chunk
+  for the language model).
+* **Speed** ("the GRU is faster"): training seconds per epoch (per step when the runs were
+  shorter than an epoch), LSTM ÷ GRU, with a 95 % interval from resampling the seeds.
+* **Memory** ("the LSTM uses more"): activation memory per batch and parameters, LSTM ÷ GRU
+  (measured once: no noise).
+* **Complexity** ("the GRU is simpler"): gates and parameters per hidden unit.
+
+A verdict is "supported" when the interval lies on the claim's side, "contradicted" when it lies
+on the other, "within noise" when it holds both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: bootstrap resamples, and the generator's seed (the table repeats exactly)
+RESAMPLES, SEED = 2000, 0
+#: gate and block counts per hidden unit (blocks: the gates and the candidate)
+GATES = {"lstm": (3, 4), "gru": (2, 3)}
+
+
+def _verdict(low, high, threshold):
+    if low > threshold:
+        return "supported"
+    if high < threshold:
+        return "contradicted"
+    return "within noise"
+
+
+def _interval(samples):
+    return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
+
+
+def _accuracy(results, rng):
+    lstm, gru = (results["cells"][c]["runs"] for c in ("lstm", "gru"))
+    sign = 1.0 if results["higher_is_better"] else -1.0
+    a = np.array([r["test_items"] for r in lstm])        # (seeds, items)
+    b = np.array([r["test_items"] for r in gru])
+    n = a.shape[1]
+    diffs = np.empty(RESAMPLES)
+    for k in range(RESAMPLES):
+        items = rng.integers(0, n, n)                     # the same test items for both cells
+        sa, sb = rng.integers(0, len(a), len(a)), rng.integers(0, len(b), len(b))
+        diffs[k] = sign * (a[sa][:, items].mean() - b[sb][:, items].mean())
+    value = sign * (a.mean() - b.mean())
+    low, high = _interval(diffs)
+    return {"claim": "the LSTM is often more accurate", "measure":
+            f"test {results['metric']}, LSTM − GRU ({'higher' if sign > 0 else 'lower'} is better; above 0: the LSTM "
+            "better)", "value": float(value), "interval": [low, high], "verdict": _verdict(low, high, 0.0)}
+
+
+def _speed(results, rng):
+    lstm, gru = (results["cells"][c]["runs"] for c in ("lstm", "gru"))
+    if all(r.get("seconds_per_epoch") for r in lstm + gru):
+        per, (a, b) = "epoch", (np.array([r["seconds_per_epoch"] for r in runs]) for runs in (lstm, gru))
+    else:                                        # runs shorter than an epoch
+        steps = results["settings"]["total_steps"]
+        per, (a, b) = "step", (np.array([r["train_seconds"] / steps for r in runs]) for runs in (lstm, gru))
+    ratios = np.array([a[rng.integers(0, len(a), len(a))].mean() / b[rng.integers(0, len(b), len(b))].mean()
+                       for _ in range(RESAMPLES)])
+    low, high = _interval(ratios)
+    return {"claim": "the GRU is faster", "measure": f"training seconds per {per}, LSTM ÷ GRU (above 1: the GRU faster)",
+            "value": float(a.mean() / b.mean()), "interval": [low, high], "verdict": _verdict(low, high, 1.0)}
+
+
+def _memory(results):
+    s = {c: results["cells"][c]["summary"] for c in ("lstm", "gru")}
+    mib = s["lstm"]["activation_mib"] / s["gru"]["activation_mib"]
+    params = results["cells"]["lstm"]["parameters"] / results["cells"]["gru"]["parameters"]
+    return {"claim": "the LSTM uses more memory", "measure": "activation memory per batch, LSTM ÷ GRU (parameters: "
+            f"{params:.2f})", "value": float(mib), "interval": [float(mib), float(mib)],
+            "verdict": "supported" if mib > 1 else "contradicted"}
+
+
+def _complexity(results):
+    (lstm_gates, lstm_blocks), (gru_gates, gru_blocks) = GATES["lstm"], GATES["gru"]
+    per_unit = {c: results["cells"][c]["parameters"] / results["cells"][c]["hidden"] for c in ("lstm", "gru")}
+    return {"claim": "the GRU is simpler", "measure": f"gates per unit: LSTM {lstm_gates}, GRU {gru_gates}; parameters "
+            f"per unit: LSTM {per_unit['lstm']:.0f}, GRU {per_unit['gru']:.0f}",
+            "value": float(lstm_blocks / gru_blocks), "interval": [float(lstm_blocks / gru_blocks)] * 2,
+            "verdict": "supported" if gru_blocks < lstm_blocks else "contradicted"}
+
+
+def claims(results):
+    """The rows of the claims table for a comparison holding an LSTM and a GRU (None without
+    both): dicts with claim, measure, value, interval (95 %) and verdict."""
+    if not {"lstm", "gru"} <= set(results["cells"]):
+        return None
+    rng = np.random.default_rng(SEED)
+    rows = []
+    if all("test_items" in r for c in ("lstm", "gru") for r in results["cells"][c]["runs"]):
+        rows.append(_accuracy(results, rng))
+    rows += [_speed(results, rng), _memory(results), _complexity(results)]
+    return rows
+
+
+def table(rows, markdown=False):
+    """The claims as a text (or markdown) table."""
+    head = ["claim", "measured", "value", "95 % interval", "verdict"]
+    body = [[r["claim"], r["measure"], f"{r['value']:.4g}",
+             "-" if r["interval"][0] == r["interval"][1] else f"[{r['interval'][0]:.4g}, {r['interval'][1]:.4g}]",
+             r["verdict"]] for r in rows]
+    if markdown:
+        return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                         + ["| " + " | ".join(r) + " |" for r in body])
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in body])
