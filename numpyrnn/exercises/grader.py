@@ -110,6 +110,7 @@ class Report:
     self_check: str = ""
     errors: list = field(default_factory=list)
     reference: str = "the reference"
+    _findings: list = field(default_factory=list, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -364,11 +365,13 @@ def _grade_step(runner, report):
         yours, right = [r[4][j] for r in runs], [r[5][j] for r in runs]
         _localise(report, name, yours, right, rows[name], STEP_CASES, gates if name.startswith(("dweight", "dbias"))
                   else None, [t[name] for t in step_terms], section)
+    _report_findings(report)
 
 
 def _localise(report, name, yours, right, row, cases, gates, term_sets, section, extra=()):
-    """The relations' findings for one wrong tensor, as diagnoses; the first wrong entry when
-    none holds."""
+    """The relations' findings for one wrong tensor, kept on the report until
+    :func:`_report_findings` writes them: the tensors located first, then the others together
+    with their first wrong entries."""
     findings = []
     said = diagnosis.scale(name, yours, right, [c.B for c in cases], [c.T for c in cases if c.T])
     if said:
@@ -383,13 +386,25 @@ def _localise(report, name, yours, right, row, cases, gates, term_sets, section,
     if by_case:
         findings.append(by_case)
     findings += list(extra)
-    if findings:
+    report._findings.append((row, findings))
+
+
+def _report_findings(report):
+    """The findings as diagnoses: each located tensor's, then one line for the tensors no
+    relation locates."""
+    located = [(row, f) for row, f in report._findings if f]
+    unlocated = [row for row, f in report._findings if not f]
+    for row, findings in located:
         report.diagnoses.append(Diagnosis(None, "Where: " + "; ".join(findings) + f". First wrong entry: "
                                           f"{row.first_wrong}."))
-    else:
-        report.diagnoses.append(Diagnosis(None, (
-            f"No known mistake matches what is wrong in {name}, and no simple relation to the right values "
-            f"holds. First wrong entry: {row.first_wrong}.")))
+    if unlocated:
+        names = ", ".join(row.name for row in unlocated)
+        if located or any(d.mistake for d in report.diagnoses):
+            text = f"Also wrong, with no known mistake matching and no simple relation to the right values: {names}."
+        else:
+            text = f"No known mistake matches what is wrong in {names}, and no simple relation to the right values holds."
+        report.diagnoses.append(Diagnosis(None, f"{text} First wrong entry: {unlocated[0].first_wrong}."))
+    report._findings = []
 
 
 def _wrong_forward(report, rows, state_names):
@@ -471,6 +486,7 @@ def _grade_sequence(runner, report):
         j = grad_names.index(name)
         _localise(report, name, [r[5][j] for r in runs], [r[6][j] for r in runs], rows[name], SEQUENCE_CASES,
                   None, None, None, extra=steps if name == "dx" else ())
+    _report_findings(report)
 
 
 def _step_findings(runner, cell, runs, rows):
@@ -614,6 +630,7 @@ def _grade_cell(runner, report, filename):
             continue
         _localise(report, row.name, [g[j] for g, _ in runs], [w[j] for _, w in runs], row, STEP_CASES,
                   gate_names if row.name.startswith(("weight", "bias")) else None, None, None)
+    _report_findings(report)
 
 
 # --------------------------------------------------------------------------- the entry point
