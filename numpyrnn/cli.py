@@ -188,6 +188,7 @@ def _add_model_options(p):
     g.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
     g.add_argument("--bidirectional", action="store_true", help="read each sequence both ways")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers")
+    _add_regularisers(g)
     g.add_argument("--nonlinearity", choices=["tanh", "relu"], default="tanh", help="the RNN cell's")
     g.add_argument("--gru-form", choices=["after", "before"], default="after",
                    help="GRU reset gate after the product (PyTorch) or before it (Cho et al. v3)")
@@ -214,6 +215,13 @@ def _add_training_options(p):
     g.add_argument("--eval-every", type=_positive_int, help="evaluate on val every N steps (default: the task's)")
     g.add_argument("--seed", type=int, default=0, help="seed for the data, the weights, the batches")
     _add_early_stopping(g)
+
+
+def _add_regularisers(p):
+    p.add_argument("--input-dropout", type=float, default=0.0,
+                   help="one mask per sequence over the recurrent layer's input features (Keras's dropout)")
+    p.add_argument("--embedding-dropout", type=float, default=0.0,
+                   help="whole word types dropped per sequence (Gal & Ghahramani 2016)")
 
 
 def _add_early_stopping(p):
@@ -452,7 +460,8 @@ def _run_train(args):
             weight_decay=args.weight_decay, momentum=args.momentum, clip=None if args.no_clip else (args.clip or "task"),
             schedule=args.schedule, batch_size=args.batch_size, steps=args.steps, epochs=args.epochs,
             eval_every=args.eval_every, seed=args.seed, out_dir=args.out, progress=_progress(args),
-            log=None if args.quiet else print, patience=args.patience, min_delta=args.min_delta)
+            log=None if args.quiet else print, patience=args.patience, min_delta=args.min_delta,
+            input_dropout=args.input_dropout, embedding_dropout=args.embedding_dropout)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn train: {exc}") from None
     if args.resume:
@@ -647,6 +656,7 @@ def _add_compare(sub):
     p.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
     p.add_argument("--bidirectional", action="store_true", help="read both ways (not for charlm, copy, series)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers")
+    _add_regularisers(p)
     p.add_argument("--lr", type=_positive_float, help="learning rate (default: the task's)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay: AdamW with this decay")
     p.add_argument("--batch-size", type=_positive_int, help="(default: the task's)")
@@ -672,6 +682,7 @@ def _run_compare(args):
             task_options=_task_options(args), lr=args.lr, batch_size=args.batch_size, layers=args.layers,
             bidirectional=args.bidirectional, dropout=args.dropout, device=args.device, impl=args.impl,
             weight_decay=args.weight_decay, patience=args.patience, min_delta=args.min_delta,
+            input_dropout=args.input_dropout, embedding_dropout=args.embedding_dropout,
             log=None if args.quiet else print, progress=_progress(args))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn compare: {exc}") from None

@@ -37,7 +37,7 @@ from .cells.builtin import is_textbook
 from .layers import GRU, LSTM, RNN, Embedding, Linear, Module, Recurrent
 from .layers.linear import as_indices
 from .layers.pooling import check_pooling, pool_backward, pool_forward
-from .validation import as_float_array, as_lengths, check_int
+from .validation import as_float_array, as_lengths, check_int, check_probability
 
 #: the layer class of each textbook cell, which a model of that cell uses (with its fast path)
 TEXTBOOK_LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
@@ -89,15 +89,58 @@ class SequenceModel(Module):
         args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
         return f"{type(self).__name__}({args})"
 
-    def _make_recurrent(self, cell, input_size, hidden_size, num_layers, bidirectional, dropout, impl, seed):
+    def _make_recurrent(self, cell, input_size, hidden_size, num_layers, bidirectional, dropout, impl, seed,
+                        input_dropout=0.0):
         """The recurrent layer over ``cell`` (a Cell): RNN, LSTM or GRU for a textbook cell as
         older models had it, :class:`~numpyrnn.Recurrent` for any other (a textbook cell keeps
         its fast path there too)."""
         common = dict(num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, impl=impl,
-                      dtype=self.dtype, seed=seed, device=self.device)
+                      dtype=self.dtype, seed=seed, device=self.device, input_dropout=input_dropout)
         if legacy_cell(cell):
             return TEXTBOOK_LAYERS[cell.name](input_size, hidden_size, **common, **cell.function_options())
         return Recurrent(cell, input_size, hidden_size, **common)
+
+    def _regularisers(self, input_dropout, embedding_dropout, seed):
+        """Record the regularisers (in the config only when on, as older files lack them) and
+        make embedding dropout's generator (the model's own, saved with the run's generators)."""
+        input_dropout = check_probability("input_dropout", input_dropout)
+        self.embedding_dropout = check_probability("embedding_dropout", embedding_dropout)
+        if self.embedding_dropout and getattr(self, "embedding", None) is None:
+            raise ValueError("embedding_dropout drops word types of an embedding: this model reads features, not "
+                             "token ids (give vocab_size)")
+        self._config.update({k: v for k, v in (("input_dropout", input_dropout),
+                                                ("embedding_dropout", self.embedding_dropout)) if v})
+        self._embedding_rng = np.random.default_rng(_child_seeds(seed, 4)[3])
+        self._embedding_mask = None
+        return input_dropout
+
+    def _embed(self, ids):
+        """The embeddings of time-major ``ids``; with embedding dropout (Gal & Ghahramani 2016),
+        each sequence drops whole word types: every occurrence of a dropped id embeds as 0, the
+        kept ones scaled by 1/(1−p) (derivations §16)."""
+        x = self.embedding.forward(ids)
+        self._embedding_mask = None
+        if self.training and self.embedding_dropout:
+            T, B = ids.shape
+            keep = self._embedding_rng.random((B, self.embedding.num_embeddings)) >= self.embedding_dropout
+            ids_np = asnumpy(ids)
+            mask = keep[np.arange(B)[None, :], ids_np].astype(self.dtype) / self.dtype.type(1 - self.embedding_dropout)
+            self._embedding_mask = self.xp.asarray(mask[..., None])             # (T, B, 1)
+            x = x * self._embedding_mask
+        return x
+
+    def _embed_backward(self, dx):
+        if self._embedding_mask is not None:
+            dx = dx * self._embedding_mask                 # the dropped occurrences get no gradient (§16)
+        return self.embedding.backward(dx)
+
+    def rng_state(self) -> dict:
+        return {**super().rng_state(), "embedding_dropout": self._embedding_rng.bit_generator.state}
+
+    def set_rng_state(self, state: dict):
+        super().set_rng_state(state)
+        if "embedding_dropout" in state:                   # runs saved before it existed lack it
+            self._embedding_rng.bit_generator.state = state["embedding_dropout"]
 
     @property
     def cell(self):
@@ -144,7 +187,8 @@ class SequenceClassifier(SequenceModel):
     def __init__(self, cell="lstm", *, num_classes, hidden_size=64, vocab_size=None,
                  embedding_dim=32, input_size=None, num_layers=1, bidirectional=False,
                  dropout=0.0, pooling="last", padding_idx=None, batch_first=False,
-                 nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto"):
+                 nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto",
+                 input_dropout=0.0, embedding_dropout=0.0):
         cell, nonlinearity, reset_after, cell_object = cell_setting(cell, nonlinearity, reset_after)
         check_pooling(pooling)
         if (vocab_size is None) == (input_size is None):
@@ -166,8 +210,9 @@ class SequenceClassifier(SequenceModel):
             rnn_input = self.embedding.embedding_dim
         else:
             rnn_input = check_int("input_size", input_size, 1)
+        input_dropout = self._regularisers(input_dropout, embedding_dropout, seed)
         self.rnn = self._make_recurrent(cell_object, rnn_input, hidden_size, num_layers, bidirectional,
-                                        dropout, impl, seeds[1])
+                                        dropout, impl, seeds[1], input_dropout)
         self.head = Linear(self.rnn.hidden_size * self.rnn.num_directions, num_classes,
                            dtype=self.dtype, seed=seeds[2], device=self.device)
 
@@ -175,7 +220,7 @@ class SequenceClassifier(SequenceModel):
         """Returns (loss, logits (B, num_classes)); loss is None without targets."""
         if self.embedding is not None:
             ids = self._time_major_ids(inputs)
-            x = self.embedding.forward(ids)                       # (T, B, E)
+            x = self._embed(ids)                                  # (T, B, E)
         else:
             x = self._time_major_features(inputs, self.rnn.input_size)
         y, _ = self.rnn.forward(x, None, lengths)                 # (T, B, D·H)
@@ -207,7 +252,7 @@ class SequenceClassifier(SequenceModel):
         dy = pool_backward(dpooled, pool_cache)
         dx, _ = self.rnn.backward(dy)
         if self.embedding is not None:
-            return self.embedding.backward(dx)
+            return self._embed_backward(dx)
         return dx.transpose(1, 0, 2).copy() if self.batch_first else dx
 
     def classify(self, texts):
@@ -266,7 +311,8 @@ class SequenceRegressor(SequenceModel):
 
     def __init__(self, cell="lstm", *, input_size, hidden_size=64, output_size=1, per_step=False,
                  pooling="last", num_layers=1, bidirectional=False, dropout=0.0, batch_first=False,
-                 nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto"):
+                 nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto",
+                 input_dropout=0.0, embedding_dropout=0.0):
         cell, nonlinearity, reset_after, cell_object = cell_setting(cell, nonlinearity, reset_after)
         check_pooling(pooling)
         output_size = check_int("output_size", output_size, 1)
@@ -278,8 +324,9 @@ class SequenceRegressor(SequenceModel):
         self.per_step, self.pooling, self.batch_first = bool(per_step), pooling, bool(batch_first)
         self.output_size = output_size
         seeds = _child_seeds(seed, 2)
+        input_dropout = self._regularisers(input_dropout, embedding_dropout, seed)
         self.rnn = self._make_recurrent(cell_object, check_int("input_size", input_size, 1), hidden_size,
-                                        num_layers, bidirectional, dropout, impl, seeds[0])
+                                        num_layers, bidirectional, dropout, impl, seeds[0], input_dropout)
         self.head = Linear(self.rnn.hidden_size * self.rnn.num_directions, output_size,
                            dtype=self.dtype, seed=seeds[1], device=self.device)
 
@@ -330,7 +377,8 @@ class CharLM(SequenceModel):
 
     def __init__(self, cell="lstm", *, vocab_size, hidden_size=128, embedding_dim=None,
                  num_layers=1, dropout=0.0, batch_first=False, nonlinearity="tanh",
-                 reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto"):
+                 reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto", input_dropout=0.0,
+                 embedding_dropout=0.0):
         cell, nonlinearity, reset_after, cell_object = cell_setting(cell, nonlinearity, reset_after)
         vocab_size = check_int("vocab_size", vocab_size, 1)
         hidden_size = check_int("hidden_size", hidden_size, 1)
@@ -343,8 +391,9 @@ class CharLM(SequenceModel):
         seeds = _child_seeds(seed, 3)
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=self.dtype, seed=seeds[0],
                                    device=self.device)
+        input_dropout = self._regularisers(input_dropout, embedding_dropout, seed)
         self.rnn = self._make_recurrent(cell_object, embedding_dim, hidden_size, num_layers, False,
-                                        dropout, impl, seeds[1])
+                                        dropout, impl, seeds[1], input_dropout)
         self.head = Linear(hidden_size, vocab_size, dtype=self.dtype, seed=seeds[2], device=self.device)
         self.final_state = None
 
@@ -352,7 +401,7 @@ class CharLM(SequenceModel):
         """Returns (loss, logits (T, B, vocab_size)); loss is None without targets."""
         ids = self._time_major_ids(inputs)
         T, B = ids.shape
-        x = self.embedding.forward(ids)
+        x = self._embed(ids)
         y, state_n = self.rnn.forward(x, state, lengths)
         self.final_state = state_n                                # carried by the caller, if it wants
         logits = self.head.forward(y, check=False)                             # (T, B, V)
@@ -375,7 +424,7 @@ class CharLM(SequenceModel):
         dlogits = losses.cross_entropy_backward(1.0, loss_cache)
         dy = self.head.backward(dlogits)
         dx, _ = self.rnn.backward(dy)
-        self.embedding.backward(dx)
+        self._embed_backward(dx)
 
     def sample(self, length, *, prime=(), temperature=1.0, seed=None):
         """Generate ``length`` token ids after the ids in ``prime``, drawing each from

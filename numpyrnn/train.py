@@ -88,14 +88,16 @@ def setup(task, cell="lstm", *, hidden=None, num_layers=1, bidirectional=False, 
           nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, device="auto",
           optimizer=None, lr=None, weight_decay=0.0, momentum=0.0, clip="task", schedule="none",
           batch_size=None, steps=None, epochs=None, eval_every=None, seed=0, out_dir=None,
-          progress=None, log=None, patience=None, min_delta=0.0):
+          progress=None, log=None, patience=None, min_delta=0.0, input_dropout=0.0, embedding_dropout=0.0):
     """A training run on ``task``: the model, its optimizer and schedule, and the trainer, with
     every setting left None taken from the task's defaults (``clip="task"``: the task's
     clipping; None: none).  Returns ``(trainer, budget)``, ready for ``trainer.fit(**budget)``."""
     d = task.defaults
     model = task.make_model(cell, hidden_size=hidden or d.get("hidden"), num_layers=num_layers,
                             bidirectional=bidirectional, dropout=dropout, dtype=np.dtype(dtype), seed=seed,
-                            device=device, nonlinearity=nonlinearity, reset_after=reset_after, impl=impl)
+                            device=device, nonlinearity=nonlinearity, reset_after=reset_after, impl=impl,
+                            **{k: v for k, v in (("input_dropout", input_dropout),
+                                                 ("embedding_dropout", embedding_dropout)) if v})
     name = optimizer or d.get("optimizer")
     kwargs = {"lr": lr or d.get("lr"), "weight_decay": weight_decay}
     if name in ("sgd", "rmsprop"):

@@ -35,6 +35,13 @@ def check_int(name, value, minimum=None):
     return int(value)
 
 
+def check_probability(name, value):
+    """A dropout probability: a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+    return float(value)
+
+
 def check_shape(name, a, shape):
     """Raise ValueError naming ``name`` unless ``a`` has exactly ``shape``."""
     if getattr(a, "shape", None) != tuple(shape):

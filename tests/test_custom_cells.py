@@ -245,7 +245,8 @@ class WrongShape(Good):
 class Float64Constant(Good):
     def step_forward(self, x_t, state, p):
         (h,), cache = super().step_forward(x_t, state, p)
-        return (h * np.float64(1.0),), cache          # a NumPy float64 scalar promotes float32
+        return (h.astype(np.float64),), cache         # computed in float64 (a NumPy float64 *scalar*
+                                                      # would not promote under NumPy 1.x's value-based casting)
 
 
 class ForgetsAGradient(Good):

@@ -345,3 +345,70 @@ def test_compare_ends_with_the_claims(tmp_path, capsys):
     assert [r["claim"] for r in results["claims"]][0] == "the LSTM is often more accurate"
     assert len(results["cells"]["lstm"]["runs"][0]["test_items"]) == results["data"]["sizes"]["test"]
     assert "## LSTM vs GRU: the claims, measured" in (tmp_path / "c" / "results.md").read_text()
+
+
+# --------------------------------------------------------------------------- regularisation (issue 25, item 1: inputs and word types)
+
+@pytest.mark.parametrize("kind", ["classifier", "charlm", "custom cell"])
+def test_input_and_embedding_dropout_gradcheck_with_their_masks(kind):
+    rng = np.random.default_rng(0)
+    common = dict(hidden_size=3, dtype=np.float64, seed=0, input_dropout=0.4)
+    if kind == "classifier":
+        model = numpyrnn.SequenceClassifier("gru", vocab_size=6, num_classes=2, embedding_dim=3, embedding_dropout=0.5,
+                                            bidirectional=True, **common)
+        batch = (rng.integers(0, 6, (5, 3)), rng.integers(0, 2, 3), [5, 2, 1])
+    elif kind == "charlm":
+        model = numpyrnn.CharLM("lstm", vocab_size=5, embedding_dim=3, embedding_dropout=0.5, **common)
+        ids = rng.integers(0, 5, (6, 2))
+        batch = (ids[:-1], ids[1:])
+    else:
+        model = numpyrnn.SequenceRegressor("mgu", input_size=3, **common)
+        batch = (rng.standard_normal((5, 2, 3)), rng.standard_normal(2))
+    assert gradcheck.check_model(model, batch).passed
+    model.forward(*batch)
+    assert model.rnn._cache[2] is not None                          # the input mask was drawn
+    model.eval()
+    model.forward(*batch)
+    assert model.rnn._cache[2] is None and getattr(model, "_embedding_mask", None) is None   # off at evaluation
+
+
+def test_embedding_dropout_drops_whole_word_types_and_is_off_by_default(tmp_path):
+    model = numpyrnn.CharLM("rnn", vocab_size=4, hidden_size=2, embedding_dim=3, seed=0, embedding_dropout=0.5)
+    ids = np.array([[0, 1], [0, 1], [0, 2], [0, 1]])                # word 0 in sequence 0 at every step
+    model.forward(ids, ids)
+    mask = model._embedding_mask[..., 0]
+    assert set(np.unique(mask)) <= {0.0, 2.0}
+    assert len(set(mask[:, 0])) == 1 and mask[0, 1] == mask[1, 1] == mask[3, 1]   # a word type, not a token
+    plain = numpyrnn.CharLM("rnn", vocab_size=4, hidden_size=2, seed=0)
+    assert "embedding_dropout" not in plain.config() and "input_dropout" not in plain.config()
+    assert model.config()["embedding_dropout"] == 0.5
+    numpyrnn.save(model, tmp_path / "m.npz")
+    assert numpyrnn.load(tmp_path / "m.npz").config() == model.config()
+    with pytest.raises(ValueError, match="embedding_dropout drops word types of an embedding"):
+        numpyrnn.SequenceRegressor("gru", input_size=2, embedding_dropout=0.1)
+    with pytest.raises(ValueError, match="input_dropout must be a probability in \\[0, 1\\)"):
+        numpyrnn.LSTM(2, 3, input_dropout=1.0)
+
+
+def test_the_regularisers_are_flags_of_train_and_compare(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert cli.main(["train", "--task", "sentiment", "--cell", "gru", "--epochs", "1", "--hidden", "4", "--seq-len", "12",
+                     "--input-dropout", "0.2", "--embedding-dropout", "0.3", "--out", str(run), "--quiet"]) == 0
+    config = json.loads((run / "metrics.json").read_text())["model"]
+    assert config["input_dropout"] == 0.2 and config["embedding_dropout"] == 0.3
+    assert cli.main(["compare", "--task", "adding", "--cells", "rnn", "--seeds", "1", "--steps", "2", "--seq-len", "3",
+                     "--hidden", "2", "--input-dropout", "0.1", "--quiet"]) == 0
+    assert cli.main(["train", "--task", "adding", "--embedding-dropout", "0.2", "--steps", "1"]) == 2
+    assert "embedding_dropout drops word types" in capsys.readouterr().err
+
+
+def test_input_dropout_is_one_mask_per_sequence_applied_to_the_input_and_leaves_it_unchanged():
+    layer = numpyrnn.GRU(4, 3, dtype=np.float64, seed=0, input_dropout=0.5)
+    x = np.random.default_rng(1).standard_normal((6, 5, 4))
+    original = x.copy()
+    y, _ = layer.forward(x)
+    mask = layer._cache[2]
+    assert mask.shape == (1, 5, 4) and set(np.unique(mask)) == {0.0, 2.0}     # kept inputs scaled by 1/(1-p)
+    np.testing.assert_array_equal(x, original)                                # the caller's array is not touched
+    layer.eval()
+    np.testing.assert_allclose(layer.forward(x * mask)[0], y, rtol=0, atol=1e-15)   # = the plain layer on x ⊙ m

@@ -30,7 +30,7 @@ from ..cells import generic, gru, lstm, rnn
 from ..cells.builtin import is_textbook
 from ..cells.common import Workspace
 from ..cells.protocol import Cell, constrains
-from ..validation import as_float_array, as_lengths, check_finite, check_int, check_shape
+from ..validation import as_float_array, as_lengths, check_finite, check_int, check_probability, check_shape
 from .module import Module
 
 #: how a layer runs its cell over a sequence: the fast path, the cell's textbook reference loop,
@@ -58,7 +58,7 @@ class Recurrent(Module):
     _transient = ("_cache", "_workspaces", "_state_grads")
 
     def __init__(self, cell, input_size, hidden_size, num_layers=1, batch_first=False, dropout=0.0,
-                 bidirectional=False, *, impl="fast", dtype=np.float32, seed=None, device="auto"):
+                 bidirectional=False, *, impl="fast", dtype=np.float32, seed=None, device="auto", input_dropout=0.0):
         super().__init__(dtype=dtype, device=device)
         self.cell = cells.resolve(cell)
         self.impl = impl
@@ -77,6 +77,7 @@ class Recurrent(Module):
             seed = check_int("seed", seed, 0)
         self.batch_first, self.bidirectional = bool(batch_first), bool(bidirectional)
         self.dropout = float(dropout)
+        self.input_dropout = check_probability("input_dropout", input_dropout)
         self.num_directions = 2 if self.bidirectional else 1
         self._drop_cache()
         init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
@@ -186,6 +187,9 @@ class Recurrent(Module):
                                  f"{(T, self.input_size)}, so leave lengths out")
             lengths = as_lengths(lengths, T, B)
         state0 = self._prepare_state(state, B, unbatched)
+        input_mask = self._input_mask(B)                 # drawn once every argument has passed
+        if input_mask is not None:                       # x̃_t = x_t ⊙ m, one m per sequence (§16)
+            x = x * input_mask                           # a new array: x may be the caller's
         xp, L, D, H = self.xp, self.num_layers, self.num_directions, self.hidden_size
         state_n = tuple(xp.empty((L * D, B, H), self.dtype) for _ in state0)
         loop, cell = self.loop, self.cell
@@ -208,7 +212,7 @@ class Recurrent(Module):
                 layer_output = layer_output * mask
             dropout_masks.append(mask)
             layer_input = layer_output
-        self._cache = (caches, dropout_masks, T, B, unbatched, loop)
+        self._cache = (caches, dropout_masks, input_mask, T, B, unbatched, loop)
         # With one direction and no lengths the cell's output may be a view of its cache: copy it.
         y = self._to_user_layout(layer_input, unbatched, copy=D == 1 and lengths is None)
         return y, self._pack_state(state_n, unbatched)
@@ -228,7 +232,7 @@ class Recurrent(Module):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward() needs a forward() first "
                                "(a dtype or device change also clears the forward's cache)")
-        caches, dropout_masks, T, B, unbatched, loop = self._cache
+        caches, dropout_masks, input_mask, T, B, unbatched, loop = self._cache
         xp, L, D, H = self.xp, self.num_layers, self.num_directions, self.hidden_size
         d_out = None if dy is None else self._prepare_output_grad(dy, T, B, unbatched)
         dstate_n = self._prepare_state_grad(dstate, B, unbatched)
@@ -252,6 +256,8 @@ class Recurrent(Module):
             if layer > 0 and dropout_masks[layer - 1] is not None:
                 d_in *= dropout_masks[layer - 1]             # y = y_prev ⊙ mask ⇒ dy_prev = dy ⊙ mask
             d_out = d_in
+        if input_mask is not None:
+            d_out = d_out * input_mask                   # dx_t = m ⊙ dx̃_t (§16)
         dx = self._to_user_layout(d_out, unbatched, copy=False)
         return dx, self._pack_state(dstate0, unbatched)
 
@@ -290,6 +296,15 @@ class Recurrent(Module):
 
     def set_rng_state(self, state: dict):
         self._dropout_rng.bit_generator.state = state["dropout"]
+
+    def _input_mask(self, B):
+        """Input dropout (Keras's ``dropout``): one mask per sequence over the input features, the
+        same at every step, kept ones scaled by 1/(1−p), (1, B, I); None when inactive."""
+        if not self.training or self.input_dropout == 0:
+            return None
+        keep = self._dropout_rng.random((B, self.input_size)) >= self.input_dropout
+        mask = keep.astype(self.dtype) / self.dtype.type(1 - self.input_dropout)
+        return self.xp.asarray(mask[None])
 
     def _dropout_mask(self, shape):
         """Inverted dropout between layers: kept units scaled by 1/(1−p); None when inactive."""
@@ -402,7 +417,12 @@ class Recurrent(Module):
         return {"type": type(self).__name__, "cell": self.cell.config(), "input_size": self.input_size,
                 "hidden_size": self.hidden_size, "num_layers": self.num_layers,
                 "batch_first": self.batch_first, "dropout": self.dropout,
-                "bidirectional": self.bidirectional, "dtype": self.dtype.name, "impl": self.impl}
+                "bidirectional": self.bidirectional, "dtype": self.dtype.name, "impl": self.impl,
+                **self._regularisation()}
+
+    def _regularisation(self) -> dict:
+        """The regularisers switched on (absent at 0, as in the configs of older files)."""
+        return {"input_dropout": self.input_dropout} if self.input_dropout else {}
 
     #: the arguments ``repr`` leaves out at these values
     _REPR_DEFAULTS = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
@@ -427,7 +447,7 @@ class _TextbookLayer(Recurrent):
                 "hidden_size": self.hidden_size, "num_layers": self.num_layers, "bias": self.bias,
                 "batch_first": self.batch_first, "dropout": self.dropout,
                 "bidirectional": self.bidirectional, "dtype": self.dtype.name,
-                **self.cell.function_options(), "impl": self.impl}
+                **self.cell.function_options(), "impl": self.impl, **self._regularisation()}
 
     @property
     def bias(self) -> bool:
@@ -445,10 +465,10 @@ class RNN(_TextbookLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, *, impl="fast",
-                 dtype=np.float32, seed=None, device="auto"):
+                 dtype=np.float32, seed=None, device="auto", input_dropout=0.0):
         super().__init__(rnn.CELL(nonlinearity=nonlinearity, bias=bias), input_size, hidden_size,
                          num_layers, batch_first, dropout, bidirectional, impl=impl, dtype=dtype,
-                         seed=seed, device=device)
+                         seed=seed, device=device, input_dropout=input_dropout)
 
 
 class LSTM(_TextbookLayer):
@@ -463,9 +483,10 @@ class LSTM(_TextbookLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, forget_bias=None, impl="fast", dtype=np.float32,
-                 seed=None, device="auto"):
+                 seed=None, device="auto", input_dropout=0.0):
         super().__init__(lstm.CELL(bias=bias, forget_bias=forget_bias), input_size, hidden_size, num_layers,
-                         batch_first, dropout, bidirectional, impl=impl, dtype=dtype, seed=seed, device=device)
+                         batch_first, dropout, bidirectional, impl=impl, dtype=dtype, seed=seed, device=device,
+                         input_dropout=input_dropout)
 
     def config(self) -> dict:
         config = super().config()
@@ -486,7 +507,7 @@ class GRU(_TextbookLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, reset_after=True, impl="fast",
-                 dtype=np.float32, seed=None, device="auto"):
+                 dtype=np.float32, seed=None, device="auto", input_dropout=0.0):
         super().__init__(gru.CELL(reset_after=reset_after, bias=bias), input_size, hidden_size,
                          num_layers, batch_first, dropout, bidirectional, impl=impl, dtype=dtype,
-                         seed=seed, device=device)
+                         seed=seed, device=device, input_dropout=input_dropout)

@@ -52,11 +52,11 @@ class AddingProblem(ExampleTask):
 
     def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
-                   reset_after=True, impl="fast"):
+                   reset_after=True, impl="fast", **regularisers):
         return SequenceRegressor(cell, input_size=2, hidden_size=hidden_size, output_size=1,
                                  num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
                                  nonlinearity=nonlinearity, reset_after=reset_after, impl=impl, dtype=dtype,
-                                 seed=seed, device=device)
+                                 seed=seed, device=device, **regularisers)
 
     def split_size(self, split):
         return len(self.data[split][1])

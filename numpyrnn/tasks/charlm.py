@@ -85,13 +85,13 @@ class CharLanguageModel(Task):
 
     def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
-                   reset_after=True, impl="fast"):
+                   reset_after=True, impl="fast", **regularisers):
         if bidirectional:
             raise ValueError("a language model reads left to right; bidirectional is not available for charlm")
         model = CharLM(cell, vocab_size=len(self.vocab), hidden_size=hidden_size,
                        embedding_dim=min(64, hidden_size), num_layers=num_layers, dropout=dropout,
                        nonlinearity=nonlinearity, reset_after=reset_after, impl=impl, dtype=dtype, seed=seed,
-                       device=device)
+                       device=device, **regularisers)
         model.vocab = tuple(self.vocab)
         model.tokenizer = tokenizers.spec("characters")
         return model

@@ -57,12 +57,12 @@ class CopyMemory(ExampleTask):
 
     def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
-                   reset_after=True, impl="fast"):
+                   reset_after=True, impl="fast", **regularisers):
         if bidirectional:
             raise ValueError("the copy task's model reads left to right (a CharLM); bidirectional is not available")
         return CharLM(cell, vocab_size=10, hidden_size=hidden_size, embedding_dim=16, num_layers=num_layers,
                       dropout=dropout, nonlinearity=nonlinearity, reset_after=reset_after, impl=impl, dtype=dtype,
-                      seed=seed, device=device)
+                      seed=seed, device=device, **regularisers)
 
     def split_size(self, split):
         return len(self.data[split][0])

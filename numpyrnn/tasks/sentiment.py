@@ -263,13 +263,13 @@ class Sentiment(ExampleTask):
 
     def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
-                   reset_after=True, impl="fast"):
+                   reset_after=True, impl="fast", **regularisers):
         model = SequenceClassifier(cell, vocab_size=len(self.vocab), embedding_dim=self.embedding_dim,
                                    padding_idx=0, pooling=self.pooling,
                                    num_classes=len(self.classes), hidden_size=hidden_size,
                                    num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
                                    nonlinearity=nonlinearity, reset_after=reset_after, impl=impl, dtype=dtype,
-                                   seed=seed, device=device)
+                                   seed=seed, device=device, **regularisers)
         model.vocab = tuple(self.vocab)
         model.classes = tuple(self.classes)
         model.tokenizer = text_tokenizers.spec("words")

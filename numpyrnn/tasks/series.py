@@ -79,12 +79,13 @@ class Series(ExampleTask):
 
     def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
-                   reset_after=True, impl="fast"):
+                   reset_after=True, impl="fast", **regularisers):
         if bidirectional:
             raise ValueError("forecasting reads left to right; bidirectional would see the future")
         return SequenceRegressor(cell, input_size=1, hidden_size=hidden_size, output_size=1, per_step=True,
                                  num_layers=num_layers, dropout=dropout, nonlinearity=nonlinearity,
-                                 reset_after=reset_after, impl=impl, dtype=dtype, seed=seed, device=device)
+                                 reset_after=reset_after, impl=impl, dtype=dtype, seed=seed, device=device,
+                                 **regularisers)
 
     def split_size(self, split):
         return len(self.data[split][0])
