@@ -222,6 +222,9 @@ def _add_regularisers(p):
                    help="one mask per sequence over the recurrent layer's input features (Keras's dropout)")
     p.add_argument("--embedding-dropout", type=float, default=0.0,
                    help="whole word types dropped per sequence (Gal & Ghahramani 2016)")
+    p.add_argument("--recurrent-dropout", type=float, default=0.0,
+                   help="one mask per sequence on h_{t-1} where it enters the recurrent products (Gal & "
+                        "Ghahramani 2016; Keras's recurrent_dropout); the GRU's carry z*h_{t-1} is never masked")
 
 
 def _add_early_stopping(p):
@@ -461,7 +464,8 @@ def _run_train(args):
             schedule=args.schedule, batch_size=args.batch_size, steps=args.steps, epochs=args.epochs,
             eval_every=args.eval_every, seed=args.seed, out_dir=args.out, progress=_progress(args),
             log=None if args.quiet else print, patience=args.patience, min_delta=args.min_delta,
-            input_dropout=args.input_dropout, embedding_dropout=args.embedding_dropout)
+            input_dropout=args.input_dropout, embedding_dropout=args.embedding_dropout,
+            recurrent_dropout=args.recurrent_dropout)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn train: {exc}") from None
     if args.resume:
@@ -683,7 +687,7 @@ def _run_compare(args):
             bidirectional=args.bidirectional, dropout=args.dropout, device=args.device, impl=args.impl,
             weight_decay=args.weight_decay, patience=args.patience, min_delta=args.min_delta,
             input_dropout=args.input_dropout, embedding_dropout=args.embedding_dropout,
-            log=None if args.quiet else print, progress=_progress(args))
+            recurrent_dropout=args.recurrent_dropout, log=None if args.quiet else print, progress=_progress(args))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn compare: {exc}") from None
     print(table(results))

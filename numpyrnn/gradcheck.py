@@ -399,7 +399,7 @@ def check(module, x, state=None, lengths=None, *, eps=1e-6, tol=1e-7, mode="full
     from .models import SequenceModel
 
     if not isinstance(module, Module) or isinstance(module, SequenceModel) or not hasattr(module, "backward"):
-        raise TypeError(f"module must be a numpyrnn layer (Recurrent, RNN, LSTM, GRU, Linear, Embedding), got "
+        raise TypeError("module must be a numpyrnn layer (Recurrent, RNN, LSTM, GRU, Linear, Embedding), got "
                         + (f"a model ({type(module).__name__}): use gradcheck.check_model"
                            if isinstance(module, SequenceModel) else repr(module) if isinstance(module, str)
                            else type(module).__name__))

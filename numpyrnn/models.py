@@ -90,29 +90,32 @@ class SequenceModel(Module):
         return f"{type(self).__name__}({args})"
 
     def _make_recurrent(self, cell, input_size, hidden_size, num_layers, bidirectional, dropout, impl, seed,
-                        input_dropout=0.0):
+                        regularisers=None):
         """The recurrent layer over ``cell`` (a Cell): RNN, LSTM or GRU for a textbook cell as
         older models had it, :class:`~numpyrnn.Recurrent` for any other (a textbook cell keeps
         its fast path there too)."""
         common = dict(num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, impl=impl,
-                      dtype=self.dtype, seed=seed, device=self.device, input_dropout=input_dropout)
+                      dtype=self.dtype, seed=seed, device=self.device, **(regularisers or {}))
         if legacy_cell(cell):
             return TEXTBOOK_LAYERS[cell.name](input_size, hidden_size, **common, **cell.function_options())
         return Recurrent(cell, input_size, hidden_size, **common)
 
-    def _regularisers(self, input_dropout, embedding_dropout, seed):
-        """Record the regularisers (in the config only when on, as older files lack them) and
-        make embedding dropout's generator (the model's own, saved with the run's generators)."""
+    def _regularisers(self, input_dropout, embedding_dropout, recurrent_dropout, seed):
+        """Record the regularisers (in the config only when on, as older files lack them), make
+        embedding dropout's generator (the model's own, saved with the run's generators), and
+        return the recurrent layer's (input and recurrent dropout)."""
         input_dropout = check_probability("input_dropout", input_dropout)
+        recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
         self.embedding_dropout = check_probability("embedding_dropout", embedding_dropout)
         if self.embedding_dropout and getattr(self, "embedding", None) is None:
             raise ValueError("embedding_dropout drops word types of an embedding: this model reads features, not "
                              "token ids (give vocab_size)")
         self._config.update({k: v for k, v in (("input_dropout", input_dropout),
-                                                ("embedding_dropout", self.embedding_dropout)) if v})
+                                                ("embedding_dropout", self.embedding_dropout),
+                                                ("recurrent_dropout", recurrent_dropout)) if v})
         self._embedding_rng = np.random.default_rng(_child_seeds(seed, 4)[3])
         self._embedding_mask = None
-        return input_dropout
+        return {"input_dropout": input_dropout, "recurrent_dropout": recurrent_dropout}
 
     def _embed(self, ids):
         """The embeddings of time-major ``ids``; with embedding dropout (Gal & Ghahramani 2016),
@@ -188,7 +191,7 @@ class SequenceClassifier(SequenceModel):
                  embedding_dim=32, input_size=None, num_layers=1, bidirectional=False,
                  dropout=0.0, pooling="last", padding_idx=None, batch_first=False,
                  nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto",
-                 input_dropout=0.0, embedding_dropout=0.0):
+                 input_dropout=0.0, embedding_dropout=0.0, recurrent_dropout=0.0):
         cell, nonlinearity, reset_after, cell_object = cell_setting(cell, nonlinearity, reset_after)
         check_pooling(pooling)
         if (vocab_size is None) == (input_size is None):
@@ -210,9 +213,9 @@ class SequenceClassifier(SequenceModel):
             rnn_input = self.embedding.embedding_dim
         else:
             rnn_input = check_int("input_size", input_size, 1)
-        input_dropout = self._regularisers(input_dropout, embedding_dropout, seed)
+        regularisers = self._regularisers(input_dropout, embedding_dropout, recurrent_dropout, seed)
         self.rnn = self._make_recurrent(cell_object, rnn_input, hidden_size, num_layers, bidirectional,
-                                        dropout, impl, seeds[1], input_dropout)
+                                        dropout, impl, seeds[1], regularisers)
         self.head = Linear(self.rnn.hidden_size * self.rnn.num_directions, num_classes,
                            dtype=self.dtype, seed=seeds[2], device=self.device)
 
@@ -312,7 +315,7 @@ class SequenceRegressor(SequenceModel):
     def __init__(self, cell="lstm", *, input_size, hidden_size=64, output_size=1, per_step=False,
                  pooling="last", num_layers=1, bidirectional=False, dropout=0.0, batch_first=False,
                  nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto",
-                 input_dropout=0.0, embedding_dropout=0.0):
+                 input_dropout=0.0, embedding_dropout=0.0, recurrent_dropout=0.0):
         cell, nonlinearity, reset_after, cell_object = cell_setting(cell, nonlinearity, reset_after)
         check_pooling(pooling)
         output_size = check_int("output_size", output_size, 1)
@@ -324,9 +327,9 @@ class SequenceRegressor(SequenceModel):
         self.per_step, self.pooling, self.batch_first = bool(per_step), pooling, bool(batch_first)
         self.output_size = output_size
         seeds = _child_seeds(seed, 2)
-        input_dropout = self._regularisers(input_dropout, embedding_dropout, seed)
+        regularisers = self._regularisers(input_dropout, embedding_dropout, recurrent_dropout, seed)
         self.rnn = self._make_recurrent(cell_object, check_int("input_size", input_size, 1), hidden_size,
-                                        num_layers, bidirectional, dropout, impl, seeds[0], input_dropout)
+                                        num_layers, bidirectional, dropout, impl, seeds[0], regularisers)
         self.head = Linear(self.rnn.hidden_size * self.rnn.num_directions, output_size,
                            dtype=self.dtype, seed=seeds[1], device=self.device)
 
@@ -378,7 +381,7 @@ class CharLM(SequenceModel):
     def __init__(self, cell="lstm", *, vocab_size, hidden_size=128, embedding_dim=None,
                  num_layers=1, dropout=0.0, batch_first=False, nonlinearity="tanh",
                  reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto", input_dropout=0.0,
-                 embedding_dropout=0.0):
+                 embedding_dropout=0.0, recurrent_dropout=0.0):
         cell, nonlinearity, reset_after, cell_object = cell_setting(cell, nonlinearity, reset_after)
         vocab_size = check_int("vocab_size", vocab_size, 1)
         hidden_size = check_int("hidden_size", hidden_size, 1)
@@ -391,9 +394,9 @@ class CharLM(SequenceModel):
         seeds = _child_seeds(seed, 3)
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=self.dtype, seed=seeds[0],
                                    device=self.device)
-        input_dropout = self._regularisers(input_dropout, embedding_dropout, seed)
+        regularisers = self._regularisers(input_dropout, embedding_dropout, recurrent_dropout, seed)
         self.rnn = self._make_recurrent(cell_object, embedding_dim, hidden_size, num_layers, False,
-                                        dropout, impl, seeds[1], input_dropout)
+                                        dropout, impl, seeds[1], regularisers)
         self.head = Linear(hidden_size, vocab_size, dtype=self.dtype, seed=seeds[2], device=self.device)
         self.final_state = None
 

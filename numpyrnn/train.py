@@ -88,7 +88,8 @@ def setup(task, cell="lstm", *, hidden=None, num_layers=1, bidirectional=False, 
           nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, device="auto",
           optimizer=None, lr=None, weight_decay=0.0, momentum=0.0, clip="task", schedule="none",
           batch_size=None, steps=None, epochs=None, eval_every=None, seed=0, out_dir=None,
-          progress=None, log=None, patience=None, min_delta=0.0, input_dropout=0.0, embedding_dropout=0.0):
+          progress=None, log=None, patience=None, min_delta=0.0, input_dropout=0.0, embedding_dropout=0.0,
+          recurrent_dropout=0.0):
     """A training run on ``task``: the model, its optimizer and schedule, and the trainer, with
     every setting left None taken from the task's defaults (``clip="task"``: the task's
     clipping; None: none).  Returns ``(trainer, budget)``, ready for ``trainer.fit(**budget)``."""
@@ -97,7 +98,8 @@ def setup(task, cell="lstm", *, hidden=None, num_layers=1, bidirectional=False, 
                             bidirectional=bidirectional, dropout=dropout, dtype=np.dtype(dtype), seed=seed,
                             device=device, nonlinearity=nonlinearity, reset_after=reset_after, impl=impl,
                             **{k: v for k, v in (("input_dropout", input_dropout),
-                                                 ("embedding_dropout", embedding_dropout)) if v})
+                                                 ("embedding_dropout", embedding_dropout),
+                                                 ("recurrent_dropout", recurrent_dropout)) if v})
     name = optimizer or d.get("optimizer")
     kwargs = {"lr": lr or d.get("lr"), "weight_decay": weight_decay}
     if name in ("sgd", "rmsprop"):
@@ -146,9 +148,9 @@ class Trainer:
         if not isinstance(task, Task):
             raise TypeError(f"task must be a numpyrnn task (numpyrnn.tasks.make), got {type(task).__name__}")
         if not isinstance(optimizer, optim.Optimizer) or optimizer.model is not model:
-            raise TypeError(f"optimizer must be a numpyrnn.optim optimizer of this model (optim.Adam(model, lr=...) "
-                            f"or optim.make(name, model, ...)), got "
-                            + (f"one of another model" if isinstance(optimizer, optim.Optimizer)
+            raise TypeError("optimizer must be a numpyrnn.optim optimizer of this model (optim.Adam(model, lr=...) "
+                            "or optim.make(name, model, ...)), got "
+                            + ("one of another model" if isinstance(optimizer, optim.Optimizer)
                                else repr(optimizer) if isinstance(optimizer, str) else type(optimizer).__name__))
         if schedule is not None and not isinstance(schedule, optim.StepLR):
             raise TypeError(f"schedule must be None or a numpyrnn.optim schedule (StepLR, CosineAnnealingLR), got "

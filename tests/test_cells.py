@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from conftest import DEVICES, back, on, rel_err
 from numpyrnn import gradcheck
-from numpyrnn.backend import array_module
 from numpyrnn.cells import common, gru, lstm, rnn
 
 # name → (cell module, options); the four-argument weights follow the states

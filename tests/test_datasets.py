@@ -5,7 +5,6 @@ import bz2
 import csv
 import importlib.util
 import io
-import os
 
 import numpy as np
 import pytest

@@ -5,7 +5,6 @@ gets the verdict it deserves, never a pass."""
 
 import importlib.util
 import os
-import sys
 import types
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import numpy as np
 import pytest
 
 from numpyrnn import cli, exercises, gradcheck
-from numpyrnn.cells import gru, lstm, rnn
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "exercises")
 spec = importlib.util.spec_from_file_location("realistic_mistakes", os.path.join(FIXTURES, "realistic_mistakes.py"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import numpyrnn
-from numpyrnn import checkpoint, cli, gradcheck, optim, tasks
+from numpyrnn import cli, gradcheck, optim, tasks
 from numpyrnn.train import Trainer
 
 TRAIN = ["train", "--task", "adding", "--seq-len", "4", "--hidden", "3", "--steps", "2", "--eval-every", "2",
@@ -412,3 +412,167 @@ def test_input_dropout_is_one_mask_per_sequence_applied_to_the_input_and_leaves_
     np.testing.assert_array_equal(x, original)                                # the caller's array is not touched
     layer.eval()
     np.testing.assert_allclose(layer.forward(x * mask)[0], y, rtol=0, atol=1e-15)   # = the plain layer on x ⊙ m
+
+
+# --------------------------------------------------------------------------- regularisation (issue 25, item 1: recurrent dropout)
+
+RECURRENT_FORMS = [("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {}), ("gru", {}),
+                   ("gru", {"reset_after": False})]
+
+
+def _layer(cell, options, impl, **kw):
+    return getattr(numpyrnn, cell.upper())(3, 4, dtype=np.float64, seed=0, recurrent_dropout=0.5, impl=impl,
+                                           **options, **kw)
+
+
+@pytest.mark.parametrize("cell,options", RECURRENT_FORMS, ids=lambda v: v if isinstance(v, str) else str(v))
+def test_recurrent_dropout_is_the_same_on_every_path(cell, options):
+    """fast, reference and (where the cell allows it) generic: the same masks, outputs, input,
+    state and weight gradients, through two layers, both directions, lengths and a final-state
+    gradient."""
+    rng = np.random.default_rng(1)
+    x, dy = rng.standard_normal((6, 3, 3)), rng.standard_normal((6, 3, 8))
+    results = {}
+    for impl in ("fast", "reference", "generic"):
+        if cell == "gru" and impl == "generic":
+            continue
+        layer = _layer(cell, options, impl, num_layers=2, bidirectional=True)
+        y, state_n = layer.forward(x, lengths=[6, 4, 2])
+        ones = tuple(np.ones_like(s) for s in state_n) if isinstance(state_n, tuple) else np.ones_like(state_n)
+        dx, dstate0 = layer.backward(dy, ones)
+        dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
+        results[impl] = [y, dx, *dstate0, *(layer.grads[k] for k in sorted(layer.grads))]
+    for impl, got in results.items():
+        for a, b in zip(got, results["reference"]):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12, err_msg=impl)
+
+
+def _masked_loop(cell, options, params, x, h_mask, mask_carry=False):
+    """The equations of derivations §16, written out independently: the recurrent products read
+    h ⊙ mask; the GRU's carry z ⊙ h reads h itself."""
+    sig = lambda a: 1 / (1 + np.exp(-a))
+    W, U, b, c = params["weight_ih_l0"], params["weight_hh_l0"], params["bias_ih_l0"], params["bias_hh_l0"]
+    h = np.zeros((x.shape[1], U.shape[1]))
+    cs, out = np.zeros_like(h), []
+    for x_t in x:
+        hm = h * h_mask
+        if cell == "rnn":
+            a = x_t @ W.T + b + hm @ U.T + c
+            h = np.tanh(a) if options.get("nonlinearity", "tanh") == "tanh" else np.maximum(a, 0)
+        elif cell == "lstm":
+            i, f, g, o = np.split(x_t @ W.T + b + hm @ U.T + c, 4, axis=1)
+            cs = sig(f) * cs + sig(i) * np.tanh(g)
+            h = sig(o) * np.tanh(cs)
+        else:
+            xr, xz, xn = np.split(x_t @ W.T + b, 3, axis=1)
+            Ur, Uz, Un = np.split(U, 3)
+            br, bz, bn = np.split(c, 3)
+            r, z = sig(xr + hm @ Ur.T + br), sig(xz + hm @ Uz.T + bz)
+            n = np.tanh(xn + r * (hm @ Un.T + bn)) if options.get("reset_after", True) else \
+                np.tanh(xn + (r * hm) @ Un.T + bn)
+            h = (1 - z) * n + z * (hm if mask_carry else h)
+        out.append(h)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("cell,options", RECURRENT_FORMS, ids=lambda v: v if isinstance(v, str) else str(v))
+def test_recurrent_dropout_is_one_mask_per_sequence_on_the_recurrent_products(cell, options):
+    x = np.random.default_rng(2).standard_normal((5, 3, 3))
+    for impl in ("fast", "reference"):
+        layer = _layer(cell, options, impl)
+        y, _ = layer.forward(x)
+        cache = layer._cache[0][0]
+        h_mask = cache.h_mask if impl == "fast" else cache.steps[0].h_mask
+        assert h_mask.shape == (3, 4) and set(np.unique(h_mask)) == {0.0, 2.0}
+        params = layer.params
+        np.testing.assert_allclose(y, _masked_loop(cell, options, params, x, h_mask), rtol=0, atol=1e-12)
+        if cell == "gru":                        # the test would see a carry masked too: another function
+            wrong = _masked_loop("gru", options, params, x, h_mask, mask_carry=True)
+            assert np.abs(wrong - y).max() > 1e-3
+        layer.eval()
+        np.testing.assert_allclose(layer.forward(x)[0], _masked_loop(cell, options, params, x, np.ones((3, 4))),
+                                   rtol=0, atol=1e-12)                     # off at evaluation
+
+
+@pytest.mark.parametrize("cell,impl", [("rnn", "fast"), ("lstm", "fast"), ("lstm", "reference"), ("gru", "fast"),
+                                       ("gru", "reference"), ("gru_before", "fast"), ("lstm_cifg", "fast"),
+                                       ("indrnn", "fast")])
+def test_recurrent_dropout_gradchecks_with_its_masks(cell, impl):
+    rng = np.random.default_rng(3)
+    options = {"reset_after": False} if cell == "gru_before" else {}
+    model = numpyrnn.SequenceClassifier(cell.replace("_before", ""), vocab_size=6, num_classes=2, embedding_dim=3,
+                                        hidden_size=3, num_layers=2, bidirectional=True, dtype=np.float64, seed=0,
+                                        recurrent_dropout=0.5, impl=impl, **options)
+    assert gradcheck.check_model(model, (rng.integers(0, 6, (5, 3)), rng.integers(0, 2, 3), [5, 2, 1])).passed
+
+
+def test_a_cell_that_cannot_take_recurrent_dropout_refuses_it_saying_why(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"the cell 'mgu' cannot take it: recurrent dropout masks h_\{t−1\} where "
+                                         r"it enters the recurrent products.*h_prev_only_in_products = True"):
+        numpyrnn.Recurrent("mgu", 2, 3, recurrent_dropout=0.2)
+    with pytest.raises(ValueError, match=r"the gru cell takes it on its own loops \(impl='fast' or 'reference'\), not "
+                                         r"on the generic loop, which cannot keep its carry z ⊙ h_\{t−1\} unmasked"):
+        numpyrnn.GRU(2, 3, recurrent_dropout=0.2, impl="generic")
+    layer = numpyrnn.GRU(2, 3, recurrent_dropout=0.2)
+    with pytest.raises(ValueError, match="not on the generic loop"):
+        layer.impl = "generic"
+    assert layer.impl == "fast"
+
+    class Leaky(numpyrnn.cells.Cell):                  # h = (1 − α) h_prev + α tanh(...): carries h_prev
+        name = "leaky_for_dropout"
+
+        def parameters(self, input_size, hidden_size):
+            return {"weight_ih": (hidden_size, input_size), "weight_hh": (hidden_size, hidden_size)}
+
+        def step_forward(self, x_t, state, p):
+            (h_prev,) = state
+            g = np.tanh(x_t @ p["weight_ih"].T + h_prev @ p["weight_hh"].T)
+            return (0.5 * h_prev + 0.5 * g,), (x_t, h_prev, g, p)
+
+        def step_backward(self, dstate, cache):
+            (dh,), (x_t, h_prev, g, p) = dstate, cache
+            da = 0.5 * dh * (1 - g * g)
+            return (da @ p["weight_ih"], (0.5 * dh + da @ p["weight_hh"],),
+                    {"weight_ih": da.T @ x_t, "weight_hh": da.T @ h_prev})
+
+    with pytest.raises(ValueError, match=r"the cell 'leaky_for_dropout' cannot take it"):
+        numpyrnn.Recurrent(Leaky(), 2, 3, recurrent_dropout=0.1)
+    assert gradcheck.check_step(Leaky()).passed      # a sound cell: refused for what it is, not for a defect
+    with pytest.raises(ValueError, match="recurrent_dropout must be a probability in \\[0, 1\\)"):
+        numpyrnn.LSTM(2, 3, recurrent_dropout=-0.1)
+    assert cli.main(["train", "--task", "adding", "--cell", "mgu", "--recurrent-dropout", "0.2", "--steps", "1",
+                     "--out", str(tmp_path / "r")]) == 2
+    assert "the cell 'mgu' cannot take it" in capsys.readouterr().err
+
+
+def test_recurrent_dropout_is_a_flag_of_train_and_compare_and_keeps_nothing_more(tmp_path):
+    run = tmp_path / "r"
+    assert cli.main(["train", "--task", "adding", "--cell", "gru", "--steps", "2", "--hidden", "4", "--seq-len", "5",
+                     "--recurrent-dropout", "0.25", "--out", str(run), "--quiet"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["model"]["recurrent_dropout"] == 0.25
+    model = numpyrnn.load(run / "model.npz")
+    assert model.rnn.recurrent_dropout == 0.25 and "recurrent_dropout" not in numpyrnn.CharLM("gru", vocab_size=3).config()
+    assert cli.main(["compare", "--task", "adding", "--cells", "lstm", "--seeds", "1", "--steps", "2", "--seq-len", "3",
+                     "--hidden", "2", "--recurrent-dropout", "0.1", "--quiet", "--out", str(tmp_path / "c")]) == 0
+    assert json.loads((tmp_path / "c" / "results.json").read_text())["settings"]["recurrent_dropout"] == 0.1
+    # what the fast path keeps for it: one (B, H) buffer per layer and direction, for h_{t−1} ⊙ mask
+    x = np.random.default_rng(0).standard_normal((7, 5, 3))
+    for cell in ("rnn", "lstm", "gru"):
+        plain, dropped = (getattr(numpyrnn, cell.upper())(3, 4, bidirectional=True, seed=0, recurrent_dropout=p)
+                          for p in (0.0, 0.5))
+        for layer in (plain, dropped):
+            layer.forward(x)
+        assert dropped.workspace_bytes() - plain.workspace_bytes() == 2 * 5 * 4 * 4, cell
+
+
+def test_a_regularised_model_goes_to_pytorch_without_its_training_only_regularisers():
+    pytest.importorskip("torch")
+    from numpyrnn import export
+
+    model = numpyrnn.SequenceClassifier("gru", vocab_size=6, num_classes=2, embedding_dim=3, hidden_size=3, seed=0,
+                                        dtype=np.float64, input_dropout=0.2, embedding_dropout=0.1,
+                                        recurrent_dropout=0.3)
+    module = export.to_torch(model)
+    ids = np.random.default_rng(0).integers(0, 6, (5, 2))
+    assert export.max_difference(model, module, ids) < 1e-12          # at evaluation they change nothing
+    assert export.from_torch(module, like=model).config() == model.config()

@@ -1,7 +1,6 @@
 """The trainer: tiny runs that must learn, exact repeats and resumes, stops on NaN, honest timing."""
 
 import json
-import math
 import time
 
 import numpy as np

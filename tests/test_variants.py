@@ -2,6 +2,7 @@
 here independently, the forget-gate bias, the length options, IndRNN's bound, the exercise."""
 
 import inspect
+import json
 
 import numpy as np
 import pytest
@@ -197,6 +198,9 @@ def test_the_study_runs_quick_in_parallel_and_its_tool_draws_it(tmp_path, capsys
     folder = tmp_path / "gates"
     folder.mkdir()
     (folder / "adding50.json").write_text((out / "sweep.json").read_text())
+    longer = json.loads((out / "sweep.json").read_text())
+    longer["lengths"] = [10]                                     # a second T for the lines against T
+    (folder / "adding100.json").write_text(json.dumps(longer))
     path = os.path.join(os.path.dirname(__file__), os.pardir, "tools", "gate_study.py")
     spec = importlib.util.spec_from_file_location("gate_study", path)
     tool = importlib.util.module_from_spec(spec)
@@ -204,4 +208,5 @@ def test_the_study_runs_quick_in_parallel_and_its_tool_draws_it(tmp_path, capsys
     capsys.readouterr()
     tool.main(["gate_study.py", str(folder), str(tmp_path / "g.png")])
     printed = capsys.readouterr().out
-    assert "| lstm_nfg |" in printed and "h: " in printed and (tmp_path / "g.png").exists()
+    assert "| lstm_nfg |" in printed and "h: " in printed and "adding, T = 100" in printed
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"

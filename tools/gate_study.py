@@ -66,33 +66,60 @@ def table(data):
 
 
 def figure(data, path):
+    """Left: the adding problem's test MSE against T, one line per cell (mean over seeds, every
+    seed a dot). Right: the copy task's test loss per cell (every seed a dot, the mean a bar)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    names = [n for n, _ in SETTINGS if n in data]
+    adding = [n for n in ("adding50", "adding100") if n in data]
+    copy = "copy5" in data
     cells = list(next(iter(data.values()))["cells"])
-    fig = Figure(figsize=(4.2 * len(names), 5.2), layout="constrained")
-    axes = fig.subplots(1, len(names), squeeze=False)[0]
-    for ax, n in zip(axes, names):
-        d = data[n]
+    colours = {cell: matplotlib.colormaps["tab20"](k % 20) for k, cell in enumerate(cells)}
+    styles = {cell: "-" if cell.startswith("lstm") else "--" for cell in cells}
+    fig = Figure(figsize=(13, 5.4), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=(1.15, 1))
+    if adding:
+        lengths = [data[n]["lengths"][0] for n in adding]
+        for k, cell in enumerate(cells):
+            runs = [data[n]["cells"][cell][0] for n in adding]
+            shift = (k - len(cells) / 2) * 0.6                  # spread the dots of equal T apart
+            for T, values in zip(lengths, runs):
+                left.scatter([T + shift] * len(values), values, s=10, color=colours[cell], alpha=0.6, zorder=3)
+            left.plot([T + shift for T in lengths], [np.mean(v) for v in runs], styles[cell], marker="o", ms=4,
+                      color=colours[cell], label=cell, lw=1.3)
+        left.axhline(data[adding[0]]["baselines"][0], color="k", ls=":", lw=1, label="baseline (always 1)")
+        left.axhline(0.01, color="k", ls="-.", lw=1, label="solved (0.01)")
+        left.set_xticks(lengths)
+        left.set_xlabel("sequence length T")
+        left.set_yscale("log")
+        left.set_ylabel("test MSE")
+        steps = ", ".join(f"T={T}: {data[n]['budget']['steps']} steps" for T, n in zip(lengths, adding))
+        left.set_title(f"adding problem ({steps}; {data[adding[0]]['seeds']} seeds)", fontsize=10)
+        left.grid(alpha=0.3)
+        left.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    else:
+        left.set_visible(False)
+    if copy:
+        d = data["copy5"]
         for k, cell in enumerate(cells):
             values = d["cells"][cell][0]
-            ax.scatter([k] * len(values), values, s=14, color="C0" if cell.startswith("lstm") else "C3"
-                       if cell in ("gru", "mgu", "janet") else "C7", zorder=3)
-            ax.plot([k - 0.3, k + 0.3], [np.mean(values)] * 2, color="k", lw=1)
-        ax.axhline(d["baselines"][0], color="k", ls="--", lw=1, label=f"baseline {d['baselines'][0]:.3g}")
-        if d["task"] == "adding":
-            ax.axhline(0.01, color="k", ls=":", lw=1, label="solved (0.01)")
-        ax.set_yscale("log")
-        ax.set_xticks(range(len(cells)))
-        ax.set_xticklabels(cells, rotation=70, fontsize=8)
-        ax.set_title(f"{dict(SETTINGS)[n]}, {d['budget']['steps']} steps, {d['seeds']} seeds", fontsize=10)
-        ax.set_ylabel(f"test {d['metric']}")
-        ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=7)
-    fig.suptitle("Which gate matters: the LSTM with one thing removed or changed, beside other cells", fontsize=10)
+            right.scatter([k] * len(values), values, s=14, color=colours[cell], zorder=3)
+            right.plot([k - 0.3, k + 0.3], [np.mean(values)] * 2, color="k", lw=1)
+        right.axhline(d["baselines"][0], color="k", ls=":", lw=1, label=f"memoryless baseline {d['baselines'][0]:.3g}")
+        right.set_yscale("log")
+        right.set_xticks(range(len(cells)))
+        right.set_xticklabels(cells, rotation=70, fontsize=8)
+        right.set_ylabel(f"test {d['metric']}")
+        right.set_title(f"copy task, T = {d['lengths'][0]} ({d['budget']['steps']} steps; {d['seeds']} seeds)",
+                        fontsize=10)
+        right.grid(alpha=0.3, axis="y")
+        right.legend(fontsize=7)
+    else:
+        right.set_visible(False)
+    fig.suptitle("Which gate matters: the LSTM with one thing removed or changed, beside other cells "
+                 "(solid: the LSTM family)", fontsize=10)
     fig.savefig(path)
     return path
 

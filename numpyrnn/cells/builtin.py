@@ -60,9 +60,9 @@ def set_forget_bias(params, rows, forget_bias):
 
 
 def _sequence_forward(module, function, cell, x, state0, params, *, lengths=None, reverse=False,
-                      workspace=None):
+                      workspace=None, h_mask=None):
     y, *state_n, cache = getattr(module, function)(x, *state0, *cell.weights(params), lengths=lengths, reverse=reverse,
-                                 workspace=workspace, check=False, **cell.function_options())
+                                 workspace=workspace, h_mask=h_mask, check=False, **cell.function_options())
     return y, tuple(state_n), cache
 
 

@@ -349,6 +349,20 @@ def check_grad_arg(name, a, shape, dtype, finite=True):
         check_finite(name, a)
 
 
+def check_h_mask(h_mask, shape, dtype, finite=True):
+    """Recurrent dropout's mask (derivations §16): None (no dropout) or a (B, H) array of the
+    computation's dtype, finite and ≥ 0 (kept units hold 1/(1−p), dropped ones 0)."""
+    if h_mask is None:
+        return
+    check_shape("h_mask", h_mask, shape)
+    if h_mask.dtype != dtype:
+        raise TypeError(f"h_mask must have dtype {dtype} (that of the inputs), got {h_mask.dtype}")
+    if finite:
+        check_finite("h_mask", h_mask)
+        if bool((h_mask < 0).any()):
+            raise ValueError("h_mask must be ≥ 0: 0 where a unit is dropped, 1/(1−p) where it is kept")
+
+
 def check_cache(cache, kind, function):
     """Refuse a cache that ``function`` cannot read: the fast and the reference path each keep
     their own kind of cache (``kind``, a NamedTuple class) and read no other."""

@@ -18,6 +18,13 @@ Backward, from ds_{T−1} = ∂L/∂s_n (zero where not given)::
     ds_{t−1} = ds_prev + (1 − m_t) ds_t                             (§7)
     dθ = Σ_t dθ_t                                                    (§3)
 
+With recurrent dropout (``h_mask``, derivations §16), for a cell whose h_{t−1} reaches its new
+state only through products with recurrent weights (``Cell.h_prev_only_in_products``), the
+step reads h_{t−1} ⊙ mask in place of h_{t−1}, and ∂L/∂h_{t−1} takes the mask on the way back::
+
+    s̃_t, cache_t = step_forward(x_t, (h_{t−1} ⊙ mask, other states))
+    dh_{t−1} = dh_prev ⊙ mask + (1 − m_t) dh_t
+
 The loop checks the first step's results against the protocol (how many states, their shapes
 and dtype, a gradient for every parameter); :func:`check_cell` probes a cell once, when a layer
 is built, for what only a second look finds (inputs or a cache changed in place).
@@ -33,14 +40,15 @@ import numpy as np
 
 from ..backend import array_module
 from .common import real_steps, time_steps, zeros_if_none
-from .protocol import CellError
+from .protocol import CellError, recurrent_dropout_refusal
 
 __all__ = ["forward", "backward", "gate_activations", "Loop", "LOOP", "check_cell", "check_parameters"]
 
 
 class Loop(NamedTuple):
     """How a layer runs a cell over a sequence: ``forward(cell, x, state0, params, *, lengths,
-    reverse, workspace)`` → (y, state_n, cache); ``backward(cell, dy, dstate_n, cache, *,
+    reverse, workspace[, h_mask])`` → (y, state_n, cache) (``h_mask``, recurrent dropout's mask,
+    passed only when there is one); ``backward(cell, dy, dstate_n, cache, *,
     state_grads)`` → (dx, dstate0, grads); ``gate_activations(cell, cache)`` → {name: (T, B, H)};
     ``kind``: "generic", "reference" or "fast" (what ``repr`` of a layer says)."""
     forward: Callable
@@ -56,14 +64,20 @@ class GenericCache(NamedTuple):
     reverse: bool
     input_size: int
     state_shape: tuple        # (B, H)
+    h_mask: object = None     # (B, H) recurrent dropout's mask, or None
 
     MADE_BY = "numpyrnn.cells.generic.forward"
 
 
-def forward(cell, x, state0, params, *, lengths=None, reverse=False, workspace=None):
+def forward(cell, x, state0, params, *, lengths=None, reverse=False, workspace=None, h_mask=None):
     """``cell`` over x (T, B, I) from the state tuple ``state0`` (each (B, H)), with ``params``
     (name → array): one ``step_forward`` per step.  Returns (y (T, B, H), state_n tuple, cache);
-    ``workspace`` is accepted and ignored."""
+    ``workspace`` is accepted and ignored.  ``h_mask`` (B, H): recurrent dropout's mask (above),
+    for a cell that can take it."""
+    if h_mask is not None:
+        refusal = recurrent_dropout_refusal(cell, "generic")
+        if refusal:
+            raise ValueError(refusal)
     T, B, I = x.shape
     xp = array_module(x)
     mask = real_steps(lengths, T, B, x.dtype, xp)   # m_t (§7)
@@ -72,13 +86,14 @@ def forward(cell, x, state0, params, *, lengths=None, reverse=False, workspace=N
     steps = [None] * T                           # each step's cache, in time order
     state = state0 = tuple(state0)               # s_{−1} = s0 (§3)
     for t in time_steps(T, reverse):             # t = 0, ..., T−1; reversed: T−1, ..., 0 (§8)
-        new_state, steps[t] = cell.step_forward(x[t], state, params)   # s̃_t (§3)
+        read = state if h_mask is None else (state[0] * h_mask, *state[1:])   # h_{t−1} ⊙ mask (§16)
+        new_state, steps[t] = cell.step_forward(x[t], read, params)   # s̃_t (§3)
         if state is state0:                      # the first step: does it keep the protocol?
             _check_forward_result(cell, new_state, state, x.dtype)
         y[t] = mask[t] * new_state[0]            # y_t = m_t h̃_t (§7)
         state = tuple(mask[t] * s_tilde + (1 - mask[t]) * s       # s_t = m_t s̃_t + (1 − m_t) s_{t−1} (§7)
                       for s_tilde, s in zip(new_state, state))
-    return y, state, GenericCache(steps, mask, reverse, I, (B, H))
+    return y, state, GenericCache(steps, mask, reverse, I, (B, H), h_mask)
 
 
 def backward(cell, dy, dstate_n, cache, *, state_grads=None):
@@ -88,7 +103,7 @@ def backward(cell, dy, dstate_n, cache, *, state_grads=None):
     Returns (dx (T, B, I), dstate0 tuple, grads name → array).  ``state_grads``, if given, is a
     dict state name → (T, B, H) array that receives ∂L/∂s_t for every step.
     """
-    steps, mask, reverse, I, (B, H) = cache
+    steps, mask, reverse, I, (B, H), h_mask = cache
     T, dtype = len(steps), mask.dtype
     xp = array_module(mask)
     dy = zeros_if_none(dy, (T, B, H), dtype, xp)  # None: the outputs did not reach the loss
@@ -105,6 +120,8 @@ def backward(cell, dy, dstate_n, cache, *, state_grads=None):
         dx[t], ds_prev, grads_t = cell.step_backward(ds_tilde, steps[t])   # through the step
         if not grads:                            # the first step back: does it keep the protocol?
             _check_backward_result(cell, dx[t], ds_prev, grads_t, steps[t], ds_tilde)
+        if h_mask is not None:                   # h_{t−1} was read through the mask (§16)
+            ds_prev = (ds_prev[0] * h_mask, *ds_prev[1:])
         ds = [d_prev + (1 - mask[t]) * d for d_prev, d in zip(ds_prev, ds)]   # ds_{t−1} (§7)
         for name, g in grads_t.items():          # dθ += dθ_t (§3)
             grads[name] = g if name not in grads else grads[name] + g

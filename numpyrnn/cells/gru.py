@@ -46,6 +46,11 @@ the reference loops.  :func:`forward` and :func:`backward` are the fast path
 by the tests.  What the fast backward keeps per step and sequence: r, z, n (3H), h_t (H, also
 the output), and with reset after m = h_prev W_hn^T + b_hn (H), with reset before r ⊙ h_prev
 (H): 5H numbers either way.
+
+Recurrent dropout (derivations §16; ``h_mask``, one (B, H) mask per sequence): the h that the
+r, z and n products read is h_prev ⊙ mask, written h_in below; the carry z ⊙ h_prev and dz's
+(h_prev − n) read h_prev itself.  Backward, what reaches h_prev through the products is
+multiplied by the mask, and dW_hh reads h_in where it read h_prev.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from typing import NamedTuple
 from ..backend import array_module
 from .builtin import BuiltInCell, check_flag
 from .common import (
-    add_step, check_cache, check_cell_args, check_grad_arg, real_steps, sigmoid, time_steps,
+    add_step, check_cache, check_cell_args, check_grad_arg, check_h_mask, real_steps, sigmoid, time_steps,
     zeros_if_none,
 )
 from .fast import gru as fast
@@ -87,36 +92,42 @@ class StepCache(NamedTuple):
     rh: object                # reset before: (B, H) r ⊙ h_prev; else None
     h: object                 # (B, H) h_t
     reset_after: bool
+    h_in: object              # (B, H) the h the recurrent products read: h_prev, or h_prev ⊙ mask
+    h_mask: object            # (B, H) recurrent dropout's mask, or None
 
     MADE_BY = "numpyrnn.cells.gru.step_forward"
 
 
 def step_forward(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                 reset_after=True, check=True):
-    """One GRU step.  Returns (h, cache).  ``check=False`` skips the NaN/Inf check of the
-    arrays, for a caller that computed or checked them itself."""
+                 reset_after=True, h_mask=None, check=True):
+    """One GRU step.  Returns (h, cache).  ``h_mask`` (B, H): recurrent dropout's mask
+    (derivations §16), applied to the h that the r, z and n products read, never to the carry
+    z ⊙ h_prev; None: no dropout.  ``check=False`` skips the NaN/Inf check of the arrays, for a
+    caller that computed or checked them itself."""
     check_cell_args(x_t, {"h_prev": h_prev}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
                     step=True, finite=check)
+    check_h_mask(h_mask, h_prev.shape, x_t.dtype, check)
     xp = array_module(x_t)
     H = h_prev.shape[-1]
+    h_in = h_prev if h_mask is None else h_prev * h_mask   # what the products read (§16)
     no_bias = xp.zeros(3 * H, x_t.dtype)                 # a missing bias adds nothing
     b_ir, b_iz, b_in = _split(no_bias if bias_ih is None else bias_ih)
     b_hr, b_hz, b_hn = _split(no_bias if bias_hh is None else bias_hh)
     W_hr, W_hz, W_hn = _split(weight_hh.T)               # W_h{r,z,n}^T, (H, H) each
     x_r, x_z, x_n = _split(x_t @ weight_ih.T)            # x_t W_i{r,z,n}^T, one product
-    r = sigmoid(x_r + b_ir + h_prev @ W_hr + b_hr)       # r = σ(x W_ir^T + b_ir + h W_hr^T + b_hr)
-    z = sigmoid(x_z + b_iz + h_prev @ W_hz + b_hz)       # z = σ(x W_iz^T + b_iz + h W_hz^T + b_hz)
+    r = sigmoid(x_r + b_ir + h_in @ W_hr + b_hr)         # r = σ(x W_ir^T + b_ir + h W_hr^T + b_hr)
+    z = sigmoid(x_z + b_iz + h_in @ W_hz + b_hz)         # z = σ(x W_iz^T + b_iz + h W_hz^T + b_hz)
     m = rh = None
     if reset_after:
-        m = h_prev @ W_hn + b_hn                         # m = h_prev W_hn^T + b_hn
+        m = h_in @ W_hn + b_hn                           # m = h_prev W_hn^T + b_hn
         n = xp.tanh(x_n + b_in + r * m)                  # n = tanh(x W_in^T + b_in + r ⊙ m)
     else:
-        rh = r * h_prev                                  # r ⊙ h_prev
+        rh = r * h_in                                    # r ⊙ h_prev
         n = xp.tanh(x_n + b_in + rh @ W_hn + b_hn)       # n = tanh(x W_in^T + b_in + (r ⊙ h) W_hn^T + b_hn)
     h = (1 - z) * n + z * h_prev                         # h = (1 − z) ⊙ n + z ⊙ h_prev
     gates = xp.concatenate([r, z, n], axis=1)
     cache = StepCache(x_t, h_prev, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None,
-                      gates, m, rh, h, reset_after)
+                      gates, m, rh, h, reset_after, h_in, h_mask)
     return h, cache
 
 
@@ -127,7 +138,7 @@ def step_backward(dh, cache, *, check=True):
     Returns (dx_t, dh_prev, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x_t, h_prev, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, m, rh, _,
-     reset_after) = check_cache(cache, StepCache, "numpyrnn.cells.gru.step_backward")
+     reset_after, h_in, h_mask) = check_cache(cache, StepCache, "numpyrnn.cells.gru.step_backward")
     xp = array_module(x_t)
     H = h_prev.shape[-1]
     check_grad_arg("dh", dh, h_prev.shape, h_prev.dtype, check)
@@ -142,8 +153,9 @@ def step_backward(dh, cache, *, check=True):
         dr = da_n * m                                    # dr = da_n ⊙ m
     else:
         d_rh = da_n @ weight_hh[2 * H:]                  # d(r ⊙ h) = da_n W_hn
-        dr = d_rh * h_prev                               # dr = d(r ⊙ h) ⊙ h_prev
-        dh_prev += d_rh * r                              # dh_prev += d(r ⊙ h) ⊙ r
+        dr = d_rh * h_in                                 # dr = d(r ⊙ h) ⊙ h_prev
+        dh_in = d_rh * r                                 # dh_prev += d(r ⊙ h) ⊙ r  (dh_in: what
+                                                         # reaches h_prev through the products)
     da_r = dr * r * (1 - r)                              # da_r = dr ⊙ r(1 − r)
     da_z = dz * z * (1 - z)                              # da_z = dz ⊙ z(1 − z)
     dax = xp.concatenate([da_r, da_z, da_n], axis=1)     # dax = [da_r | da_z | da_n]
@@ -152,14 +164,15 @@ def step_backward(dh, cache, *, check=True):
     dbias_ih = dax.sum(axis=0) if has_bias_ih else None  # db_ih = Σ_batch dax
     if reset_after:
         dah = xp.concatenate([da_r, da_z, dm], axis=1)   # dah = [da_r | da_z | dm]
-        dh_prev += dah @ weight_hh                       # dh_prev += dah W_hh
-        dweight_hh = dah.T @ h_prev                      # dW_hh = dah^T h_prev
+        dh_in = dah @ weight_hh                          # dh_prev += dah W_hh  (dh_in: through the products)
+        dweight_hh = dah.T @ h_in                        # dW_hh = dah^T h_prev
         dbias_hh = dah.sum(axis=0) if has_bias_hh else None   # db_hh = Σ_batch dah
     else:
-        dh_prev += dax[:, :2 * H] @ weight_hh[:2 * H]    # dh_prev += [da_r | da_z] W_hh[:2H]
-        dweight_hh = xp.concatenate([dax[:, :2 * H].T @ h_prev,   # dW_hh[:2H] = [da_r | da_z]^T h_prev
+        dh_in += dax[:, :2 * H] @ weight_hh[:2 * H]      # dh_prev += [da_r | da_z] W_hh[:2H]
+        dweight_hh = xp.concatenate([dax[:, :2 * H].T @ h_in,     # dW_hh[:2H] = [da_r | da_z]^T h_prev
                                      da_n.T @ rh])                # dW_hh[2H:] = da_n^T (r ⊙ h_prev)
         dbias_hh = dax.sum(axis=0) if has_bias_hh else None   # db_hh = Σ_batch dax
+    dh_prev += dh_in if h_mask is None else dh_in * h_mask   # with recurrent dropout, ⊙ mask (§16)
     return dx_t, dh_prev, dweight_ih, dweight_hh, dbias_ih, dbias_hh
 
 
@@ -179,7 +192,8 @@ class ReferenceCache(NamedTuple):
 
 
 def forward_reference(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                      reset_after=True, lengths=None, reverse=False, workspace=None, check=True):
+                      reset_after=True, lengths=None, reverse=False, workspace=None, h_mask=None,
+                      check=True):
     """GRU over a sequence x (T, B, I) from the initial state h0 (B, H): one
     :func:`step_forward` per step.  Arguments and returns as :func:`forward` (``workspace`` is
     accepted and ignored; ``check`` checks the arguments, not the steps again).
@@ -190,6 +204,7 @@ def forward_reference(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *
     """
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
                                  lengths=lengths, finite=check)
+    check_h_mask(h_mask, (B, H), x.dtype, check)
     xp = array_module(x)
     mask = real_steps(lengths, T, B, x.dtype, xp)   # m_t (§7)
     y = xp.empty((T, B, H), x.dtype)
@@ -197,7 +212,7 @@ def forward_reference(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *
     h = h0                                       # h_{−1} = h0 (§3)
     for t in time_steps(T, reverse):             # t = 0, ..., T−1; reversed: T−1, ..., 0 (§8)
         h_tilde, steps[t] = step_forward(x[t], h, weight_ih, weight_hh, bias_ih, bias_hh,
-                                         reset_after=reset_after, check=False)   # h̃_t (§6a or §6b)
+                                         reset_after=reset_after, h_mask=h_mask, check=False)   # h̃_t (§6a or §6b)
         y[t] = mask[t] * h_tilde                 # y_t = m_t h̃_t (§7)
         h = mask[t] * h_tilde + (1 - mask[t]) * h    # h_t = m_t h̃_t + (1 − m_t) h_{t−1} (§7)
     return y, h, ReferenceCache(steps, mask, reverse)

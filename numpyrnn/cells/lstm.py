@@ -37,6 +37,10 @@ the reference loops.  :func:`forward` and :func:`backward` are the fast path
 (:mod:`numpyrnn.cells.fast.lstm`): the same functions arranged for speed, held to the reference
 by the tests.  What the fast backward keeps per step and sequence: the four gate activations
 (4H), c_t (H), tanh(c_t) (H) and h_t (H, which is also the output): 7H numbers.
+
+Recurrent dropout (derivations §16; ``h_mask``, one (B, H) mask per sequence): W_hh reads
+h_prev ⊙ mask, written h_in, for all four gates; backward, dh_prev = (da W_hh) ⊙ mask and
+dW_hh = da^T h_in.  dc_prev = dc ⊙ f is untouched: the cell state is never dropped.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from typing import NamedTuple
 from ..backend import array_module
 from .builtin import BuiltInCell, check_forget_bias, set_forget_bias
 from .common import (
-    add_step, check_cache, check_cell_args, check_grad_arg, fold_biases, real_steps, sigmoid,
+    add_step, check_cache, check_cell_args, check_grad_arg, check_h_mask, fold_biases, real_steps, sigmoid,
     time_steps, zeros_if_none,
 )
 from .fast import lstm as fast
@@ -110,25 +114,31 @@ class StepCache(NamedTuple):
     gates: object             # (B, 4H) [i | f | g | o], the activations
     c: object                 # (B, H) c_t
     tanh_c: object            # (B, H) tanh(c_t)
+    h_in: object              # (B, H) the h that W_hh reads: h_prev, or h_prev ⊙ mask
+    h_mask: object            # (B, H) recurrent dropout's mask, or None
 
     MADE_BY = "numpyrnn.cells.lstm.step_forward"
 
 
 def step_forward(x_t, h_prev, c_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                 check=True):
-    """One LSTM step.  Returns (h, c, cache).  ``check=False`` skips the NaN/Inf check of the
-    arrays, for a caller that computed or checked them itself."""
+                 h_mask=None, check=True):
+    """One LSTM step.  Returns (h, c, cache).  ``h_mask`` (B, H): recurrent dropout's mask on
+    the h that W_hh reads, for all four gates (derivations §16); None: no dropout.
+    ``check=False`` skips the NaN/Inf check of the arrays, for a caller that computed or
+    checked them itself."""
     check_cell_args(x_t, {"h_prev": h_prev, "c_prev": c_prev}, weight_ih, weight_hh, bias_ih,
                     bias_hh, GATES, step=True, finite=check)
+    check_h_mask(h_mask, h_prev.shape, x_t.dtype, check)
     xp = array_module(x_t)
-    a = x_t @ weight_ih.T + h_prev @ weight_hh.T       # a = x_t W_ih^T + h_prev W_hh^T (+ biases)
+    h_in = h_prev if h_mask is None else h_prev * h_mask   # what W_hh reads (§16)
+    a = x_t @ weight_ih.T + h_in @ weight_hh.T         # a = x_t W_ih^T + h_prev W_hh^T (+ biases)
     bias = fold_biases(bias_ih, bias_hh)
     if bias is not None:
         a += bias
     c, tanh_c, h = (xp.empty_like(c_prev) for _ in range(3))
     _gates_forward(a, c_prev, c, tanh_c, h)
     cache = StepCache(x_t, h_prev, c_prev, weight_ih, weight_hh, bias_ih is not None,
-                      bias_hh is not None, a, c, tanh_c)
+                      bias_hh is not None, a, c, tanh_c, h_in, h_mask)
     return h, c, cache
 
 
@@ -140,7 +150,7 @@ def step_backward(dh, dc, cache, *, check=True):
     gradient is None when that bias was None.
     """
     (x_t, h_prev, c_prev, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, _,
-     tanh_c) = check_cache(cache, StepCache, "numpyrnn.cells.lstm.step_backward")
+     tanh_c, h_in, h_mask) = check_cache(cache, StepCache, "numpyrnn.cells.lstm.step_backward")
     xp = array_module(x_t)
     for name, d in (("dh", dh), ("dc", dc)):
         check_grad_arg(name, d, c_prev.shape, c_prev.dtype, check)
@@ -150,8 +160,10 @@ def step_backward(dh, dc, cache, *, check=True):
     dc_prev = _gates_backward(dh, dc, gates, c_prev, tanh_c, da)
     dx_t = da @ weight_ih                               # dx_t = da W_ih
     dh_prev = da @ weight_hh                            # dh_prev = da W_hh
+    if h_mask is not None:
+        dh_prev *= h_mask                               # with recurrent dropout, ⊙ mask (§16)
     dweight_ih = da.T @ x_t                             # dW_ih = da^T x_t
-    dweight_hh = da.T @ h_prev                          # dW_hh = da^T h_prev
+    dweight_hh = da.T @ h_in                            # dW_hh = da^T h_prev
     db = da.sum(axis=0)                                 # db = Σ_batch da
     return (dx_t, dh_prev, dc_prev, dweight_ih, dweight_hh,
             db if has_bias_ih else None, db.copy() if has_bias_hh else None)
@@ -173,7 +185,8 @@ class ReferenceCache(NamedTuple):
 
 
 def forward_reference(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                      lengths=None, reverse=False, workspace=None, check=True):
+                      lengths=None, reverse=False, workspace=None, h_mask=None,
+                      check=True):
     """LSTM over a sequence x (T, B, I) from the initial state h0, c0 (B, H): one
     :func:`step_forward` per step.  Arguments and returns as :func:`forward` (``workspace`` is
     accepted and ignored; ``check`` checks the arguments, not the steps again).
@@ -184,6 +197,7 @@ def forward_reference(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
     """
     T, B, I, H = check_cell_args(x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih,
                                  bias_hh, GATES, lengths=lengths, finite=check)
+    check_h_mask(h_mask, (B, H), x.dtype, check)
     xp = array_module(x)
     mask = real_steps(lengths, T, B, x.dtype, xp)   # m_t (§7)
     y = xp.empty((T, B, H), x.dtype)
@@ -191,7 +205,7 @@ def forward_reference(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
     h, c = h0, c0                                # h_{−1}, c_{−1} = h0, c0 (§3)
     for t in time_steps(T, reverse):             # t = 0, ..., T−1; reversed: T−1, ..., 0 (§8)
         h_tilde, c_tilde, steps[t] = step_forward(x[t], h, c, weight_ih, weight_hh, bias_ih,
-                                                  bias_hh, check=False)   # h̃_t = o ⊙ tanh(c̃_t) (§5)
+                                                  bias_hh, h_mask=h_mask, check=False)   # h̃_t = o ⊙ tanh(c̃_t) (§5)
         y[t] = mask[t] * h_tilde                 # y_t = m_t h̃_t (§7)
         h = mask[t] * h_tilde + (1 - mask[t]) * h    # h_t = m_t h̃_t + (1 − m_t) h_{t−1} (§7)
         c = mask[t] * c_tilde + (1 - mask[t]) * c    # c_t = m_t c̃_t + (1 − m_t) c_{t−1} (§7)
@@ -268,6 +282,7 @@ class CELL(BuiltInCell):
     name = "lstm"
     textbook = True                   # this class itself (not a subclass) brings the loops above
     state_names = STATE_NAMES
+    h_prev_only_in_products = True   # h_{t−1} enters only h_{t−1} W_hh^T: recurrent dropout may mask it
     gates = GATES
     init_options = ("forget_bias",)
 

@@ -71,6 +71,11 @@ class Cell:
     #: options that the commands fill from the task's sequence length when not given (the
     #: longest dependency a chrono initialisation or a weight bound reads)
     length_options: tuple = ()
+    #: whether h_{t−1} reaches the new state only through products with recurrent weights (as
+    #: in the RNN, the LSTM and IndRNN's u ⊙ h_{t−1}), so that recurrent dropout may hand the
+    #: step h_{t−1} ⊙ mask (derivations §16); False for a cell that also carries h_{t−1} itself
+    #: (the GRU's z ⊙ h_{t−1}), which must not be dropped
+    h_prev_only_in_products: bool = False
 
     def __new__(cls, *args, **kwargs):
         # Record the constructor's arguments, defaults filled in, whatever the subclass's
@@ -181,6 +186,26 @@ class Cell:
         from . import generic
 
         return generic.LOOP
+
+
+def recurrent_dropout_refusal(cell, impl) -> str | None:
+    """Why ``cell`` cannot take recurrent dropout on the loop ``impl``, or None if it can.
+    The generic loop masks the h_{t−1} it hands the step, which is right only for a cell that
+    reads h_{t−1} through its recurrent products alone; the textbook GRU's own loops mask inside
+    its step instead (its carry z ⊙ h_{t−1} stays whole)."""
+    from .builtin import is_textbook
+
+    if cell.h_prev_only_in_products or (is_textbook(cell) and impl != "generic"):
+        return None
+    name = cell.name or type(cell).__name__
+    if is_textbook(cell):
+        return (f"recurrent_dropout: the {name} cell takes it on its own loops (impl='fast' or "
+                "'reference'), not on the generic loop, which cannot keep its carry z ⊙ h_{t−1} unmasked")
+    return (f"recurrent_dropout: the cell {name!r} cannot take it: recurrent dropout masks h_{{t−1}} where "
+            "it enters the recurrent products, and this cell does not declare that h_{t−1} enters its new "
+            "state only there (a cell that also carries h_{t−1}, as the GRU's z ⊙ h_{t−1} or a leaky "
+            "h = (1 − α) h_{t−1} + …, must not have it dropped); a cell that does sets "
+            "h_prev_only_in_products = True")
 
 
 def constrains(cell) -> bool:

@@ -26,6 +26,9 @@ the reference loops.  :func:`forward` and :func:`backward` are the fast path
 (:mod:`numpyrnn.cells.fast.rnn`): the same functions arranged for speed, held to the reference
 by the tests.  What the fast backward keeps per step and sequence: h_t (H), which is also the
 output.
+
+Recurrent dropout (derivations §16; ``h_mask``, one (B, H) mask per sequence): W_hh reads
+h_prev ⊙ mask, written h_in; backward, dh_prev = (da W_hh) ⊙ mask and dW_hh = da^T h_in.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import NamedTuple
 from ..backend import array_module
 from .builtin import BuiltInCell
 from .common import (
-    NONLINEARITIES, add_step, check_cache, check_cell_args, check_grad_arg, check_nonlinearity,
+    NONLINEARITIES, add_step, check_cache, check_cell_args, check_grad_arg, check_h_mask, check_nonlinearity,
     fold_biases, real_steps, time_steps, zeros_if_none,
 )
 from .fast import rnn as fast
@@ -76,26 +79,31 @@ class StepCache(NamedTuple):
     has_bias_hh: bool
     h: object                 # (B, H) h_t, whose slope the backward reads
     nonlinearity: str
+    h_in: object              # (B, H) the h that W_hh reads: h_prev, or h_prev ⊙ mask
+    h_mask: object            # (B, H) recurrent dropout's mask, or None
 
     MADE_BY = "numpyrnn.cells.rnn.step_forward"
 
 
 def step_forward(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                 nonlinearity="tanh", check=True):
-    """One RNN step.  Returns (h, cache).  ``check=False`` skips the NaN/Inf check of the
-    arrays, for a caller that computed or checked them itself."""
+                 nonlinearity="tanh", h_mask=None, check=True):
+    """One RNN step.  Returns (h, cache).  ``h_mask`` (B, H): recurrent dropout's mask on the
+    h that W_hh reads (derivations §16); None: no dropout.  ``check=False`` skips the NaN/Inf
+    check of the arrays, for a caller that computed or checked them itself."""
     check_nonlinearity(nonlinearity)
     check_cell_args(x_t, {"h_prev": h_prev}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
                     step=True, finite=check)
+    check_h_mask(h_mask, h_prev.shape, x_t.dtype, check)
     xp = array_module(x_t)
-    a = x_t @ weight_ih.T + h_prev @ weight_hh.T         # a = x_t W_ih^T + h_prev W_hh^T (+ biases)
+    h_in = h_prev if h_mask is None else h_prev * h_mask   # what W_hh reads (§16)
+    a = x_t @ weight_ih.T + h_in @ weight_hh.T           # a = x_t W_ih^T + h_prev W_hh^T (+ biases)
     bias = fold_biases(bias_ih, bias_hh)
     if bias is not None:
         a += bias
     h = xp.empty_like(h_prev)
     _activate(a, nonlinearity, h)
     cache = StepCache(x_t, h_prev, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None,
-                      h, nonlinearity)
+                      h, nonlinearity, h_in, h_mask)
     return h, cache
 
 
@@ -105,8 +113,8 @@ def step_backward(dh, cache, *, check=True):
 
     Returns (dx_t, dh_prev, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
-    x_t, h_prev, weight_ih, weight_hh, has_bias_ih, has_bias_hh, h, nonlinearity = check_cache(
-        cache, StepCache, "numpyrnn.cells.rnn.step_backward")
+    (x_t, h_prev, weight_ih, weight_hh, has_bias_ih, has_bias_hh, h, nonlinearity, h_in,
+     h_mask) = check_cache(cache, StepCache, "numpyrnn.cells.rnn.step_backward")
     xp = array_module(x_t)
     check_grad_arg("dh", dh, h.shape, h.dtype, check)
     dh = zeros_if_none(dh, h.shape, h.dtype, xp)
@@ -114,8 +122,10 @@ def step_backward(dh, cache, *, check=True):
     _activation_backward(dh, h, nonlinearity, da)
     dx_t = da @ weight_ih                                # dx_t = da W_ih
     dh_prev = da @ weight_hh                             # dh_prev = da W_hh
+    if h_mask is not None:
+        dh_prev *= h_mask                                # with recurrent dropout, ⊙ mask (§16)
     dweight_ih = da.T @ x_t                              # dW_ih = da^T x_t
-    dweight_hh = da.T @ h_prev                           # dW_hh = da^T h_prev
+    dweight_hh = da.T @ h_in                             # dW_hh = da^T h_prev
     db = da.sum(axis=0)                                  # db = Σ_batch da
     return (dx_t, dh_prev, dweight_ih, dweight_hh,
             db if has_bias_ih else None, db.copy() if has_bias_hh else None)
@@ -137,7 +147,8 @@ class ReferenceCache(NamedTuple):
 
 
 def forward_reference(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                      nonlinearity="tanh", lengths=None, reverse=False, workspace=None, check=True):
+                      nonlinearity="tanh", lengths=None, reverse=False, workspace=None, h_mask=None,
+                      check=True):
     """RNN over a sequence x (T, B, I) from the initial state h0 (B, H): one
     :func:`step_forward` per step.  Arguments and returns as :func:`forward` (``workspace`` is
     accepted and ignored; ``check`` checks the arguments, not the steps again).
@@ -149,6 +160,7 @@ def forward_reference(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *
     check_nonlinearity(nonlinearity)
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
                                  lengths=lengths, finite=check)
+    check_h_mask(h_mask, (B, H), x.dtype, check)
     xp = array_module(x)
     mask = real_steps(lengths, T, B, x.dtype, xp)   # m_t (§7)
     y = xp.empty((T, B, H), x.dtype)
@@ -156,7 +168,7 @@ def forward_reference(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *
     h = h0                                       # h_{−1} = h0 (§3)
     for t in time_steps(T, reverse):             # t = 0, ..., T−1; reversed: T−1, ..., 0 (§8)
         h_tilde, steps[t] = step_forward(x[t], h, weight_ih, weight_hh, bias_ih, bias_hh,
-                                         nonlinearity=nonlinearity, check=False)   # h̃_t = φ(a_t) (§4)
+                                         nonlinearity=nonlinearity, h_mask=h_mask, check=False)   # h̃_t = φ(a_t) (§4)
         y[t] = mask[t] * h_tilde                 # y_t = m_t h̃_t (§7)
         h = mask[t] * h_tilde + (1 - mask[t]) * h    # h_t = m_t h̃_t + (1 − m_t) h_{t−1} (§7)
     return y, h, ReferenceCache(steps, mask, reverse)
@@ -219,6 +231,7 @@ class CELL(BuiltInCell):
     name = "rnn"
     textbook = True                   # this class itself (not a subclass) brings the loops above
     state_names = STATE_NAMES
+    h_prev_only_in_products = True   # h_{t−1} enters only h_{t−1} W_hh^T: recurrent dropout may mask it
     gates = GATES
     forms = ({"nonlinearity": "tanh"}, {"nonlinearity": "relu"})
 

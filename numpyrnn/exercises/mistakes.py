@@ -113,7 +113,7 @@ def _weight_gradient(da, inputs, mistake, where=None):
 
 def rnn_step_backward(dh, cache, mistake=None, where=None):
     """:func:`numpyrnn.cells.rnn.step_backward` (tanh) with ``mistake`` planted."""
-    x_t, h_prev, w_ih, w_hh, _, _, h, _ = cache
+    x_t, h_prev, w_ih, w_hh, _, _, h, _, *_ = cache      # (no recurrent dropout here)
     da = dh * _tanh_slope(h, mistake)
     h_read = h if mistake == "dW_hh_from_h" else h_prev
     db = _batch_sum(da, mistake, where)
@@ -124,7 +124,7 @@ def rnn_step_backward(dh, cache, mistake=None, where=None):
 def lstm_step_backward(dh, dc, cache, mistake=None, where=None):
     """:func:`numpyrnn.cells.lstm.step_backward` with ``mistake`` planted (``where``: in which of
     its places, see :data:`MISTAKES`; None: all)."""
-    x_t, h_prev, c_prev, w_ih, w_hh, _, _, gates, c, tanh_c = cache
+    x_t, h_prev, c_prev, w_ih, w_hh, _, _, gates, c, tanh_c, *_ = cache
     H = h_prev.shape[1]
     i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
     do = dh * tanh_c
@@ -146,7 +146,7 @@ def gru_step_backward(dh, cache, bias_hh, mistake=None, where=None):
     """:func:`numpyrnn.cells.gru.step_backward` with ``mistake`` planted (``where`` as for
     :func:`lstm_step_backward`; ``bias_hh``: the step's, which the other form's backward needs
     for m)."""
-    x_t, h_prev, w_ih, w_hh, _, _, gates, m, rh, h, reset_after = cache
+    x_t, h_prev, w_ih, w_hh, _, _, gates, m, rh, h, reset_after, *_ = cache
     H = h_prev.shape[1]
     r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
     as_after = reset_after != (mistake == "reset_wrong_side")     # the form the backward is of

@@ -71,7 +71,7 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
             steps=None, epochs=None, quick=False, data_seed=0, task_options=None, optimizer=None, lr=None,
             batch_size=None, clip="task", layers=1, bidirectional=False, dropout=0.0, dtype=np.float32,
             device="auto", impl="fast", log=None, progress=None, weight_decay=0.0, patience=None, min_delta=0.0,
-            input_dropout=0.0, embedding_dropout=0.0):
+            input_dropout=0.0, embedding_dropout=0.0, recurrent_dropout=0.0):
     """Train every cell ``seeds`` times on one task; returns the results as a dict (see
     :func:`write` for what it holds).  ``progress``: one bar over every run's steps (None: on a
     terminal only)."""
@@ -92,8 +92,8 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
     clip = defaults.get("clip") if clip == "task" else clip
     model_kwargs = dict(num_layers=layers, bidirectional=bidirectional, dropout=dropout, dtype=np.dtype(dtype),
                         device=device, impl=impl,
-                        **{k: v for k, v in (("input_dropout", input_dropout), ("embedding_dropout", embedding_dropout))
-                           if v})
+                        **{k: v for k, v in (("input_dropout", input_dropout), ("embedding_dropout", embedding_dropout),
+                                             ("recurrent_dropout", recurrent_dropout)) if v})
     shape_kwargs = {k: v for k, v in model_kwargs.items() if k in ("num_layers", "bidirectional")}
     reference = "lstm" if "lstm" in cells else cells[0]
     target = _parameters(task, reference, hidden, **shape_kwargs)
@@ -111,6 +111,7 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=3, hidden
                             "bidirectional": bidirectional, "dropout": dropout, "dtype": np.dtype(dtype).name, "impl": impl,
                             "weight_decay": weight_decay, "patience": patience, "min_delta": min_delta,
                             "input_dropout": input_dropout, "embedding_dropout": embedding_dropout,
+                            "recurrent_dropout": recurrent_dropout,
                             "budget": budget,
                             "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "quick": quick},
                "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),

@@ -52,15 +52,21 @@ def _check_numpyrnn(model, what="model"):
         raise TypeError(f"{what} must be a numpyrnn {', '.join(BUILDABLE)}, got {type(model).__name__}")
 
 
+#: numpyrnn's regularisers that torch.nn's modules lack; they act in training only (derivations
+#: §16), so the exported module computes what the model computes at evaluation without them
+TRAINING_ONLY = ("input_dropout", "embedding_dropout", "recurrent_dropout")
+
+
 def torch_config(model):
     """``model.config()`` in the terms of :mod:`torch_modules`, whose recurrent layers are
     torch.nn's RNN (tanh, relu), LSTM and reset-after GRU, each with both biases.  A model whose
     cell is one of those under another name or with options of the initialisation only (the
     LSTM with ``forget_bias``, ``lstm_fb1``) is written as that layer; any other cell is
-    refused, saying why."""
+    refused, saying why.  The regularisers of training only (:data:`TRAINING_ONLY`) are left
+    out: torch.nn has none of them, and at evaluation they change nothing."""
     from ..cells.builtin import is_textbook
 
-    config = model.config()
+    config = {k: v for k, v in model.config().items() if k not in TRAINING_ONLY}
     if config["type"] != "Recurrent" and not isinstance(config.get("cell"), dict):
         return config                            # RNN, LSTM, GRU, or a model of one: torch has it
     cell = getattr(model, "rnn", model).cell
@@ -152,7 +158,7 @@ def from_torch(module, like=None, *, device="auto"):
         if wanted.get("reset_after") is False:
             raise ValueError(tm.TEXTBOOK_GRU)
         if config is not None:                 # torch has no impl, and its GRU is reset-after
-            differ = sorted(k for k in (set(config) | set(wanted)) - {"impl", "reset_after"}
+            differ = sorted(k for k in (set(config) | set(wanted)) - {"impl", "reset_after", *TRAINING_ONLY}
                             if config.get(k) != wanted.get(k))
             if differ:
                 raise ValueError(f"module is not a {wanted['type']} like `like`: they differ in {differ}")

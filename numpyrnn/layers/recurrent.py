@@ -16,6 +16,14 @@ functions (the per-cell loops of rnn.py, lstm.py and gru.py); ``"generic"``, the
 once for any cell (:mod:`numpyrnn.cells.generic`).  A cell of your own has no fast path and no
 loop of its own: it runs on the generic loop, whatever ``impl`` says (``repr`` says so).  All
 compute the same functions (to rounding); the fast path is several times faster.
+
+Regularisers beyond PyTorch's ``dropout`` (between stacked layers), each off by default and off
+in ``eval()``, their masks drawn from the layer's dropout generator at every training forward
+(derivations §16): ``input_dropout``, one mask per sequence over the layer's input features, the
+same at every step, for any cell; ``recurrent_dropout``, one mask per sequence, layer and
+direction on h_{t−1} where it enters the recurrent products (Gal & Ghahramani 2016), for the
+built-in cells on every path but the GRU on the generic loop, and for a cell of your own that
+sets ``h_prev_only_in_products`` (any other refuses it, saying why).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from .. import cells
 from ..cells import generic, gru, lstm, rnn
 from ..cells.builtin import is_textbook
 from ..cells.common import Workspace
-from ..cells.protocol import Cell, constrains
+from ..cells.protocol import constrains, recurrent_dropout_refusal
 from ..validation import as_float_array, as_lengths, check_finite, check_int, check_probability, check_shape
 from .module import Module
 
@@ -50,7 +58,8 @@ class Recurrent(Module):
     directions, lengths, initial states and their gradients, float32/float64, CPU and CuPy.
 
     ``Recurrent(cell, input_size, hidden_size, num_layers=1, batch_first=False, dropout=0.0,
-    bidirectional=False, *, impl="fast", dtype=float32, seed=None, device="auto")``.  The cell's
+    bidirectional=False, *, impl="fast", dtype=float32, seed=None, device="auto",
+    input_dropout=0.0, recurrent_dropout=0.0)``.  The cell's
     options (whether it has biases, ...) are the cell's own.  :class:`RNN`, :class:`LSTM` and
     :class:`GRU` are this layer over the built-in cells, with PyTorch's arguments.
     """
@@ -58,7 +67,8 @@ class Recurrent(Module):
     _transient = ("_cache", "_workspaces", "_state_grads")
 
     def __init__(self, cell, input_size, hidden_size, num_layers=1, batch_first=False, dropout=0.0,
-                 bidirectional=False, *, impl="fast", dtype=np.float32, seed=None, device="auto", input_dropout=0.0):
+                 bidirectional=False, *, impl="fast", dtype=np.float32, seed=None, device="auto", input_dropout=0.0,
+                 recurrent_dropout=0.0):
         super().__init__(dtype=dtype, device=device)
         self.cell = cells.resolve(cell)
         self.impl = impl
@@ -78,6 +88,9 @@ class Recurrent(Module):
         self.batch_first, self.bidirectional = bool(batch_first), bool(bidirectional)
         self.dropout = float(dropout)
         self.input_dropout = check_probability("input_dropout", input_dropout)
+        self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
+        if self.recurrent_dropout:
+            self._check_recurrent_dropout(self.impl)
         self.num_directions = 2 if self.bidirectional else 1
         self._drop_cache()
         init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
@@ -97,7 +110,15 @@ class Recurrent(Module):
 
     @impl.setter
     def impl(self, value):
-        self._impl = check_impl(value)
+        value = check_impl(value)
+        if getattr(self, "recurrent_dropout", 0):
+            self._check_recurrent_dropout(value)
+        self._impl = value
+
+    def _check_recurrent_dropout(self, impl):
+        refusal = recurrent_dropout_refusal(self.cell, impl)
+        if refusal:
+            raise ValueError(refusal)
 
     @property
     def loop(self):
@@ -199,9 +220,11 @@ class Recurrent(Module):
             outputs = []
             for direction in range(D):
                 k = layer * D + direction
+                h_mask = self._recurrent_mask(B)         # one per sequence, layer and direction (§16)
                 y, final, cache = loop.forward(cell, layer_input, tuple(s[k] for s in state0),
                                                self._cell_params(k), lengths=lengths,
-                                               reverse=direction == 1, workspace=self._workspaces[k])
+                                               reverse=direction == 1, workspace=self._workspaces[k],
+                                               **({} if h_mask is None else {"h_mask": h_mask}))
                 for buffer, s in zip(state_n, final):
                     buffer[k] = s
                 outputs.append(y)
@@ -305,6 +328,16 @@ class Recurrent(Module):
         keep = self._dropout_rng.random((B, self.input_size)) >= self.input_dropout
         mask = keep.astype(self.dtype) / self.dtype.type(1 - self.input_dropout)
         return self.xp.asarray(mask[None])
+
+    def _recurrent_mask(self, B):
+        """Recurrent dropout (Gal & Ghahramani 2016; Keras's ``recurrent_dropout``): one mask per
+        sequence on h_{t−1} where it enters the recurrent products, the same at every step, kept
+        units scaled by 1/(1−p), (B, H); None when inactive."""
+        if not self.training or self.recurrent_dropout == 0:
+            return None
+        keep = self._dropout_rng.random((B, self.hidden_size)) >= self.recurrent_dropout
+        mask = keep.astype(self.dtype) / self.dtype.type(1 - self.recurrent_dropout)
+        return self.xp.asarray(mask)
 
     def _dropout_mask(self, shape):
         """Inverted dropout between layers: kept units scaled by 1/(1−p); None when inactive."""
@@ -422,7 +455,7 @@ class Recurrent(Module):
 
     def _regularisation(self) -> dict:
         """The regularisers switched on (absent at 0, as in the configs of older files)."""
-        return {"input_dropout": self.input_dropout} if self.input_dropout else {}
+        return {name: getattr(self, name) for name in ("input_dropout", "recurrent_dropout") if getattr(self, name)}
 
     #: the arguments ``repr`` leaves out at these values
     _REPR_DEFAULTS = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
@@ -465,10 +498,11 @@ class RNN(_TextbookLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, *, impl="fast",
-                 dtype=np.float32, seed=None, device="auto", input_dropout=0.0):
+                 dtype=np.float32, seed=None, device="auto", input_dropout=0.0, recurrent_dropout=0.0):
         super().__init__(rnn.CELL(nonlinearity=nonlinearity, bias=bias), input_size, hidden_size,
                          num_layers, batch_first, dropout, bidirectional, impl=impl, dtype=dtype,
-                         seed=seed, device=device, input_dropout=input_dropout)
+                         seed=seed, device=device, input_dropout=input_dropout,
+                         recurrent_dropout=recurrent_dropout)
 
 
 class LSTM(_TextbookLayer):
@@ -483,10 +517,10 @@ class LSTM(_TextbookLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, forget_bias=None, impl="fast", dtype=np.float32,
-                 seed=None, device="auto", input_dropout=0.0):
+                 seed=None, device="auto", input_dropout=0.0, recurrent_dropout=0.0):
         super().__init__(lstm.CELL(bias=bias, forget_bias=forget_bias), input_size, hidden_size, num_layers,
                          batch_first, dropout, bidirectional, impl=impl, dtype=dtype, seed=seed, device=device,
-                         input_dropout=input_dropout)
+                         input_dropout=input_dropout, recurrent_dropout=recurrent_dropout)
 
     def config(self) -> dict:
         config = super().config()
@@ -507,7 +541,8 @@ class GRU(_TextbookLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, reset_after=True, impl="fast",
-                 dtype=np.float32, seed=None, device="auto", input_dropout=0.0):
+                 dtype=np.float32, seed=None, device="auto", input_dropout=0.0, recurrent_dropout=0.0):
         super().__init__(gru.CELL(reset_after=reset_after, bias=bias), input_size, hidden_size,
                          num_layers, batch_first, dropout, bidirectional, impl=impl, dtype=dtype,
-                         seed=seed, device=device, input_dropout=input_dropout)
+                         seed=seed, device=device, input_dropout=input_dropout,
+                         recurrent_dropout=recurrent_dropout)

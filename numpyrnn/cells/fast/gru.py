@@ -45,6 +45,13 @@ The same equations (docs/derivations.md §6, §7), rearranged so:
    chosen once before the loop, for the GRU's form: the NumPy ``_forward_after`` /
    ``_forward_before`` / ``_backward_after`` / ``_backward_before``, or the fused CuPy function
    of the same name and signature in ``fused`` on a GPU with fusion on.
+10. **Recurrent dropout** (``h_mask``, derivations §16): the products read h_in = h_{t−1} ⊙ mask
+   (one (B, H) product per step, passed to the NumPy bodies as ``h_in``), the carry
+   z ⊙ h_{t−1} and (h_{t−1} − n) read h_{t−1}; backward, what reaches h_{t−1} through the
+   products is multiplied by the mask (``h_mask`` of the backward bodies).  Nothing more is
+   kept: the weight gradients (and, reset before, the r factors) multiply the kept states by the
+   mask after the loop or per block.  The NumPy bodies run then, on CuPy too: the fused kernels
+   do not take a mask.
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ from typing import NamedTuple
 
 from ...backend import array_module
 from ..common import (
-    backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
+    backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg, check_h_mask,
     final_state, in_block, input_gradient, length_mask, masked_output_grad, must_carry, outputs,
     padding, scratch, states_in_time_order, step_major_input_terms, step_views, weight_gradients,
     zeros_if_none,
@@ -79,6 +86,7 @@ class FastCache(NamedTuple):
     reverse: bool
     reset_after: bool
     workspace: object
+    h_mask: object            # (B, H) recurrent dropout's mask, or None
 
     MADE_BY = "numpyrnn.cells.gru.forward (the fast path)"
 
@@ -128,11 +136,12 @@ def _sigmoids_rz(a, recurrent_rz):
     rz += 0.5
 
 
-def _forward_after(w_hh_t, bias_hn, recurrent, tmp, m, h_prev, a, h):
+def _forward_after(w_hh_t, bias_hn, recurrent, tmp, m, h_prev, a, h, h_in=None):
     """One step, reset after.  a (3, B, H): the step's input terms [r, z, n] → the gates, in
-    place; writes m (the step's slot of the cache's ms) and h."""
+    place; writes m (the step's slot of the cache's ms) and h.  ``h_in``: what the products read
+    under recurrent dropout (trick 10), h_prev ⊙ mask."""
     xp = array_module(a)
-    xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_hh^T, all three gates
+    xp.matmul(h_prev if h_in is None else h_in, w_hh_t, out=recurrent)   # h_{t−1} W_hh^T, all three gates
     _sigmoids_rz(a, recurrent[:2])
     r, z, n = a
     xp.add(recurrent[2], bias_hn, out=m)         # m = h_{t−1} W_hn^T + b_hn
@@ -144,14 +153,16 @@ def _forward_after(w_hh_t, bias_hn, recurrent, tmp, m, h_prev, a, h):
     h += n
 
 
-def _forward_before(w_hh_t, w_hn_t, recurrent, tmp, rh, h_prev, a, h):
+def _forward_before(w_hh_t, w_hn_t, recurrent, tmp, rh, h_prev, a, h, h_in=None):
     """One step, reset before.  a (3, B, H): the step's input terms [r, z, n] → the gates, in
-    place; writes rh = r ⊙ h_prev (the step's slot of the cache's rhs) and h."""
+    place; writes rh = r ⊙ h_prev (the step's slot of the cache's rhs) and h.  ``h_in``: what
+    the products read under recurrent dropout (trick 10), h_prev ⊙ mask."""
     xp = array_module(a)
-    xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_h{r,z}^T
+    h_in = h_prev if h_in is None else h_in
+    xp.matmul(h_in, w_hh_t, out=recurrent)       # h_{t−1} W_h{r,z}^T
     _sigmoids_rz(a, recurrent)
     r, z, n = a
-    xp.multiply(r, h_prev, out=rh)               # r ⊙ h_prev
+    xp.multiply(r, h_in, out=rh)                 # r ⊙ h_prev
     xp.matmul(rh, w_hn_t, out=tmp)
     n += tmp                                     # n = tanh(x W_in^T + b_in + (r ⊙ h) W_hn^T + b_hn)
     xp.tanh(n, out=n)
@@ -161,21 +172,26 @@ def _forward_before(w_hh_t, w_hn_t, recurrent, tmp, rh, h_prev, a, h):
 
 
 def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True,
-            lengths=None, reverse=False, workspace=None, check=True):
+            lengths=None, reverse=False, workspace=None, h_mask=None, check=True):
     """GRU over a sequence x (T, B, I) from the initial state h0 (B, H).
 
     ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
     and output zeros.  ``reverse`` runs from each sequence's last real step to its first.
     ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
-    forward through the same workspace overwrites what this one cached.  ``check=False`` skips
-    the NaN/Inf check of the arrays, for a caller that computed or checked them itself (a layer).
+    forward through the same workspace overwrites what this one cached.  ``h_mask`` (B, H):
+    recurrent dropout's mask on the h that the r, z and n products read, never on the carry
+    z ⊙ h_{t−1} (derivations §16), None for none.  ``check=False`` skips the NaN/Inf check of
+    the arrays, for a caller that computed or checked them itself (a layer).
 
     Returns (y, h_n, cache): y (T, B, H) the hidden state at each step (a read-only view into
     the cache when there are no lengths), h_n (B, H) the final state.
     """
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
                                  lengths=lengths, finite=check)
+    check_h_mask(h_mask, (B, H), x.dtype, check)
     xp = array_module(x)
+    # with recurrent dropout the NumPy bodies, which take the masked h (trick 10)
+    choose = fused.choose if h_mask is None else (lambda xp, body, name: body)
     w_ih_t, w_hh_t, bias, bias_hn = _forward_weights(weight_ih, weight_hh, bias_ih, bias_hh, reset_after)
     borrowed = (scratch(workspace, "d", (T, B, 4 * H), x.dtype, xp) if reset_after else
                 scratch(workspace, "dax", (T, B, 3 * H), x.dtype, xp))    # what the backward fills
@@ -188,25 +204,29 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
     ms = rhs = None                              # what the backward needs of n's recurrent term
     if reset_after:
         ms = scratch(workspace, "m", (T, B, H), x.dtype, xp)
-        body = fused.choose(xp, _forward_after, "gru_forward_after")         # trick 9
+        body = choose(xp, _forward_after, "gru_forward_after")               # trick 9
         # b_hn the shape of the term it is added to: NumPy's same-shape add is the fast one
         bias_hn = xp.broadcast_to(xp.asarray(bias_hn, dtype=x.dtype), (B, H)).copy()
         step = functools.partial(body, w_hh_t, bias_hn, recurrent, tmp)
     else:
         rhs = scratch(workspace, "rh", (T, B, H), x.dtype, xp)
-        body = fused.choose(xp, _forward_before, "gru_forward_before")
+        body = choose(xp, _forward_before, "gru_forward_before")
         step = functools.partial(body, w_hh_t[:2], w_hh_t[2], recurrent, tmp)
     mask = length_mask(lengths, T, x.dtype, xp)
     padded = padding(mask, must_carry(reverse, True))                     # trick 7
     h_news, h_prevs = states_in_time_order(hs, reverse)
+    dropped = None if h_mask is None else scratch(workspace, "dropped", (B, H), x.dtype, xp)
     for kept, h_prev, a_t, h, padded_t in step_views(reverse, ms if reset_after else rhs, h_prevs,
                                                       gates, h_news, padded):
-        step(kept, h_prev, a_t, h)
+        if dropped is None:
+            step(kept, h_prev, a_t, h)
+        else:                                    # the products read h_{t−1} ⊙ mask (trick 10)
+            step(kept, h_prev, a_t, h, h_in=xp.multiply(h_prev, h_mask, out=dropped))
         if padded_t is not None:                 # past a sequence's end its state carries over
             carry_over(h, h_prev, padded_t)
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, gates, ms,
-                      rhs, hs, mask, reverse, reset_after, workspace)
+                      rhs, hs, mask, reverse, reset_after, workspace, h_mask)
     return y, final_state(hs, reverse, lengths), cache
 
 
@@ -252,11 +272,11 @@ def _factors_after(gates, ms, h_prevs, mask, f):
         xp.copyto(update, 1, where=(mask == 0))
 
 
-def _factors_before(gates, h_prevs, mask, f, update):
+def _factors_before(gates, h_prevs, mask, f, update, h_ins=None):
     """Reset before: for a block of steps, what the backward multiplies by dh, or by d(r ⊙ h)
     for r (trick 6).  gates, f: (K, 3, B, H); the rest (K, B, H).  Writes f = [F_r, F_z, F_n]:
 
-        F_r = h_prev σ'(r)                da_r = d(r⊙h) ⊙ F_r
+        F_r = h_in σ'(r)                  da_r = d(r⊙h) ⊙ F_r   (h_in = h_prev, or h_prev ⊙ mask)
         F_z = (h_prev − n) σ'(z)          da_z = dh ⊙ F_z
         F_n = (1 − z)(1 − n²)             da_n = dh ⊙ F_n
 
@@ -271,7 +291,7 @@ def _factors_before(gates, h_prevs, mask, f, update):
     xp.subtract(1, f_n, out=f_n)
     f_n *= f_z                                   # (1 − z)(1 − n²)
     f[:, :2] *= gates[:, :2]                     # σ'(r) = r (1 − r), σ'(z) = z (1 − z)
-    f_r *= h_prevs                               # h_prev σ'(r)
+    f_r *= h_prevs if h_ins is None else h_ins   # h_prev σ'(r) (h_prev ⊙ mask: trick 10)
     f_z *= xp.subtract(h_prevs, n)               # (h_prev − n) σ'(z)
     if mask is not None:
         f *= mask[:, None]
@@ -279,17 +299,19 @@ def _factors_before(gates, h_prevs, mask, f, update):
         xp.copyto(update, 1, where=(mask == 0))
 
 
-def _backward_after(weight_hh, tmp, rows, dah_t, dy_t, factors, dh, dh_prev):
+def _backward_after(weight_hh, tmp, rows, dah_t, dy_t, factors, dh, dh_prev, h_mask=None):
     """One step backward, reset after: dh (B, H) gains dy_t; factors (5, B, H), the step's block
     of :func:`_factors_after`, become [da_n, da_r, da_z, dm, dh ⊙ z]; the first four go into
     ``rows`` (4, B, H), a gate-major view of the step's row of d, whose columns [r | z | m] are
-    dah_t; writes dh_prev."""
+    dah_t; writes dh_prev.  ``h_mask``: recurrent dropout's mask (trick 10)."""
     xp = array_module(dh)
     if dy_t is not None:
         dh += dy_t                               # h_t went to the output and to the next step
     factors *= dh                                # [da_n, da_r, da_z, dm, dh ⊙ z]
     xp.copyto(rows, factors[:4])                 # d_t = [da_n | da_r | da_z | dm]
     xp.matmul(dah_t, weight_hh, out=tmp)
+    if h_mask is not None:
+        tmp *= h_mask                            # through the products only (trick 10)
     xp.add(factors[4], tmp, out=dh_prev)         # dh_prev = dh ⊙ z + [da_r | da_z | dm] W_hh
 
 
@@ -305,22 +327,26 @@ def _rzn_rows(rows):
     return array_module(rows).concatenate([rows[H:], rows[:H]])
 
 
-def _backward_before(w_hn, w_hh_rz, tmp, d_rh, rows, dax_rz_t, dy_t, r, z, factors, dh, dh_prev):
+def _backward_before(w_hn, w_hh_rz, tmp, d_rh, rows, dax_rz_t, dy_t, r, z, factors, dh, dh_prev,
+                     h_mask=None):
     """One step backward, reset before: dh (B, H) gains dy_t; writes the step's row of dax
     (rows: a gate-major view (3, B, H) of it; dax_rz_t: its [da_r | da_z] columns) and dh_prev.
-    factors (3, B, H) = [F_r, F_z, F_n] become [da_r, da_z, da_n]."""
+    factors (3, B, H) = [F_r, F_z, F_n] become [da_r, da_z, da_n].  ``h_mask``: recurrent
+    dropout's mask (trick 10)."""
     xp = array_module(dh)
     if dy_t is not None:
         dh += dy_t                               # h_t went to the output and to the next step
     factors[1:] *= dh                            # da_z = dh ⊙ (h_prev − n) σ'(z);  da_n = dh ⊙ (1 − z)(1 − n²)
-    xp.multiply(dh, z, out=dh_prev)              # dh_prev ← dh ⊙ z
     xp.matmul(factors[2], w_hn, out=d_rh)        # d(r ⊙ h) = da_n W_hn
     factors[0] *= d_rh                           # da_r = d(r ⊙ h) ⊙ h_prev σ'(r)
-    xp.multiply(d_rh, r, out=tmp)
-    dh_prev += tmp                               # dh_prev += d(r ⊙ h) ⊙ r
+    xp.multiply(d_rh, r, out=dh_prev)            # dh_prev ← d(r ⊙ h) ⊙ r
     xp.copyto(rows, factors)                     # dax_t = [da_r | da_z | da_n]
     xp.matmul(dax_rz_t, w_hh_rz, out=tmp)
     dh_prev += tmp                               # dh_prev += [da_r | da_z] W_h{r,z}
+    if h_mask is not None:
+        dh_prev *= h_mask                        # what came through the products (trick 10)
+    xp.multiply(dh, z, out=tmp)
+    dh_prev += tmp                               # dh_prev += dh ⊙ z
 
 
 def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
@@ -332,7 +358,9 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     output and from the later steps.  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, ms, rhs, hs, mask, reverse,
-     reset_after, workspace) = check_cache(cache, FastCache, "numpyrnn.cells.gru.backward")
+     reset_after, workspace, h_mask) = check_cache(cache, FastCache, "numpyrnn.cells.gru.backward")
+    # with recurrent dropout the NumPy bodies, which take the mask (trick 10)
+    choose = fused.choose if h_mask is None else (lambda xp, body, name: functools.partial(body, h_mask=h_mask))
     xp = array_module(x)
     T, _, B, H = gates.shape
     check_grad_arg("dy", dy, (T, B, H), x.dtype, check)
@@ -354,7 +382,7 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
         # The same memory gate-major, (T, 4, B, H), for the per-step writes.
         d = scratch(workspace, "d", (T, B, 4 * H), x.dtype, xp)
         dax, dah = d[..., :3 * H], d[..., H:]
-        step = functools.partial(fused.choose(xp, _backward_after, "gru_backward_after"),
+        step = functools.partial(choose(xp, _backward_after, "gru_backward_after"),
                                  weight_hh, tmp)                                 # trick 9
         per_step = (d.reshape(T, B, 4, H).transpose(0, 2, 1, 3), dah, dy)
 
@@ -367,14 +395,15 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
         # for the products (trick 2), and the same memory gate-major, (T, 3, B, H), for the
         # per-step writes.
         dax = scratch(workspace, "dax", (T, B, 3 * H), x.dtype, xp)
-        step = functools.partial(fused.choose(xp, _backward_before, "gru_backward_before"),
+        step = functools.partial(choose(xp, _backward_before, "gru_backward_before"),
                                  weight_hh[2 * H:], weight_hh[:2 * H], tmp, xp.empty((B, H), x.dtype))
         per_step = (dax.reshape(T, B, 3, H).transpose(0, 2, 1, 3), dax[..., :2 * H], dy, gates[:, 0])
         update = None if masks is None else scratch(workspace, "update", (K, B, H), x.dtype, xp)
 
         def block_factors(block, k):
             _factors_before(gates[block], h_prevs[block], None if masks is None else masks[block],
-                            factors[:k], None if masks is None else update[:k])
+                            factors[:k], None if masks is None else update[:k],
+                            None if h_mask is None else h_prevs[block] * h_mask)
             return (gates[block, 1] if masks is None else update[:k], factors[:k])   # z (1 where padded)
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dh_prev = xp.empty_like(dh)
@@ -386,19 +415,20 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
             if dh_t is not None:
                 xp.copyto(dh_t, dh)              # ∂L/∂h_t = dh_t + m_t dy_t
             dh, dh_prev = dh_prev, dh            # (a padded step passed dh through: z = 1, da = 0)
+    h_read = h_prevs if h_mask is None else h_prevs * h_mask     # what the products read (trick 10)
     if reset_after:
         # d's first 3H columns are the input term's, rows [n, r, z]: back to [r, z, n]
         dx = input_gradient(dax, _nrz_rows(weight_ih))         # dx_t = dax_t W_ih, all steps at once
         dweight_ih = _rzn_rows(weight_gradients(dax, x))       # dW_ih = Σ_t dax_t^T x_t
         dbias_ih = _rzn_rows(bias_gradient(dax)) if has_bias_ih else None
-        dweight_hh = weight_gradients(dah, h_prevs)            # dW_hh = Σ_t dah_t^T h_{t−1}
+        dweight_hh = weight_gradients(dah, h_read)             # dW_hh = Σ_t dah_t^T h_{t−1}
         dbias_hh = bias_gradient(dah) if has_bias_hh else None # db_hh = Σ dah
     else:
         dx = input_gradient(dax, weight_ih)
         dweight_ih = weight_gradients(dax, x)
         dbias_ih = bias_gradient(dax) if has_bias_ih else None
         dweight_hh = xp.concatenate([
-            weight_gradients(dax[..., :2 * H], h_prevs),       # dW_h{r,z} = Σ_t [da_r|da_z]^T h_{t−1}
+            weight_gradients(dax[..., :2 * H], h_read),        # dW_h{r,z} = Σ_t [da_r|da_z]^T h_{t−1}
             weight_gradients(dax[..., 2 * H:], rhs),           # dW_hn = Σ_t da_n^T (r_t ⊙ h_{t−1})
         ])
         dbias_hh = bias_gradient(dax) if has_bias_hh else None # db_hh = Σ dax

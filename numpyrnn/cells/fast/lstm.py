@@ -43,6 +43,10 @@ The same equations (docs/derivations.md §5, §7), rearranged so:
 9. **The per-step body** is chosen once before the loop: :func:`_forward_body` /
    :func:`_backward_body` on NumPy, or the fused CuPy kernel of the same signature
    (``fused.lstm_forward`` / ``fused.lstm_backward``) on a GPU with fusion on.
+10. **Recurrent dropout** (``h_mask``, derivations §16) costs one (B, H) product per step each
+   way, outside the body: h_{t−1} ⊙ mask into a scratch buffer before the recurrent product,
+   and dh_{t−1} ⊙ mask after it.  Nothing more is kept: dW_hh = Σ_t da_t^T (h_{t−1} ⊙ mask)
+   multiplies the kept states by the mask once after the loop, a (T, B, H) temporary.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from typing import NamedTuple
 
 from ...backend import array_module
 from ..common import (
-    backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
+    backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg, check_h_mask,
     final_state, fold_biases, in_block, input_gradient, length_mask, masked_output_grad, must_carry,
     outputs, padding, scratch, states_in_time_order, step_major_input_terms, step_views,
     weight_gradients, zeros_if_none,
@@ -78,6 +82,7 @@ class FastCache(NamedTuple):
     mask: object              # (T, B, 1) m_t, or None without lengths
     reverse: bool
     workspace: object
+    h_mask: object            # (B, H) recurrent dropout's mask, or None
 
     MADE_BY = "numpyrnn.cells.lstm.forward (the fast path)"
 
@@ -133,20 +138,23 @@ def _forward_body(recurrent, c_prev, a, c, tanh_c, h):
 
 
 def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, lengths=None,
-            reverse=False, workspace=None, check=True):
+            reverse=False, workspace=None, h_mask=None, check=True):
     """LSTM over a sequence x (T, B, I) from the initial state h0, c0 (B, H).
 
     ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
     and output zeros.  ``reverse`` runs from each sequence's last real step to its first.
     ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
-    forward through the same workspace overwrites what this one cached.  ``check=False`` skips
-    the NaN/Inf check of the arrays, for a caller that computed or checked them itself (a layer).
+    forward through the same workspace overwrites what this one cached.  ``h_mask`` (B, H):
+    recurrent dropout's mask on the h that W_hh reads (derivations §16), None for none.
+    ``check=False`` skips the NaN/Inf check of the arrays, for a caller that computed or checked
+    them itself (a layer).
 
     Returns (y, h_n, c_n, cache): y (T, B, H) the hidden state at each step (a read-only view
     into the cache when there are no lengths), h_n and c_n (B, H) the final state.
     """
     T, B, I, H = check_cell_args(x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih,
                                  bias_hh, GATES, lengths=lengths, finite=check)
+    check_h_mask(h_mask, (B, H), x.dtype, check)
     xp = array_module(x)
     w_ih_t, w_hh_t, bias = _forward_weights(weight_ih, weight_hh, fold_biases(bias_ih, bias_hh))
     gates = step_major_input_terms(x, w_ih_t, bias, workspace,            # tricks 1, 3: (T, 4, B, H)
@@ -162,16 +170,18 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     step = fused.choose(xp, _forward_body, "lstm_forward")                 # trick 9
     h_news, h_prevs = states_in_time_order(hs, reverse)
     c_news, c_prevs = states_in_time_order(cs, reverse)
+    dropped = None if h_mask is None else scratch(workspace, "dropped", (B, H), x.dtype, xp)
     for a_t, h_prev, c_prev, h, c, tanh_c, padded_t in step_views(
             reverse, gates, h_prevs, c_prevs, h_news, c_news, tanh_cs, padded):
-        xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_hh^T, all four gates
+        xp.matmul(h_prev if dropped is None else xp.multiply(h_prev, h_mask, out=dropped),
+                  w_hh_t, out=recurrent)         # h_{t−1} W_hh^T (h_{t−1} ⊙ mask: trick 10), all four gates
         step(recurrent, c_prev, a_t, c, tanh_c, h)
         if padded_t is not None:                 # past a sequence's end its state carries over
             carry_over(h, h_prev, padded_t)
             carry_over(c, c_prev, padded_t)
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None,
-                      gates, hs, cs, tanh_cs, mask, reverse, workspace)
+                      gates, hs, cs, tanh_cs, mask, reverse, workspace, h_mask)
     return y, final_state(hs, reverse, lengths), final_state(cs, reverse, lengths), cache
 
 
@@ -239,7 +249,7 @@ def backward(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None)
     and the later steps, c_t's from the later steps.  Returns (dx, dh0, dc0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, hs, cs, tanh_cs, mask, reverse,
-     workspace) = check_cache(cache, FastCache, "numpyrnn.cells.lstm.backward")
+     workspace, h_mask) = check_cache(cache, FastCache, "numpyrnn.cells.lstm.backward")
     xp = array_module(x)
     T, B, H = tanh_cs.shape
     check_grad_arg("dy", dy, (T, B, H), x.dtype, check)
@@ -277,13 +287,16 @@ def backward(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None)
             if dh_t is not None:
                 xp.copyto(dh_t, dh)              # ∂L/∂h_t = dh_t + m_t dy_t
             xp.matmul(da_t, w_hh, out=dh_prev)   # dh_{t−1} = da_t W_hh
+            if h_mask is not None:
+                dh_prev *= h_mask                # ⊙ mask: recurrent dropout (trick 10)
             if padded_t is not None:             # a padded step passes dh through unchanged
                 carry_over(dh_prev, dh, padded_t)
             dh, dh_prev = dh_prev, dh
     _, h_prevs = states_in_time_order(hs, reverse)
     dx = input_gradient(da, _internal_rows(weight_ih))               # dx_t = da_t W_ih, all steps at once
     dweight_ih = _public_rows(weight_gradients(da, x))              # dW_ih = Σ_t da_t^T x_t
-    dweight_hh = _public_rows(weight_gradients(da, h_prevs))        # dW_hh = Σ_t da_t^T h_{t−1}
+    h_read = h_prevs if h_mask is None else h_prevs * h_mask      # what W_hh read (trick 10)
+    dweight_hh = _public_rows(weight_gradients(da, h_read))         # dW_hh = Σ_t da_t^T h_{t−1}
     db = _public_rows(bias_gradient(da))                            # db = Σ_t Σ_batch da_t
     return (dx, dh, dc, dweight_ih, dweight_hh,
             db if has_bias_ih else None, db.copy() if has_bias_hh else None)

@@ -25,6 +25,10 @@ The same equations (docs/derivations.md §4, §7), rearranged so:
 6. **The per-step body** (the gate math between two recurrent products) is chosen once before
    the loop: :func:`_forward_body` / :func:`_backward_body` on NumPy, or the fused CuPy kernel of
    the same signature (``fused.rnn_forward`` / ``fused.rnn_backward``) on a GPU with fusion on.
+7. **Recurrent dropout** (``h_mask``, derivations §16) costs one (B, H) product per step each
+   way, outside the body: h_{t−1} ⊙ mask into a scratch buffer before the recurrent product,
+   and dh_{t−1} ⊙ mask after it.  Nothing more is kept: dW_hh = Σ_t da_t^T (h_{t−1} ⊙ mask)
+   multiplies the kept states by the mask once after the loop, a (T, B, H) temporary.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import NamedTuple
 from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg,
-    check_nonlinearity, final_state, fold_biases, in_block, input_gradient, input_terms, length_mask,
+    check_h_mask, check_nonlinearity, final_state, fold_biases, in_block, input_gradient, input_terms, length_mask,
     masked_output_grad, must_carry, outputs, padding, scratch, states_in_time_order, step_views,
     weight_gradients, zeros_if_none,
 )
@@ -55,6 +59,7 @@ class FastCache(NamedTuple):
     reverse: bool
     nonlinearity: str
     workspace: object
+    h_mask: object            # (B, H) recurrent dropout's mask, or None
 
     MADE_BY = "numpyrnn.cells.rnn.forward (the fast path)"
 
@@ -77,14 +82,16 @@ def _backward_body(dy_t, dh, da_t):
 
 
 def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinearity="tanh",
-            lengths=None, reverse=False, workspace=None, check=True):
+            lengths=None, reverse=False, workspace=None, h_mask=None, check=True):
     """RNN over a sequence x (T, B, I) from the initial state h0 (B, H).
 
     ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
     and output zeros.  ``reverse`` runs from each sequence's last real step to its first.
     ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
-    forward through the same workspace overwrites what this one cached.  ``check=False`` skips
-    the NaN/Inf check of the arrays, for a caller that computed or checked them itself (a layer).
+    forward through the same workspace overwrites what this one cached.  ``h_mask`` (B, H):
+    recurrent dropout's mask on the h that W_hh reads (derivations §16), None for none.
+    ``check=False`` skips the NaN/Inf check of the arrays, for a caller that computed or checked
+    them itself (a layer).
 
     Returns (y, h_n, cache): y (T, B, H) the hidden state at each step (a read-only view into
     the cache when there are no lengths), h_n (B, H) the final state.
@@ -92,6 +99,7 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinea
     check_nonlinearity(nonlinearity)
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
                                  lengths=lengths, finite=check)
+    check_h_mask(h_mask, (B, H), x.dtype, check)
     xp = array_module(x)
     a = input_terms(x, weight_ih, fold_biases(bias_ih, bias_hh),                # trick 1: (T, B, H)
                     scratch(workspace, "a", (T, B, H), x.dtype, xp))
@@ -103,14 +111,16 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinea
     padded = padding(mask, must_carry(reverse, nonlinearity == "tanh"))     # trick 4
     step = fused.choose(xp, _forward_body, "rnn_forward")                    # trick 6
     h_news, h_prevs = states_in_time_order(hs, reverse)
+    dropped = None if h_mask is None else scratch(workspace, "dropped", (B, H), x.dtype, xp)
     for a_t, h_prev, h, padded_t in step_views(reverse, a, h_prevs, h_news, padded):
-        xp.matmul(h_prev, w_hh_t, out=recurrent)     # h_{t−1} W_hh^T
+        xp.matmul(h_prev if dropped is None else xp.multiply(h_prev, h_mask, out=dropped),
+                  w_hh_t, out=recurrent)         # h_{t−1} W_hh^T (h_{t−1} ⊙ mask: trick 7)
         step(a_t, recurrent, h, nonlinearity)        # h_t = φ(a_t)
         if padded_t is not None:                 # past a sequence's end its state carries over
             carry_over(h, h_prev, padded_t)
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, hs, mask,
-                      reverse, nonlinearity, workspace)
+                      reverse, nonlinearity, workspace, h_mask)
     return y, final_state(hs, reverse, lengths), cache
 
 
@@ -143,7 +153,7 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     output and from the later steps.  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, hs, mask, reverse, nonlinearity,
-     workspace) = check_cache(cache, FastCache, "numpyrnn.cells.rnn.backward")
+     workspace, h_mask) = check_cache(cache, FastCache, "numpyrnn.cells.rnn.backward")
     xp = array_module(x)
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     check_grad_arg("dy", dy, (T, B, H), x.dtype, check)
@@ -163,12 +173,14 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
             if dh_t is not None:
                 xp.copyto(dh_t, dh)              # ∂L/∂h_t = dh_t + m_t dy_t
             xp.matmul(da_t, weight_hh, out=dh_prev)   # dh_{t−1} = da_t W_hh
+            if h_mask is not None:
+                dh_prev *= h_mask                # ⊙ mask: recurrent dropout (trick 7)
             if padded_t is not None:             # a padded step passes dh through unchanged
                 carry_over(dh_prev, dh, padded_t)
             dh, dh_prev = dh_prev, dh
     dx = input_gradient(da, weight_ih)           # dx_t = da_t W_ih, all steps at once (trick 2)
     dweight_ih = weight_gradients(da, x)         # dW_ih = Σ_t da_t^T x_t
-    dweight_hh = weight_gradients(da, h_prevs)   # dW_hh = Σ_t da_t^T h_{t−1}
+    dweight_hh = weight_gradients(da, h_prevs if h_mask is None else h_prevs * h_mask)   # dW_hh = Σ_t da_t^T h_{t−1}
     db = bias_gradient(da)                       # db = Σ_t Σ_batch da_t
     return (dx, dh, dweight_ih, dweight_hh,
             db if has_bias_ih else None, db.copy() if has_bias_hh else None)

@@ -48,6 +48,7 @@ class LSTMFamily(Cell):
 
     state_names = ("h", "c")
     init_options = ("forget_bias",)
+    h_prev_only_in_products = True   # h_{t−1} enters only h_{t−1} W_hh^T (peepholes read c): recurrent dropout may mask it
     # what the variant changes (the base: all True but coupled and peepholes)
     input_gate = True             # False: i ≡ 1
     forget_gate = True            # False: f ≡ 1

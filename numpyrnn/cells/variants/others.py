@@ -176,6 +176,7 @@ class IndRNN(Cell):
 
     name = "indrnn"
     length_options = ("t_max",)
+    h_prev_only_in_products = True   # h_{t−1} enters only u ⊙ h_{t−1}: recurrent dropout may mask it
 
     def __repr__(self):
         return self.short_repr()
