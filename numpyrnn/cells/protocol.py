@@ -36,7 +36,12 @@ What the protocol fixes (docs/derivations.md §13 derives a cell's backward by t
 Optional hooks: ``initialize`` (default U(−1/√H, 1/√H) for every parameter, in
 ``parameters()`` order, PyTorch's rule), ``gate_activations`` (the gates of one step by name,
 for gradflow's panels) and ``constrain`` (called on every (layer, direction)'s parameters
-after each optimizer step, e.g. to clip a recurrent weight).
+after each optimizer step, e.g. to clip a recurrent weight).  Optional class attributes:
+``init_options`` (options that shape only the initial weights), ``length_options`` (options the
+commands fill from the task's sequence length), ``forms`` (the option sets gradcheck checks) and
+``h_prev_only_in_products`` (True when h_{t−1} enters the new state only through products with
+recurrent weights, so that the layer's ``recurrent_dropout`` may hand the step h_{t−1} ⊙ mask;
+derivations §16).
 
 The registry: :func:`register` a Cell subclass, :func:`get` an instance by name.  The built-in
 cells (rnn, lstm, gru) are registered when the package is imported.  A checkpoint names its
