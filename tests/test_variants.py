@@ -210,3 +210,28 @@ def test_the_study_runs_quick_in_parallel_and_its_tool_draws_it(tmp_path, capsys
     printed = capsys.readouterr().out
     assert "| lstm_nfg |" in printed and "h: " in printed and "adding, T = 100" in printed
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+
+GATE_STUDY = {"adding50": ("adding", 50, 3000, 64), "adding100": ("adding", 100, 4000, 64), "copy5": ("copy", 5, 4000, 128)}
+GATE_CELLS = ["lstm", "lstm_nig", "lstm_nfg", "lstm_nog", "lstm_niaf", "lstm_noaf", "lstm_cifg", "lstm_peephole",
+              "lstm_fb1", "mgu", "janet", "indrnn", "gru", "rnn"]
+
+
+def test_the_gate_study_is_committed_and_its_figure_is_redrawn_from_it(tmp_path, capsys):
+    """docs/results/gates holds the study's sweeps, run as docs/benchmarks.md says (each cell,
+    3 seeds, the stated budget), and tools/gate_study.py redraws the README's figure from them."""
+    import importlib.util
+    import os
+
+    root = os.path.join(os.path.dirname(__file__), os.pardir)
+    for name, (task, T, steps, hidden) in GATE_STUDY.items():
+        with open(os.path.join(root, "docs", "results", "gates", f"{name}.json")) as f:
+            d = json.load(f)
+        assert (d["task"], d["lengths"], d["budget"]["steps"], d["hidden"], d["seeds"]) == (task, [T], steps, hidden, 3)
+        assert list(d["cells"]) == GATE_CELLS and all(len(v[0]) == 3 for v in d["cells"].values())
+        assert (task == "adding") == ("gradflow" in d)
+    spec = importlib.util.spec_from_file_location("gate_study", os.path.join(root, "tools", "gate_study.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main(["gate_study.py", os.path.join(root, "docs", "results", "gates"), str(tmp_path / "gates.png")])
+    assert "| lstm_cifg |" in capsys.readouterr().out and (tmp_path / "gates.png").read_bytes()[:4] == b"\x89PNG"
