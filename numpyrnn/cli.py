@@ -647,7 +647,7 @@ def _add_compare(sub):
         formatter_class=_Help)
     p.add_argument("--task", choices=TASK_CHOICES, default="sentiment", help="the task")
     _add_cells(p, ["lstm", "gru", "rnn"])
-    p.add_argument("--seeds", type=_positive_int, default=3, help="runs per cell (seeds 0..N-1)")
+    p.add_argument("--seeds", type=_positive_int, help="runs per cell (seeds 0..N-1; default 3, or what --quick sets)")
     p.add_argument("--hidden", type=_positive_int, help="hidden units (default: the task's)")
     p.add_argument("--match-params", action="store_true",
                    help="size each cell to the parameter count of the LSTM (or first cell) at --hidden")
@@ -675,7 +675,7 @@ def _add_compare(sub):
 
 
 def _run_compare(args):
-    from .experiments.compare import compare, table, write
+    from .experiments.compare import compare, quick_note, table, write
 
     if args.out:
         _check_out(args, "compare")
@@ -690,6 +690,9 @@ def _run_compare(args):
             recurrent_dropout=args.recurrent_dropout, log=None if args.quiet else print, progress=_progress(args))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn compare: {exc}") from None
+    note = quick_note(results)
+    if note:
+        print(note + "\n")
     print(table(results))
     if results.get("claims"):
         from .experiments.claims import table as claims_table

@@ -334,6 +334,34 @@ def test_the_claims_table_measures_each_claim_with_a_verdict():
     assert rows["the GRU is faster"]["value"] == 2.0 and rows["the GRU is faster"]["verdict"] == "supported"
     assert rows["the LSTM uses more memory"]["value"] == 2.0 / 1.5 and rows["the GRU is simpler"]["verdict"] == "supported"
     assert claims({"cells": {"rnn": {}}}) is None
+    one_seed = {r["claim"]: r for r in claims(_results(better[:1], worse[:1]))}
+    assert one_seed["the GRU is faster"]["verdict"] == "undecided (one seed)"      # one ratio has no spread
+    assert one_seed["the LSTM is often more accurate"]["verdict"] == "supported"   # the test items still vary
+
+
+def test_a_quick_comparison_says_it_is_one_and_what_it_changed(monkeypatch):
+    from numpyrnn.experiments import compare as compare_module
+
+    results = compare_module.compare("adding", cells=("rnn",), quick=True, steps=3, hidden=2, progress=False)
+    note = compare_module.quick_note(results)
+    assert note.startswith("QUICK RUN (--quick): train size 2000; val size 300; test size 300; seq len 20.")
+    assert "not the full run's" in note and results["settings"]["seeds"] == 3
+    assert compare_module.quick_note(compare_module.compare("adding", cells=("rnn",), seeds=1, steps=2, hidden=2,
+                                                            task_options={"seq_len": 3}, progress=False)) is None
+    # a checked quick setting (as Rotten Tomatoes' is): one seed and early stopping, unless told otherwise
+    monkeypatch.setattr(compare_module, "QUICK_RUNS", {"tiny": {"seeds": 1, "patience": 2}})
+    monkeypatch.setattr(compare_module, "QUICK_DATA", {"tiny": ({"seq_len": 3}, {"steps": 2})})
+    real_make = compare_module.tasks.make
+    monkeypatch.setattr(compare_module.tasks, "make",
+                        lambda name, seed=0, data=None, **o: real_make("adding", seed=seed, **o))
+    quick = compare_module.compare("adding", cells=("rnn",), quick=True, hidden=2, progress=False,
+                                   task_options={"data": "tiny"})
+    assert quick["settings"]["seeds"] == 1 and quick["settings"]["patience"] == 2
+    assert "1 seed (not 3); early stopping, patience 2" in compare_module.quick_note(quick)
+    assert "checked against the full run" in compare_module.quick_note(quick)
+    told = compare_module.compare("adding", cells=("rnn",), quick=True, hidden=2, progress=False, seeds=2,
+                                  patience=3, task_options={"data": "tiny"})
+    assert told["settings"]["seeds"] == 2 and told["settings"]["patience"] == 3
 
 
 def test_compare_ends_with_the_claims(tmp_path, capsys):

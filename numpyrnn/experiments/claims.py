@@ -16,7 +16,8 @@ runs and gives a verdict:
 * **Complexity** ("the GRU is simpler"): gates and parameters per hidden unit.
 
 A verdict is "supported" when the interval lies on the claim's side, "contradicted" when it lies
-on the other, "within noise" when it holds both.
+on the other, "within noise" when it holds both; the speed claim of a comparison with one seed
+per cell is "undecided (one seed)", since one ratio has no spread to judge it by.
 """
 
 from __future__ import annotations
@@ -66,11 +67,16 @@ def _speed(results, rng):
     else:                                        # runs shorter than an epoch
         steps = results["settings"]["total_steps"]
         per, (a, b) = "step", (np.array([r["train_seconds"] / steps for r in runs]) for runs in (lstm, gru))
+    value = float(a.mean() / b.mean())
+    measure = f"training seconds per {per}, LSTM ÷ GRU (above 1: the GRU faster)"
+    if min(len(a), len(b)) < 2:                  # one run each: a ratio with no spread to judge it by
+        return {"claim": "the GRU is faster", "measure": measure, "value": value, "interval": [value, value],
+                "verdict": "undecided (one seed)"}
     ratios = np.array([a[rng.integers(0, len(a), len(a))].mean() / b[rng.integers(0, len(b), len(b))].mean()
                        for _ in range(RESAMPLES)])
     low, high = _interval(ratios)
-    return {"claim": "the GRU is faster", "measure": f"training seconds per {per}, LSTM ÷ GRU (above 1: the GRU faster)",
-            "value": float(a.mean() / b.mean()), "interval": [low, high], "verdict": _verdict(low, high, 1.0)}
+    return {"claim": "the GRU is faster", "measure": measure, "value": value, "interval": [low, high],
+            "verdict": _verdict(low, high, 1.0)}
 
 
 def _memory(results):
