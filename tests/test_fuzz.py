@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import numpyrnn
-from numpyrnn import checkpoint, cli, gradcheck, losses, models, optim, tasks
+from numpyrnn import cells, checkpoint, cli, gradcheck, losses, models, optim, tasks
 from numpyrnn.cells import gru, lstm, rnn
 from numpyrnn.layers import Embedding, Linear
 from numpyrnn.train import Trainer
@@ -194,6 +194,9 @@ def test_layer_backward_with_random_gradients(layer, dy, dstate):
     "bidirectional": st.one_of(st.booleans(), st.integers(0, 2), st.text(max_size=2)),
     "dtype": st.sampled_from([np.float32, np.float64, np.int32, np.float16, "float64", "bogus", None]),
     "device": st.sampled_from(["cpu", "auto", "gpu", "tpu", None, 3]),
+    "impl": st.sampled_from(["fast", "reference", "generic", "bogus", None]),
+    "input_dropout": st.one_of(st.floats(-1, 2), st.just(float("nan")), st.text(max_size=2), st.booleans()),
+    "recurrent_dropout": st.one_of(st.floats(-1, 2), st.just(float("nan")), st.text(max_size=2), st.booleans()),
     "seed": st.one_of(st.none(), st.integers(-3, 3), st.floats(0, 1))}), cls=st.sampled_from(["RNN", "LSTM", "GRU"]))
 def test_layer_constructors(kwargs, cls):
     kwargs = {"input_size": 3, "hidden_size": 2, **kwargs}
@@ -205,6 +208,30 @@ def test_layer_constructors(kwargs, cls):
             outcome(f"{cls}()", "arguments", lambda: getattr(numpyrnn, cls)(**kwargs))
         except numpyrnn.DeviceUnavailableError:
             TALLY[(f"{cls}()", "arguments", "refused (DeviceUnavailableError)")] += 1
+
+
+@FUZZ
+@given(cell=st.sampled_from(["rnn", "lstm", "gru", "mgu", "janet", "indrnn", "lstm_cifg", "lstm_peephole"]),
+       impl=st.sampled_from(["fast", "reference", "generic"]),
+       p=st.tuples(st.sampled_from([0.0, 0.3, 0.9]), st.sampled_from([0.0, 0.3, 0.9])),
+       layers=st.integers(1, 2), bidirectional=st.booleans(), lengths=st.booleans(), training=st.booleans())
+def test_regularised_layers(cell, impl, p, layers, bidirectional, lengths, training):
+    """Input and recurrent dropout on any cell and path: refused with the reason where the cell
+    cannot take recurrent dropout, else a finite forward and backward (eval: no masks)."""
+    kwargs = dict(num_layers=layers, bidirectional=bidirectional, dtype=np.float64, seed=0, impl=impl,
+                  input_dropout=p[0], recurrent_dropout=p[1])
+    layer = outcome("Recurrent(regularised)", f"{cell} {impl}",
+                    lambda: numpyrnn.Recurrent(cells.get(cell) if cell != "janet" else cells.get(cell, t_max=5),
+                                               3, 2, **kwargs))
+    if layer is None:
+        assert p[1] > 0 and not (cells.get(cell).h_prev_only_in_products or (cell in ("gru",) and impl != "generic")), \
+            "refused although the cell can take it"
+        return
+    layer.train(training)
+    x = np.random.default_rng(0).standard_normal((5, 3, 3))
+    y, _ = outcome("Recurrent(regularised).forward", cell, lambda: layer.forward(x, lengths=[5, 2, 1] if lengths else None))
+    dx, _ = outcome("Recurrent(regularised).backward", cell, lambda: layer.backward(np.ones_like(y)))
+    assert np.isfinite(y).all() and np.isfinite(dx).all() and dx.shape == x.shape
 
 
 # --------------------------------------------------------------------------- blocks and losses
@@ -277,7 +304,7 @@ def test_models(model, data):
 # --------------------------------------------------------------------------- the cell functions
 
 CELL_MODULES = {"rnn": rnn, "lstm": lstm, "gru": gru}
-CELL_ARGS = ["x", "state", "weight_ih", "weight_hh", "bias_ih", "lengths"]
+CELL_ARGS = ["x", "state", "weight_ih", "weight_hh", "bias_ih", "h_mask", "lengths"]
 
 
 @FUZZ
@@ -293,10 +320,11 @@ def test_cell_functions(cell, path, bad, data):
     which = data.draw(st.sampled_from((CELL_ARGS[:-1] if step else CELL_ARGS) + ["nothing"]))   # a step has no lengths
     args = {"x": rng.standard_normal((3, 4) if step else (5, 3, 4)), "state": rng.standard_normal((3, 2)),
             "weight_ih": rng.standard_normal((G * 2, 4)), "weight_hh": rng.standard_normal((G * 2, 2)),
-            "bias_ih": rng.standard_normal(G * 2), "lengths": None if step else [5, 2, 1]}
+            "bias_ih": rng.standard_normal(G * 2), "lengths": None if step else [5, 2, 1],
+            "h_mask": data.draw(st.sampled_from([None, (rng.random((3, 2)) > 0.5) * 2.0]))}
     if which != "nothing":
         args[which] = bad
-    kwargs = {} if step else {"lengths": args["lengths"]}
+    kwargs = {"h_mask": args["h_mask"]} if step else {"lengths": args["lengths"], "h_mask": args["h_mask"]}
     call = lambda: getattr(module, path)(args["x"], *[args["state"]] * n, args["weight_ih"],  # noqa: E731
                                          args["weight_hh"], args["bias_ih"], None, **kwargs)
     result = outcome(f"cells.{cell}.{path}", "well-formed" if which == "nothing" else f"{which}: {KIND(bad)}", call)
