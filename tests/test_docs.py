@@ -146,9 +146,15 @@ def needs_torch(code):
                      code, re.M) is not None
 
 
+#: setup commands already run, and the folder each ran in: the blocks of one section share them
+#: (each block starts from a copy, so none sees what another block wrote)
+_SETUPS = {}
+
+
 @pytest.mark.parametrize("code,setup", python_blocks())
-def test_every_python_block_runs_as_written_in_a_fresh_interpreter(code, setup, tmp_path):
+def test_every_python_block_runs_as_written_in_a_fresh_interpreter(code, setup, tmp_path, tmp_path_factory):
     import os
+    import shutil
     import subprocess
     import sys
     from importlib.util import find_spec
@@ -156,10 +162,14 @@ def test_every_python_block_runs_as_written_in_a_fresh_interpreter(code, setup, 
     if needs_torch(code) and find_spec("torch") is None:
         pytest.skip("the block uses PyTorch, which is not installed")
     if setup:                                      # the section's shell commands, as written
-        env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-        out = subprocess.run(["bash", "-euo", "pipefail", "-c", setup], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, out.stdout + out.stderr
+        if setup not in _SETUPS:
+            where = tmp_path_factory.mktemp("setup")
+            env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+            out = subprocess.run(["bash", "-euo", "pipefail", "-c", setup], cwd=where, env=env,
+                                 capture_output=True, text=True, timeout=300)
+            assert out.returncode == 0, out.stdout + out.stderr
+            _SETUPS[setup] = where
+        shutil.copytree(_SETUPS[setup], tmp_path, dirs_exist_ok=True)
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
 
