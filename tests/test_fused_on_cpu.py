@@ -154,16 +154,11 @@ def test_recurrent_dropout_on_the_gpu_path(fuse, cls, options):
     """With recurrent dropout the RNN's and LSTM's fused bodies still run (the mask acts outside
     them); the GRU runs its NumPy bodies (its kernels take no mask): either way, what the
     reference computes under the same masks."""
-    x = np.random.default_rng(0).standard_normal((6, 3, 3))
-    dy = np.random.default_rng(1).standard_normal((6, 3, 8))
-    results = []
-    for impl in ("reference", "fast"):
-        launches = fuse() if impl == "fast" else None
-        m = cls(3, 4, num_layers=2, bidirectional=True, dtype=np.float64, seed=0, impl=impl,
-                recurrent_dropout=0.5, **options)
-        y, _ = m.forward(x, lengths=[6, 4, 2])
-        dx, _ = m.backward(dy)
-        results.append([y, dx, *(m.grads[k] for k in sorted(m.grads))])
+    x, dy, lengths, state, dstate = recurrent_data(cls.__name__, np.float64, use_lengths=True)
+    dropped = {**options, "recurrent_dropout": 0.5}
+    reference = run_recurrent(cls.__name__, dropped, np.float64, x, dy, lengths, "cpu", state, dstate,
+                              impl="reference")
+    launches = fuse()
+    emulated = run_recurrent(cls.__name__, dropped, np.float64, x, dy, lengths, "cpu", state, dstate)
     assert bool(launches) == (cls is not numpyrnn.GRU)
-    for a, b in zip(*results):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    assert_same_results(emulated, reference, 1e-12)

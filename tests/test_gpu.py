@@ -53,17 +53,11 @@ def test_gradcheck_on_the_gpu(monkeypatch, cls, options, fused):
 def test_recurrent_dropout_on_the_gpu_follows_the_cpu(monkeypatch, cls, options, fused):
     """The same masks (drawn by NumPy, then moved) give the CPU's results, fused or not."""
     monkeypatch.setenv(backend.FUSED_ENV_VAR, fused)
-    x = np.random.default_rng(0).standard_normal((6, 3, 3))
-    dy = np.random.default_rng(1).standard_normal((6, 3, 8))
-    results = []
-    for device in ("cpu", "gpu"):
-        m = cls(3, 4, num_layers=2, bidirectional=True, dtype=np.float64, seed=0, device=device,
-                recurrent_dropout=0.5, **options)
-        y, _ = m.forward(x, lengths=[6, 4, 2])
-        dx, _ = m.backward(dy)
-        results.append([backend.asnumpy(a) for a in (y, dx, *(m.grads[k] for k in sorted(m.grads)))])
-    for a, b in zip(*results):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+    x, dy, lengths, state, dstate = recurrent_data(cls.__name__, np.float64, use_lengths=True)
+    dropped = {**options, "recurrent_dropout": 0.5}
+    cpu = run_recurrent(cls.__name__, dropped, np.float64, x, dy, lengths, "cpu", state, dstate)
+    gpu = run_recurrent(cls.__name__, dropped, np.float64, x, dy, lengths, "gpu", state, dstate)
+    assert_same_results(gpu, cpu, TOL[np.float64])
 
 
 @requires_gpu

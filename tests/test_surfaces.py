@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import numpyrnn
+from conftest import RECURRENT_CASES, RECURRENT_IDS, assert_same_results, recurrent_data, run_recurrent
 from numpyrnn import cli, gradcheck, optim, tasks
 from numpyrnn.train import Trainer
 
@@ -444,35 +445,21 @@ def test_input_dropout_is_one_mask_per_sequence_applied_to_the_input_and_leaves_
 
 # --------------------------------------------------------------------------- regularisation (issue 25, item 1: recurrent dropout)
 
-RECURRENT_FORMS = [("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {}), ("gru", {}),
-                   ("gru", {"reset_after": False})]
+def _layer(cell, options, impl):
+    return getattr(numpyrnn, cell.upper())(3, 4, dtype=np.float64, seed=0, recurrent_dropout=0.5, impl=impl, **options)
 
 
-def _layer(cell, options, impl, **kw):
-    return getattr(numpyrnn, cell.upper())(3, 4, dtype=np.float64, seed=0, recurrent_dropout=0.5, impl=impl,
-                                           **options, **kw)
-
-
-@pytest.mark.parametrize("cell,options", RECURRENT_FORMS, ids=lambda v: v if isinstance(v, str) else str(v))
-def test_recurrent_dropout_is_the_same_on_every_path(cell, options):
+@pytest.mark.parametrize("name,options", RECURRENT_CASES, ids=RECURRENT_IDS)
+def test_recurrent_dropout_is_the_same_on_every_path(name, options):
     """fast, reference and (where the cell allows it) generic: the same masks, outputs, input,
-    state and weight gradients, through two layers, both directions, lengths and a final-state
-    gradient."""
-    rng = np.random.default_rng(1)
-    x, dy = rng.standard_normal((6, 3, 3)), rng.standard_normal((6, 3, 8))
-    results = {}
-    for impl in ("fast", "reference", "generic"):
-        if cell == "gru" and impl == "generic":
-            continue
-        layer = _layer(cell, options, impl, num_layers=2, bidirectional=True)
-        y, state_n = layer.forward(x, lengths=[6, 4, 2])
-        ones = tuple(np.ones_like(s) for s in state_n) if isinstance(state_n, tuple) else np.ones_like(state_n)
-        dx, dstate0 = layer.backward(dy, ones)
-        dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
-        results[impl] = [y, dx, *dstate0, *(layer.grads[k] for k in sorted(layer.grads))]
-    for impl, got in results.items():
-        for a, b in zip(got, results["reference"]):
-            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12, err_msg=impl)
+    state and weight gradients, through two layers, both directions, lengths, initial states and
+    final-state gradients."""
+    x, dy, lengths, state, dstate = recurrent_data(name, np.float64, use_lengths=True)
+    dropped = {**options, "recurrent_dropout": 0.5}
+    reference = run_recurrent(name, dropped, np.float64, x, dy, lengths, "cpu", state, dstate, impl="reference")
+    for impl in ("fast", "generic") if name != "GRU" else ("fast",):
+        assert_same_results(run_recurrent(name, dropped, np.float64, x, dy, lengths, "cpu", state, dstate, impl=impl),
+                            reference, 1e-12)
 
 
 def _masked_loop(cell, options, params, x, h_mask, mask_carry=False):
@@ -503,8 +490,9 @@ def _masked_loop(cell, options, params, x, h_mask, mask_carry=False):
     return np.stack(out)
 
 
-@pytest.mark.parametrize("cell,options", RECURRENT_FORMS, ids=lambda v: v if isinstance(v, str) else str(v))
-def test_recurrent_dropout_is_one_mask_per_sequence_on_the_recurrent_products(cell, options):
+@pytest.mark.parametrize("name,options", RECURRENT_CASES, ids=RECURRENT_IDS)
+def test_recurrent_dropout_is_one_mask_per_sequence_on_the_recurrent_products(name, options):
+    cell = name.lower()
     x = np.random.default_rng(2).standard_normal((5, 3, 3))
     for impl in ("fast", "reference"):
         layer = _layer(cell, options, impl)
