@@ -28,7 +28,6 @@ sets ``h_prev_only_in_products`` (any other refuses it, saying why).
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
@@ -78,15 +77,14 @@ class Recurrent(Module):
         for name, flag in (("batch_first", batch_first), ("bidirectional", bidirectional)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {flag!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        dropout = check_probability("dropout", dropout)
         if dropout > 0 and self.num_layers == 1:
             warnings.warn("dropout acts between stacked layers (after all but the last), so with "
                           f"num_layers=1 it does nothing (dropout={dropout})", UserWarning, stacklevel=3)
         if seed is not None:
             seed = check_int("seed", seed, 0)
         self.batch_first, self.bidirectional = bool(batch_first), bool(bidirectional)
-        self.dropout = float(dropout)
+        self.dropout = dropout
         self.input_dropout = check_probability("input_dropout", input_dropout)
         self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
         if self.recurrent_dropout:
@@ -320,32 +318,28 @@ class Recurrent(Module):
     def set_rng_state(self, state: dict):
         self._dropout_rng.bit_generator.state = state["dropout"]
 
+    def _mask(self, p, shape):
+        """Inverted dropout's mask of ``shape``: each entry kept with probability 1 − p and then
+        scaled by 1/(1−p), 0 where dropped; None when inactive (evaluation, or p = 0).  Every
+        dropout of the layer draws from its one dropout generator."""
+        if not self.training or p == 0:
+            return None
+        keep = self._dropout_rng.random(shape) >= p
+        return self.xp.asarray(keep.astype(self.dtype) / self.dtype.type(1 - p))
+
     def _input_mask(self, B):
         """Input dropout (Keras's ``dropout``): one mask per sequence over the input features, the
-        same at every step, kept ones scaled by 1/(1−p), (1, B, I); None when inactive."""
-        if not self.training or self.input_dropout == 0:
-            return None
-        keep = self._dropout_rng.random((B, self.input_size)) >= self.input_dropout
-        mask = keep.astype(self.dtype) / self.dtype.type(1 - self.input_dropout)
-        return self.xp.asarray(mask[None])
+        same at every step, (1, B, I)."""
+        return self._mask(self.input_dropout, (1, B, self.input_size))
 
     def _recurrent_mask(self, B):
         """Recurrent dropout (Gal & Ghahramani 2016; Keras's ``recurrent_dropout``): one mask per
-        sequence on h_{t−1} where it enters the recurrent products, the same at every step, kept
-        units scaled by 1/(1−p), (B, H); None when inactive."""
-        if not self.training or self.recurrent_dropout == 0:
-            return None
-        keep = self._dropout_rng.random((B, self.hidden_size)) >= self.recurrent_dropout
-        mask = keep.astype(self.dtype) / self.dtype.type(1 - self.recurrent_dropout)
-        return self.xp.asarray(mask)
+        sequence on h_{t−1} where it enters the recurrent products, the same at every step, (B, H)."""
+        return self._mask(self.recurrent_dropout, (B, self.hidden_size))
 
     def _dropout_mask(self, shape):
-        """Inverted dropout between layers: kept units scaled by 1/(1−p); None when inactive."""
-        if not self.training or self.dropout == 0:
-            return None
-        keep = self._dropout_rng.random(shape) >= self.dropout
-        mask = keep.astype(self.dtype) / self.dtype.type(1 - self.dropout)
-        return self.xp.asarray(mask)
+        """PyTorch's dropout between stacked layers: a fresh mask for every element."""
+        return self._mask(self.dropout, shape)
 
     # ------------------------------------------------------------------ shapes and checks
 

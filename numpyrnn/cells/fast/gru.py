@@ -272,7 +272,7 @@ def _factors_after(gates, ms, h_prevs, mask, f):
         xp.copyto(update, 1, where=(mask == 0))
 
 
-def _factors_before(gates, h_prevs, mask, f, update, h_ins=None):
+def _factors_before(gates, h_prevs, mask, f, update, h_ins):
     """Reset before: for a block of steps, what the backward multiplies by dh, or by d(r ⊙ h)
     for r (trick 6).  gates, f: (K, 3, B, H); the rest (K, B, H).  Writes f = [F_r, F_z, F_n]:
 
@@ -291,7 +291,7 @@ def _factors_before(gates, h_prevs, mask, f, update, h_ins=None):
     xp.subtract(1, f_n, out=f_n)
     f_n *= f_z                                   # (1 − z)(1 − n²)
     f[:, :2] *= gates[:, :2]                     # σ'(r) = r (1 − r), σ'(z) = z (1 − z)
-    f_r *= h_prevs if h_ins is None else h_ins   # h_prev σ'(r) (h_prev ⊙ mask: trick 10)
+    f_r *= h_ins                                 # h_in σ'(r): h_prev, or h_prev ⊙ mask (trick 10)
     f_z *= xp.subtract(h_prevs, n)               # (h_prev − n) σ'(z)
     if mask is not None:
         f *= mask[:, None]
@@ -369,6 +369,7 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     # the mask for the factors, where the padding must be carried through (common.must_carry)
     masks = mask if mask is not None and must_carry(reverse, True, dh_n) else None
     _, h_prevs = states_in_time_order(hs, reverse)
+    h_read = h_prevs if h_mask is None else h_prevs * h_mask     # what the products read (trick 10)
     slots = 5 if reset_after else 3              # (B, H) factors per step
     chunks = list(backward_chunks(T, reverse, slots * hs[0].nbytes))     # a block of factors ≈ CHUNK_BYTES
     K = max(block.stop - block.start for block in chunks)
@@ -402,8 +403,7 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
 
         def block_factors(block, k):
             _factors_before(gates[block], h_prevs[block], None if masks is None else masks[block],
-                            factors[:k], None if masks is None else update[:k],
-                            None if h_mask is None else h_prevs[block] * h_mask)
+                            factors[:k], None if masks is None else update[:k], h_read[block])
             return (gates[block, 1] if masks is None else update[:k], factors[:k])   # z (1 where padded)
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dh_prev = xp.empty_like(dh)
@@ -415,7 +415,6 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
             if dh_t is not None:
                 xp.copyto(dh_t, dh)              # ∂L/∂h_t = dh_t + m_t dy_t
             dh, dh_prev = dh_prev, dh            # (a padded step passed dh through: z = 1, da = 0)
-    h_read = h_prevs if h_mask is None else h_prevs * h_mask     # what the products read (trick 10)
     if reset_after:
         # d's first 3H columns are the input term's, rows [n, r, z]: back to [r, z, n]
         dx = input_gradient(dax, _nrz_rows(weight_ih))         # dx_t = dax_t W_ih, all steps at once
