@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import warnings
 
@@ -218,13 +219,15 @@ def _add_training_options(p):
 
 
 def _add_regularisers(p):
-    p.add_argument("--input-dropout", type=float, default=0.0,
-                   help="one mask per sequence over the recurrent layer's input features (Keras's dropout)")
-    p.add_argument("--embedding-dropout", type=float, default=0.0,
-                   help="whole word types dropped per sequence (Gal & Ghahramani 2016)")
-    p.add_argument("--recurrent-dropout", type=float, default=0.0,
+    tuned = " (default: 0, or what the data set's tuned settings chose)"
+    p.add_argument("--input-dropout", type=float,
+                   help="one mask per sequence over the recurrent layer's input features (Keras's dropout)" + tuned)
+    p.add_argument("--embedding-dropout", type=float,
+                   help="whole word types dropped per sequence (Gal & Ghahramani 2016)" + tuned)
+    p.add_argument("--recurrent-dropout", type=float,
                    help="one mask per sequence on h_{t-1} where it enters the recurrent products (Gal & "
-                        "Ghahramani 2016; Keras's recurrent_dropout); the GRU's carry z*h_{t-1} is never masked")
+                        "Ghahramani 2016; Keras's recurrent_dropout); the GRU's carry z*h_{t-1} is never masked"
+                        + tuned)
 
 
 def _add_early_stopping(p):
@@ -671,7 +674,24 @@ def _add_compare(sub):
     p.add_argument("--out", metavar="DIR", help="write results.json, results.md and compare.png here")
     _add_overwrite(p, "a comparison")
     p.add_argument("--quiet", action="store_true", help="only the table")
-    p.set_defaults(run=_run_compare)
+    p.set_defaults(run=_run_compare, plan=_plan_compare)
+
+
+def _compare_arguments(args):
+    """compare's arguments from the command line's (the run's and the plan's)."""
+    return dict(task_name=args.task, cells=args.cells, seeds=args.seeds, hidden=args.hidden,
+                match_params=args.match_params, steps=args.steps, epochs=args.epochs, quick=args.quick,
+                data_seed=args.data_seed, task_options=_task_options(args), lr=args.lr, batch_size=args.batch_size,
+                layers=args.layers, bidirectional=args.bidirectional, dropout=args.dropout, device=args.device,
+                impl=args.impl, weight_decay=args.weight_decay, patience=args.patience, min_delta=args.min_delta,
+                input_dropout=args.input_dropout, embedding_dropout=args.embedding_dropout,
+                recurrent_dropout=args.recurrent_dropout)
+
+
+def _plan_compare(args):
+    from .experiments.compare import plan
+
+    return plan(**_compare_arguments(args))
 
 
 def _run_compare(args):
@@ -680,16 +700,10 @@ def _run_compare(args):
     if args.out:
         _check_out(args, "compare")
     try:
-        results = compare(
-            args.task, cells=args.cells, seeds=args.seeds, hidden=args.hidden, match_params=args.match_params,
-            steps=args.steps, epochs=args.epochs, quick=args.quick, data_seed=args.data_seed,
-            task_options=_task_options(args), lr=args.lr, batch_size=args.batch_size, layers=args.layers,
-            bidirectional=args.bidirectional, dropout=args.dropout, device=args.device, impl=args.impl,
-            weight_decay=args.weight_decay, patience=args.patience, min_delta=args.min_delta,
-            input_dropout=args.input_dropout, embedding_dropout=args.embedding_dropout,
-            recurrent_dropout=args.recurrent_dropout, log=None if args.quiet else print, progress=_progress(args))
+        results = compare(**_compare_arguments(args), log=None if args.quiet else print, progress=_progress(args))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn compare: {exc}") from None
+    results["command"] = args.invocation
     note = quick_note(results)
     if note:
         print(note + "\n")
@@ -723,7 +737,18 @@ def _add_gradflow(sub):
     p.add_argument("--out", metavar="DIR", default="gradflow", help="where the figure and numbers go")
     _add_overwrite(p, "the measurements")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=_run_gradflow)
+    p.set_defaults(run=_run_gradflow, plan=_plan_gradflow)
+
+
+def _gradflow_arguments(args):
+    return dict(cells=args.cells, seq_len=args.seq_len, steps=args.steps, hidden=args.hidden, batch=args.batch,
+                seed=args.seed, device=args.device, impl=args.impl)
+
+
+def _plan_gradflow(args):
+    from .experiments.gradflow import plan
+
+    return plan(**_gradflow_arguments(args))
 
 
 def _run_gradflow(args):
@@ -731,9 +756,8 @@ def _run_gradflow(args):
     from .experiments.gradflow import gradflow
 
     _check_out(args, "gradflow")
-    data = gradflow(args.cells, seq_len=args.seq_len, steps=args.steps, hidden=args.hidden,
-                    batch=args.batch, seed=args.seed, log=print, device=args.device, impl=args.impl,
-                    progress=_progress(args))
+    data = gradflow(**_gradflow_arguments(args), log=print, progress=_progress(args))
+    data["command"] = args.invocation
     os.makedirs(args.out, exist_ok=True)
     _write_json(os.path.join(args.out, "gradflow.json"), data)
     plots.gradflow(data, os.path.join(args.out, "gradflow.png"))
@@ -882,10 +906,26 @@ def build_parser():
     return parser
 
 
+def plan(command):
+    """What ``command`` (a command line, "numpyrnn compare ...") would run today, without running
+    it: the task and settings its results and figure record.  For compare and gradflow, the
+    commands that draw the README's figures (tests/test_figures.py holds them to this)."""
+    argv = shlex.split(command)
+    if argv[:1] == ["numpyrnn"]:
+        argv = argv[1:]
+    args = build_parser().parse_args(argv)
+    if not hasattr(args, "plan"):
+        raise ValueError(f"numpyrnn {args.command} has no plan to compare a figure's with")
+    _load_cell_files(args)
+    return args.plan(args)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parser.parse_args(argv)
+        args.invocation = shlex.join(["numpyrnn", *argv])     # what a run's results and figure record
         if args.command != "grade":           # grade imports its file itself, with safeguards
             _load_cell_files(args)
         with warnings.catch_warnings():

@@ -71,6 +71,11 @@ def _child_seeds(seed, n):
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
+#: the regularisers of training (derivations §16), off by default and at evaluation: a model
+#: option each, and the `train` / `compare` flags of the same names
+REGULARISERS = ("input_dropout", "embedding_dropout", "recurrent_dropout")
+
+
 class SequenceModel(Module):
     """What the models share: the recurrent layer, the input layout, the config."""
 
@@ -110,9 +115,9 @@ class SequenceModel(Module):
         if self.embedding_dropout and getattr(self, "embedding", None) is None:
             raise ValueError("embedding_dropout drops word types of an embedding: this model reads features, not "
                              "token ids (give vocab_size)")
-        self._config.update({k: v for k, v in (("input_dropout", input_dropout),
-                                                ("embedding_dropout", self.embedding_dropout),
-                                                ("recurrent_dropout", recurrent_dropout)) if v})
+        values = {"input_dropout": input_dropout, "embedding_dropout": self.embedding_dropout,
+                  "recurrent_dropout": recurrent_dropout}
+        self._config.update({k: values[k] for k in REGULARISERS if values[k]})
         self._embedding_rng = np.random.default_rng(_child_seeds(seed, 4)[3])
         self._embedding_mask = None
         return {"input_dropout": input_dropout, "recurrent_dropout": recurrent_dropout}

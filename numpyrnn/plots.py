@@ -7,6 +7,10 @@ that has one.
 
 from __future__ import annotations
 
+import json
+import struct
+import zlib
+
 import numpy as np
 
 COLORS = {"lstm": "#1f77b4", "gru": "#d62728", "rnn": "#7f7f7f"}
@@ -20,6 +24,42 @@ def _figure(width, height):
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+#: the PNG text chunk that holds a figure's record: the command that drew it and its plan
+RECORD_KEY = "numpyrnn"
+
+
+def save(fig, path, record=None):
+    """Write ``fig`` to ``path``, with ``record`` (a dict: "command", the command line that
+    redraws the figure, and "plan", the task and settings it ran with) in a PNG text chunk, so
+    that a figure copied anywhere still says what it shows (:func:`read_record`)."""
+    metadata = None if record is None else {RECORD_KEY: json.dumps(record, sort_keys=True)}
+    fig.savefig(path, metadata=metadata)
+    return path
+
+
+def read_record(path):
+    """The record :func:`save` put in the PNG at ``path``, or None if it holds none."""
+    with open(path, "rb") as f:
+        png = f.read()
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path}: not a PNG file")
+    at = 8
+    while at + 8 <= len(png):                   # chunks: length, type, data, CRC
+        length, kind = struct.unpack(">I4s", png[at:at + 8])
+        data = png[at + 8:at + 8 + length]
+        at += 12 + length
+        if kind == b"tEXt":
+            key, _, text = data.partition(b"\0")
+        elif kind == b"zTXt":
+            key, _, rest = data.partition(b"\0")
+            text = zlib.decompress(rest[1:])    # after the compression method byte
+        else:
+            continue
+        if key == RECORD_KEY.encode():
+            return json.loads(text.decode("latin-1"))
+    return None
 
 
 def _log_scale(metric):
@@ -56,8 +96,12 @@ def compare(results, path):
     seeds = results["settings"]["seeds"]
     fig.suptitle(f"{results.get('label', results['task']['name'])}: validation {metric}, mean of {seeds} seed{'s' * (seeds > 1)}"
                  f"{' (band: lowest to highest)' if seeds > 1 else ''}")
-    fig.savefig(path)
-    return path
+    return save(fig, path, _record(results, {"task": results["task"], "settings": results["settings"]}))
+
+
+def _record(data, plan):
+    """The figure's record, where the data say which command made them (the CLI's runs do)."""
+    return {"command": data["command"], "plan": plan} if data.get("command") else None
 
 
 def gradflow(data, path):
@@ -113,8 +157,7 @@ def gradflow(data, path):
         forget.set_axis_off()
     fig.suptitle(f"{data['task']['name']}, T={data['task']['seq_len']}: the gradient reaching each step of the "
                  f"sequence, from the loss at its end")
-    fig.savefig(path)
-    return path
+    return save(fig, path, _record(data, data.get("plan")))
 
 
 def sweep(data, path):

@@ -32,6 +32,7 @@ import numpy as np
 
 from . import __version__, checkpoint, optim
 from .backend import asnumpy
+from .models import REGULARISERS
 from .validation import check_int
 
 
@@ -84,22 +85,34 @@ def make_schedule(kind, optimizer, total):
     return None
 
 
+def task_regularisers(task, **given):
+    """The regularisers of :data:`numpyrnn.models.REGULARISERS` for a run on ``task``: each one
+    given (not None) as given, else the task's default (a data set's tuned settings may hold
+    one), else 0."""
+    unknown = sorted(set(given) - set(REGULARISERS))
+    if unknown:
+        raise TypeError(f"unknown regularisers {', '.join(unknown)}; known: {', '.join(REGULARISERS)}")
+    return {name: given[name] if given.get(name) is not None else task.defaults.get(name, 0.0)
+            for name in REGULARISERS}
+
+
 def setup(task, cell="lstm", *, hidden=None, num_layers=1, bidirectional=False, dropout=0.0,
           nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, device="auto",
           optimizer=None, lr=None, weight_decay=0.0, momentum=0.0, clip="task", schedule="none",
           batch_size=None, steps=None, epochs=None, eval_every=None, seed=0, out_dir=None,
-          progress=None, log=None, patience=None, min_delta=0.0, input_dropout=0.0, embedding_dropout=0.0,
-          recurrent_dropout=0.0):
+          progress=None, log=None, patience=None, min_delta=0.0, input_dropout=None, embedding_dropout=None,
+          recurrent_dropout=None):
     """A training run on ``task``: the model, its optimizer and schedule, and the trainer, with
     every setting left None taken from the task's defaults (``clip="task"``: the task's
-    clipping; None: none).  Returns ``(trainer, budget)``, ready for ``trainer.fit(**budget)``."""
+    clipping; None: none; a regulariser left None: the task's, else off).  Returns
+    ``(trainer, budget)``, ready for ``trainer.fit(**budget)``."""
     d = task.defaults
+    regularisers = task_regularisers(task, input_dropout=input_dropout, embedding_dropout=embedding_dropout,
+                                     recurrent_dropout=recurrent_dropout)
     model = task.make_model(cell, hidden_size=hidden or d.get("hidden"), num_layers=num_layers,
                             bidirectional=bidirectional, dropout=dropout, dtype=np.dtype(dtype), seed=seed,
                             device=device, nonlinearity=nonlinearity, reset_after=reset_after, impl=impl,
-                            **{k: v for k, v in (("input_dropout", input_dropout),
-                                                 ("embedding_dropout", embedding_dropout),
-                                                 ("recurrent_dropout", recurrent_dropout)) if v})
+                            **{k: v for k, v in regularisers.items() if v})
     name = optimizer or d.get("optimizer")
     kwargs = {"lr": lr or d.get("lr"), "weight_decay": weight_decay}
     if name in ("sgd", "rmsprop"):

@@ -340,6 +340,26 @@ def test_the_claims_table_measures_each_claim_with_a_verdict():
     assert one_seed["the LSTM is often more accurate"]["verdict"] == "supported"   # the test items still vary
 
 
+def test_the_claims_across_comparisons_make_one_row_each():
+    """The README's table of the claims over the data sets: a row per comparison, its sizing."""
+    from numpyrnn.experiments.claims import across
+
+    rng = np.random.default_rng(0)
+    better, worse = rng.random((3, 400)) < 0.8, rng.random((3, 400)) < 0.6
+    equal = _results(better, worse) | {"label": "reviews", "task": {"name": "sentiment"}}
+    equal["settings"] = {**equal["settings"], "match_params": False}
+    matched = _results(worse, better, seconds=(1.0, 1.25)) | {"label": "reviews", "task": {"name": "sentiment"}}
+    matched["settings"] = {**matched["settings"], "match_params": True}
+    matched["cells"]["gru"]["hidden"] = 12
+    lines = across([equal, matched, {"cells": {"rnn": {}}}]).splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| data, sizing | more accurate: the LSTM's lead in the test metric |")
+    assert lines[2].startswith("| reviews, equal hidden (h 10 vs 10) | accuracy +0.")
+    assert lines[2].endswith("| 2.000, supported | 1.33, supported | 3 vs 2; 40 vs 30 |")   # no spread: no interval
+    assert lines[3].startswith("| reviews, parameters matched (h 10 vs 12) | accuracy -0.")
+    assert "contradicted" in lines[3].split("|")[2] and "0.800" in lines[3].split("|")[3]
+    assert lines[3].endswith("| 3 vs 2; 40 vs 25 |")
+
+
 def test_a_quick_comparison_says_it_is_one_and_what_it_changed(monkeypatch):
     from numpyrnn.experiments import compare as compare_module
 
@@ -350,30 +370,34 @@ def test_a_quick_comparison_says_it_is_one_and_what_it_changed(monkeypatch):
     assert compare_module.quick_note(compare_module.compare("adding", cells=("rnn",), seeds=1, steps=2, hidden=2,
                                                             task_options={"seq_len": 3}, progress=False)) is None
     # a checked quick setting (as Rotten Tomatoes' is): one seed and early stopping, unless told otherwise
-    monkeypatch.setattr(compare_module, "QUICK_RUNS", {"tiny": {"seeds": 1, "patience": 2}})
+    monkeypatch.setattr(compare_module, "QUICK_RUNS", {"tiny": {"seeds": 1, "patience": 2, "lr": 5e-3,
+                                                                 "found": "the order kept"}})
     monkeypatch.setattr(compare_module, "QUICK_DATA", {"tiny": ({"seq_len": 3}, {"steps": 2})})
     real_make = compare_module.tasks.make
     monkeypatch.setattr(compare_module.tasks, "make",
                         lambda name, seed=0, data=None, **o: real_make("adding", seed=seed, **o))
     quick = compare_module.compare("adding", cells=("rnn",), quick=True, hidden=2, progress=False,
                                    task_options={"data": "tiny"})
-    assert quick["settings"]["seeds"] == 1 and quick["settings"]["patience"] == 2
-    assert "1 seed (not 3); early stopping, patience 2" in compare_module.quick_note(quick)
-    assert "checked against the full run" in compare_module.quick_note(quick)
+    assert (quick["settings"]["seeds"], quick["settings"]["patience"], quick["settings"]["lr"]) == (1, 2, 5e-3)
+    assert ("1 seed (not 3); early stopping, patience 2, the best weights tested; lr 0.005 (faster, for the shorter "
+            "budget)") in compare_module.quick_note(quick)
+    assert "This setting was checked against the full run: the order kept. One seed" in compare_module.quick_note(quick)
     told = compare_module.compare("adding", cells=("rnn",), quick=True, hidden=2, progress=False, seeds=2,
-                                  patience=3, task_options={"data": "tiny"})
-    assert told["settings"]["seeds"] == 2 and told["settings"]["patience"] == 3
+                                  patience=3, lr=1e-3, task_options={"data": "tiny"})
+    assert (told["settings"]["seeds"], told["settings"]["patience"], told["settings"]["lr"]) == (2, 3, 1e-3)
 
 
 def test_compare_ends_with_the_claims(tmp_path, capsys):
     assert cli.main(["compare", "--task", "adding", "--cells", "lstm,gru", "--seeds", "1", "--steps", "3", "--seq-len", "3",
-                     "--hidden", "2", "--quiet", "--out", str(tmp_path / "c")]) == 0
+                     "--hidden", "2", "--input-dropout", "0.5", "--patience", "4", "--quiet", "--out", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
     assert "LSTM vs GRU: the claims, measured" in out and "the GRU is faster" in out
     results = json.loads((tmp_path / "c" / "results.json").read_text())
     assert [r["claim"] for r in results["claims"]][0] == "the LSTM is often more accurate"
     assert len(results["cells"]["lstm"]["runs"][0]["test_items"]) == results["data"]["sizes"]["test"]
-    assert "## LSTM vs GRU: the claims, measured" in (tmp_path / "c" / "results.md").read_text()
+    markdown = (tmp_path / "c" / "results.md").read_text()
+    assert "## LSTM vs GRU: the claims, measured" in markdown
+    assert "steps 3, input dropout 0.5, early stopping, patience 4. " in markdown     # what ran, said
 
 
 # --------------------------------------------------------------------------- regularisation (issue 25, item 1: inputs and word types)

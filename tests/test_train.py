@@ -218,3 +218,24 @@ def test_resuming_a_finished_run_just_reports(tmp_path):
     again = make("adding", out_dir=tmp_path, eval_every=10).resume()
     result = again.fit(steps=10)
     assert result["steps"] == 10 and result["test_mse"] == done["test_mse"]
+
+
+def test_a_tasks_default_regularisers_reach_the_run_unless_given(monkeypatch):
+    """A data set's tuned settings may hold regularisers (Rotten Tomatoes does): they become the
+    defaults of train.setup and compare, an explicit value (0 included) overrides them, and
+    compare's results and plan record the values that ran."""
+    from numpyrnn.experiments import compare
+    from numpyrnn.tasks.sentiment import Sentiment
+    from numpyrnn.train import setup, task_regularisers
+
+    monkeypatch.setattr(Sentiment, "defaults", {**Sentiment.defaults, "embedding_dropout": 0.25})
+    task = tasks.make("sentiment", **TINY["sentiment"])
+    assert task_regularisers(task) == {"input_dropout": 0.0, "embedding_dropout": 0.25, "recurrent_dropout": 0.0}
+    trainer, _ = setup(task, "gru", hidden=8, steps=2)
+    assert trainer.model.config()["embedding_dropout"] == 0.25
+    trainer, _ = setup(task, "gru", hidden=8, steps=2, embedding_dropout=0.0, input_dropout=0.1)
+    assert "embedding_dropout" not in trainer.model.config() and trainer.model.config()["input_dropout"] == 0.1
+    settings = compare.plan("sentiment", cells=("gru",), task_options=TINY["sentiment"])["settings"]
+    assert (settings["embedding_dropout"], settings["input_dropout"]) == (0.25, 0.0)
+    with pytest.raises(TypeError, match="unknown regularisers dropout; known: input_dropout, embedding_dropout"):
+        task_regularisers(task, dropout=0.5)

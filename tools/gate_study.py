@@ -9,12 +9,15 @@ ratio ‖∂L/∂h_0‖ / ‖∂L/∂h_T−1‖, and the cell state's, at initia
 the adding problem, geometric mean over seeds; training seconds) and draws the figure: the test
 metric of each cell in each setting, every seed a dot, the baselines dashed.
 """
+import hashlib
 import json
 import math
 import os
 import sys
 
 import numpy as np
+
+from numpyrnn import plots
 
 SETTINGS = (("adding50", "adding, T = 50"), ("adding100", "adding, T = 100"), ("copy5", "copy, T = 5"))
 
@@ -28,6 +31,18 @@ def load(folder):
             with open(path) as f:
                 out[name] = json.load(f)
     return out
+
+
+def plan(folder):
+    """What the figure is drawn from: the SHA-256 of each setting's JSON in ``folder`` (recorded in
+    the figure; tests/test_figures.py holds docs/figures/gates.png to the JSON beside it)."""
+    out = {}
+    for name, _ in SETTINGS:
+        path = os.path.join(folder, f"{name}.json")
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                out[f"{name}.json"] = hashlib.sha256(f.read()).hexdigest()
+    return {"sources": out}
 
 
 def _geomean(values):
@@ -65,7 +80,7 @@ def table(data):
     return "\n".join(rows)
 
 
-def figure(data, path):
+def figure(data, path, record=None):
     """Left: the adding problem's test MSE against T, one line per cell (mean over seeds, every
     seed a dot). Right: the copy task's test loss per cell (every seed a dot, the mean a bar)."""
     import matplotlib
@@ -120,8 +135,7 @@ def figure(data, path):
         right.set_visible(False)
     fig.suptitle("Which gate matters: the LSTM with one thing removed or changed, beside other cells "
                  "(solid: the LSTM family)", fontsize=10)
-    fig.savefig(path)
-    return path
+    return plots.save(fig, path, record)
 
 
 def main(argv):
@@ -131,7 +145,7 @@ def main(argv):
     if not data:
         raise SystemExit(f"{folder}: no sweep JSON of the study (adding50.json, adding100.json, copy5.json)")
     print(table(data))
-    figure(data, path)
+    figure(data, path, {"command": f"python tools/gate_study.py {folder} {path}", "plan": plan(folder)})
     print(f"\nwrote {path}")
 
 

@@ -122,3 +122,38 @@ def table(rows, markdown=False):
     widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in body])
+
+
+def across(comparisons):
+    """One markdown table of the claims over several comparisons (``results`` dicts, each from
+    :func:`numpyrnn.experiments.compare.compare`): a row per comparison — its data, the LSTM's
+    and the GRU's hidden sizes — and a column per claim, value, 95 % interval and verdict.  The
+    accuracy column is oriented as the claim is: above 0, the LSTM better (lower bpc or MSE, or
+    higher accuracy)."""
+    head = ["data, sizing", "more accurate: the LSTM's lead in the test metric", "faster: s per epoch, LSTM ÷ GRU",
+            "more memory: activations, LSTM ÷ GRU", "simpler: gates, parameters per unit, LSTM vs GRU"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for results in comparisons:
+        rows = {r["claim"]: r for r in results.get("claims") or claims(results) or []}
+        if not rows:
+            continue
+        cells, settings = results["cells"], results["settings"]
+        sizing = "parameters matched" if settings["match_params"] else "equal hidden"
+        label = results.get("label", results["task"]["name"])
+
+        def cell(claim, fmt):
+            r = rows.get(claim)
+            if r is None:
+                return "-"
+            low, high = r["interval"]
+            spread = "" if low == high else f" [{fmt(low)}, {fmt(high)}]"
+            return f"{fmt(r['value'])}{spread}, {r['verdict']}"
+
+        accuracy = cell("the LSTM is often more accurate", lambda v: f"{v:+.4f}")
+        accuracy = accuracy if accuracy == "-" else f"{results['metric']} {accuracy}"
+        memory = cell("the LSTM uses more memory", lambda v: f"{v:.2f}")
+        per_unit = (f"{GATES['lstm'][0]} vs {GATES['gru'][0]}; "
+                    + " vs ".join(f"{cells[c]['parameters'] / cells[c]['hidden']:.0f}" for c in ("lstm", "gru")))
+        lines.append(f"| {label}, {sizing} (h {cells['lstm']['hidden']} vs {cells['gru']['hidden']}) | {accuracy} | "
+                     f"{cell('the GRU is faster', lambda v: f'{v:.3f}')} | {memory} | {per_unit} |")
+    return "\n".join(lines)

@@ -19,9 +19,11 @@ import platform
 import numpy as np
 
 from .. import __version__, bench, optim, tasks
+from ..models import REGULARISERS
 from ..train import Trainer
 from ..train import budget as train_budget
 from ..train import steps_per_epoch as train_steps_per_epoch
+from ..train import task_regularisers
 from ..train import total_steps as train_total_steps
 from .claims import claims
 from .claims import table as claims_table
@@ -43,12 +45,13 @@ QUICK_DATA = {
 }
 
 #: the quick runs that were checked to keep the full run's order, and how they run: fewer seeds,
-#: early stopping.  Rotten Tomatoes (2-core AMD EPYC, Zen 4, 2026-12-06; docs/benchmarks.md):
-#: one seed, 5 epochs, patience 2 took 33 s and gave LSTM 0.734, GRU 0.734, RNN 0.669 against
-#: the full run's 0.745, 0.738, 0.665 (majority class 0.578).  One epoch of three seeds (the
-#: quick run before) gave 0.596, 0.610, 0.568: below the majority class for the RNN.
+#: early stopping, a faster learning rate.  docs/benchmarks.md ("The quick mode") records what
+#: was measured against the full run.
 QUICK_RUNS = {
-    "rotten-tomatoes": {"seeds": 1, "patience": 2},
+    "rotten-tomatoes": {"seeds": 1, "patience": 2, "lr": 5e-3, "found": (
+        "the gated cells end above the RNN and the majority class, each at most 3 points below its full-run "
+        "accuracy; the RNN, whose seeds differ by 11 points in the full run, ends at the majority class, as its "
+        "seed 0 does there")},
 }
 DEFAULT_SEEDS = 3
 
@@ -60,9 +63,8 @@ def quick_note(results) -> str | None:
         return None
     head = "QUICK RUN (--quick): " + "; ".join(q["changed"]) + ". "
     if q["checked"]:
-        return head + ("This setting was checked against the full run: it keeps the cells' order and each cell "
-                       "within about a point of its full-run accuracy (the RNN's spread is wider), but one seed "
-                       "gives no spread over seeds; for the numbers to report, run without --quick.")
+        return head + (f"This setting was checked against the full run: {q['checked']}. One seed gives no spread "
+                       "over seeds: for the numbers to report, run without --quick.")
     return head + ("A check that the comparison runs, in seconds: its numbers are not the full run's and may "
                    "rank the cells differently; run without --quick for results.")
 
@@ -95,10 +97,56 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, hid
             steps=None, epochs=None, quick=False, data_seed=0, task_options=None, optimizer=None, lr=None,
             batch_size=None, clip="task", layers=1, bidirectional=False, dropout=0.0, dtype=np.float32,
             device="auto", impl="fast", log=None, progress=None, weight_decay=0.0, patience=None, min_delta=0.0,
-            input_dropout=0.0, embedding_dropout=0.0, recurrent_dropout=0.0):
+            input_dropout=None, embedding_dropout=None, recurrent_dropout=None):
     """Train every cell ``seeds`` times on one task; returns the results as a dict (see
     :func:`write` for what it holds).  ``progress``: one bar over every run's steps (None: on a
-    terminal only)."""
+    terminal only).  A regulariser left None is the task's default (a named data set's tuned
+    settings may hold one), else off."""
+    run = _setup(**{k: v for k, v in locals().items() if k not in ("log", "progress")})
+    task, settings = run["task"], run["settings"]
+    cells, seeds, total_steps = settings["cells"], settings["seeds"], settings["total_steps"]
+    results = {"task": task.config(), "data": task.data_info(), "label": task.label(), "metric": task.metric,
+               "higher_is_better": task.higher_is_better,
+               "baseline": {"value": task.baseline()[0], "what": task.baseline()[1]},
+               "baselines": task.baselines(),
+               "settings": settings,
+               "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                           "blas_threads": bench.blas_threads(), "numpy": np.__version__,
+                           "python": platform.python_version()},
+               "version": __version__, "cells": {}}
+    with Progress(len(cells) * seeds * total_steps, enabled=progress, log=log) as bar:
+        for cell in cells:
+            results["cells"][cell] = _train_cell(task, cell, seeds, run["sizes"][cell], run["model_kwargs"],
+                                                 run["shape_kwargs"], settings["optimizer"], settings["lr"],
+                                                 settings["batch_size"], settings["clip"], run["eval_every"],
+                                                 settings["budget"], settings["steps_per_epoch"], bar,
+                                                 weight_decay, settings["patience"], min_delta)
+    results["claims"] = claims(results)
+    return results
+
+
+def plan(*args, **kwargs):
+    """What :func:`compare` would run with these arguments, without training: the task's config
+    and the settings, as results.json and compare.png record them (a figure's recorded plan is
+    held to today's by tests/test_figures.py)."""
+    run = _setup(**_arguments(args, kwargs))
+    return {"task": run["task"].config(), "settings": run["settings"]}
+
+
+def _arguments(args, kwargs):
+    """compare's arguments, its defaults filled in (log and progress left out)."""
+    import inspect
+
+    bound = inspect.signature(compare).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return {k: v for k, v in bound.arguments.items() if k not in ("log", "progress")}
+
+
+def _setup(task_name, cells, seeds, hidden, match_params, steps, epochs, quick, data_seed, task_options, optimizer,
+           lr, batch_size, clip, layers, bidirectional, dropout, dtype, device, impl, weight_decay, patience,
+           min_delta, input_dropout, embedding_dropout, recurrent_dropout):
+    """The task, the settings, and what the runs are built from: compare's arguments resolved
+    against the task's defaults and the quick mode."""
     options = dict(task_options or {})
     budget = {}
     quick_changes = None
@@ -114,7 +162,10 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, hid
         if patience is None and "patience" in runs:
             patience = runs["patience"]
             changed.append(f"early stopping, patience {patience}, the best weights tested")
-        quick_changes = {"changed": changed, "checked": named in QUICK_RUNS}
+        if lr is None and "lr" in runs:
+            lr = runs["lr"]
+            changed.append(f"lr {lr:g} (faster, for the shorter budget)")
+        quick_changes = {"changed": changed, "checked": runs.get("found", False)}
         options = {**quick_options, **options}
     seeds = DEFAULT_SEEDS if seeds is None else seeds
     task = tasks.make(task_name, seed=data_seed, **options)
@@ -126,10 +177,10 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, hid
     lr = lr or defaults["lr"]
     batch_size = batch_size or defaults["batch_size"]
     clip = defaults.get("clip") if clip == "task" else clip
+    regularisers = task_regularisers(task, input_dropout=input_dropout, embedding_dropout=embedding_dropout,
+                                     recurrent_dropout=recurrent_dropout)
     model_kwargs = dict(num_layers=layers, bidirectional=bidirectional, dropout=dropout, dtype=np.dtype(dtype),
-                        device=device, impl=impl,
-                        **{k: v for k, v in (("input_dropout", input_dropout), ("embedding_dropout", embedding_dropout),
-                                             ("recurrent_dropout", recurrent_dropout)) if v})
+                        device=device, impl=impl, **{k: v for k, v in regularisers.items() if v})
     shape_kwargs = {k: v for k, v in model_kwargs.items() if k in ("num_layers", "bidirectional")}
     reference = "lstm" if "lstm" in cells else cells[0]
     target = _parameters(task, reference, hidden, **shape_kwargs)
@@ -137,31 +188,15 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, hid
     steps_per_epoch = train_steps_per_epoch(task, batch_size)
     total_steps = train_total_steps(task, batch_size, budget)
     eval_every = max(1, steps_per_epoch // 2)
-    results = {"task": task.config(), "data": task.data_info(), "label": task.label(), "metric": task.metric,
-               "higher_is_better": task.higher_is_better,
-               "baseline": {"value": task.baseline()[0], "what": task.baseline()[1]},
-               "baselines": task.baselines(),
-               "settings": {"cells": list(cells), "seeds": seeds, "hidden": hidden, "match_params": match_params,
-                            "reference": reference, "reference_parameters": target, "optimizer": optimizer,
-                            "lr": lr, "batch_size": batch_size, "clip": clip, "layers": layers,
-                            "bidirectional": bidirectional, "dropout": dropout, "dtype": np.dtype(dtype).name, "impl": impl,
-                            "weight_decay": weight_decay, "patience": patience, "min_delta": min_delta,
-                            "input_dropout": input_dropout, "embedding_dropout": embedding_dropout,
-                            "recurrent_dropout": recurrent_dropout,
-                            "budget": budget,
-                            "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "quick": quick,
-                            "quick_changes": quick_changes},
-               "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                           "blas_threads": bench.blas_threads(), "numpy": np.__version__,
-                           "python": platform.python_version()},
-               "version": __version__, "cells": {}}
-    with Progress(len(cells) * seeds * total_steps, enabled=progress, log=log) as bar:
-        for cell in cells:
-            results["cells"][cell] = _train_cell(task, cell, seeds, sizes[cell], model_kwargs, shape_kwargs,
-                                                 optimizer, lr, batch_size, clip, eval_every, budget,
-                                                 steps_per_epoch, bar, weight_decay, patience, min_delta)
-    results["claims"] = claims(results)
-    return results
+    settings = {"cells": list(cells), "seeds": seeds, "hidden": hidden, "match_params": match_params,
+                "reference": reference, "reference_parameters": target, "optimizer": optimizer, "lr": lr,
+                "batch_size": batch_size, "clip": clip, "layers": layers, "bidirectional": bidirectional,
+                "dropout": dropout, "dtype": np.dtype(dtype).name, "impl": impl, "weight_decay": weight_decay,
+                "patience": patience, "min_delta": min_delta, **regularisers, "budget": budget,
+                "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "quick": quick,
+                "quick_changes": quick_changes}
+    return {"task": task, "settings": settings, "sizes": sizes, "model_kwargs": model_kwargs,
+            "shape_kwargs": shape_kwargs, "eval_every": eval_every}
 
 
 def _train_cell(task, cell, seeds, hidden, model_kwargs, shape_kwargs, optimizer, lr, batch_size, clip,
@@ -233,6 +268,14 @@ def table(results, markdown=False):
     return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
 
 
+def _regularisation(settings):
+    """", input dropout 0.25, ..." for the regularisers, weight decay and early stopping that were on."""
+    names = {"dropout": "dropout between layers", "patience": "early stopping, patience"}
+    on = [(names.get(k, k.replace("_", " ")), settings.get(k))
+          for k in (*REGULARISERS, "dropout", "weight_decay", "patience")]
+    return "".join(f", {name} {value}" for name, value in on if value)
+
+
 def write(results, out_dir):
     """results.json, results.md (the table and the settings) and compare.png in ``out_dir``."""
     from .. import plots
@@ -250,7 +293,7 @@ def write(results, out_dir):
                 + (f"**{note}**\n\n" if note else "") +
                 f"{table(results, markdown=True)}\n\n"
                 f"Seeds 0–{settings['seeds'] - 1}; {settings['optimizer']} lr {settings['lr']}, batch "
-                f"{settings['batch_size']}, clip {settings['clip']}, {budget}"
+                f"{settings['batch_size']}, clip {settings['clip']}, {budget}{_regularisation(settings)}"
                 f"{', parameters matched to ' + settings['reference'].upper() if settings['match_params'] else ''}. "
                 f"Baselines, test {results['metric']} on the same split: {baselines}. "
                 f"numpyrnn {results['version']}, {results['machine']['processor']}, "

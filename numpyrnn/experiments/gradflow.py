@@ -124,12 +124,28 @@ def gradflow(cells=("rnn", "lstm", "gru"), seq_len=100, steps=2000, hidden=64, b
     (None: on a terminal only)."""
     task = tasks.make("adding", seq_len=seq_len, seed=seed)
     probe = task.examples("test", np.arange(batch))
-    data = {"task": task.config(), "steps": steps, "hidden": hidden, "batch": batch, "cells": {}}
+    data = {"task": task.config(), "steps": steps, "hidden": hidden, "batch": batch,
+            "plan": _plan(task, cells, steps, hidden, batch, seed, impl), "cells": {}}
     with Progress(len(cells) * steps, enabled=progress, log=log) as bar:
         for cell in cells:
             bar.run(label(cell))
             data["cells"][label(cell)] = _measure_cell(task, cell, probe, steps, hidden, seed, device, impl, bar)
     return data
+
+
+def plan(cells=("rnn", "lstm", "gru"), seq_len=100, steps=2000, hidden=64, batch=64, seed=0, device="auto",
+         impl="fast"):
+    """What :func:`gradflow` would run with these arguments, without training: the task's config
+    and the settings (the training ones are the adding task's defaults), as gradflow.json and
+    gradflow.png record them (where it runs, ``device``, is not among them)."""
+    return _plan(tasks.make("adding", seq_len=seq_len, seed=seed), cells, steps, hidden, batch, seed, impl)
+
+
+def _plan(task, cells, steps, hidden, batch, seed, impl):
+    d = task.defaults
+    return {"task": task.config(), "settings": {
+        "cells": [label(cell) for cell in cells], "steps": steps, "hidden": hidden, "probe_batch": batch, "seed": seed,
+        "impl": impl, **{k: d[k] for k in ("optimizer", "lr", "batch_size", "clip")}}}
 
 
 def _measurements(model, probe):

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..backend import asnumpy
 from ..checkpoint import atomic_write
-from ..models import BUILDABLE, MODELS, build, buildable
+from ..models import BUILDABLE, MODELS, REGULARISERS, build, buildable
 
 INSTALL = "pip install numpyrnn[torch]"
 
@@ -54,7 +54,7 @@ def _check_numpyrnn(model, what="model"):
 
 #: numpyrnn's regularisers that torch.nn's modules lack; they act in training only (derivations
 #: §16), so the exported module computes what the model computes at evaluation without them
-TRAINING_ONLY = ("input_dropout", "embedding_dropout", "recurrent_dropout")
+TRAINING_ONLY = REGULARISERS
 
 
 def torch_config(model):
