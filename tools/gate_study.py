@@ -22,14 +22,20 @@ from numpyrnn import plots
 SETTINGS = (("adding50", "adding, T = 50"), ("adding100", "adding, T = 100"), ("copy5", "copy, T = 5"))
 
 
-def load(folder):
-    """The settings found in ``folder``, in order: name → sweep JSON."""
-    out = {}
+def _sources(folder):
+    """(name, path) of each setting's JSON that ``folder`` holds, in order."""
     for name, _ in SETTINGS:
         path = os.path.join(folder, f"{name}.json")
         if os.path.exists(path):
-            with open(path) as f:
-                out[name] = json.load(f)
+            yield name, path
+
+
+def load(folder):
+    """The settings found in ``folder``, in order: name → sweep JSON."""
+    out = {}
+    for name, path in _sources(folder):
+        with open(path) as f:
+            out[name] = json.load(f)
     return out
 
 
@@ -37,11 +43,9 @@ def plan(folder):
     """What the figure is drawn from: the SHA-256 of each setting's JSON in ``folder`` (recorded in
     the figure; tests/test_figures.py holds docs/figures/gates.png to the JSON beside it)."""
     out = {}
-    for name, _ in SETTINGS:
-        path = os.path.join(folder, f"{name}.json")
-        if os.path.exists(path):
-            with open(path, "rb") as f:
-                out[f"{name}.json"] = hashlib.sha256(f.read()).hexdigest()
+    for name, path in _sources(folder):
+        with open(path, "rb") as f:
+            out[f"{name}.json"] = hashlib.sha256(f.read()).hexdigest()
     return {"sources": out}
 
 

@@ -96,7 +96,8 @@ TASK_KEYS = ("embedding_dim", "pooling", "min_count")
 
 
 def run(cell, settings, seed=0):
-    """One seed of one cell: the validation accuracy after every epoch (the test split unread)."""
+    """One seed of one cell: the validation accuracy after every epoch (the trainer's final test
+    score is not returned)."""
     task = tasks.make("sentiment", data="rotten-tomatoes", **{k: settings[k] for k in TASK_KEYS})
     per_epoch = steps_per_epoch(task, settings["batch_size"])
     trainer, budget = setup(task, cell, hidden=settings["hidden"], num_layers=settings["layers"],
@@ -113,7 +114,7 @@ def run(cell, settings, seed=0):
             "parameters": trainer.model.num_parameters()}
 
 
-def summarise(name, cell, settings, runs):
+def summarise(settings, runs):
     """The seeds' mean validation curve, its best epoch, and the seeds' spread there."""
     curves = np.array([r["val_by_epoch"] for r in runs])
     mean = curves.mean(axis=0)
@@ -141,10 +142,11 @@ def main():
     results = {}
     with ProcessPoolExecutor(args.jobs) as pool:
         # every run submitted at once, read back in order, so that the jobs stay busy
-        pending = [(name, cell, [pool.submit(run, cell, {**BASE, **CONFIGS[name]}, seed) for seed in range(args.seeds)])
+        settings = {name: {**BASE, **CONFIGS[name]} for name in names}
+        pending = [(name, cell, [pool.submit(run, cell, settings[name], seed) for seed in range(args.seeds)])
                    for name in names for cell in args.cells.split(",")]
         for name, cell, futures in pending:
-            r = summarise(name, cell, {**BASE, **CONFIGS[name]}, [f.result() for f in futures])
+            r = summarise(settings[name], [f.result() for f in futures])
             results[f"{name}/{cell}"] = r
             print(f"{name:<34} {cell:<4} best val {r['best_val']:.4f} ± {r['best_val_std']:.4f} at epoch "
                   f"{r['best_epoch']:>2} ({' '.join(f'{v:.3f}' for v in r['val_by_epoch'])}), {r['seconds']:.0f} s "

@@ -109,20 +109,20 @@ def step_forward(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None, 
     check_h_mask(h_mask, h_prev.shape, x_t.dtype, check)
     xp = array_module(x_t)
     H = h_prev.shape[-1]
-    h_in = h_prev if h_mask is None else h_prev * h_mask   # what the products read (§16)
+    h_in = h_prev if h_mask is None else h_prev * h_mask   # what the products read: §16's h̃_{t−1}
     no_bias = xp.zeros(3 * H, x_t.dtype)                 # a missing bias adds nothing
     b_ir, b_iz, b_in = _split(no_bias if bias_ih is None else bias_ih)
     b_hr, b_hz, b_hn = _split(no_bias if bias_hh is None else bias_hh)
     W_hr, W_hz, W_hn = _split(weight_hh.T)               # W_h{r,z,n}^T, (H, H) each
     x_r, x_z, x_n = _split(x_t @ weight_ih.T)            # x_t W_i{r,z,n}^T, one product
-    r = sigmoid(x_r + b_ir + h_in @ W_hr + b_hr)         # r = σ(x W_ir^T + b_ir + h W_hr^T + b_hr)
-    z = sigmoid(x_z + b_iz + h_in @ W_hz + b_hz)         # z = σ(x W_iz^T + b_iz + h W_hz^T + b_hz)
+    r = sigmoid(x_r + b_ir + h_in @ W_hr + b_hr)         # r = σ(x W_ir^T + b_ir + h_in W_hr^T + b_hr)
+    z = sigmoid(x_z + b_iz + h_in @ W_hz + b_hz)         # z = σ(x W_iz^T + b_iz + h_in W_hz^T + b_hz)
     m = rh = None
     if reset_after:
-        m = h_in @ W_hn + b_hn                           # m = h_prev W_hn^T + b_hn
+        m = h_in @ W_hn + b_hn                           # m = h_in W_hn^T + b_hn
         n = xp.tanh(x_n + b_in + r * m)                  # n = tanh(x W_in^T + b_in + r ⊙ m)
     else:
-        rh = r * h_in                                    # r ⊙ h_prev
+        rh = r * h_in                                    # r ⊙ h_in
         n = xp.tanh(x_n + b_in + rh @ W_hn + b_hn)       # n = tanh(x W_in^T + b_in + (r ⊙ h) W_hn^T + b_hn)
     h = (1 - z) * n + z * h_prev                         # h = (1 − z) ⊙ n + z ⊙ h_prev
     gates = xp.concatenate([r, z, n], axis=1)
@@ -153,7 +153,7 @@ def step_backward(dh, cache, *, check=True):
         dr = da_n * m                                    # dr = da_n ⊙ m
     else:
         d_rh = da_n @ weight_hh[2 * H:]                  # d(r ⊙ h) = da_n W_hn
-        dr = d_rh * h_in                                 # dr = d(r ⊙ h) ⊙ h_prev
+        dr = d_rh * h_in                                 # dr = d(r ⊙ h) ⊙ h_in
         dh_in = d_rh * r                                 # dh_prev += d(r ⊙ h) ⊙ r  (dh_in: what
                                                          # reaches h_prev through the products)
     da_r = dr * r * (1 - r)                              # da_r = dr ⊙ r(1 − r)
@@ -165,12 +165,12 @@ def step_backward(dh, cache, *, check=True):
     if reset_after:
         dah = xp.concatenate([da_r, da_z, dm], axis=1)   # dah = [da_r | da_z | dm]
         dh_in = dah @ weight_hh                          # dh_prev += dah W_hh  (dh_in: through the products)
-        dweight_hh = dah.T @ h_in                        # dW_hh = dah^T h_prev
+        dweight_hh = dah.T @ h_in                        # dW_hh = dah^T h_in
         dbias_hh = dah.sum(axis=0) if has_bias_hh else None   # db_hh = Σ_batch dah
     else:
         dh_in += dax[:, :2 * H] @ weight_hh[:2 * H]      # dh_prev += [da_r | da_z] W_hh[:2H]
-        dweight_hh = xp.concatenate([dax[:, :2 * H].T @ h_in,     # dW_hh[:2H] = [da_r | da_z]^T h_prev
-                                     da_n.T @ rh])                # dW_hh[2H:] = da_n^T (r ⊙ h_prev)
+        dweight_hh = xp.concatenate([dax[:, :2 * H].T @ h_in,     # dW_hh[:2H] = [da_r | da_z]^T h_in
+                                     da_n.T @ rh])                # dW_hh[2H:] = da_n^T (r ⊙ h_in)
         dbias_hh = dax.sum(axis=0) if has_bias_hh else None   # db_hh = Σ_batch dax
     dh_prev += dh_in if h_mask is None else dh_in * h_mask   # with recurrent dropout, ⊙ mask (§16)
     return dx_t, dh_prev, dweight_ih, dweight_hh, dbias_ih, dbias_hh

@@ -95,8 +95,8 @@ def step_forward(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None, 
                     step=True, finite=check)
     check_h_mask(h_mask, h_prev.shape, x_t.dtype, check)
     xp = array_module(x_t)
-    h_in = h_prev if h_mask is None else h_prev * h_mask   # what W_hh reads (§16)
-    a = x_t @ weight_ih.T + h_in @ weight_hh.T           # a = x_t W_ih^T + h_prev W_hh^T (+ biases)
+    h_in = h_prev if h_mask is None else h_prev * h_mask   # what W_hh reads: §16's h̃_{t−1}
+    a = x_t @ weight_ih.T + h_in @ weight_hh.T           # a = x_t W_ih^T + h_in W_hh^T (+ biases)
     bias = fold_biases(bias_ih, bias_hh)
     if bias is not None:
         a += bias
@@ -125,7 +125,7 @@ def step_backward(dh, cache, *, check=True):
     if h_mask is not None:
         dh_prev *= h_mask                                # with recurrent dropout, ⊙ mask (§16)
     dweight_ih = da.T @ x_t                              # dW_ih = da^T x_t
-    dweight_hh = da.T @ h_in                             # dW_hh = da^T h_prev
+    dweight_hh = da.T @ h_in                             # dW_hh = da^T h_in
     db = da.sum(axis=0)                                  # db = Σ_batch da
     return (dx_t, dh_prev, dweight_ih, dweight_hh,
             db if has_bias_ih else None, db.copy() if has_bias_hh else None)
