@@ -448,7 +448,8 @@ def _add_train(sub):
 
 def _run_train(args):
     from . import checkpoint, tasks
-    from .train import Interrupted, TrainingError, setup
+    from .models import REGULARISERS
+    from .train import Interrupted, TrainingError, saved_regularisers, setup
 
     if args.resume and not args.out:
         raise UsageError("numpyrnn train: --resume needs --out DIR (the run to continue)")
@@ -457,6 +458,9 @@ def _run_train(args):
     if args.out:
         _check_out(args, "train")
     options = _task_options(args)
+    regularisers = {name: getattr(args, name) for name in REGULARISERS}
+    if args.resume:             # a regulariser not given continues as the run was saved
+        regularisers = {**saved_regularisers(args.out), **{k: v for k, v in regularisers.items() if v is not None}}
     try:
         task = tasks.make(args.task, seed=args.seed, **options)
         trainer, budget = setup(
@@ -466,9 +470,7 @@ def _run_train(args):
             weight_decay=args.weight_decay, momentum=args.momentum, clip=None if args.no_clip else (args.clip or "task"),
             schedule=args.schedule, batch_size=args.batch_size, steps=args.steps, epochs=args.epochs,
             eval_every=args.eval_every, seed=args.seed, out_dir=args.out, progress=_progress(args),
-            log=None if args.quiet else print, patience=args.patience, min_delta=args.min_delta,
-            input_dropout=args.input_dropout, embedding_dropout=args.embedding_dropout,
-            recurrent_dropout=args.recurrent_dropout)
+            log=None if args.quiet else print, patience=args.patience, min_delta=args.min_delta, **regularisers)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn train: {exc}") from None
     if args.resume:

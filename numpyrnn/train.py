@@ -85,6 +85,21 @@ def make_schedule(kind, optimizer, total):
     return None
 
 
+#: the run's checkpoint, in its folder
+CHECKPOINT = "checkpoint.npz"
+
+
+def saved_regularisers(out_dir) -> dict:
+    """The regularisers the run in ``out_dir`` was saved with (0 for one it lacks), so that a
+    resume continues the run as it was rather than with today's defaults for its data; {} when
+    there is no readable checkpoint there (the resume itself then says why)."""
+    try:
+        config = checkpoint.config_of(checkpoint.read(os.path.join(out_dir, CHECKPOINT)))
+    except checkpoint.CheckpointError:
+        return {}
+    return {name: config.get(name, 0.0) for name in REGULARISERS}
+
+
 def task_regularisers(task, **given):
     """The regularisers of :data:`numpyrnn.models.REGULARISERS` for a run on ``task``: each one
     given (not None) as given, else the task's default (a data set's tuned settings may hold
@@ -218,7 +233,7 @@ class Trainer:
 
     @property
     def checkpoint_path(self):
-        return None if self.out_dir is None else os.path.join(self.out_dir, "checkpoint.npz")
+        return None if self.out_dir is None else os.path.join(self.out_dir, CHECKPOINT)
 
     def fit(self, steps=None, epochs=None):
         """Train until ``steps`` optimizer steps or ``epochs`` epochs in all (counting any done

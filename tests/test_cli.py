@@ -127,6 +127,24 @@ def test_cli_resume_equals_an_uninterrupted_run(tmp_path):
     assert ma["test_mse"] == mb["test_mse"]
 
 
+def test_resume_keeps_the_regularisers_the_run_was_saved_with(tmp_path, monkeypatch, capsys):
+    """A task's default regularisers may change between a run and its resume (Rotten Tomatoes'
+    tuned settings did): a flag not given resumes as the run was saved, one given is used."""
+    from numpyrnn.tasks.adding import AddingProblem
+
+    run = ["train", *TINY_ADDING, "--cell", "gru", "--quiet", "--out", str(tmp_path / "r")]
+    assert cli.main([*run, "--steps", "10"]) == 0                          # saved without dropout
+    monkeypatch.setattr(AddingProblem, "defaults", {**AddingProblem.defaults, "input_dropout": 0.3})
+    assert cli.main([*run, "--steps", "20", "--resume"]) == 0
+    assert "input_dropout" not in numpyrnn.load(tmp_path / "r" / "model.npz").config()
+    capsys.readouterr()
+    assert cli.main([*run, "--steps", "30", "--resume", "--input-dropout", "0.3"]) == 2   # asked: another model
+    assert "config differs in ['input_dropout']" in capsys.readouterr().err
+    fresh = ["train", *TINY_ADDING, "--cell", "gru", "--quiet", "--steps", "5", "--out", str(tmp_path / "f")]
+    assert cli.main(fresh) == 0                                            # a new run takes today's default
+    assert numpyrnn.load(tmp_path / "f" / "model.npz").config()["input_dropout"] == 0.3
+
+
 def test_sample_from_a_charlm_run(tmp_path, capsys):
     out = tmp_path / "lm"
     assert cli.main(["train", "--task", "charlm", "--hidden", "16", "--steps", "5", "--batch-size", "4",
