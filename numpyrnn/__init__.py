@@ -9,16 +9,19 @@
 
 Any cell runs the same way: ``numpyrnn.Recurrent(cell, input_size, hidden_size, ...)`` over a
 :class:`numpyrnn.cells.Cell` of your own (see the README's "Your own cell").
+
+BLAS threads: numpyrnn runs its loops and small products on one thread (fast on a busy machine);
+``numpyrnn.set_threads(n)`` or ``with numpyrnn.threads(n):`` chooses n threads instead.
 """
 
 __version__ = "0.1.0"
 
 from . import cells, gradcheck, losses, models
-from .backend import DeviceUnavailableError, asnumpy
+from .backend import DeviceUnavailableError, asnumpy, set_threads, threads
 from .layers import GRU, LSTM, RNN, Embedding, Linear, Module, Recurrent
 from .models import CharLM, SequenceClassifier, SequenceRegressor
 from .checkpoint import CheckpointError, load, save
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Linear", "Embedding", "Module", "SequenceClassifier",
            "SequenceRegressor", "CharLM", "cells", "gradcheck", "losses", "models", "asnumpy",
-           "save", "load", "CheckpointError", "DeviceUnavailableError", "__version__"]
+           "save", "load", "CheckpointError", "DeviceUnavailableError", "set_threads", "threads", "__version__"]

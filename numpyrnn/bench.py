@@ -8,7 +8,8 @@ warm-up, taking turns in rounds (see :func:`_times`), reporting the median and t
               timed alone: it has no floors and no torch twin).
 ``floor``     the same matrix products alone, with preallocated outputs: the input projection
               of all steps, T recurrent products forward, T backward, and the three products
-              after the loop (dx, dW_ih, dW_hh).  No implementation of the cell can take less
+              after the loop (dx, dW_ih, dW_hh), on the BLAS threads numpyrnn's layer gets
+              (its thread policy: :mod:`numpyrnn.backend`).  No implementation of the cell can take less
               time than its products, so numpyrnn / floor measures everything else.
 ``honest``    the floor plus the transcendental functions no implementation can skip, called
               as the fast path calls them: per step, one tanh over the (B, G·H) block of gate
@@ -17,7 +18,8 @@ warm-up, taking turns in rounds (see :func:`_times`), reporting the median and t
               AVX-512, NumPy's tanh over a block costs about half the product that made it,
               so the products alone are out of reach there; numpyrnn / honest is the ratio to
               read across machines.
-``torch``     ``torch.nn.<cell>`` on the same shapes, dtype and thread count, forward then
+``torch``     ``torch.nn.<cell>`` on the same shapes and dtype, on every core (torch's own
+              default, or the BLAS environment variable a user set), forward then
               ``y.backward(dy)`` with the input requiring grad (so it computes dx too), as a
               user gets it.  On the CPU, torch runs a float32 LSTM as one fused oneDNN
               primitive (JIT-compiled kernels, not separate matrix products), and that can
@@ -36,19 +38,17 @@ forward+backward (tracemalloc, CPU).
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import importlib
 import os
-import platform
 import statistics
 import time
 import tracemalloc
 
 import numpy as np
 
-from . import backend
+from . import backend, machine
 from .cells.common import Workspace
+
 from . import cells
 from .layers import GRU, LSTM, RNN, Recurrent
 
@@ -57,65 +57,12 @@ CELLS = {"rnn": (RNN, 1), "lstm": (LSTM, 4), "gru": (GRU, 3)}
 
 
 def blas_threads() -> int:
-    """Threads NumPy's BLAS uses: its environment variables if set, else every usable core."""
+    """Threads torch gets in the bench, as a user's torch would: the BLAS environment variables
+    if set, else every usable core."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         if os.environ.get(var, "").isdigit():
             return int(os.environ[var])
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _cpu_name() -> str:
-    """The CPU's model name, with its family and model numbers where Linux tells them."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
-        fields = {k.strip(): v.strip() for k, v in fields.items()}
-        family = f" (family {fields['cpu family']}, model {fields['model']})" if "cpu family" in fields else ""
-        return fields.get("model name", platform.processor() or platform.machine()) + family
-    except (OSError, KeyError, ValueError):
-        return platform.processor() or platform.machine()
-
-
-def simd_level() -> str:
-    """The widest vector instructions NumPy finds on this CPU (what its tanh and exp use)."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as features
-    except ImportError:                          # NumPy < 2
-        from numpy.core._multiarray_umath import __cpu_features__ as features
-    for flag, name in (("AVX512_SKX", "AVX-512"), ("AVX512F", "AVX-512F"), ("AVX2", "AVX2"),
-                       ("AVX", "AVX"), ("SVE", "SVE"), ("ASIMD", "NEON"), ("SSE2", "SSE2")):
-        if features.get(flag):
-            return name
-    return "none found"
-
-
-def blas_info() -> str:
-    """NumPy's BLAS: name, version and (OpenBLAS) the kernels it chose for this CPU."""
-    name = "unknown BLAS"
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        name = f"{blas['name']} {blas.get('version', '')}".strip()
-    except (TypeError, KeyError):               # NumPy < 1.26 has no mode="dicts"
-        pass
-    libs = sorted(glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*")))
-    for lib in libs[:1]:
-        try:
-            handle = ctypes.CDLL(lib)
-        except OSError:
-            break
-        for symbol in ("scipy_openblas_get_corename64_", "openblas_get_corename64_", "openblas_get_corename"):
-            get = getattr(handle, symbol, None)
-            if get is not None:
-                get.restype = ctypes.c_char_p
-                name = "OpenBLAS" if name == "unknown BLAS" else name
-                return f"{name} ({get().decode()} kernels)"
-    return name
-
-
-def machine() -> dict:
-    """What the numbers depend on, so that runs on different machines can be read side by side."""
-    return {"cpu": _cpu_name(), "simd": simd_level(), "blas": blas_info(), "threads": blas_threads(),
-            "numpy": np.__version__}
 
 
 #: seconds of idleness before each block of calls: OpenBLAS's and OpenMP's worker threads
@@ -218,15 +165,18 @@ def _floor_case(cell, shape, dtype, xp, seed=0):
     dx, dw_ih, dw_hh = xp.empty((T * B, I), dtype), xp.empty((G * H, I), dtype), xp.empty((G * H, H), dtype)
     h_steps, da_steps = h_prev2.reshape(T, B, H), da2.reshape(T, B, G * H)
 
+    outside = backend.matmul if xp is np else xp.matmul     # the products outside the loop, as the layer's
+
+    @backend.thread_policy()                                 # the threads the layer gets
     def step():
-        xp.matmul(x2, w_ih_t, out=xw)                        # input projection, all steps
+        outside(x2, w_ih_t, out=xw)                          # input projection, all steps
         for t in range(T):
             xp.matmul(h_steps[t], w_hh_t, out=rec)           # recurrent product, forward
         for t in range(T):
             xp.matmul(da_steps[t], w_hh, out=dh)             # recurrent product, backward
-        xp.matmul(da2, w_ih, out=dx)                         # dx
-        xp.matmul(da2.T, x2, out=dw_ih)                      # dW_ih
-        xp.matmul(da2.T, h_prev2, out=dw_hh)                 # dW_hh
+        outside(da2, w_ih, out=dx)                           # dx
+        outside(da2.T, x2, out=dw_ih)                        # dW_ih
+        outside(da2.T, h_prev2, out=dw_hh)                   # dW_hh
 
     return step
 
@@ -244,6 +194,7 @@ def _honest_floor_case(cell, shape, dtype, xp, seed=0):
     gates_out, cell_out = xp.empty((B, G * H), dtype), xp.empty((B, H), dtype)
     lstm = cell == "lstm"
 
+    @backend.thread_policy()
     def step():
         products()
         for t in range(T):
@@ -400,7 +351,8 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", 
                                                              onednn=False)
                 times = _times(candidates, repeat, warmup, idle=idle)
                 row = {"cell": cell, "T": shape[0], "B": shape[1], "I": shape[2], "H": shape[3],
-                       "dtype": dtype_.name, "device": device, "threads": threads, "impl": impl,
+                       "dtype": dtype_.name, "device": device, "threads": machine.threads_text(),
+                       "torch_threads": threads, "impl": impl,
                        **{name: _summary(t) for name, t in times.items()}}
                 row["activation_bytes"] = activation_bytes(layer)
                 row["held_bytes"] = layer.workspace_bytes()

@@ -30,6 +30,7 @@ import warnings
 import numpy as np
 
 from . import __version__
+from . import backend
 from .backend import DeviceUnavailableError
 
 
@@ -101,9 +102,26 @@ TASK_CHOICES = ["adding", "copy", "sentiment", "charlm", "series"]
 
 
 def _add_device(p, what="where to run"):
-    """The one rule for every command: the library's default, auto."""
+    """The one rule for every command: the library's default, auto; and the BLAS threads."""
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                    help=f"{what}; auto: the GPU if CuPy sees one (or NUMPYRNN_DEVICE), else the CPU")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
+                   help="BLAS threads on the CPU: auto (default) is numpyrnn's policy, one thread for the "
+                        "recurrent loops and small products (fast on a busy machine too) and every core for a "
+                        "product of at least 1e9 operations; N: N threads for everything. A BLAS variable in "
+                        "the environment (OPENBLAS_NUM_THREADS, ...) is kept when this is not given")
+
+
+def _threads(text):
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number ≥ 1, got {text!r}")
+    return n
 
 
 def _add_impl(p, what="the recurrent layers"):
@@ -390,16 +408,16 @@ def _add_bench(sub):
 
 
 def _run_bench(args):
-    from . import bench
+    from . import bench, machine
 
     shapes = args.shapes or list(bench.DEFAULT_SHAPES)
     quiet = args.json == "-"
     if args.json and not quiet:
         _check_output_file(args, args.json, "--json")
     if not quiet:
-        m = bench.machine()
+        m = machine.describe()
         print(f"numpyrnn {__version__}, numpy {m['numpy']}; CPU {m['cpu']}, SIMD {m['simd']}; BLAS {m['blas']}, "
-              f"{m['threads']} threads; median of {args.repeat} after {args.warmup} warm-up"
+              f"threads {m['threads']}; median of {args.repeat} after {args.warmup} warm-up"
               + ("; numpyrnn on its reference path" if args.impl == "reference" else ""))
         print(bench.HEADER)
     results = bench.run(args.cells, shapes, args.dtypes, repeat=args.repeat, warmup=max(args.warmup, 0),
@@ -414,7 +432,7 @@ def _run_bench(args):
             if "floor" in row:                   # a cell of the user's has no floor to split by
                 print(bench.format_per_step(row))
     if args.json:
-        text = json.dumps({"version": __version__, "numpy": np.__version__, "machine": bench.machine(),
+        text = json.dumps({"version": __version__, "numpy": np.__version__, "machine": machine.describe(),
                            "results": results}, indent=1)
         if args.json == "-":
             print(text)
@@ -697,7 +715,7 @@ def _plan_compare(args):
 
 
 def _run_compare(args):
-    from .experiments.compare import compare, quick_note, table, write
+    from .experiments.compare import compare, load_note, quick_note, table, write
 
     if args.out:
         _check_out(args, "compare")
@@ -710,6 +728,7 @@ def _run_compare(args):
     if note:
         print(note + "\n")
     print(table(results))
+    print("\n" + load_note(results))
     if results.get("claims"):
         from .experiments.claims import table as claims_table
 
@@ -930,7 +949,7 @@ def main(argv=None) -> int:
         args.invocation = shlex.join(["numpyrnn", *argv])     # what a run's results and figure record
         if args.command != "grade":           # grade imports its file itself, with safeguards
             _load_cell_files(args)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), backend.threads(getattr(args, "threads", None)):
             warnings.simplefilter("default")
             return args.run(args)
     except UsageError as exc:

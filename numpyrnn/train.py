@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from . import __version__, checkpoint, optim
-from .backend import asnumpy
+from .backend import asnumpy, thread_policy
 from .models import REGULARISERS
 from .validation import check_int
 
@@ -235,9 +235,11 @@ class Trainer:
     def checkpoint_path(self):
         return None if self.out_dir is None else os.path.join(self.out_dir, CHECKPOINT)
 
+    @thread_policy()
     def fit(self, steps=None, epochs=None):
         """Train until ``steps`` optimizer steps or ``epochs`` epochs in all (counting any done
-        before a resume), evaluating every ``eval_every`` steps and at the end.
+        before a resume), evaluating every ``eval_every`` steps and at the end; under numpyrnn's
+        BLAS thread policy (:class:`numpyrnn.backend.thread_policy`).
 
         Returns the final metrics: ``val_*`` and ``test_*`` by name, ``train_seconds``,
         ``seconds_per_epoch``, ``steps``, ``epochs``.

@@ -39,7 +39,7 @@ def test_packaging_metadata():
     assert cfg["metadata"]["name"] == "numpyrnn"
     assert cfg["options"]["python_requires"] == ">=3.11"
     requires = cfg["options"]["install_requires"].split()
-    assert [r.split(">=")[0] for r in requires] == ["numpy", "scipy", "matplotlib", "tqdm"]
+    assert [r.split(">=")[0] for r in requires] == ["numpy", "scipy", "matplotlib", "tqdm", "threadpoolctl"]
     extras = cfg["options.extras_require"]
     assert extras["test"].split() == ["pytest>=7", "hypothesis>=6.70"]
     assert extras["gpu"].split() == ["cupy-cuda12x"]

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numpyrnn
-from numpyrnn import bench, cli
+from numpyrnn import bench, cli, machine
 from numpyrnn.cells import common, fast, gru, lstm, rnn
 
 CELLS = {"rnn": (rnn, {}), "lstm": (lstm, {}), "gru": (gru, {}), "gru_textbook": (gru, {"reset_after": False})}
@@ -95,9 +95,9 @@ def test_bench_runs_and_reports(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "lstm  3x2x4x5" in text and "/floor" in text and "/honest" in text
-    assert f"SIMD {bench.simd_level()}; BLAS {bench.blas_info()}, " in text
+    assert f"SIMD {machine.simd_level()}; BLAS {machine.blas_info()}, threads {machine.threads_text()};" in text
     data = json.loads(out.read_text())
-    assert data["machine"] == bench.machine()
+    assert data["machine"] == machine.describe()
     rows = data["results"]
     assert [r["cell"] for r in rows] == ["lstm", "gru"]
     for r in rows:
@@ -129,10 +129,11 @@ def test_the_machine_header_names_the_simd_level_the_cpu_has():
         pytest.skip("no /proc/cpuinfo flags to compare with")
     expected = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
     if expected is None:
-        pytest.skip(f"a CPU with neither AVX-512 nor AVX2: {bench.simd_level()}")
-    assert bench.simd_level().startswith(expected)
-    info = bench.machine()
-    assert set(info) == {"cpu", "simd", "blas", "threads", "numpy"} and info["threads"] == bench.blas_threads()
+        pytest.skip(f"a CPU with neither AVX-512 nor AVX2: {machine.simd_level()}")
+    assert machine.simd_level().startswith(expected)
+    info = machine.describe()
+    assert set(info) == {"cpu", "simd", "blas", "threads", "cores", "numpy"}
+    assert info["threads"] == machine.threads_text() and info["cores"] == machine.usable_cores()
 
 
 @pytest.mark.parametrize("cell,blocks", [("rnn", [(4, 5)]), ("lstm", [(4, 20), (4, 5)]), ("gru", [(4, 15)])])

@@ -13,6 +13,7 @@ import numpy as np
 
 import numpyrnn
 from numpyrnn import bench
+from numpyrnn import machine
 
 LAYERS = {"rnn": numpyrnn.RNN, "lstm": numpyrnn.LSTM, "gru": numpyrnn.GRU}
 
@@ -23,8 +24,8 @@ def main(argv):
     dtype = argv[2] if len(argv) > 2 else "float32"
     repeat = int(argv[3]) if len(argv) > 3 else 9
     p = float(argv[4]) if len(argv) > 4 else 0.25
-    m = bench.machine()
-    print(f"CPU {m['cpu']}, SIMD {m['simd']}; BLAS {m['blas']}, {m['threads']} threads; numpy {m['numpy']}; "
+    m = machine.describe()
+    print(f"CPU {m['cpu']}, SIMD {m['simd']}; BLAS {m['blas']}, threads {m['threads']}; numpy {m['numpy']}; "
           f"{dtype}, median of {repeat}, recurrent_dropout={p}")
     print(f"{'cell':<5} {'impl':<10} {'T x B x I x H':<16} {'without ms':>11} {'with ms':>9} {'with/without':>13}")
     for T, B, I, H in shapes:

@@ -15,6 +15,7 @@ import numpy as np
 
 import numpyrnn
 from numpyrnn import bench
+from numpyrnn import machine
 
 LAYERS = {"rnn": numpyrnn.RNN, "lstm": numpyrnn.LSTM, "gru": numpyrnn.GRU}
 IMPLS = ("fast", "reference", "generic")
@@ -26,8 +27,8 @@ def main(argv):
     dtypes = (argv[2] if len(argv) > 2 else "float32,float64").split(",")
     repeat = int(argv[3]) if len(argv) > 3 else 9
     names = (argv[4] if len(argv) > 4 else "lstm,gru,rnn").split(",")
-    m = bench.machine()
-    print(f"CPU {m['cpu']}, SIMD {m['simd']}; BLAS {m['blas']}, {m['threads']} threads; numpy {m['numpy']}; "
+    m = machine.describe()
+    print(f"CPU {m['cpu']}, SIMD {m['simd']}; BLAS {m['blas']}, threads {m['threads']}; numpy {m['numpy']}; "
           f"median of {repeat}")
     print(f"{'cell':<5} {'T x B x I x H':<16} {'dtype':<8} {'fast ms':>9} {'ref ms':>9} {'generic ms':>10} "
           f"{'gen/fast':>9} {'gen/ref':>8} {'us/step gen-ref':>16}")

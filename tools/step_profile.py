@@ -20,6 +20,7 @@ import numpy as np
 
 import numpyrnn
 from numpyrnn import bench
+from numpyrnn import machine
 from numpyrnn import cells
 from numpyrnn.cells import fast
 
@@ -129,7 +130,7 @@ def main(argv):
     shape = tuple(int(v) for v in (argv[1] if len(argv) > 1 else "200x16x32x64").split("x"))
     dtypes = (argv[2] if len(argv) > 2 else "float32,float64").split(",")
     repeat = int(argv[3]) if len(argv) > 3 else 15
-    print("machine:", bench.machine())
+    print("machine:", machine.describe())
     print(f"µs per step at {'x'.join(map(str, shape))}; the loops' products and tanh timed alone")
     header = (f"{'cell':<5} {'dtype':<8} {'pass':<9} {'total':>7} {'layer':>6} {'input':>7} {'factors':>8} {'grads':>7} "
               f"{'helpers':>8} {'loop':>7} {'matmul':>7} {'tanh':>6} {'other':>7} {'calls':>6} {'µs/call':>8}")

@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 import scipy.special
 
-from ..backend import array_module
+from ..backend import array_module, matmul
 from ..validation import as_lengths, check_finite, check_shape
 
 
@@ -66,13 +66,16 @@ def scratch(workspace, name, shape, dtype, xp):
 
 
 # --------------------------------------------------------------------------- the GEMMs outside the loop
+#
+# backend.matmul is the product itself; it only lets a big one (the bench's largest shapes) use
+# every BLAS thread while the loops run on one (numpyrnn's thread policy, backend.py).
 
 def input_terms(x, weight_ih, bias, out):
     """x_t W_ih^T + b for every step, into ``out`` (T, B, rows of W_ih): one product for all
     steps, (T·B, I) × (I, G·H), then the bias (None for none) added in place."""
     xp = array_module(x)
     T, B, I = x.shape
-    xp.matmul(x.reshape(T * B, I), xp.ascontiguousarray(weight_ih.T), out=out.reshape(T * B, -1))
+    matmul(x.reshape(T * B, I), xp.ascontiguousarray(weight_ih.T), out=out.reshape(T * B, -1))
     if bias is not None:
         out += bias
     return out
@@ -91,7 +94,7 @@ def step_major_input_terms(x, w_ih_t, bias, workspace, borrowed):
     T, B, I = x.shape
     G, _, H = w_ih_t.shape
     projection = borrowed.reshape(-1)[:G * T * B * H].reshape(G, T * B, H)
-    xp.matmul(x.reshape(T * B, I), w_ih_t, out=projection)           # x_t W_ih^T per gate
+    matmul(x.reshape(T * B, I), w_ih_t, out=projection)              # x_t W_ih^T per gate
     projection = projection.reshape(G, T, B, H).transpose(1, 0, 2, 3)
     gates = scratch(workspace, "gates", (T, G, B, H), x.dtype, xp)
     if bias is not None:
@@ -108,13 +111,13 @@ def weight_gradients(da, inputs):
     multiplied the weight at each step (x_t for W_ih, h_{t−1} for W_hh).
     """
     T, B, K = inputs.shape
-    return da.reshape(T * B, -1).T @ inputs.reshape(T * B, K)
+    return matmul(da.reshape(T * B, -1).T, inputs.reshape(T * B, K))
 
 
 def input_gradient(da, weight_ih):
     """dx_t = da_t W_ih for every step at once: one matrix product."""
     T, B, _ = da.shape
-    return (da.reshape(T * B, -1) @ weight_ih).reshape(T, B, -1)
+    return matmul(da.reshape(T * B, -1), weight_ih).reshape(T, B, -1)
 
 
 def fold_biases(bias_ih, bias_hh):

@@ -10,19 +10,27 @@ runs and gives a verdict:
   same items for both: examples for classifiers and regressors, each stream's piece of a chunk
   for the language model).
 * **Speed** ("the GRU is faster"): training seconds per epoch (per step when the runs were
-  shorter than an epoch), LSTM ÷ GRU, with a 95 % interval from resampling the seeds.
+  shorter than an epoch), LSTM ÷ GRU, with a 95 % interval from resampling the seeds (paired:
+  ``compare`` runs seed s of every cell in the same round, so the two meet the same machine).
+  When the machine was busy while they ran (:func:`numpyrnn.machine.busy_reason`: a load
+  average above the cores, or a run that waited for a core), the verdict is withheld,
+  "undecided: the machine was busy (load 2.9 on 2 cores)": the ratio then measures the load as
+  much as the cells.
 * **Memory** ("the LSTM uses more"): activation memory per batch and parameters, LSTM ÷ GRU
   (measured once: no noise).
 * **Complexity** ("the GRU is simpler"): gates and parameters per hidden unit.
 
 A verdict is "supported" when the interval lies on the claim's side, "contradicted" when it lies
 on the other, "within noise" when it holds both; the speed claim of a comparison with one seed
-per cell is "undecided (one seed)", since one ratio has no spread to judge it by.
+per cell is "undecided (one seed)", since one ratio has no spread to judge it by, and that of
+runs on a busy machine "undecided: the machine was busy (...)".
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from .. import machine
 
 #: bootstrap resamples, and the generator's seed (the table repeats exactly)
 RESAMPLES, SEED = 2000, 0
@@ -69,14 +77,26 @@ def _speed(results, rng):
         per, (a, b) = "step", (np.array([r["train_seconds"] / steps for r in runs]) for runs in (lstm, gru))
     value = float(a.mean() / b.mean())
     measure = f"training seconds per {per}, LSTM ÷ GRU (above 1: the GRU faster)"
+    row = {"claim": "the GRU is faster", "measure": measure, "value": value}
+    load = [r.get("load") for r in lstm + gru]
+    if all(load):                                # what the machine was doing while they ran
+        busy = machine.busy_reason(load)
+        row["load"] = {"busy": busy, "cores": load[0]["cores"],
+                       "max_load_after": max((l["load_after"] for l in load if l["load_after"] is not None),
+                                             default=None),
+                       "min_cpu_share": min(l["cpu_share"] for l in load)}
+        if busy:
+            return {**row, "interval": [value, value], "verdict": f"undecided: the machine was busy ({busy})"}
     if min(len(a), len(b)) < 2:                  # one run each: a ratio with no spread to judge it by
-        return {"claim": "the GRU is faster", "measure": measure, "value": value, "interval": [value, value],
-                "verdict": "undecided (one seed)"}
-    ratios = np.array([a[rng.integers(0, len(a), len(a))].mean() / b[rng.integers(0, len(b), len(b))].mean()
-                       for _ in range(RESAMPLES)])
+        return {**row, "interval": [value, value], "verdict": "undecided (one seed)"}
+    if len(a) == len(b):                         # round-robin runs: seed s of both met the same machine
+        picks = (rng.integers(0, len(a), len(a)) for _ in range(RESAMPLES))
+        ratios = np.array([a[k].mean() / b[k].mean() for k in picks])
+    else:
+        ratios = np.array([a[rng.integers(0, len(a), len(a))].mean() / b[rng.integers(0, len(b), len(b))].mean()
+                           for _ in range(RESAMPLES)])
     low, high = _interval(ratios)
-    return {"claim": "the GRU is faster", "measure": measure, "value": value, "interval": [low, high],
-            "verdict": _verdict(low, high, 1.0)}
+    return {**row, "interval": [low, high], "verdict": _verdict(low, high, 1.0)}
 
 
 def _memory(results):

@@ -18,7 +18,9 @@ import platform
 
 import numpy as np
 
-from .. import __version__, bench, optim, tasks
+from .. import __version__, machine, optim, tasks
+from ..backend import thread_policy
+from ..bench import activation_bytes
 from ..models import REGULARISERS
 from ..train import Trainer
 from ..train import budget as train_budget
@@ -69,6 +71,25 @@ def quick_note(results) -> str | None:
                    "rank the cells differently; run without --quick for results.")
 
 
+def load_note(results) -> str | None:
+    """What the machine was doing while the comparison ran: the load average before and after,
+    the least and most CPU a run's thread got of its time, the BLAS threads; None for results
+    from before this was recorded."""
+    whole = results.get("load")
+    if not whole:
+        return None
+    runs = [r["load"] for c in results["cells"].values() for r in c["runs"] if r.get("load")]
+    shares = [r["cpu_share"] for r in runs]
+    load = lambda v: "?" if v is None else f"{v:.2f}"
+    busy = machine.busy_reason(runs)
+    return (f"The machine while it ran: load average {load(whole['load_before'])} before, "
+            f"{load(whole['load_after'])} after, on {whole['cores']} cores; each run's thread had the CPU "
+            f"{100 * min(shares):.0f}–{100 * max(shares):.0f} % of its time; BLAS threads "
+            f"{results['machine'].get('blas_threads')}. "
+            + (f"Busy ({busy}): its times measure the load as much as the cells." if busy
+               else "Quiet enough for its times to compare the cells."))
+
+
 def _parameters(task, cell, hidden, **kwargs):
     return task.make_model(cell, hidden_size=hidden, seed=0, **kwargs).num_parameters()
 
@@ -93,6 +114,7 @@ def _mean_std(values):
     return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else 0.0
 
 
+@thread_policy()
 def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, hidden=None, match_params=False,
             steps=None, epochs=None, quick=False, data_seed=0, task_options=None, optimizer=None, lr=None,
             batch_size=None, clip="task", layers=1, bidirectional=False, dropout=0.0, dtype=np.float32,
@@ -101,7 +123,11 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, hid
     """Train every cell ``seeds`` times on one task; returns the results as a dict (see
     :func:`write` for what it holds).  ``progress``: one bar over every run's steps (None: on a
     terminal only).  A regulariser left None is the task's default (a named data set's tuned
-    settings may hold one), else off."""
+    settings may hold one), else off.
+
+    The runs go round-robin over the seeds — seed 0 of every cell, then seed 1 of every cell,
+    ... — so that the cells meet the same machine: a load that comes and goes falls on every
+    cell alike.  Each run records the load it met (:class:`numpyrnn.machine.Meter`)."""
     run = _setup(**{k: v for k, v in locals().items() if k not in ("log", "progress")})
     task, settings = run["task"], run["settings"]
     cells, seeds, total_steps = settings["cells"], settings["seeds"], settings["total_steps"]
@@ -110,17 +136,18 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, hid
                "baseline": {"value": task.baseline()[0], "what": task.baseline()[1]},
                "baselines": task.baselines(),
                "settings": settings,
-               "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                           "blas_threads": bench.blas_threads(), "numpy": np.__version__,
+               "machine": {"processor": platform.processor() or platform.machine(), "cores": machine.usable_cores(),
+                           "blas_threads": machine.threads_text(), "numpy": np.__version__,
                            "python": platform.python_version()},
                "version": __version__, "cells": {}}
-    with Progress(len(cells) * seeds * total_steps, enabled=progress, log=log) as bar:
-        for cell in cells:
-            results["cells"][cell] = _train_cell(task, cell, seeds, run["sizes"][cell], run["model_kwargs"],
-                                                 run["shape_kwargs"], settings["optimizer"], settings["lr"],
-                                                 settings["batch_size"], settings["clip"], run["eval_every"],
-                                                 settings["budget"], settings["steps_per_epoch"], bar,
-                                                 weight_decay, settings["patience"], min_delta)
+    runs = {cell: [] for cell in cells}
+    with Progress(len(cells) * seeds * total_steps, enabled=progress, log=log) as bar, machine.Meter() as whole:
+        for seed in range(seeds):
+            for cell in cells:
+                runs[cell].append(_train_run(task, cell, seed, run, bar))
+    results["load"] = whole.record()
+    for cell in cells:
+        results["cells"][cell] = _summary(task, cell, run, runs[cell])
     results["claims"] = claims(results)
     return results
 
@@ -199,34 +226,42 @@ def _setup(task_name, cells, seeds, hidden, match_params, steps, epochs, quick, 
             "shape_kwargs": shape_kwargs, "eval_every": eval_every}
 
 
-def _train_cell(task, cell, seeds, hidden, model_kwargs, shape_kwargs, optimizer, lr, batch_size, clip,
-                eval_every, budget, steps_per_epoch, bar, weight_decay=0.0, patience=None, min_delta=0.0):
-    """The runs of one cell, and their summary."""
-    metric = task.metric
-    runs = []
-    for seed in range(seeds):
-        bar.run(f"{cell} seed {seed}")
-        model = task.make_model(cell, hidden_size=hidden, seed=seed, **model_kwargs)
-        opt = optim.make(optimizer, model, lr=lr, **({"weight_decay": weight_decay} if weight_decay else {}))
-        trainer = Trainer(model, task, opt, batch_size=batch_size, clip=clip, eval_every=eval_every,
-                          seed=seed, progress=False, on_step=bar.step, patience=patience, min_delta=min_delta)
-        final = trainer.fit(**budget)
-        model.eval()
-        batch = task.batch(task.epoch(batch_size, np.random.default_rng(0))[0])
-        model.forward(batch.inputs, batch.targets, batch.lengths)
-        items = task.item_scores(model, "test", max(batch_size, 64))       # for the claims' paired bootstrap
-        runs.append({"seed": seed, "test": final[f"test_{metric}"], "test_loss": final["test_loss"],
-                     "test_items": [float(v) for v in items],
-                     **{k: final[k] for k in ("best_step", "stopped_early") if k in final},
-                     "train_seconds": final["train_seconds"], "seconds_per_epoch": final["seconds_per_epoch"],
-                     "activation_bytes": bench.activation_bytes(model.rnn),
-                     "curve": _curve(trainer.history, steps_per_epoch, eval_every, metric)})
-        bar.log(f"{cell} seed {seed}: test_{metric} {final[f'test_{metric}']:.4f}, "
-                f"{final['train_seconds']:.1f} s of training")
+def _train_run(task, cell, seed, run, bar):
+    """One run: ``cell`` trained with ``seed`` under the settings ``run`` holds (from :func:`_setup`)."""
+    settings, metric = run["settings"], task.metric
+    bar.run(f"{cell} seed {seed}")
+    model = task.make_model(cell, hidden_size=run["sizes"][cell], seed=seed, **run["model_kwargs"])
+    weight_decay = settings["weight_decay"]
+    opt = optim.make(settings["optimizer"], model, lr=settings["lr"],
+                     **({"weight_decay": weight_decay} if weight_decay else {}))
+    trainer = Trainer(model, task, opt, batch_size=settings["batch_size"], clip=settings["clip"],
+                      eval_every=run["eval_every"], seed=seed, progress=False, on_step=bar.step,
+                      patience=settings["patience"], min_delta=settings["min_delta"])
+    with machine.Meter() as met:
+        final = trainer.fit(**settings["budget"])
+    model.eval()
+    batch_size = settings["batch_size"]
+    batch = task.batch(task.epoch(batch_size, np.random.default_rng(0))[0])
+    model.forward(batch.inputs, batch.targets, batch.lengths)
+    items = task.item_scores(model, "test", max(batch_size, 64))       # for the claims' paired bootstrap
+    bar.log(f"{cell} seed {seed}: test_{metric} {final[f'test_{metric}']:.4f}, "
+            f"{final['train_seconds']:.1f} s of training")
+    return {"seed": seed, "test": final[f"test_{metric}"], "test_loss": final["test_loss"],
+            "test_items": [float(v) for v in items],
+            **{k: final[k] for k in ("best_step", "stopped_early") if k in final},
+            "train_seconds": final["train_seconds"], "seconds_per_epoch": final["seconds_per_epoch"],
+            "load": {**met.record(), "device": model.device},
+            "activation_bytes": activation_bytes(model.rnn),
+            "curve": _curve(trainer.history, settings["steps_per_epoch"], run["eval_every"], metric)}
+
+
+def _summary(task, cell, run, runs):
+    """A cell's runs and what they add up to."""
     test_mean, test_std = _mean_std([r["test"] for r in runs])
     time_mean, time_std = _mean_std([r["train_seconds"] for r in runs])
     epoch_mean, _ = _mean_std([r["seconds_per_epoch"] for r in runs])
-    return {"hidden": hidden, "parameters": _parameters(task, cell, hidden, **shape_kwargs), "runs": runs,
+    hidden = run["sizes"][cell]
+    return {"hidden": hidden, "parameters": _parameters(task, cell, hidden, **run["shape_kwargs"]), "runs": runs,
             "summary": {"test_mean": test_mean, "test_std": test_std, "train_seconds_mean": time_mean,
                         "train_seconds_std": time_std, "seconds_per_epoch": epoch_mean,
                         "activation_mib": runs[0]["activation_bytes"] / 2**20}}
@@ -298,6 +333,8 @@ def write(results, out_dir):
                 f"Baselines, test {results['metric']} on the same split: {baselines}. "
                 f"numpyrnn {results['version']}, {results['machine']['processor']}, "
                 f"{results['machine']['cores']} cores.\n")
+        if load_note(results):
+            f.write(f"\n{load_note(results)}\n")
         if results.get("claims"):
             f.write(f"\n## LSTM vs GRU: the claims, measured\n\n{claims_table(results['claims'], markdown=True)}\n\n"
                     "Accuracy: a bootstrap over seeds and test items (paired across the cells), 95 % interval. Speed: "

@@ -4,7 +4,7 @@ the adding problem, how much gradient reaches the first step, at initialisation 
 training (the gradient-flow ratio ‖∂L/∂h_0‖ / ‖∂L/∂h_{T−1}‖, for every state of the cell).
 
 Runs go to worker processes, ``jobs`` at a time, each with one BLAS thread (set before NumPy is
-imported there): so the numbers are the same bit for bit whatever ``jobs`` is, ``jobs=1``
+imported there, unless the user chose a number with ``numpyrnn.set_threads`` or ``--threads``): so the numbers are the same bit for bit whatever ``jobs`` is, ``jobs=1``
 included, and runs side by side do not fight over threads.  Their training times are then
 measured side by side, ``jobs`` at a time on the machine's cores, and the results say so.
 """
@@ -68,8 +68,10 @@ def run_one(spec):
     return out
 
 
-def _start_worker(cell_files, cell_classes):
-    """In each worker: the user's cells registered again (a worker starts a fresh interpreter)."""
+def _start_worker(cell_files, cell_classes, threads="auto"):
+    """In each worker: the user's cells registered again (a worker starts a fresh interpreter),
+    and the BLAS threads the user chose (``numpyrnn.set_threads``, ``--threads``), if any."""
+    backend.set_threads(threads)
     for path in cell_files:
         _cells.protocol.register_file(path)
     for cls in cell_classes:
@@ -85,7 +87,8 @@ def _pool(jobs):
     saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
     os.environ.update({k: "1" for k in THREAD_VARIABLES})      # read when NumPy loads in the worker
     try:
-        return context.Pool(jobs, initializer=_start_worker, initargs=(files, classes))
+        return context.Pool(jobs, initializer=_start_worker,
+                            initargs=(files, classes, backend.thread_setting()["setting"]))
     finally:
         for k, v in saved.items():
             if v is None:

@@ -7,6 +7,10 @@ submodule's name (``rnn.weight_ih_l0``, ``head.bias``), in the order the submodu
 ``backward`` *adds* into ``grads`` (gradients of several losses accumulate, as in PyTorch);
 ``zero_grad`` clears them.  Parameters are updated in place, so ``m.params[k] -= lr * m.grads[k]``
 works, and assigning ``m.params[k] = array`` copies the values into the existing parameter.
+
+Every module's ``forward`` and ``backward`` (a subclass's own included) run under numpyrnn's BLAS
+thread policy (:class:`numpyrnn.backend.thread_policy`): set by the outermost call, so a model's
+forward sets it once for its layers.
 """
 
 from __future__ import annotations
@@ -49,6 +53,13 @@ class Module:
         self._children: dict = {}
         self.training = True
         self._drop_cache()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("forward", "backward"):             # under the thread policy (see the module)
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "thread_policy", False):
+                setattr(cls, name, backend.thread_policy()(method))
 
     def __call__(self, *args, **kwargs):
         """``m(x)`` is ``m.forward(x)``, as in PyTorch: the subclass's forward, whatever it is."""
