@@ -21,6 +21,7 @@ auto) and ``--impl`` (fast or reference).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shlex
@@ -364,11 +365,14 @@ def _add_gradcheck(sub):
 def _run_gradcheck(args):
     from . import cells, gradcheck
 
-    results, lengths = gradcheck.check_cells(
-        cells.names() if args.cell == "all" else [args.cell], seq_len=args.seq_len, batch=args.batch,
-        input_size=args.input_size, hidden=args.hidden, num_layers=args.layers, bidirectional=args.bidirectional,
-        lengths=args.lengths, models=args.models, impl=args.impl, device=args.device, eps=args.eps, tol=args.tol,
-        mode=args.mode, seed=args.seed, n_directions=args.directions)
+    try:
+        results, lengths = gradcheck.check_cells(
+            cells.names() if args.cell == "all" else [args.cell], seq_len=args.seq_len, batch=args.batch,
+            input_size=args.input_size, hidden=args.hidden, num_layers=args.layers, bidirectional=args.bidirectional,
+            lengths=args.lengths, models=args.models, impl=args.impl, device=args.device, eps=args.eps,
+            tol=args.tol, mode=args.mode, seed=args.seed, n_directions=args.directions)
+    except cells.CellError as exc:               # a cell that breaks the protocol: no verdict to give
+        raise UsageError(f"numpyrnn gradcheck: {exc}") from None
     for _, report in results:
         print(report, end="\n\n")
     print(gradcheck.summary(results, f"{args.impl} path, T={args.seq_len}, B={args.batch}, I={args.input_size}, "
@@ -944,6 +948,10 @@ def plan(command):
 def main(argv=None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    if sys.stdout is None:                    # started with its standard output closed (>&-)
+        print("numpyrnn: standard output is closed, so nothing numpyrnn prints could be read: run it with "
+              "standard output open (or > FILE)", file=sys.stderr)
+        return 2
     try:
         args = parser.parse_args(argv)
         args.invocation = shlex.join(["numpyrnn", *argv])     # what a run's results and figure record
@@ -951,13 +959,33 @@ def main(argv=None) -> int:
             _load_cell_files(args)
         with warnings.catch_warnings(), backend.threads(getattr(args, "threads", None)):
             warnings.simplefilter("default")
-            return args.run(args)
+            code = args.run(args)
+        sys.stdout.flush()                    # a full disk or a closed pipe says so here, not at exit
+        return code
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     except DeviceUnavailableError as exc:
         print(f"numpyrnn: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:                    # writing what it prints or saves failed (a full disk, ...)
+        if exc.errno in (errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EDQUOT) or isinstance(exc, BrokenPipeError):
+            _drop_stdout()
+            where = f" ({exc.filename})" if exc.filename else ""
+            print(f"numpyrnn: could not write{where}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _drop_stdout():
+    """After a failed write to standard output: send what is left in its buffer nowhere, so that
+    the interpreter's flush at exit does not fail again with a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":

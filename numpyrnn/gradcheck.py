@@ -127,8 +127,9 @@ class Report:
                f"so entries below tiny=ν/tol={self.tiny:.1e} are held to |a−n| ≤ ν",
                fmt.format(*head), fmt.format(*("-" * w for w in widths))]
         out += [fmt.format(*line) for line in lines]
-        verdict = "PASSED" if self.passed else f"FAILED: {', '.join(self.failed)}"
-        out.append(f"{verdict} ({sum(r.passed for r in self.rows)}/{len(self.rows)} tensors)")
+        n, ok = len(self.rows), sum(r.passed for r in self.rows)
+        out.append(f"PASSED ({ok} of {n} tensors)" if self.passed
+                   else f"FAILED: {', '.join(self.failed)} ({ok} of {n} tensors passed)")
         return "\n".join(out)
 
     def to_dict(self) -> dict:
@@ -348,8 +349,14 @@ def check_fn(forward, backward, inputs, *, eps=1e-6, tol=1e-7, mode="full", seed
     def run():
         result = forward(*work)
         if not isinstance(result, tuple) or len(result) < 2:
-            raise TypeError("forward must return (*outputs, cache): a tuple of at least two items")
-        return result[:-1], result[-1]
+            raise TypeError("forward must return (*outputs, cache): a tuple of at least two items, got "
+                            + (f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__))
+        outputs = result[:-1]
+        for k, o in enumerate(outputs):
+            if o is not None and not (hasattr(o, "shape") and hasattr(o, "dtype")):
+                raise TypeError(f"forward must return arrays as its outputs (then the cache); output {k} is a "
+                                f"{type(o).__name__}: {o!r}")
+        return outputs, result[-1]
 
     outputs, cache = run()
     rng = np.random.default_rng(seed)
@@ -513,7 +520,12 @@ def check_step(cell, *, batch=3, input_size=4, hidden=5, seed=0, eps=1e-6, tol=1
     """Check one step of a :class:`~numpyrnn.cells.Cell` (or a registered cell's name): its
     ``step_backward`` against finite differences of its own ``step_forward``, for x_t, every
     state before the step (``h_prev``, ...) and every parameter by name, on random float64
-    values (parameters drawn by the cell's ``initialize``, states ~ N(0, 0.5²))."""
+    values (parameters drawn by the cell's ``initialize``, states ~ N(0, 0.5²)).
+
+    First the cell gets the probe a layer gives it (``generic.check_cell``), in float32 and in
+    float64: a cell the layer would refuse (a result of the wrong form, shape or dtype, a step
+    that writes into what it is given or into its cache) raises the layer's
+    :class:`~numpyrnn.cells.CellError`, naming the method, instead of a verdict."""
     from . import backend, cells as _cells
 
     cell = _cells.resolve(cell)
@@ -521,7 +533,11 @@ def check_step(cell, *, batch=3, input_size=4, hidden=5, seed=0, eps=1e-6, tol=1
     xp = backend.module_for(backend.resolve_device(device))
     shapes = _cells.generic.check_parameters(cell, input_size, hidden)
     params = {name: np.zeros(shape) for name, shape in shapes.items()}
-    cell.initialize(params, hidden, rng)
+    with _cells.generic.calling(cell, "initialize"):
+        cell.initialize(params, hidden, rng)
+    for dtype in (np.float32, np.float64):      # what a layer of either dtype checks when it is built
+        _cells.generic.check_cell(cell, {n: xp.asarray(p.astype(dtype)) for n, p in params.items()}, input_size,
+                                  hidden, xp, dtype, batch=batch, seed=seed)
     states = [f"{s}_prev" for s in cell.state_names]
     inputs = {"x_t": rng.standard_normal((batch, input_size)),
               **{name: 0.5 * rng.standard_normal((batch, hidden)) for name in states}, **params}
@@ -533,8 +549,9 @@ def check_step(cell, *, batch=3, input_size=4, hidden=5, seed=0, eps=1e-6, tol=1
         return (*new_state, cache)
 
     def backward(*args):
-        dx_t, dstate_prev, grads = cell.step_backward(tuple(args[:-1]), args[-1])
-        return (dx_t, *dstate_prev, *(grads.get(name) for name in shapes))
+        dstate = tuple(args[:-1])
+        dx_t, dstate_prev, grads = cell.step_backward(dstate, args[-1])
+        return (dx_t, *_cells.protocol.zeros_for_none(dstate_prev, dstate), *(grads.get(name) for name in shapes))
 
     return check_fn(forward, backward, inputs, eps=eps, tol=tol, mode=mode, seed=seed,
                     n_directions=n_directions, title=f"gradcheck {_cells.label(cell)} step {cell!r}")

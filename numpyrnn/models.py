@@ -91,7 +91,11 @@ class SequenceModel(Module):
         return {"type": type(self).__name__, **self._config}
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+        # nonlinearity and reset_after are the RNN's and the GRU's options, kept in every config
+        # (older files have them): shown only for a cell that has them
+        cell_options = self.rnn.cell.options if getattr(self, "rnn", None) is not None else {}
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items()
+                         if k not in ("nonlinearity", "reset_after") or k in cell_options)
         return f"{type(self).__name__}({args})"
 
     def _make_recurrent(self, cell, input_size, hidden_size, num_layers, bidirectional, dropout, impl, seed,

@@ -58,7 +58,13 @@ def read_record(path):
         else:
             continue
         if key == RECORD_KEY.encode():
-            return json.loads(text.decode("latin-1"))
+            record = json.loads(text.decode("latin-1"))
+            plan = record.get("plan")
+            if isinstance(plan, dict) and "task" in plan:    # as today's code writes a task's config
+                from .tasks import upgrade_config
+
+                plan["task"] = upgrade_config(plan["task"])
+            return record
     return None
 
 
@@ -107,7 +113,9 @@ def _record(data, plan):
 def gradflow(data, path):
     """‖∂L/∂h_t‖ (and every other state's, such as the LSTM's ‖∂L/∂c_t‖, dashed) against t at initialisation and after
     training (log scale); the largest singular value of the one-step Jacobian per step (mean over
-    sequences); and the LSTM's forget gate over time."""
+    sequences); and the forget gate over time of every cell that reports a gate named f (its
+    mean; for the LSTM, or the first such cell, also its spread and the units keeping it
+    highest)."""
     fig = _figure(13, 8)
     (before, after), (spectral, forget) = fig.subplots(2, 2)
     for ax, stage, title in ((before, "initial", "at initialisation"), (after, "trained", "after training")):
@@ -138,19 +146,26 @@ def gradflow(data, path):
     spectral.grid(alpha=0.3)
     gated = [cell for cell, d in data["cells"].items() if "forget_gate" in d["initial"]]
     if gated:
-        cell = "lstm" if "lstm" in gated else gated[0]     # the panel shows one cell's gate
-        for stage, style, alpha in (("initial", ":", 0.10), ("trained", "-", 0.22)):
-            gate = data["cells"][cell][stage]["forget_gate"]
-            t = np.arange(len(gate["mean"]))
-            forget.fill_between(t, gate["p10"], gate["p90"], color=COLORS.get(cell, "C0"), alpha=alpha, lw=0,
-                                label=f"10th–90th percentile, {stage}")
-            forget.plot(t, gate["mean"], ls=style, color=COLORS.get(cell, "C0"), lw=2, label=f"mean, {stage}")
-            for k, unit in enumerate(gate.get("top", [])):
-                forget.plot(t, unit, ls=style, color="#ff7f0e", lw=1,
-                            label=f"the {len(gate['top'])} units keeping f highest, {stage}" if k == 0 else None)
+        # every cell that reports a gate named f: its mean; the first's (the LSTM's when it
+        # ran) also its spread and the units that keep it highest
+        first = "lstm" if "lstm" in gated else gated[0]
+        for cell in [first] + [c for c in gated if c != first]:
+            for stage, style, alpha in (("initial", ":", 0.10), ("trained", "-", 0.22)):
+                gate = data["cells"][cell][stage]["forget_gate"]
+                t = np.arange(len(gate["mean"]))
+                name = LABELS.get(cell, cell)
+                if cell == first:
+                    forget.fill_between(t, gate["p10"], gate["p90"], color=COLORS.get(cell, "C0"), alpha=alpha,
+                                        lw=0, label=f"{name}: 10th–90th percentile, {stage}")
+                forget.plot(t, gate["mean"], ls=style, color=COLORS.get(cell, "C0"), lw=2,
+                            label=f"{name}: mean, {stage}")
+                for k, unit in enumerate(gate.get("top", []) if cell == first else []):
+                    forget.plot(t, unit, ls=style, color="#ff7f0e", lw=1,
+                                label=f"{name}: the {len(gate['top'])} units keeping f highest, {stage}"
+                                if k == 0 else None)
         forget.set_ylim(0, 1.02)
         forget.set_xlabel("step t")
-        forget.set_title(f"{LABELS.get(cell, cell)} forget gate f_t")
+        forget.set_title("forget gate f_t of " + ", ".join(LABELS.get(c, c) for c in gated))
         forget.legend(fontsize=7, loc="lower right")
         forget.grid(alpha=0.3)
     else:

@@ -495,6 +495,9 @@ class Trainer:
         if "trainer" not in arrays:
             raise checkpoint.CheckpointError(f"{path}: a saved model, not a training checkpoint (no trainer state)")
         state = checkpoint.from_json_array(arrays["trainer"])
+        from .tasks import upgrade_config
+
+        state["task"] = upgrade_config(state["task"])       # older runs on real data: sizes that did not apply
         expected = {"task": self.task.config(), "batch_size": self.batch_size,
                     "optimizer": self._optimizer_settings}
         for key, value in expected.items():

@@ -194,8 +194,10 @@ def test_a_planted_error_fails_naming_the_parameter():
 
 
 def test_the_checker_hands_the_backward_copies():
-    """A correct backward that writes into its arguments is not accused (check_fn reuses the
-    projections as the loss's weights)."""
+    """check_fn gives a function pair's backward copies: a right backward that writes into its
+    arguments is not accused (check_fn reuses the projections as the loss's weights).  A Cell is
+    held to the layer's protocol first, so check_step refuses one that writes into dstate, as
+    the layer does (issue 34)."""
     class InPlace(Coupled):
         def step_backward(self, dstate, cache):
             out = super().step_backward(dstate, cache)
@@ -203,7 +205,19 @@ def test_the_checker_hands_the_backward_copies():
                 d *= 0
             return out
 
-    assert gradcheck.check_step(InPlace()).passed
+    with pytest.raises(CellError, match=r"^InPlace.step_backward changed dstate in place"):
+        gradcheck.check_step(InPlace())
+
+    def forward(x):
+        y = np.tanh(x)
+        return y, y
+
+    def backward(dy, y):
+        dx = dy * (1 - y * y)
+        dy *= 0                                          # writes into its argument
+        return (dx,)
+
+    assert gradcheck.check_fn(forward, backward, [np.linspace(-1.0, 1.0, 5)]).passed
 
 
 # --------------------------------------------------------------------------- bad cells

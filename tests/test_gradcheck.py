@@ -192,7 +192,7 @@ def test_report_table_and_dict():
     text = str(report)
     for column in ("tensor", "max abs err", "max rel err", "worst at", "result"):
         assert column in text
-    assert text.splitlines()[-1] == "PASSED (6/6 tensors)"
+    assert text.splitlines()[-1] == "PASSED (6 of 6 tensors)"
     d = report.to_dict()
     assert d["passed"] is True and len(d["rows"]) == 6 and d["tiny"] == report.noise / report.tol
     with pytest.raises(KeyError, match="no tensor named 'nope'"):

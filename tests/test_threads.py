@@ -165,7 +165,7 @@ def test_the_command_line_takes_threads(tmp_path, capsys):
     assert cli.main(["compare", "--task", "adding", "--cells", "rnn", "--seeds", "1", "--steps", "2", "--seq-len", "3",
                      "--hidden", "2", "--quiet", "--threads", "2", "--out", str(tmp_path / "c")]) == 0
     results = json.loads((tmp_path / "c" / "results.json").read_text())
-    assert results["machine"]["blas_threads"] == "2 (set_threads / --threads)"
+    assert results["machine"]["threads"] == "2 (set_threads / --threads)"
     assert backend.thread_setting()["setting"] == "auto"       # the command's choice ends with it
     capsys.readouterr()
     assert cli.main(["gradcheck", "--threads", "0"]) == 2
@@ -246,7 +246,7 @@ def test_compare_goes_round_robin_and_records_the_load():
                                  "device"}
             assert 0 < load["cpu_seconds"] and load["cpu_share"] == load["cpu_seconds"] / load["wall_seconds"]
     assert results["load"]["cores"] == machine.usable_cores()
-    assert results["machine"]["blas_threads"] == machine.threads_text()
+    assert results["machine"]["threads"] == machine.threads_text()
     assert "load" in _speed(results) and load_note(results).startswith("The machine while it ran: load average ")
 
 

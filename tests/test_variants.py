@@ -54,20 +54,27 @@ def equations(name, x, h, c, p):
     return np.maximum(x @ p["weight_ih"].T + p["bias_ih"] + p["weight_hh"] * h, 0), None     # indrnn
 
 
-@pytest.mark.parametrize("name", GALLERY)
-def test_each_variant_is_a_loop_of_its_equations(name):
-    rng = np.random.default_rng(len(name))
-    layer = numpyrnn.Recurrent(name, 3, 4, dtype=np.float64, seed=1)
+def assert_loop_of(cell, step, rng, T=6, I=3, H=4):
+    """A layer over ``cell`` (float64, its parameters moved off their draw) equals, step by step,
+    a loop of ``step(x_t, h, c, params) -> (h, c or None)`` written from the equations.
+    Returns the layer's final state and the loop's last h and c."""
+    layer = numpyrnn.Recurrent(cell, I, H, dtype=np.float64, seed=1)
     params = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in layer.cell_params().items()}
     for k, v in params.items():
         layer.params[f"{k}_l0"] = v
-    x = rng.standard_normal((6, 2, 3))
+    x = rng.standard_normal((T, 2, I))
     y, state = layer.forward(x)
-    h, c = np.zeros((2, 4)), np.zeros((2, 4))
-    for t in range(6):
-        h, c_new = equations(name, x[t], h, c, params)
+    h, c = np.zeros((2, H)), np.zeros((2, H))
+    for t in range(T):
+        h, c_new = step(x[t], h, c, params)
         c = c_new if c_new is not None else c
         assert rel_err(y[t], h) < 1e-13, t
+    return state, h, c
+
+
+@pytest.mark.parametrize("name", GALLERY)
+def test_each_variant_is_a_loop_of_its_equations(name):
+    state, h, c = assert_loop_of(name, lambda *a: equations(name, *a), np.random.default_rng(len(name)))
     finals = state if isinstance(state, tuple) else (state,)
     assert rel_err(finals[0][0], h) < 1e-13
     if len(finals) == 2:
@@ -235,3 +242,80 @@ def test_the_gate_study_is_committed_and_its_figure_is_redrawn_from_it(tmp_path,
     spec.loader.exec_module(tool)
     tool.main(["gate_study.py", os.path.join(root, "docs", "results", "gates"), str(tmp_path / "gates.png")])
     assert "| lstm_cifg |" in capsys.readouterr().out and (tmp_path / "gates.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# --------------------------------------------------------------------------- the switches combined (issue 34, item 1)
+
+SWITCHES = ("input_gate", "forget_gate", "output_gate", "input_activation", "output_activation", "coupled", "peepholes")
+BASE = {"input_gate": True, "forget_gate": True, "output_gate": True, "input_activation": True,
+        "output_activation": True, "coupled": False, "peepholes": False}
+
+
+def family(**switches):
+    """An LSTMFamily subclass with these switches (the rest as the base's)."""
+    name = "combo_" + "_".join(k for k, v in switches.items() if v != BASE[k])
+    return type("Combo", (variants.LSTMFamily,), {"name": name, **switches})
+
+
+def family_equations(s, x, h, c, p):
+    """One step of the LSTM with switches ``s``, from §14's equations, without numpyrnn."""
+    s = {**BASE, **s}
+    rows = "".join(k for k, keep in (("i", s["input_gate"]), ("f", s["forget_gate"] and not s["coupled"]),
+                                     ("g", True), ("o", s["output_gate"])) if keep)
+    a = x @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
+    H = h.shape[1]
+    blocks = {k: a[:, j * H:(j + 1) * H] for j, k in enumerate(rows)}
+    if s["peepholes"] and "i" in rows:
+        blocks["i"] = blocks["i"] + p["weight_ci"] * c
+    if s["peepholes"] and "f" in rows:
+        blocks["f"] = blocks["f"] + p["weight_cf"] * c
+    i = sig(blocks["i"]) if "i" in rows else 1.0
+    f = 1 - i if s["coupled"] else (sig(blocks["f"]) if "f" in rows else 1.0)
+    g = np.tanh(blocks["g"]) if s["input_activation"] else blocks["g"]
+    c_new = f * c + i * g
+    if s["peepholes"] and "o" in rows:
+        blocks["o"] = blocks["o"] + p["weight_co"] * c_new
+    o = sig(blocks["o"]) if "o" in rows else 1.0
+    return o * (np.tanh(c_new) if s["output_activation"] else c_new), c_new
+
+
+VALID = [dict(zip(SWITCHES, values)) for values in np.ndindex(*(2,) * len(SWITCHES))]
+VALID = [{k: bool(v) for k, v in combo.items()} for combo in VALID]
+VALID = [s for s in VALID if not (s["coupled"] and not (s["input_gate"] and s["forget_gate"]))]
+
+
+@pytest.mark.parametrize("switches", VALID, ids=lambda s: "-".join(k for k, v in s.items() if v != BASE[k]) or "base")
+def test_every_combination_of_the_switches_gradchecks_and_is_its_equations(switches):
+    cell = family(**switches)()
+    results, _ = gradcheck.check_cells([cell], lengths=True, seq_len=3, batch=2, input_size=2, hidden=2)
+    assert all(r.passed for _, r in results), "\n".join(str(r) for _, r in results)
+    assert_loop_of(cell, lambda *a: family_equations(switches, *a), np.random.default_rng(7), T=4, I=2, H=3)
+    peepholes = {"weight_ci", "weight_cf", "weight_co"} & set(cell.parameters(2, 3))
+    kept = {"i": switches["input_gate"], "f": switches["forget_gate"] and not switches["coupled"],
+            "o": switches["output_gate"]}
+    assert peepholes == ({f"weight_c{g}" for g, k in kept.items() if k} if switches["peepholes"] else set())
+
+
+def test_greffs_own_variants_keep_their_peepholes():
+    """NIG, NFG, NOG, NIAF, NOAF and CIFG as the paper has them: each with its peepholes."""
+    for cls, weights in ((variants.NIG, {"weight_cf", "weight_co"}), (variants.NFG, {"weight_ci", "weight_co"}),
+                         (variants.NOG, {"weight_ci", "weight_cf"}), (variants.CIFG, {"weight_ci", "weight_co"}),
+                         (variants.NIAF, {"weight_ci", "weight_cf", "weight_co"}),
+                         (variants.NOAF, {"weight_ci", "weight_cf", "weight_co"})):
+        greff = type(f"Greff{cls.__name__}", (cls,), {"name": f"greff_{cls.name[5:]}", "peepholes": True})
+        assert {k for k in greff().parameters(2, 3) if k.startswith("weight_c")} == weights, cls.__name__
+
+
+@pytest.mark.parametrize("switches,why", [
+    ({"coupled": True, "input_gate": False}, "coupled gates set f = 1 − i, and this variant has no input gate i "
+                                             "(coupled = True needs input_gate = True)"),
+    ({"coupled": True, "forget_gate": False}, "coupled gates set f = 1 − i, and forget_gate = False sets f ≡ 1; "
+                                              "choose one of them"),
+    ({"coupled": True, "forget_gate": False, "input_gate": False, "peepholes": True}, "no input gate i"),
+])
+def test_the_switches_that_contradict_each_other_are_refused_saying_why(switches, why):
+    cls = family(**switches)
+    with pytest.raises(ValueError) as refused:
+        cls()
+    assert str(refused.value).startswith(f"{cls.name}: coupled gates set f = 1 − i") and why in str(refused.value)
+    assert "\n" not in str(refused.value)

@@ -29,8 +29,9 @@ shipped; torch.nn has no recurrent dropout, so on Rotten Tomatoes it runs withou
 dropouts numpyrnn's run has.  The conditions and variants take turns in rounds, so that each
 meets the same machine.
 
-``--pair`` also times two RNN epochs of the sentiment task at once against the same two one
-after the other, for each numpyrnn variant: each run's time at once ÷ its time alone.
+``--pair`` also times two epochs of the sentiment task (RNN, or ``--pair-cell``) at once against
+the same two one after the other, for each numpyrnn variant: each run's time at once ÷ its time
+alone, and the pair's wall time ÷ the two alone in sequence.
 
 It prints a table per job (median seconds per epoch over the rounds, busy ÷ quiet, each
 variant ÷ the first, numpyrnn ÷ torch quiet and busy) and the issue's goals, and writes every
@@ -168,7 +169,8 @@ def measure_epochs(args, log):
                                    "load_after": loadavg(), **m}
                             records.append(rec)
                             log(f"round {r} {condition:<5} {job:<16} {cell:<4} {rec['variant']:<14} "
-                                f"{m['seconds']:6.2f} s  (cpu share {m['cpu'] / max(m['seconds'], 1e-9):.2f}, "
+                                f"{m['seconds']:6.2f} s  (main thread's CPU over the fit, evaluation "
+                                f"included, ÷ these seconds: {m['cpu'] / max(m['seconds'], 1e-9):.2f}; "
                                 f"load {before:.2f})")
             finally:
                 if spinner is not None:
@@ -178,17 +180,20 @@ def measure_epochs(args, log):
 
 
 def measure_pair(args, log):
-    """Two RNN sentiment epochs one after the other, then at once, per variant, in rounds."""
+    """Two sentiment epochs of ``--pair-cell`` one after the other, then at once, per variant, in
+    rounds."""
     records = []
+    cell = args.pair_cell
     for r in range(args.rounds):
         for variant in args.variants:
-            alone = [run("sentiment", "rnn", variant, args.baseline)["seconds"] for _ in range(2)]
-            procs = [start("sentiment", "rnn", variant, args.baseline) for _ in range(2)]
+            alone = [run("sentiment", cell, variant, args.baseline)["seconds"] for _ in range(2)]
+            procs = [start("sentiment", cell, variant, args.baseline) for _ in range(2)]
             together = [finish(p)["seconds"] for p in procs]
             ratios = [t / a for t, a in zip(together, alone)]
-            records.append({"round": r, "variant": variant, "alone": alone, "together": together, "ratios": ratios})
-            log(f"pair round {r} {variant:<14} alone {alone[0]:.2f} + {alone[1]:.2f} s, at once {together[0]:.2f} "
-                f"and {together[1]:.2f} s: {ratios[0]:.2f}×, {ratios[1]:.2f}×")
+            records.append({"round": r, "variant": variant, "cell": cell, "alone": alone, "together": together,
+                            "ratios": ratios, "wall_ratio": max(together) / sum(alone)})
+            log(f"pair round {r} {variant:<14} {cell} alone {alone[0]:.2f} + {alone[1]:.2f} s, at once "
+                f"{together[0]:.2f} and {together[1]:.2f} s: {ratios[0]:.2f}×, {ratios[1]:.2f}×")
     return records
 
 
@@ -200,7 +205,7 @@ def median_of(records, **match):
 def report(records, pairs, args):
     lines = []
     variants = list(args.variants) + (["torch"] if args.torch else [])
-    for job in args.jobs:
+    for job in args.jobs if records else []:
         lines.append(f"\n{job}: seconds per epoch (median of {args.rounds}), busy ÷ quiet")
         head = ["cell"] + [f"{v} quiet" for v in variants] + [f"{v} busy" for v in variants] \
             + [f"{v} busy÷quiet" for v in variants]
@@ -221,10 +226,11 @@ def report(records, pairs, args):
             lines.append(f"{first} ÷ {v}, per cell, {' and '.join(args.conditions)}: "
                          + ", ".join(f"{x:.2f}" for x in ratios))
     if pairs:
-        lines.append("\ntwo RNN sentiment epochs at once: each run's time ÷ its time alone")
+        lines.append(f"\ntwo {args.pair_cell.upper()} sentiment epochs at once: each run's time ÷ its time alone, "
+                     "worst of the two per round (and the pair's wall time ÷ the two alone in sequence)")
         for v in args.variants:
-            rs = [max(p["ratios"]) for p in pairs if p["variant"] == v]
-            lines.append(f"{v}: worst per round " + ", ".join(f"{x:.2f}" for x in rs))
+            rs = [(max(p["ratios"]), p["wall_ratio"]) for p in pairs if p["variant"] == v]
+            lines.append(f"{v}: " + ", ".join(f"{x:.2f} ({w:.2f})" for x, w in rs))
     return "\n".join(lines)
 
 
@@ -237,7 +243,8 @@ def main(argv=None):
     p.add_argument("--variants", default="auto", help="comma-separated: auto, auto:wideN, threads:N, main")
     p.add_argument("--baseline", help="a checkout of numpyrnn to time as the variant main")
     p.add_argument("--torch", action="store_true", help="time PyTorch's CPU build on the same epochs")
-    p.add_argument("--pair", action="store_true", help="two RNN epochs at once against one after the other")
+    p.add_argument("--pair", action="store_true", help="two epochs at once against one after the other")
+    p.add_argument("--pair-cell", default="rnn", help="the cell of the pair's epochs (sentiment task)")
     p.add_argument("--no-epochs", action="store_true", help="only the pair")
     p.add_argument("--conditions", default="quiet,busy", help="quiet, busy or both")
     p.add_argument("--json", help="write every measurement here")
@@ -255,12 +262,11 @@ def main(argv=None):
     started = time.perf_counter()
     records = [] if args.no_epochs else measure_epochs(args, log)
     pairs = measure_pair(args, log) if args.pair else []
-    text = report(records, pairs, args) if records or pairs else ""
-    log(text)
-    log(f"\n{time.perf_counter() - started:.0f} s in all")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"argv": sys.argv[1:], "cores": cores, "epochs": records, "pairs": pairs}, f, indent=1)
+    log(report(records, pairs, args))
+    log(f"\n{time.perf_counter() - started:.0f} s in all")
 
 
 if __name__ == "__main__":

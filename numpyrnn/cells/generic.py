@@ -40,7 +40,7 @@ import numpy as np
 
 from ..backend import array_module
 from .common import real_steps, time_steps, zeros_if_none
-from .protocol import CellError, recurrent_dropout_refusal
+from .protocol import CellError, recurrent_dropout_refusal, zeros_for_none
 
 __all__ = ["forward", "backward", "gate_activations", "Loop", "LOOP", "check_cell", "check_parameters"]
 
@@ -120,6 +120,7 @@ def backward(cell, dy, dstate_n, cache, *, state_grads=None):
         dx[t], ds_prev, grads_t = cell.step_backward(ds_tilde, steps[t])   # through the step
         if not grads:                            # the first step back: does it keep the protocol?
             _check_backward_result(cell, dx[t], ds_prev, grads_t, steps[t], ds_tilde)
+        ds_prev = zeros_for_none(ds_prev, ds_tilde)   # None: a state the step does not read (§13)
         if h_mask is not None:                   # h_{t−1} was read through the mask (§16)
             ds_prev = (ds_prev[0] * h_mask, *ds_prev[1:])
         ds = [d_prev + (1 - mask[t]) * d for d_prev, d in zip(ds_prev, ds)]   # ds_{t−1} (§7)
@@ -181,14 +182,17 @@ def check_parameters(cell, input_size, hidden_size):
     return {name: tuple(int(n) for n in shape) for name, shape in shapes.items()}
 
 
-def _check_state_tuple(cell, method, what, value, shape, dtype):
+def _check_state_tuple(cell, method, what, value, shape, dtype, none_allowed=False):
     n = len(cell.state_names)
     names = ", ".join(cell.state_names)
     if not isinstance(value, tuple) or len(value) != n:
         got = f"a tuple of {len(value)}" if isinstance(value, tuple) else f"a {type(value).__name__}"
         raise CellError(f"{_where(cell, method)} must return {what} as a tuple of {n} array{'s' * (n > 1)} "
-                        f"({names}), got {got}")
+                        f"({names}){' (None for a state the step does not read)' if none_allowed else ''}, "
+                        f"got {got}")
     for name, s in zip(cell.state_names, value):
+        if s is None and none_allowed:
+            continue                             # a zero gradient: the step does not read this state
         if not _is_array(s) or tuple(s.shape) != tuple(shape):
             raise CellError(f"{_where(cell, method)}: {what} {name} must have shape {tuple(shape)}, got "
                             f"{getattr(s, 'shape', type(s).__name__)}")
@@ -203,7 +207,8 @@ def _check_forward_result(cell, new_state, state, dtype):
 
 
 def _check_backward_result(cell, dx_t, dstate_prev, grads, cache, dstate):
-    _check_state_tuple(cell, "step_backward", "dstate_prev", dstate_prev, dstate[0].shape, dstate[0].dtype)
+    _check_state_tuple(cell, "step_backward", "dstate_prev", dstate_prev, dstate[0].shape, dstate[0].dtype,
+                       none_allowed=True)
     if not isinstance(grads, dict):
         raise CellError(f"{_where(cell, 'step_backward')} must return the parameters' gradients as a dict "
                         f"{{name: array}}, got {type(grads).__name__}")
@@ -288,6 +293,7 @@ def check_cell(cell, params, input_size, hidden_size, xp, dtype, batch=2, seed=0
                         f"{(batch, input_size)}, got {getattr(dx_t, 'dtype', '')} "
                         f"{getattr(dx_t, 'shape', type(dx_t).__name__)}")
     _check_backward_result(cell, dx_t, dstate_prev, grads, cache, dstate)
+    dstate_prev = zeros_for_none(dstate_prev, dstate)
     _check_grads(cell, grads, params)
     if any(not _unchanged(s, d) for s, d in zip(dstate_saved, dstate)):
         raise CellError(f"{_where(cell, 'step_backward')} changed dstate in place: a step must leave what "
@@ -301,7 +307,8 @@ def check_cell(cell, params, input_size, hidden_size, xp, dtype, batch=2, seed=0
         raise CellError(f"{_where(cell, 'step_backward')} failed when called again on the same cache "
                         f"({type(exc).__name__}: {exc}): it must not change the cache (gradflow calls it more "
                         "than once)") from exc
-    same = (_unchanged(dx_t, again[0]) and all(_unchanged(a, b) for a, b in zip(dstate_prev, again[1]))
+    again_prev = zeros_for_none(again[1], dstate)
+    same = (_unchanged(dx_t, again[0]) and all(_unchanged(a, b) for a, b in zip(dstate_prev, again_prev))
             and all(_unchanged(grads[n], again[2][n]) for n in grads))
     if not same:
         raise CellError(f"{_where(cell, 'step_backward')} gave a different result when called again on the "

@@ -26,7 +26,8 @@ What the protocol fixes (docs/derivations.md §13 derives a cell's backward by t
   output at step t and step t+1).
 * ``step_backward`` returns a gradient for every parameter, by name, and must not change its
   cache (nor its arguments): it may be called more than once on one cache (gradflow's one-step
-  Jacobian does).
+  Jacobian does).  An entry of ``dstate_prev`` may be None: the step does not read that state,
+  and its gradient is zero (as a None gradient means in torch).
 * A cell computes with the array module of its inputs (``backend.array_module(x_t)``), so the
   same cell runs on CuPy, and in the dtype of its inputs.
 * A cell never sees masks, directions, layers or batches of sequences.
@@ -191,6 +192,16 @@ class Cell:
         from . import generic
 
         return generic.LOOP
+
+
+def zeros_for_none(dstate_prev, dstate):
+    """``dstate_prev`` with each None (a state the step does not read) replaced by zeros like the
+    matching entry of ``dstate``: how the loops and the checks read a step's backward."""
+    if not isinstance(dstate_prev, tuple) or all(d is not None for d in dstate_prev):
+        return dstate_prev
+    from ..backend import array_module
+
+    return tuple(array_module(like).zeros_like(like) if d is None else d for d, like in zip(dstate_prev, dstate))
 
 
 def recurrent_dropout_refusal(cell, impl) -> str | None:

@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import gradcheck
 from ..cells import gru, lstm, rnn
+from ..cells.protocol import zeros_for_none
 from . import diagnosis, mistakes, terms
 from .sandbox import TIMEOUT_S, InProcess, Sandbox, StudentError
 from .templates import CELLS, PARTS
@@ -120,8 +121,9 @@ class Report:
         what = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": f"GRU (reset_after={self.reset_after})"}.get(
             self.cell, f"cell {self.cell!r}")
         part = "step forward and backward" if self.part == "step" else "backward through time"
-        lines = [f"grading {self.source}: the {what} {part}, {len(self.cases)} random float64 cases "
-                 f"({'; '.join(self.cases)})"]
+        lines = [f"grading {self.source}: the {what} {part}, " + (
+            f"{len(self.cases)} random float64 cases ({'; '.join(self.cases)})" if self.cases
+            else "no case ran (the error below stopped it first)")]
         if self.rows:
             width = max(len("tensor"), *(len(r.name) for r in self.rows))
             lines.append(f"{'tensor':<{width}}  {'max abs err':>11}  {'max rel err':>11}  result")
@@ -576,8 +578,9 @@ def _grade_cell(runner, report, filename):
             return (*new_state, cache)
 
         def backward(*args, _names=list(shapes)):
-            dx_t, dprev, grads = runner.call(f"{cls_name}.step_backward", tuple(args[:-1]), args[-1])
-            return (dx_t, *dprev, *(grads.get(n) for n in _names))
+            dstate = tuple(args[:-1])
+            dx_t, dprev, grads = runner.call(f"{cls_name}.step_backward", dstate, args[-1])
+            return (dx_t, *zeros_for_none(dprev, dstate), *(grads.get(n) for n in _names))
 
         inputs = {"x_t": x_t, **dict(zip(names, state)), **params}
         if reference is not None:
@@ -638,7 +641,13 @@ def _grade_cell(runner, report, filename):
 def check_file(path):
     """Refuse what is not a Python file the grader can run: a missing path, a folder, another
     kind of file.  Returns the path."""
-    path = os.fspath(path)
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path_or_module must be the path of the file to grade (a str or os.PathLike) or a "
+                        f"module already imported, got {type(path).__name__}: {path!r}") from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
     if os.path.isdir(path):

@@ -32,8 +32,11 @@ import numpy as np
 
 #: seconds one call of the student's code may take
 TIMEOUT_S = 60.0
-#: seconds more for the child's start (a fresh interpreter importing NumPy) before the file is read
+#: seconds for the child's start (a fresh interpreter importing NumPy), before the file is read
 STARTUP_S = 30.0
+#: seconds the student's file may take to import: a file of functions imports in well under a
+#: second, so more is an endless loop (or work) at its top level
+IMPORT_S = 10.0
 
 
 class StudentError(Exception):
@@ -185,7 +188,9 @@ class _Calls:
 
 
 def serve(conn, path):
-    """The child process: import the file, then answer calls until told to stop."""
+    """The child process: say it has started, import the file, then answer calls until told to
+    stop."""
+    conn.send(("started", None))
     try:
         module = import_file(path)
         conn.send(("ready", None))
@@ -223,28 +228,30 @@ class Sandbox:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "numpyrnn.exercises.child", str(theirs.fileno()), self.path],
+                [sys.executable, "-m", "numpyrnn.exercises.child", str(theirs.fileno()), self.path, str(os.getpid())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno()
                 if hasattr(sys.stderr, "fileno") and _has_fileno(sys.stderr) else subprocess.DEVNULL, env=env)
         finally:
             theirs.close()
         self._conn = Connection(mine.detach())
         try:
-            self._receive("importing it", STARTUP_S)
+            self._receive("starting Python to run it", STARTUP_S, "a busy machine?")
+            self._receive("importing it", min(IMPORT_S, self.timeout), "an endless loop at its top level?")
         except StudentError:
             self.close()
             raise
 
-    def _receive(self, doing, extra=0.0):
+    def _receive(self, doing, limit=None, why="an endless loop?"):
         name = os.path.basename(self.path)
+        limit = self.timeout if limit is None else limit
         try:
-            ready = self._conn.poll(self.timeout + extra)
+            ready = self._conn.poll(limit)
         except (OSError, ValueError):
             ready = True                          # a closed pipe: recv says so
         if not ready:
-            self.close()
-            raise StudentError("timeout", f"{name} did not finish {doing} within {self.timeout:g} s "
-                                          "(an endless loop?); the grader stopped it")
+            self.close(stuck=True)
+            raise StudentError("timeout", f"{name} did not finish {doing} within {limit:g} s ({why}); the "
+                                          "grader stopped it")
         try:
             status, value = self._conn.recv()
         except (EOFError, OSError):
@@ -269,14 +276,16 @@ class Sandbox:
             raise StudentError("exited", f"{os.path.basename(self.path)} is no longer running") from None
         return self._receive(f"running {name}")
 
-    def close(self):
+    def close(self, stuck=False):
+        """End the child: asked to stop, and killed if it has not within 2 s (at once when it is
+        ``stuck`` in the student's code)."""
         if self._process is not None:
             try:
                 self._conn.send(None)
             except (OSError, ValueError):
                 pass
             try:
-                self._process.wait(2)
+                self._process.wait(0 if stuck else 2)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(5)

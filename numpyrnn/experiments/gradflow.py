@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import losses, optim, tasks
 from ..cells import label
+from ..cells.protocol import zeros_for_none
 from ..backend import array_module, asnumpy, thread_policy
 from ..train import Trainer
 from .progress import Progress
@@ -55,6 +56,29 @@ def gradient_norms(model, inputs, targets):
             for name, g in state_gradients(model, inputs, targets).items()}
 
 
+def flow_ratios(norms, state_names):
+    """How much gradient reaches the first step against the last, for every state of the cell:
+    ‖∂L/∂s_0‖ / ‖∂L/∂s_{T−1}‖ from :func:`gradient_norms`' dict, taken for any state but the
+    output h to ‖∂L/∂s_{T−2}‖ (‖∂L/∂c_{T−1}‖ is 0: c reaches the loss only through later
+    steps); None where that last norm is 0.  A ratio of exactly 0 says that nothing flows back
+    through that state (a step that never reads it, such as an SRU's h)."""
+    out = {}
+    for name in state_names:
+        series = norms[name]
+        last = series[-1] if name == state_names[0] else series[-2]
+        out[name] = float(series[0] / last) if last > 0 else None
+    return out
+
+
+def describe_ratios(ratios):
+    """"h 1.7e-37, c 2.3e-05": :func:`flow_ratios` in words."""
+    def word(name, r):
+        if r is None:
+            return f"{name} -"
+        return f"{name} 0 (nothing flows back through {name})" if r == 0 else f"{name} {r:.2e}"
+    return ", ".join(word(name, r) for name, r in ratios.items())
+
+
 def step_jacobians(cell, x_t, state_prev, params):
     """The one-step Jacobian of each sequence, from the cell's own step functions: (B, S, S)
     with S = (number of states)·H, ∂s_t/∂s_{t−1} of the state tuple laid end to end (for the
@@ -73,6 +97,7 @@ def step_jacobians(cell, x_t, state_prev, params):
     units = xp.tile(xp.eye(S, dtype=x_t.dtype), (B, 1))          # copy i asks for row i: ds_t = e_i
     dstate = tuple(xp.ascontiguousarray(units[:, k * H:(k + 1) * H]) for k in range(n))
     _, dstate_prev, _ = cell.step_backward(dstate, cache)
+    dstate_prev = zeros_for_none(dstate_prev, dstate)            # None: a state the step does not read
     rows = xp.concatenate(dstate_prev, axis=1)                   # (B·S, S): e_i^T ∂s_t/∂s_{t−1}
     return rows.reshape(B, S, S)
 
@@ -177,7 +202,15 @@ def _measure_cell(task, cell, probe, steps, hidden, seed, device, impl, bar):
     final = trainer.fit(steps=steps)
     entry["trained"] = {**_measurements(model, probe), "test_mse": final["test_mse"],
                         "train_seconds": final["train_seconds"]}
-    g0, g1 = entry["initial"]["grad_norms"], entry["trained"]["grad_norms"]
-    bar.log(f"{cell}: ‖∂L/∂h_0‖ / ‖∂L/∂h_T−1‖ = {g0[0] / g0[-1]:.2e} at initialisation, {g1[0] / g1[-1]:.2e} "
-            f"after {steps} steps (test MSE {final['test_mse']:.4f})")
+    names = model.rnn.cell.state_names
+    ratios = {stage: flow_ratios(_norms_by_state(entry[stage], names), names) for stage in ("initial", "trained")}
+    entry["ratios"] = ratios
+    bar.log(f"{label(cell)}: ‖∂L/∂s_0‖ / ‖∂L/∂s_last‖ of each state: {describe_ratios(ratios['initial'])} at "
+            f"initialisation; {describe_ratios(ratios['trained'])} after {steps} steps (test MSE "
+            f"{final['test_mse']:.4f})")
     return entry
+
+
+def _norms_by_state(measured, names):
+    """The recorded gradient norms of every state, by name."""
+    return {names[0]: measured["grad_norms"], **measured.get("state_grad_norms", {})}

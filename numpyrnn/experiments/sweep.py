@@ -34,18 +34,12 @@ def default_jobs() -> int:
 
 
 def _ratios(model, task):
-    """The gradient-flow ratios ‖∂L/∂s_0‖ / ‖∂L/∂s_{T−1}‖ (mean over probe sequences of each
-    norm) for every state s of the model's cell, on the adding problem's first 64 test
-    sequences.  (‖∂L/∂c_{T−1}‖ is 0 — c reaches the loss only through later steps — so the
-    cell state's ratio is taken to ‖∂L/∂c_{T−2}‖.)"""
-    from .gradflow import gradient_norms
+    """The gradient-flow ratios of every state of the model's cell (:func:`gradflow.flow_ratios`),
+    on the adding problem's first 64 test sequences."""
+    from .gradflow import flow_ratios, gradient_norms
 
     probe = task.examples("test", np.arange(min(64, task.split_size("test"))))
-    out = {}
-    for name, norms in gradient_norms(model, probe.inputs, probe.targets).items():
-        last = norms[-1] if name == model.rnn.cell.state_names[0] else norms[-2]
-        out[name] = float(norms[0] / last) if last > 0 else None
-    return out
+    return flow_ratios(gradient_norms(model, probe.inputs, probe.targets), model.rnn.cell.state_names)
 
 
 def run_one(spec):

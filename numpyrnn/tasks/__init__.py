@@ -28,5 +28,16 @@ def make(name, **options):
     return TASKS[name](**options)
 
 
-__all__ = ["TASKS", "make", "Task", "ExampleTask", "Batch", "AddingProblem", "CopyMemory",
+def upgrade_config(config):
+    """A task's config (from a checkpoint or a figure's record) as today's code writes it: runs
+    on real data recorded the generated data's sizes before (Rotten Tomatoes with train_size
+    6000, ...), which do not apply and are dropped (:meth:`Task.applying`)."""
+    if not isinstance(config, dict) or config.get("name") not in TASKS:
+        return config
+    options = {k: v for k, v in config.items() if k not in ("name", "seed")}
+    head = {k: config[k] for k in ("name", "seed") if k in config}
+    return {**head, **TASKS[config["name"]].applying(options)}
+
+
+__all__ = ["TASKS", "make", "upgrade_config", "Task", "ExampleTask", "Batch", "AddingProblem", "CopyMemory",
            "Sentiment", "CharLanguageModel", "Series"]

@@ -42,10 +42,26 @@ class Task:
     higher_is_better = False
     #: training settings that work for this task (the CLI's defaults)
     defaults: dict = {}
+    #: the option that names real data (a named data set or a file), and its value for the
+    #: generated data; None: the task has generated data only
+    real_data_option: str | None = None
+    generated_source = None
+    #: options that shape only the generated data (its sizes): they do not apply to real data,
+    #: so a task reading real data does not record them
+    generated_only: tuple = ()
 
     def __init__(self, seed=0, **options):
         self.seed = check_int("seed", seed, 0)
-        self.options = options
+        self.options = self.applying(options)
+
+    @classmethod
+    def applying(cls, options) -> dict:
+        """``options`` without those that do not apply: the generated data's sizes when the task
+        reads real data."""
+        option = cls.real_data_option
+        if option is not None and options.get(option) not in (None, cls.generated_source):
+            return {k: v for k, v in options.items() if k not in cls.generated_only}
+        return dict(options)
 
     def config(self) -> dict:
         """Everything needed to make the same task (and data) again."""

@@ -38,6 +38,7 @@ class CharLanguageModel(Task):
     metric = "bpc"
     defaults = {"seq_len": 64, "hidden": 128, "batch_size": 32, "steps": 2000, "lr": 3e-3,
                 "optimizer": "adam", "clip": 1.0, "eval_every": 200}
+    real_data_option, generated_only = "text", ("size",)
 
     def __init__(self, seed=0, seq_len=64, text=None, size=200_000):
         seq_len = check_int("seq_len", seq_len, 2)

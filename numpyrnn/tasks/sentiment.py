@@ -191,6 +191,7 @@ class Sentiment(ExampleTask):
     higher_is_better = True
     defaults = {"seq_len": 48, "hidden": 64, "batch_size": 32, "epochs": 6, "lr": 3e-3,
                 "optimizer": "adam", "clip": 1.0, "eval_every": 250}
+    real_data_option, generated_only = "data", ("train_size", "val_size", "test_size")
 
     def __init__(self, seed=0, seq_len=48, data=None, train_size=6_000, val_size=1_000,
                  test_size=1_000, min_count=None, embedding_dim=None, pooling=None):

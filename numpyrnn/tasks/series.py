@@ -51,6 +51,7 @@ class Series(ExampleTask):
     metric = "mse"
     defaults = {"seq_len": 50, "hidden": 32, "batch_size": 32, "steps": 1000, "lr": 3e-3,
                 "optimizer": "adam", "clip": 1.0, "eval_every": 100}
+    real_data_option, generated_source, generated_only = "source", "sines", ("length",)
 
     def __init__(self, seed=0, seq_len=50, source="sines", length=20_000):
         seq_len = check_int("seq_len", seq_len, 2)

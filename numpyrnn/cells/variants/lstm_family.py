@@ -26,7 +26,17 @@ and what each variant changes:
                                              a_o += p_o ⊙ c    (p_i, p_f, p_o: (H,) each)
 
 One class computes them all, each change a switch read where it acts, so that a variant reads as
-the base with its one line changed; each variant is that class with its switch set.
+the base with its one line changed; each variant is that class with its switch set.  The
+switches combine: Greff's own variants keep their peepholes, so his NIG is ``lstm_nig`` with
+``peepholes = True`` (a peephole weight exists for each gate the variant keeps: NIG has p_f
+and p_o, CIFG p_i and p_o)::
+
+    class GreffNIG(numpyrnn.cells.variants.NIG):
+        name = "greff_nig"
+        peepholes = True
+
+Two combinations mean nothing and are refused when the cell is made: coupling the forget gate
+to an input gate the variant removes, and coupling it while also removing it (f ≡ 1 − i and f ≡ 1).
 """
 
 from __future__ import annotations
@@ -62,6 +72,12 @@ class LSTMFamily(Cell):
         return self.short_repr()
 
     def __init__(self, bias=True, forget_bias=None):
+        if self.coupled and not self.input_gate:
+            raise ValueError(f"{self.name}: coupled gates set f = 1 − i, and this variant has no input gate i "
+                             "(coupled = True needs input_gate = True)")
+        if self.coupled and not self.forget_gate:
+            raise ValueError(f"{self.name}: coupled gates set f = 1 − i, and forget_gate = False sets f ≡ 1; "
+                             "choose one of them")
         check_flag("bias", bias)
         self.bias = bool(bias)
         if forget_bias is not None and not self.has_forget_rows:
@@ -71,6 +87,16 @@ class LSTMFamily(Cell):
     @property
     def has_forget_rows(self):
         return self.forget_gate and not self.coupled
+
+    @property
+    def peephole_weights(self):
+        """The peephole weights, one for each gate the variant keeps: p_i reads c_prev into the
+        input gate, p_f into the forget gate (none when f is coupled or removed), p_o reads c."""
+        if not self.peepholes:
+            return {}
+        return {gate: weight for gate, weight, present in (
+            ("i", "weight_ci", self.input_gate), ("f", "weight_cf", self.has_forget_rows),
+            ("o", "weight_co", self.output_gate)) if present}
 
     @property
     def blocks(self):
@@ -83,8 +109,7 @@ class LSTMFamily(Cell):
         shapes = {"weight_ih": (G * H, input_size), "weight_hh": (G * H, H)}
         if self.bias:
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
-        if self.peepholes:
-            shapes.update(weight_ci=(H,), weight_cf=(H,), weight_co=(H,))
+        shapes.update({weight: (H,) for weight in self.peephole_weights.values()})
         return shapes
 
     def initialize(self, params, hidden_size, rng):
@@ -101,8 +126,10 @@ class LSTMFamily(Cell):
         if self.bias:
             a = a + params["bias_ih"] + params["bias_hh"]                      #     + b_ih + b_hh
         a = {name: a[:, k * H:(k + 1) * H] for k, name in enumerate(self.blocks)}
-        if self.peepholes:
+        peep = self.peephole_weights
+        if "i" in peep:
             a["i"] = a["i"] + params["weight_ci"] * c_prev                     # a_i += p_i ⊙ c_prev
+        if "f" in peep:
             a["f"] = a["f"] + params["weight_cf"] * c_prev                     # a_f += p_f ⊙ c_prev
         i = sigmoid(a["i"]) if self.input_gate else None                       # i = σ(a_i), or i ≡ 1
         if self.coupled:
@@ -111,7 +138,7 @@ class LSTMFamily(Cell):
             f = sigmoid(a["f"]) if self.forget_gate else None                  # f = σ(a_f), or f ≡ 1
         g = xp.tanh(a["g"]) if self.input_activation else a["g"]               # g = tanh(a_g), or g = a_g
         c = (c_prev if f is None else f * c_prev) + (g if i is None else i * g)   # c = f ⊙ c_prev + i ⊙ g
-        if self.peepholes:
+        if "o" in peep:
             a["o"] = a["o"] + params["weight_co"] * c                          # a_o += p_o ⊙ c
         o = sigmoid(a["o"]) if self.output_gate else None                      # o = σ(a_o), or o ≡ 1
         phi = xp.tanh(c) if self.output_activation else c                      # φ(c) = tanh(c), or c
@@ -130,7 +157,8 @@ class LSTMFamily(Cell):
         if o is not None:
             da["o"] = dh * phi * o * (1 - o)                                   # da_o = dh ⊙ φ(c) ⊙ o(1 − o)
         dc = dc + (dphi * (1 - phi * phi) if self.output_activation else dphi)   # dc ← dc + dφ ⊙ φ'(c)
-        if self.peepholes:
+        peep = self.peephole_weights
+        if "o" in peep:
             dc = dc + da["o"] * params["weight_co"]                            # dc += da_o ⊙ p_o
         dc_prev = dc if f is None else dc * f                                  # dc_prev = dc ⊙ f
         dg = dc if i is None else dc * i                                       # dg = dc ⊙ i
@@ -143,11 +171,14 @@ class LSTMFamily(Cell):
             da["f"] = dc * c_prev * f * (1 - f)                                # da_f = dc ⊙ c_prev ⊙ f(1 − f)
         da["g"] = dg * (1 - g * g) if self.input_activation else dg            # da_g = dg ⊙ (1 − g²), or dg
         grads = {}
-        if self.peepholes:
-            dc_prev = dc_prev + da["i"] * params["weight_ci"] + da["f"] * params["weight_cf"]   # via p_i, p_f
-            grads.update(weight_ci=(da["i"] * c_prev).sum(axis=0),             # dp_i = Σ_batch da_i ⊙ c_prev
-                         weight_cf=(da["f"] * c_prev).sum(axis=0),             # dp_f = Σ_batch da_f ⊙ c_prev
-                         weight_co=(da["o"] * c).sum(axis=0))                  # dp_o = Σ_batch da_o ⊙ c
+        if "i" in peep:
+            dc_prev = dc_prev + da["i"] * params["weight_ci"]                  # dc_prev += da_i ⊙ p_i
+            grads["weight_ci"] = (da["i"] * c_prev).sum(axis=0)                # dp_i = Σ_batch da_i ⊙ c_prev
+        if "f" in peep:
+            dc_prev = dc_prev + da["f"] * params["weight_cf"]                  # dc_prev += da_f ⊙ p_f
+            grads["weight_cf"] = (da["f"] * c_prev).sum(axis=0)                # dp_f = Σ_batch da_f ⊙ c_prev
+        if "o" in peep:
+            grads["weight_co"] = (da["o"] * c).sum(axis=0)                     # dp_o = Σ_batch da_o ⊙ c
         da = xp.concatenate([da[name] for name in self.blocks], axis=1)        # da = [da_i | da_f | da_g | da_o]
         dx_t = da @ params["weight_ih"]                                        # dx_t = da W_ih
         dh_prev = da @ params["weight_hh"]                                     # dh_prev = da W_hh
