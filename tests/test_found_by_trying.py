@@ -391,3 +391,21 @@ def test_compare_names_the_cpu(tmp_path):
     assert results["machine"]["cpu"] == machine.cpu_name() and results["machine"]["cores"] == machine.usable_cores()
     write(results, tmp_path)
     assert f"numpyrnn {numpyrnn.__version__}, {machine.cpu_name()}, " in (tmp_path / "results.md").read_text()
+
+
+# --------------------------------------------------------------------------- items 7-11: the derivations, read beside the code
+
+def test_the_derivations_say_what_the_code_does():
+    text = (Path(__file__).parent.parent / "docs" / "derivations.md").read_text(encoding="utf-8")
+    section = {n: " ".join(text.split(f"\n## {n}. ")[1].split("\n## ")[0].split()) for n in (13, 15, 16)}
+    for said in ("Why last line first works", "**A parameter broadcast over the batch.**",
+                 "**A derivative the output does not give.**", "**A state the step does not read**",
+                 "`h_prev_only_in_products = True`"):
+        assert said in section[13], said                                           # item 11, item 2
+    janet, indrnn = section[15].split("### 15c.")[0], section[15].split("### 15c.")[1]
+    assert r"\frac{U}{1 + U} = 1 - \frac{1}{1 + U}" in janet and "(`maxval=t_max`)" in janet      # item 7
+    assert "the candidate $\\tilde c$ keeps its $\\tanh$" in janet and "both output activations" not in janet  # item 8
+    assert r"db = \textstyle\sum_{\text{batch}} da" in indrnn and r"(1/\gamma)^{1/T}" in indrnn     # item 10
+    assert "The three below" in section[16] and "The two below" not in section[16]               # item 9
+    assert r"d\bar h_t = m_t\,(dh_t + dy_t)" in section[16] and "`dah`" in section[16]
+    assert r"\odot m}" not in section[16] and r"\odot \mu" in section[16]
