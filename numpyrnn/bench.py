@@ -50,10 +50,21 @@ from . import backend, machine
 from .cells.common import Workspace
 
 from . import cells
-from .layers import GRU, LSTM, RNN, Recurrent
+from .cells.protocol import declared
+from .layers import Recurrent
 
 DEFAULT_SHAPES = ((100, 64, 128, 256), (200, 16, 32, 64))
-CELLS = {"rnn": (RNN, 1), "lstm": (LSTM, 4), "gru": (GRU, 3)}
+
+
+def torch_twin(cell) -> str | None:
+    """The torch.nn module ``cell`` (a registered name) has a twin in (its ``torch_module``): the
+    cells whose products the floors model and which torch is timed against; None for the rest."""
+    return declared(cells.get(cell), "torch_module")
+
+
+def _blocks(cell) -> int:
+    """G, the blocks of rows in the cell's weights (4 for the LSTM)."""
+    return len(declared(cells.get(cell), "blocks"))
 
 
 def blas_threads() -> int:
@@ -130,10 +141,7 @@ def activation_bytes(module) -> int:
 
 def _numpyrnn_case(cell, shape, dtype, device, seed=0, impl="fast"):
     T, B, I, H = shape
-    if cell in CELLS:
-        layer = CELLS[cell][0](I, H, dtype=dtype, seed=seed, device=device, impl=impl)
-    else:                                        # a registered cell of the user's: the generic loop
-        layer = Recurrent(cells.get(cell), I, H, dtype=dtype, seed=seed, device=device, impl=impl)
+    layer = Recurrent(cells.get(cell), I, H, dtype=dtype, seed=seed, device=device, impl=impl)
     xp = layer.xp
     rng = np.random.default_rng(seed)
     x = xp.asarray(rng.standard_normal((T, B, I)).astype(dtype))
@@ -151,7 +159,7 @@ def _floor_case(cell, shape, dtype, xp, seed=0):
     fastest layout (weights pre-transposed where the product wants them so: a product with a
     transposed view can be several times slower), so that no arrangement of the same products
     beats it."""
-    _, G = CELLS[cell]
+    G = _blocks(cell)
     T, B, I, H = shape
     rng = np.random.default_rng(seed)
 
@@ -185,14 +193,14 @@ def _honest_floor_case(cell, shape, dtype, xp, seed=0):
     """The floor's products, then the transcendentals every implementation computes, per step as
     the fast path calls them: tanh over the (B, G·H) gate block (standing in for σ), and over the
     (B, H) cell state for the LSTM's tanh(c)."""
-    _, G = CELLS[cell]
+    G = _blocks(cell)
     T, B, _, H = shape
     products = _floor_case(cell, shape, dtype, xp, seed)
     rng = np.random.default_rng(seed + 1)
     gates = xp.asarray(rng.standard_normal((T, B, G * H)).astype(dtype))
-    cells = xp.asarray(rng.standard_normal((T, B, H)).astype(dtype))
+    states_c = xp.asarray(rng.standard_normal((T, B, H)).astype(dtype))
     gates_out, cell_out = xp.empty((B, G * H), dtype), xp.empty((B, H), dtype)
-    lstm = cell == "lstm"
+    lstm = "c" in cells.get(cell).state_names   # the LSTM's tanh(c) too
 
     @backend.thread_policy()
     def step():
@@ -200,7 +208,7 @@ def _honest_floor_case(cell, shape, dtype, xp, seed=0):
         for t in range(T):
             xp.tanh(gates[t], out=gates_out)                 # σ or tanh of every gate element
             if lstm:
-                xp.tanh(cells[t], out=cell_out)              # tanh(c_t)
+                xp.tanh(states_c[t], out=cell_out)           # tanh(c_t)
 
     return step
 
@@ -256,7 +264,7 @@ def calls_per_step(cell, *, B=3, I=2, H=4, lengths=False, reverse=False, state_g
     from .cells import fast
 
     module = {"rnn": fast.rnn, "lstm": fast.lstm, "gru": fast.gru}[cell]
-    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    G = _blocks(cell)
     rng = np.random.default_rng(0)
 
     def counted(*shape):
@@ -305,7 +313,7 @@ def _torch_case(cell, shape, dtype, device, threads, seed=0, onednn=True):
     T, B, I, H = shape
     tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
     tdevice = "cuda" if device == "gpu" else "cpu"
-    layer = getattr(torch.nn, cell.upper())(I, H, dtype=tdtype, device=tdevice)
+    layer = getattr(torch.nn, torch_twin(cell))(I, H, dtype=tdtype, device=tdevice)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(T, B, I, generator=gen, dtype=tdtype).to(tdevice).requires_grad_()
     dy = torch.randn(T, B, H, generator=gen, dtype=tdtype).to(tdevice)
@@ -339,10 +347,10 @@ def run(cells=("rnn", "lstm", "gru"), shapes=DEFAULT_SHAPES, dtypes=("float32", 
                 dtype_ = np.dtype(dtype)
                 layer, step = _numpyrnn_case(cell, shape, dtype_, device, impl=impl)
                 candidates = {"numpyrnn": (step, sync)}
-                if cell in CELLS:                    # floors and torch: for the textbook cells
+                if torch_twin(cell):                 # floors and torch: for the cells torch has
                     candidates.update(floor=(_floor_case(cell, shape, dtype_, xp), sync),
                                       honest=(_honest_floor_case(cell, shape, dtype_, xp), sync))
-                if with_torch and cell in CELLS:
+                if with_torch and torch_twin(cell):
                     torch_step, torch_sync = _torch_case(cell, shape, dtype_, device, threads)
                     if torch_step is not None:
                         candidates["torch"] = (torch_step, torch_sync)

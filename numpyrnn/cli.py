@@ -99,12 +99,20 @@ def _choices_list(allowed):
 
 # --------------------------------------------------------------------------- options shared by commands
 
-TASK_CHOICES = ["adding", "copy", "sentiment", "charlm", "series"]
+# The choices of every flag are the library's own lists, read here, never copied.
+from . import exercises, optim, runs, tasks, train   # noqa: E402
+from .cells.common import NONLINEARITIES  # noqa: E402
+from .experiments import sweep as _sweep  # noqa: E402
+from .layers.pooling import POOLINGS  # noqa: E402
+from .layers.recurrent import IMPLS  # noqa: E402
+from .tasks.series import SOURCES  # noqa: E402
+
+TASK_CHOICES = list(tasks.TASKS)
 
 
 def _add_device(p, what="where to run"):
     """The one rule for every command: the library's default, auto; and the BLAS threads."""
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+    p.add_argument("--device", choices=backend.DEVICES, default="auto",
                    help=f"{what}; auto: the GPU if CuPy sees one (or NUMPYRNN_DEVICE), else the CPU")
     p.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
                    help="BLAS threads on the CPU: auto (default) is numpyrnn's policy, one thread for the "
@@ -126,7 +134,7 @@ def _threads(text):
 
 
 def _add_impl(p, what="the recurrent layers"):
-    p.add_argument("--impl", choices=["fast", "reference", "generic"], default="fast",
+    p.add_argument("--impl", choices=IMPLS, default="fast",
                    help=f"how {what} run each cell over the sequence: the fast path; the reference (the "
                         "textbook loop over the step functions; several times slower); or the generic loop "
                         "written once for any cell (a cell of your own always runs on it)")
@@ -209,7 +217,7 @@ def _add_model_options(p):
     g.add_argument("--bidirectional", action="store_true", help="read each sequence both ways")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers")
     _add_regularisers(g)
-    g.add_argument("--nonlinearity", choices=["tanh", "relu"], default="tanh", help="the RNN cell's")
+    g.add_argument("--nonlinearity", choices=NONLINEARITIES, default="tanh", help="the RNN cell's")
     g.add_argument("--gru-form", choices=["after", "before"], default="after",
                    help="GRU reset gate after the product (PyTorch) or before it (Cho et al. v3)")
     g.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="parameters and arithmetic")
@@ -219,14 +227,14 @@ def _add_model_options(p):
 
 def _add_training_options(p):
     g = p.add_argument_group("training")
-    g.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "adagrad", "rmsprop"],
+    g.add_argument("--optimizer", choices=list(optim.OPTIMIZERS),
                    help="(default: the task's)")
     g.add_argument("--lr", type=_positive_float, help="learning rate (default: the task's)")
     g.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (decoupled for adamw)")
     g.add_argument("--momentum", type=float, default=0.0, help="for sgd and rmsprop")
     g.add_argument("--clip", type=_positive_float, help="clip the global gradient norm (default: the task's)")
     g.add_argument("--no-clip", action="store_true", help="do not clip")
-    g.add_argument("--schedule", choices=["none", "step", "cosine"], default="none",
+    g.add_argument("--schedule", choices=train.SCHEDULES, default="none",
                    help="learning-rate schedule over the run (step: ×0.1 at 2/3)")
     g.add_argument("--batch-size", type=_positive_int, help="(default: the task's)")
     budget = g.add_mutually_exclusive_group()
@@ -264,7 +272,7 @@ def _add_data_options(p):
                    help="charlm: a named text (hamlet) or a text file, instead of the built-in stories")
     p.add_argument("--embedding-dim", type=_positive_int,
                    help="sentiment: the word embedding's size (default: the data set's)")
-    p.add_argument("--pooling", choices=["last", "mean", "max"],
+    p.add_argument("--pooling", choices=POOLINGS,
                    help="sentiment: pooling over time (default: the data set's)")
 
 
@@ -286,7 +294,7 @@ def _add_task_options(p):
     g = p.add_argument_group("task")
     g.add_argument("--seq-len", type=_positive_int, help="sequence length T (default: the task's)")
     _add_data_options(g)
-    g.add_argument("--series", choices=["sines", "membrane"], default="sines", help="series: the source")
+    g.add_argument("--series", choices=SOURCES, default="sines", help="series: the source")
 
 
 def _check_out(args, command):
@@ -801,7 +809,7 @@ def _add_sweep(sub):
                     "adding problem also record the gradient-flow ratio ‖∂L/∂h_0‖/‖∂L/∂h_T-1‖ at initialisation "
                     "and after training; write sweep.png and sweep.json to --out.",
         formatter_class=_Help)
-    p.add_argument("--task", choices=["adding", "copy"], default="adding", help="the task")
+    p.add_argument("--task", choices=_sweep.TASKS, default="adding", help="the task")
     p.add_argument("--lengths", default="10,25,50,100,200", help="comma-separated sequence lengths")
     _add_cells(p, ["lstm", "gru", "rnn"])
     p.add_argument("--steps", type=_positive_int, default=1500, help="training steps for every cell and length")
@@ -871,7 +879,7 @@ def _add_exercise(sub):
         formatter_class=_Help)
     p.add_argument("cell", metavar="CELL", help="the cell: rnn, lstm, gru (step or sequence), or any other built-in "
                                                 "cell (lstm_peephole, mgu, janet, ...: its step, as a subclass to fill in)")
-    p.add_argument("--part", choices=["step", "sequence"], default="step",
+    p.add_argument("--part", choices=exercises.PARTS, default="step",
                    help="step: the step forward and backward; sequence: the backward loop through time "
                         "over the reference's cache")
     p.set_defaults(run=_run_exercise)
@@ -900,7 +908,7 @@ def _add_grade(sub):
     p.add_argument("--cell", required=True, metavar="NAME",
                    help="the cell it implements: rnn, lstm or gru (an exercise), or the name of a Cell the "
                         "file defines (checked against finite differences of its own step forward)")
-    p.add_argument("--part", choices=["step", "sequence"], default="step", help="the part it implements")
+    p.add_argument("--part", choices=exercises.PARTS, default="step", help="the part it implements")
     p.set_defaults(run=_run_grade)
 
 

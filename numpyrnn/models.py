@@ -33,7 +33,6 @@ import numpy as np
 from . import cells, losses
 from . import cells as _cells          # ``cells`` is also build's argument
 from .backend import asnumpy
-from .cells.builtin import is_textbook
 from .layers import GRU, LSTM, RNN, Embedding, Linear, Module, Recurrent
 from .layers.linear import as_indices
 from .layers.pooling import check_pooling, pool_backward, pool_forward
@@ -62,7 +61,7 @@ def cell_setting(cell, nonlinearity="tanh", reset_after=True):
 def legacy_cell(cell) -> bool:
     """Whether a model records ``cell`` as older models did, by name: one of the three textbook
     cells with every option at its default but ``nonlinearity`` and ``reset_after``."""
-    return (is_textbook(cell) and cell.name in TEXTBOOK_LAYERS
+    return (cell.name in TEXTBOOK_LAYERS and type(cell) is cells.lookup(cell.name)
             and cell == type(cell)(**cell.function_options()))
 
 

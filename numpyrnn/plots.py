@@ -13,8 +13,36 @@ import zlib
 
 import numpy as np
 
-COLORS = {"lstm": "#1f77b4", "gru": "#d62728", "rnn": "#7f7f7f"}
-LABELS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN (tanh)"}
+from .cells import protocol as _cells
+
+#: colours for the cells without one of their own (``Cell.colour``), given in the order the
+#: cells come: none is a built-in cell's, nor the orange of the forget panel's top units
+PALETTE = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79", "#637939",
+           "#8c6d31", "#843c39", "#7b4173", "#3182bd")
+#: the orange of the units that keep the forget gate highest
+TOP_UNITS = "#ff7f0e"
+
+
+def colours(cells) -> dict:
+    """A colour for each of ``cells`` (names): its own (the LSTM's blue, the GRU's red, the RNN's
+    grey), else the next of :data:`PALETTE` that no cell in the figure has, so that a cell of
+    the user's never wears the LSTM's colour."""
+    own = {cell: _cells.colour(cell) for cell in cells}
+    taken = {c.lower() for c in own.values() if c}
+    free = [c for c in PALETTE if c.lower() not in taken]
+    given, k = {}, 0
+    for cell in cells:
+        if own[cell]:
+            given[cell] = own[cell]
+        else:
+            given[cell] = free[k % len(free)]
+            k += 1
+    return given
+
+
+def label(cell) -> str:
+    """How a figure names a cell: its title ("LSTM", "RNN (tanh)"), else its name."""
+    return _cells.title(cell)
 
 
 def _figure(width, height):
@@ -78,16 +106,17 @@ def compare(results, path):
     metric = results["metric"]
     fig = _figure(10, 4)
     by_epoch, by_time = fig.subplots(1, 2, sharey=True)
+    colour = colours(list(results["cells"]))
     for cell, r in results["cells"].items():
         curves = [run["curve"] for run in r["runs"]]
         n = min(len(c) for c in curves)
         epochs = np.array([p["epoch"] for p in curves[0][:n]])
         values = np.array([[p["value"] for p in c[:n]] for c in curves])
         seconds = np.array([[p["seconds"] for p in c[:n]] for c in curves]).mean(axis=0)
-        label = f"{LABELS.get(cell, cell)} (h={r['hidden']}, {r['parameters']:,} params)"
-        color = COLORS.get(cell)
+        name = f"{label(cell)} (h={r['hidden']}, {r['parameters']:,} params)"
+        color = colour[cell]
         for ax, x in ((by_epoch, epochs), (by_time, seconds)):
-            ax.plot(x, values.mean(axis=0), color=color, label=label, lw=2)
+            ax.plot(x, values.mean(axis=0), color=color, label=name, lw=2)
             if len(curves) > 1:
                 ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2, lw=0)
     for ax, xlabel in ((by_epoch, "epoch"), (by_time, "training time (s, evaluation excluded)")):
@@ -118,14 +147,15 @@ def gradflow(data, path):
     highest)."""
     fig = _figure(13, 8)
     (before, after), (spectral, forget) = fig.subplots(2, 2)
+    colour = colours(list(data["cells"]))
     for ax, stage, title in ((before, "initial", "at initialisation"), (after, "trained", "after training")):
         for cell, d in data["cells"].items():
             norms = np.asarray(d[stage]["grad_norms"])
-            ax.plot(np.arange(len(norms)), norms, color=COLORS.get(cell), label=LABELS.get(cell, cell), lw=2)
+            ax.plot(np.arange(len(norms)), norms, color=colour[cell], label=label(cell), lw=2)
             for name, other in d[stage].get("state_grad_norms", {}).items():
                 other = np.asarray(other)[:-1]   # ∂L/∂c_{T−1} is 0: c reaches the loss only through later steps
-                ax.plot(np.arange(len(other)), other, color=COLORS.get(cell), ls="--", lw=1.5,
-                        label=f"{LABELS.get(cell, cell)}: ‖∂L/∂{name}_t‖")
+                ax.plot(np.arange(len(other)), other, color=colour[cell], ls="--", lw=1.5,
+                        label=f"{label(cell)}: ‖∂L/∂{name}_t‖")
         ax.set_yscale("log")
         ax.set_xlabel("step t")
         ax.set_title(f"‖∂L/∂h_t‖ {title}")
@@ -136,8 +166,8 @@ def gradflow(data, path):
         for stage, style in (("initial", ":"), ("trained", "-")):
             if "jacobian" in d[stage]:
                 sigma = d[stage]["jacobian"]["mean"]
-                spectral.plot(np.arange(len(sigma)), sigma, ls=style, color=COLORS.get(cell), lw=1.5,
-                              label=f"{LABELS.get(cell, cell)}, {'initial' if stage == 'initial' else 'trained'}")
+                spectral.plot(np.arange(len(sigma)), sigma, ls=style, color=colour[cell], lw=1.5,
+                              label=f"{label(cell)}, {'initial' if stage == 'initial' else 'trained'}")
     spectral.axhline(1, color="k", lw=1)
     spectral.set_yscale("log")
     spectral.set_xlabel("step t")
@@ -153,19 +183,19 @@ def gradflow(data, path):
             for stage, style, alpha in (("initial", ":", 0.10), ("trained", "-", 0.22)):
                 gate = data["cells"][cell][stage]["forget_gate"]
                 t = np.arange(len(gate["mean"]))
-                name = LABELS.get(cell, cell)
+                name = label(cell)
                 if cell == first:
-                    forget.fill_between(t, gate["p10"], gate["p90"], color=COLORS.get(cell, "C0"), alpha=alpha,
+                    forget.fill_between(t, gate["p10"], gate["p90"], color=colour[cell], alpha=alpha,
                                         lw=0, label=f"{name}: 10th–90th percentile, {stage}")
-                forget.plot(t, gate["mean"], ls=style, color=COLORS.get(cell, "C0"), lw=2,
+                forget.plot(t, gate["mean"], ls=style, color=colour[cell], lw=2,
                             label=f"{name}: mean, {stage}")
                 for k, unit in enumerate(gate.get("top", []) if cell == first else []):
-                    forget.plot(t, unit, ls=style, color="#ff7f0e", lw=1,
+                    forget.plot(t, unit, ls=style, color=TOP_UNITS, lw=1,
                                 label=f"{name}: the {len(gate['top'])} units keeping f highest, {stage}"
                                 if k == 0 else None)
         forget.set_ylim(0, 1.02)
         forget.set_xlabel("step t")
-        forget.set_title("forget gate f_t of " + ", ".join(LABELS.get(c, c) for c in gated))
+        forget.set_title("forget gate f_t of " + ", ".join(label(c) for c in gated))
         forget.legend(fontsize=7, loc="lower right")
         forget.grid(alpha=0.3)
     else:
@@ -182,10 +212,11 @@ def sweep(data, path):
     ax = fig.subplots()
     lengths = data["lengths"]
     task, metric = data.get("task", "adding"), data.get("metric", "mse")
-    for k, (cell, values) in enumerate(data["cells"].items()):
+    colour = colours(list(data["cells"]))
+    for cell, values in data["cells"].items():
         means = [np.mean(v) for v in values]
-        color = COLORS.get(cell, f"C{k % 10}")
-        ax.plot(lengths, means, "o-", color=color, label=LABELS.get(cell, cell), lw=2 if cell in COLORS else 1.2)
+        color = colour[cell]
+        ax.plot(lengths, means, "o-", color=color, label=label(cell), lw=2 if _cells.colour(cell) else 1.2)
         if any(len(v) > 1 for v in values):
             ax.fill_between(lengths, [min(v) for v in values], [max(v) for v in values], color=color, alpha=0.15, lw=0)
     baselines = data.get("baselines", [data.get("baseline")] * len(lengths))

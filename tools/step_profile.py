@@ -43,9 +43,11 @@ def profile(cell, shape, dtype, repeat):
     dy = rng.standard_normal((T, B, H)).astype(dtype)
     spent = defaultdict(float)
     originals = {}
-    public = getattr(cells, cell)                # the cell module the layer calls
+    loops = type(layer.cell).loops               # the cell's loops, which the layer calls
+    fast_loop = loops["fast"]
     wrapped = [(module, name, piece) for piece, names in PIECES.items() for name in names if hasattr(module, name)]
-    wrapped += [(public, "forward", "cell"), (public, "backward", "cell")]
+    wrapped += [(fast_loop, "forward", "cell"), (fast_loop, "backward", "cell")]
+    timed_loop = {}
     for owner, name, piece in wrapped:
         originals[owner, name] = getattr(owner, name)
 
@@ -56,7 +58,11 @@ def profile(cell, shape, dtype, repeat):
             finally:
                 spent[_piece] += time.perf_counter() - start
 
-        setattr(owner, name, timed)
+        if owner is fast_loop:
+            timed_loop[name] = timed
+        else:
+            setattr(owner, name, timed)
+    loops["fast"] = fast_loop._replace(**timed_loop)
     runs = defaultdict(list)
     try:
         for r in range(repeat + 2):
@@ -78,8 +84,10 @@ def profile(cell, shape, dtype, repeat):
             for k, v in backward_pieces.items():
                 runs["backward " + k].append(v)
     finally:
+        loops["fast"] = fast_loop
         for (owner, name), f in originals.items():
-            setattr(owner, name, f)
+            if owner is not fast_loop:
+                setattr(owner, name, f)
     us = {k: 1e6 * statistics.median(v) / T for k, v in runs.items()}
     products, tanh = _loop_products(cell, shape, dtype, repeat)
     calls = bench.calls_per_step(cell)

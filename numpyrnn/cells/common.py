@@ -375,3 +375,15 @@ def check_cache(cache, kind, function):
         raise TypeError(f"{function} reads the cache of {kind.MADE_BY}, got {got}: pass each "
                         "cache to the backward of the forward that made it")
     return cache
+
+
+class CellError(TypeError, ValueError):
+    """A cell that breaks the protocol: the message names the method and what is wrong."""
+
+
+def zeros_for_none(dstate_prev, dstate):
+    """``dstate_prev`` with each None (a state the step does not read) replaced by zeros like the
+    matching entry of ``dstate``: how the loops and the checks read a step's backward."""
+    if not isinstance(dstate_prev, tuple) or all(d is not None for d in dstate_prev):
+        return dstate_prev
+    return tuple(array_module(like).zeros_like(like) if d is None else d for d, like in zip(dstate_prev, dstate))

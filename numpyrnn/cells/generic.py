@@ -39,10 +39,10 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..backend import array_module
-from .common import real_steps, time_steps, zeros_if_none
-from .protocol import CellError, recurrent_dropout_refusal, zeros_for_none
+from .common import CellError, real_steps, time_steps, zeros_for_none, zeros_if_none
 
-__all__ = ["forward", "backward", "gate_activations", "Loop", "LOOP", "check_cell", "check_parameters"]
+__all__ = ["forward", "backward", "gate_activations", "Loop", "LOOP", "check_cell", "check_parameters",
+           "recurrent_dropout_refusal"]
 
 
 class Loop(NamedTuple):
@@ -139,6 +139,25 @@ def gate_activations(cell, cache):
 
 #: the generic loop, the one every cell can run on
 LOOP = Loop(forward, backward, gate_activations, "generic")
+
+
+def recurrent_dropout_refusal(cell, impl) -> str | None:
+    """Why ``cell`` cannot take recurrent dropout on the loop ``impl``, or None if it can.
+    The generic loop masks the h_{t−1} it hands the step, which is right only for a cell that
+    reads h_{t−1} through its recurrent products alone; a cell's own loops (the textbook GRU's)
+    take the mask themselves and apply it inside the step (its carry z ⊙ h_{t−1} stays whole)."""
+    own = cell.sequence(impl).kind != "generic"
+    if cell.h_prev_only_in_products or own:
+        return None
+    name = cell.name or type(cell).__name__
+    if cell.sequence("fast").kind != "generic":
+        return (f"recurrent_dropout: the {name} cell takes it on its own loops (impl='fast' or "
+                "'reference'), not on the generic loop, which cannot keep its carry z ⊙ h_{t−1} unmasked")
+    return (f"recurrent_dropout: the cell {name!r} cannot take it: recurrent dropout masks h_{{t−1}} where "
+            "it enters the recurrent products, and this cell does not declare that h_{t−1} enters its new "
+            "state only there (a cell that also carries h_{t−1}, as the GRU's z ⊙ h_{t−1} or a leaky "
+            "h = (1 − α) h_{t−1} + …, must not have it dropped); a cell that does sets "
+            "h_prev_only_in_products = True")
 
 
 # --------------------------------------------------------------------------- checking a cell

@@ -58,7 +58,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..backend import array_module
-from .builtin import BuiltInCell, check_flag
+from .builtin import BuiltInCell, check_flag, module_loops
 from .common import (
     add_step, check_cache, check_cell_args, check_grad_arg, check_h_mask, real_steps, sigmoid, time_steps,
     zeros_if_none,
@@ -274,10 +274,18 @@ class CELL(BuiltInCell):
     ``bias``: whether it has ``bias_ih``, ``bias_hh``."""
 
     name = "gru"
-    textbook = True                   # this class itself (not a subclass) brings the loops above
     state_names = STATE_NAMES
-    gates = GATES
     forms = ({"reset_after": True}, {"reset_after": False})
+    # what the rest of the house reads (cells.Cell): the functions above, and the facts
+    steps = (step_forward, step_backward)
+    loops = module_loops(forward_reference, backward_reference, forward, backward, gate_activations)
+    blocks, gates = ("r", "z", "n"), ("r", "z")
+    title, colour, torch_module = "GRU", "#d62728", "GRU"   # (torch's GRU: the reset-after form only;
+                                                            # the export refuses the other, saying why)
+
+    @property
+    def section(self):
+        return "§6a" if self.reset_after else "§6b"
 
     def __init__(self, reset_after=True, bias=True):
         check_flag("reset_after", reset_after)

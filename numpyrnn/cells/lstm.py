@@ -48,7 +48,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..backend import array_module
-from .builtin import BuiltInCell, check_forget_bias, set_forget_bias
+from .builtin import BuiltInCell, check_forget_bias, module_loops, set_forget_bias
 from .common import (
     add_step, check_cache, check_cell_args, check_grad_arg, check_h_mask, fold_biases, real_steps, sigmoid,
     time_steps, zeros_if_none,
@@ -280,11 +280,14 @@ class CELL(BuiltInCell):
     found 1 closes the gap to the GRU), an option of the initialisation only."""
 
     name = "lstm"
-    textbook = True                   # this class itself (not a subclass) brings the loops above
     state_names = STATE_NAMES
     h_prev_only_in_products = True   # h_{t−1} enters only h_{t−1} W_hh^T: recurrent dropout may mask it
-    gates = GATES
     init_options = ("forget_bias",)
+    # what the rest of the house reads (cells.Cell): the functions above, and the facts
+    steps = (step_forward, step_backward)
+    loops = module_loops(forward_reference, backward_reference, forward, backward, gate_activations)
+    blocks, gates = ("i", "f", "g", "o"), ("i", "f", "o")
+    title, section, colour, torch_module = "LSTM", "§5", "#1f77b4", "LSTM"
 
     def __init__(self, bias=True, forget_bias=None):
         super().__init__(bias)
@@ -304,8 +307,7 @@ class FORGET_BIAS_1(CELL):
     under a name of its own so that one sweep can hold both; the same cell, with the same fast
     path, as ``cells.get("lstm", forget_bias=1.0)``."""
 
-    name = "lstm_fb1"
-    textbook = True
+    name = "lstm_fb1"          # the LSTM's math (its loops, its export), another initialisation
 
     def __init__(self, bias=True, forget_bias=1.0):
         super().__init__(bias, forget_bias)

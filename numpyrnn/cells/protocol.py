@@ -42,7 +42,10 @@ after each optimizer step, e.g. to clip a recurrent weight).  Optional class att
 commands fill from the task's sequence length), ``forms`` (the option sets gradcheck checks) and
 ``h_prev_only_in_products`` (True when h_{t−1} enters the new state only through products with
 recurrent weights, so that the layer's ``recurrent_dropout`` may hand the step h_{t−1} ⊙ mask;
-derivations §16).
+derivations §16).  Optional facts, which the figures, tables, bench, export and grader read off
+the cell (nothing else keeps a list of cells): ``title``, ``colour``, ``section``, ``blocks``,
+``gates``, ``torch_module`` and ``loops`` (see :class:`Cell`; :func:`declared` says which a
+subclass keeps).
 
 The registry: :func:`register` a Cell subclass, :func:`get` an instance by name.  The built-in
 cells (rnn, lstm, gru) are registered when the package is imported.  A checkpoint names its
@@ -57,10 +60,13 @@ import json
 import keyword
 import math
 
+from . import generic
+from .common import CellError, zeros_for_none
+from .generic import recurrent_dropout_refusal
 
-
-class CellError(TypeError, ValueError):
-    """A cell that breaks the protocol: the message names the method and what is wrong."""
+__all__ = ["Cell", "CellError", "declared", "title", "colour", "register", "names", "lookup", "get", "from_config",
+           "resolve", "register_file", "for_length", "label", "zeros_for_none", "recurrent_dropout_refusal",
+           "constrains"]
 
 
 class Cell:
@@ -82,6 +88,27 @@ class Cell:
     #: step h_{t−1} ⊙ mask (derivations §16); False for a cell that also carries h_{t−1} itself
     #: (the GRU's z ⊙ h_{t−1}), which must not be dropped
     h_prev_only_in_products: bool = False
+
+    # Facts the rest of the house reads off the cell (figures, tables, the bench, the export,
+    # the grader), so that no table elsewhere lists the cells.  ``title`` and ``colour`` belong
+    # to the class that sets them (a subclass names and colours itself); the others hold for a
+    # subclass while it keeps the math they describe (see :func:`declared`).
+    #: how figures and tables name the cell ("LSTM"); None: its ``name``
+    title: str = None
+    #: its colour in figures (a matplotlib colour); None: one of its own (``plots.colours``)
+    colour: str = None
+    #: where docs/derivations.md derives its step ("§5"); None: not there
+    section: str = None
+    #: the blocks of rows in its weights, in order (the LSTM's ("i", "f", "g", "o")); () if none
+    blocks: tuple = ()
+    #: the blocks among them that are gates, σ(·) in (0, 1) (the LSTM's ("i", "f", "o"))
+    gates: tuple = ()
+    #: the torch.nn module of the same function and parameters ("LSTM"), or None: what
+    #: ``numpyrnn.export`` writes the cell as (refusing, saying why, an option torch's lacks)
+    torch_module: str = None
+    #: the cell's own loops over time, by ``impl`` name ("reference", "fast"), each a
+    #: :class:`~numpyrnn.cells.generic.Loop`; every cell also runs on the generic loop
+    loops: dict = {}
 
     def __new__(cls, *args, **kwargs):
         # Record the constructor's arguments, defaults filled in, whatever the subclass's
@@ -187,41 +214,55 @@ class Cell:
         """How a layer runs this cell over a sequence: a :class:`~numpyrnn.cells.generic.Loop`.
 
         Every cell runs on the generic loop over its step functions (:mod:`numpyrnn.cells.generic`);
-        a cell may bring loops of its own (the built-in cells bring their textbook reference and
-        their fast path)."""
-        from . import generic
-
-        return generic.LOOP
+        a cell may bring loops of its own (``loops``: the built-in cells bring their textbook
+        reference and their fast path), which ``impl`` names."""
+        return declared(self, "loops").get(impl, generic.LOOP)
 
 
-def zeros_for_none(dstate_prev, dstate):
-    """``dstate_prev`` with each None (a state the step does not read) replaced by zeros like the
-    matching entry of ``dstate``: how the loops and the checks read a step's backward."""
-    if not isinstance(dstate_prev, tuple) or all(d is not None for d in dstate_prev):
-        return dstate_prev
-    from ..backend import array_module
-
-    return tuple(array_module(like).zeros_like(like) if d is None else d for d, like in zip(dstate_prev, dstate))
+#: the methods that make a cell's math: a subclass that defines one of them computes something
+#: else, so the facts its parents declared about their math no longer hold for it
+MATH = ("parameters", "step_forward", "step_backward", "function_options")
 
 
-def recurrent_dropout_refusal(cell, impl) -> str | None:
-    """Why ``cell`` cannot take recurrent dropout on the loop ``impl``, or None if it can.
-    The generic loop masks the h_{t−1} it hands the step, which is right only for a cell that
-    reads h_{t−1} through its recurrent products alone; the textbook GRU's own loops mask inside
-    its step instead (its carry z ⊙ h_{t−1} stays whole)."""
-    from .builtin import is_textbook
+def declared(cell, fact):
+    """A fact about ``cell``'s math (``loops``, ``torch_module``, ``section``, ``blocks``,
+    ``gates``) as its class declares it, or as a parent declares it while every class in
+    between keeps the parent's math (defines none of :data:`MATH`); else the protocol's
+    default.  So ``lstm_fb1``, the LSTM with another initialisation, keeps the LSTM's loops and
+    export, while a user's subclass that rewrites the LSTM's step runs on the generic loop and
+    is exported as nothing."""
+    for cls in type(cell).__mro__:
+        if fact in cls.__dict__:
+            value = cls.__dict__[fact]
+            return value.__get__(cell) if isinstance(value, property) else value
+        if cls is Cell or any(method in cls.__dict__ for method in MATH):
+            break
+    return Cell.__dict__[fact]
 
-    if cell.h_prev_only_in_products or (is_textbook(cell) and impl != "generic"):
-        return None
-    name = cell.name or type(cell).__name__
-    if is_textbook(cell):
-        return (f"recurrent_dropout: the {name} cell takes it on its own loops (impl='fast' or "
-                "'reference'), not on the generic loop, which cannot keep its carry z ⊙ h_{t−1} unmasked")
-    return (f"recurrent_dropout: the cell {name!r} cannot take it: recurrent dropout masks h_{{t−1}} where "
-            "it enters the recurrent products, and this cell does not declare that h_{t−1} enters its new "
-            "state only there (a cell that also carries h_{t−1}, as the GRU's z ⊙ h_{t−1} or a leaky "
-            "h = (1 − α) h_{t−1} + …, must not have it dropped); a cell that does sets "
-            "h_prev_only_in_products = True")
+
+def title(cell) -> str:
+    """How figures and tables name ``cell`` (an instance, a class or a registered name): its
+    class's own ``title``, else its name ("RNN (tanh)", "lstm_nig")."""
+    if isinstance(cell, str):
+        try:
+            cell = lookup(cell)()
+        except Exception:                        # a name no longer registered (an old results file)
+            return cell
+    if isinstance(cell, Cell):
+        own = type(cell).__dict__.get("title")
+        return cell.title if isinstance(own, property) else (own or cell.name)
+    return str(cell)
+
+
+def colour(cell):
+    """``cell``'s own colour (its class's ``colour``), or None: figures give it one of its own."""
+    if isinstance(cell, str):
+        try:
+            cell = lookup(cell)
+        except Exception:
+            return None
+    cls = cell if isinstance(cell, type) else type(cell)
+    return cls.__dict__.get("colour")
 
 
 def constrains(cell) -> bool:

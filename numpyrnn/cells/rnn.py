@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..backend import array_module
-from .builtin import BuiltInCell
+from .builtin import BuiltInCell, module_loops
 from .common import (
     NONLINEARITIES, add_step, check_cache, check_cell_args, check_grad_arg, check_h_mask, check_nonlinearity,
     fold_biases, real_steps, time_steps, zeros_if_none,
@@ -229,11 +229,18 @@ class CELL(BuiltInCell):
     ``bias_ih``, ``bias_hh``."""
 
     name = "rnn"
-    textbook = True                   # this class itself (not a subclass) brings the loops above
     state_names = STATE_NAMES
     h_prev_only_in_products = True   # h_{t−1} enters only h_{t−1} W_hh^T: recurrent dropout may mask it
-    gates = GATES
     forms = ({"nonlinearity": "tanh"}, {"nonlinearity": "relu"})
+    # what the rest of the house reads (cells.Cell): the functions above, and the facts
+    steps = (step_forward, step_backward)
+    loops = module_loops(forward_reference, backward_reference, forward, backward, gate_activations)
+    blocks, gates = ("a",), ()        # one block of rows, a = x W_ih^T + h W_hh^T + b; no gates
+    section, colour, torch_module = "§4", "#7f7f7f", "RNN"
+
+    @property
+    def title(self):
+        return f"RNN ({self.nonlinearity})"
 
     def __init__(self, nonlinearity="tanh", bias=True):
         check_nonlinearity(nonlinearity)

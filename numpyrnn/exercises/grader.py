@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import gradcheck
+from .. import cells
 from ..cells import gru, lstm, rnn
-from ..cells.protocol import zeros_for_none
+from ..cells.protocol import declared, zeros_for_none
 from . import diagnosis, mistakes, terms
 from .sandbox import TIMEOUT_S, InProcess, Sandbox, StudentError
 from .templates import CELLS, PARTS
@@ -358,8 +359,10 @@ def _grade_step(runner, report):
     if cell == "gru" and not covered:
         _other_form(report, runs, state_names, grad_names)
     step_terms = [terms.step_terms(cell, inputs, upstream, ref_cache) for inputs, upstream, ref_cache, *_ in runs]
-    section = terms.SECTIONS[cell][report.reset_after] if cell == "gru" else terms.SECTIONS[cell]
-    gates = {"lstm": "ifgo", "gru": "rzn"}.get(cell)
+    made = cells.get(cell, **({"reset_after": report.reset_after} if cell == "gru" else {}))
+    section = declared(made, "section")                  # where the step is derived (§6a or §6b)
+    blocks = declared(made, "blocks")                    # the rows' blocks, "ifgo", "rzn": where a
+    gates = "".join(blocks) if len(blocks) > 1 else None   # wrong gradient's rows can be located
     for name in wrong:
         if name in covered:
             continue

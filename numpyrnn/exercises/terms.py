@@ -118,6 +118,3 @@ def step_terms(cell, inputs, upstream, cache):
         return gru(inputs, upstream, cache, inputs["bias_hh"])
     return rnn(inputs, upstream, cache)
 
-
-#: where each cell's terms are derived
-SECTIONS = {"rnn": "§4", "lstm": "§5", "gru": {True: "§6a", False: "§6b"}}

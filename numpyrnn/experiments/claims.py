@@ -30,12 +30,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import machine
+from .. import cells, machine
 
 #: bootstrap resamples, and the generator's seed (the table repeats exactly)
 RESAMPLES, SEED = 2000, 0
-#: gate and block counts per hidden unit (blocks: the gates and the candidate)
-GATES = {"lstm": (3, 4), "gru": (2, 3)}
+
+
+def _gates(cell):
+    """(gates, blocks of weight rows) per hidden unit, as the cell declares them: the LSTM's
+    i, f, o of i, f, g, o; the GRU's r, z of r, z, n."""
+    made = cells.get(cell)
+    return len(cells.protocol.declared(made, "gates")), len(cells.protocol.declared(made, "blocks"))
 
 
 def _verdict(low, high, threshold):
@@ -109,7 +114,7 @@ def _memory(results):
 
 
 def _complexity(results):
-    (lstm_gates, lstm_blocks), (gru_gates, gru_blocks) = GATES["lstm"], GATES["gru"]
+    (lstm_gates, lstm_blocks), (gru_gates, gru_blocks) = _gates("lstm"), _gates("gru")
     per_unit = {c: results["cells"][c]["parameters"] / results["cells"][c]["hidden"] for c in ("lstm", "gru")}
     return {"claim": "the GRU is simpler", "measure": f"gates per unit: LSTM {lstm_gates}, GRU {gru_gates}; parameters "
             f"per unit: LSTM {per_unit['lstm']:.0f}, GRU {per_unit['gru']:.0f}",
@@ -172,7 +177,7 @@ def across(comparisons):
         accuracy = cell("the LSTM is often more accurate", lambda v: f"{v:+.4f}")
         accuracy = accuracy if accuracy == "-" else f"{results['metric']} {accuracy}"
         memory = cell("the LSTM uses more memory", lambda v: f"{v:.2f}")
-        per_unit = (f"{GATES['lstm'][0]} vs {GATES['gru'][0]}; "
+        per_unit = (f"{_gates('lstm')[0]} vs {_gates('gru')[0]}; "
                     + " vs ".join(f"{cells[c]['parameters'] / cells[c]['hidden']:.0f}" for c in ("lstm", "gru")))
         lines.append(f"| {label}, {sizing} (h {cells['lstm']['hidden']} vs {cells['gru']['hidden']}) | {accuracy} | "
                      f"{cell('the GRU is faster', lambda v: f'{v:.3f}')} | {memory} | {per_unit} |")

@@ -64,17 +64,17 @@ def torch_config(model):
     LSTM with ``forget_bias``, ``lstm_fb1``) is written as that layer; any other cell is
     refused, saying why.  The regularisers of training only (:data:`TRAINING_ONLY`) are left
     out: torch.nn has none of them, and at evaluation they change nothing."""
-    from ..cells.builtin import is_textbook
+    from ..cells.protocol import declared
 
     config = {k: v for k, v in model.config().items() if k not in TRAINING_ONLY}
     if config["type"] != "Recurrent" and not isinstance(config.get("cell"), dict):
         return config                            # RNN, LSTM, GRU, or a model of one: torch has it
     cell = getattr(model, "rnn", model).cell
-    if not is_textbook(cell):
+    kind = (declared(cell, "torch_module") or "").lower()         # the cell's own fact: rnn, lstm or gru
+    if kind not in ("rnn", "lstm", "gru"):
         raise ValueError(f"torch.nn has no module that computes the cell {cell.name!r} ({cell!r}): torch "
                          "offers RNN, LSTM and GRU only. Keep the model in numpyrnn, or write the cell as a "
                          "torch module yourself (the state dict's names are PyTorch-style)")
-    kind = cell.module.__name__.rsplit(".", 1)[1]                # rnn, lstm or gru
     if not cell.bias:
         raise ValueError(f"numpyrnn's export writes {kind.upper()} layers with biases, as torch.nn builds them "
                          "by default; this cell has none (bias=False)")

@@ -28,17 +28,32 @@ sets ``h_prev_only_in_products`` (any other refuses it, saying why).
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
 
 from .. import cells
 from ..cells import generic, gru, lstm, rnn
-from ..cells.builtin import is_textbook
 from ..cells.common import Workspace
 from ..cells.protocol import constrains, recurrent_dropout_refusal
 from ..validation import as_float_array, as_lengths, check_finite, check_int, check_probability, check_shape
 from .module import Module
+
+#: the cells (class, options, sizes, dtype, array module) that passed the probe in this process
+_PROBED: set = set()
+
+
+def _probe(cell, params, input_size, hidden_size, xp, dtype):
+    """Every cell, a user's as the package's, probed once on a small batch before any real work
+    (:func:`numpyrnn.cells.generic.check_cell`): once per process for a cell of the same class
+    and options at the same sizes, dtype and array module."""
+    key = (type(cell), json.dumps(cell.options, sort_keys=True, default=repr), input_size, hidden_size,
+           np.dtype(dtype).str, xp.__name__)
+    if key not in _PROBED:
+        generic.check_cell(cell, params, input_size, hidden_size, xp, dtype)
+        _PROBED.add(key)
+
 
 #: how a layer runs its cell over a sequence: the fast path, the cell's textbook reference loop,
 #: or the generic loop over any cell's step functions
@@ -94,10 +109,7 @@ class Recurrent(Module):
         init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
         self._dropout_rng = np.random.default_rng(dropout_seed)
         self._init_params(np.random.default_rng(init_seed))
-        if not is_textbook(self.cell):
-            # a cell of the user's: probed once, on a small batch, before any real work
-            generic.check_cell(self.cell, self.cell_params(0, 0), self.input_size, self.hidden_size,
-                               self.xp, self.dtype)
+        _probe(self.cell, self.cell_params(0, 0), self.input_size, self.hidden_size, self.xp, self.dtype)
 
     @property
     def impl(self) -> str:

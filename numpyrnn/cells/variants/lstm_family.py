@@ -67,6 +67,14 @@ class LSTMFamily(Cell):
     output_activation = True      # False: h = o ⊙ c
     coupled = False               # True: f = 1 − i
     peepholes = False             # True: p_i, p_f read c_prev, p_o reads c
+    #: whether the forget gate has rows of its own (not removed, not coupled): read off the
+    #: class too (which cells take ``forget_bias``), so set for each subclass as it is made
+    has_forget_rows = True
+    section = "§14"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.has_forget_rows = bool(cls.forget_gate and not cls.coupled)
 
     def __repr__(self):
         return self.short_repr()
@@ -85,10 +93,6 @@ class LSTMFamily(Cell):
         self.forget_bias = check_forget_bias(forget_bias, bias)
 
     @property
-    def has_forget_rows(self):
-        return self.forget_gate and not self.coupled
-
-    @property
     def peephole_weights(self):
         """The peephole weights, one for each gate the variant keeps: p_i reads c_prev into the
         input gate, p_f into the forget gate (none when f is coupled or removed), p_o reads c."""
@@ -101,8 +105,13 @@ class LSTMFamily(Cell):
     @property
     def blocks(self):
         """The gate blocks in the weights' rows, in PyTorch's order [i | f | g | o]."""
-        return [name for name, present in (("i", self.input_gate), ("f", self.has_forget_rows), ("g", True),
-                                           ("o", self.output_gate)) if present]
+        return tuple(name for name, present in (("i", self.input_gate), ("f", self.has_forget_rows), ("g", True),
+                                                ("o", self.output_gate)) if present)
+
+    @property
+    def gates(self):
+        """The blocks that are gates (all but the candidate g)."""
+        return tuple(b for b in self.blocks if b != "g")
 
     def parameters(self, input_size, hidden_size):
         G, H = len(self.blocks), hidden_size
@@ -196,6 +205,7 @@ class NIG(LSTMFamily):
     """``lstm_nig``, no input gate: i ≡ 1, so c = f ⊙ c_prev + g.  Greff's NIG without
     peepholes.  Rows [f | g | o]."""
     name = "lstm_nig"
+    section = "§14a"
     input_gate = False
 
 
@@ -203,6 +213,7 @@ class NFG(LSTMFamily):
     """``lstm_nfg``, no forget gate: f ≡ 1, so c = c_prev + i ⊙ g (Hochreiter & Schmidhuber's
     1997 LSTM).  Greff's NFG without peepholes.  Rows [i | g | o]."""
     name = "lstm_nfg"
+    section = "§14b"
     forget_gate = False
 
 
@@ -210,12 +221,14 @@ class NOG(LSTMFamily):
     """``lstm_nog``, no output gate: o ≡ 1, so h = tanh(c).  Greff's NOG without peepholes.
     Rows [i | f | g]."""
     name = "lstm_nog"
+    section = "§14c"
     output_gate = False
 
 
 class NIAF(LSTMFamily):
     """``lstm_niaf``, no input activation: g = a_g (no tanh).  Greff's NIAF without peepholes."""
     name = "lstm_niaf"
+    section = "§14d"
     input_activation = False
 
 
@@ -223,6 +236,7 @@ class NOAF(LSTMFamily):
     """``lstm_noaf``, no output activation: h = o ⊙ c (no tanh).  Greff's NOAF without
     peepholes."""
     name = "lstm_noaf"
+    section = "§14e"
     output_activation = False
 
 
@@ -230,6 +244,7 @@ class CIFG(LSTMFamily):
     """``lstm_cifg``, coupled input and forget gates: f = 1 − i, so c = (1 − i) ⊙ c_prev + i ⊙ g.
     Greff's CIFG without peepholes.  Rows [i | g | o]."""
     name = "lstm_cifg"
+    section = "§14f"
     coupled = True
 
 
@@ -238,6 +253,7 @@ class Peephole(LSTMFamily):
     a_i += p_i ⊙ c_prev, a_f += p_f ⊙ c_prev, a_o += p_o ⊙ c, with diagonal (H,) weights
     ``weight_ci``, ``weight_cf``, ``weight_co``.  Greff's "vanilla" LSTM."""
     name = "lstm_peephole"
+    section = "§14g"
     peepholes = True
 
 

@@ -52,6 +52,7 @@ class MGU(Cell):
     candidate and mixes the candidate in.  See the module for the equations."""
 
     name = "mgu"
+    section = "§15a"
 
     def __repr__(self):
         return self.short_repr()
@@ -115,6 +116,7 @@ class JANET(Cell):
     the shift of the input gate, 1 in the paper."""
 
     name = "janet"
+    section = "§15b"
     init_options = ("t_max",)
     length_options = ("t_max",)
 
@@ -175,6 +177,7 @@ class IndRNN(Cell):
     filled by the commands from the task's sequence length; ``gamma`` is the paper's 2."""
 
     name = "indrnn"
+    section = "§15c"
     length_options = ("t_max",)
     h_prev_only_in_products = True   # h_{t−1} enters only u ⊙ h_{t−1}: recurrent dropout may mask it
 
