@@ -105,9 +105,16 @@ from .cells.common import NONLINEARITIES  # noqa: E402
 from .experiments import sweep as _sweep  # noqa: E402
 from .layers.pooling import POOLINGS  # noqa: E402
 from .layers.recurrent import IMPLS  # noqa: E402
+from .settings import SPEC  # noqa: E402
 from .tasks.series import SOURCES  # noqa: E402
 
 TASK_CHOICES = list(tasks.TASKS)
+#: the settings train takes as flags: every one numpyrnn.settings declares
+TRAIN_SETTINGS = tuple(dict.fromkeys(flag.field for flag in SPEC))
+#: the settings compare takes as flags (each cell, each seed: compare's own --cells and --seeds)
+COMPARE_SETTINGS = ("hidden", "layers", "bidirectional", "dropout", "input_dropout", "embedding_dropout",
+                    "recurrent_dropout", "lr", "weight_decay", "batch_size", "steps", "epochs", "patience",
+                    "min_delta", "impl")
 
 
 def _add_device(p, what="where to run"):
@@ -207,60 +214,28 @@ def _load_cell_files(args):
                          f"cells are {', '.join(cells.names())}{hint}")
 
 
-def _add_model_options(p):
-    g = p.add_argument_group("model")
-    g.add_argument("--cell", default="lstm", metavar="NAME",
-                   help="recurrent cell: rnn, lstm, gru, or a cell of your own from --cell-file")
-    _add_cell_file(g)
-    g.add_argument("--hidden", type=_positive_int, help="hidden units (default: the task's)")
-    g.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
-    g.add_argument("--bidirectional", action="store_true", help="read each sequence both ways")
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers")
-    _add_regularisers(g)
-    g.add_argument("--nonlinearity", choices=NONLINEARITIES, default="tanh", help="the RNN cell's")
-    g.add_argument("--gru-form", choices=["after", "before"], default="after",
-                   help="GRU reset gate after the product (PyTorch) or before it (Cho et al. v3)")
-    g.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="parameters and arithmetic")
-    _add_device(g)
-    _add_impl(g)
+def _add_settings(p, fields, helps=None):
+    """The flags of the run settings ``fields``, as numpyrnn.settings.SPEC declares them (flag,
+    type, choices, help, group), each None when not given: "the task's" for a new run, the
+    saved run's on --resume.  ``helps``: a command's own help for a field (its own default)."""
+    from .settings import SPEC, flag_dest
 
-
-def _add_training_options(p):
-    g = p.add_argument_group("training")
-    g.add_argument("--optimizer", choices=list(optim.OPTIMIZERS),
-                   help="(default: the task's)")
-    g.add_argument("--lr", type=_positive_float, help="learning rate (default: the task's)")
-    g.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (decoupled for adamw)")
-    g.add_argument("--momentum", type=float, default=0.0, help="for sgd and rmsprop")
-    g.add_argument("--clip", type=_positive_float, help="clip the global gradient norm (default: the task's)")
-    g.add_argument("--no-clip", action="store_true", help="do not clip")
-    g.add_argument("--schedule", choices=train.SCHEDULES, default="none",
-                   help="learning-rate schedule over the run (step: ×0.1 at 2/3)")
-    g.add_argument("--batch-size", type=_positive_int, help="(default: the task's)")
-    budget = g.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=_positive_int, help="optimizer steps in all (default: the task's)")
-    budget.add_argument("--epochs", type=_positive_int, help="epochs in all, instead of steps")
-    g.add_argument("--eval-every", type=_positive_int, help="evaluate on val every N steps (default: the task's)")
-    g.add_argument("--seed", type=int, default=0, help="seed for the data, the weights, the batches")
-    _add_early_stopping(g)
-
-
-def _add_regularisers(p):
-    tuned = " (default: 0, or what the data set's tuned settings chose)"
-    p.add_argument("--input-dropout", type=float,
-                   help="one mask per sequence over the recurrent layer's input features (Keras's dropout)" + tuned)
-    p.add_argument("--embedding-dropout", type=float,
-                   help="whole word types dropped per sequence (Gal & Ghahramani 2016)" + tuned)
-    p.add_argument("--recurrent-dropout", type=float,
-                   help="one mask per sequence on h_{t-1} where it enters the recurrent products (Gal & "
-                        "Ghahramani 2016; Keras's recurrent_dropout); the GRU's carry z*h_{t-1} is never masked"
-                        + tuned)
-
-
-def _add_early_stopping(p):
-    p.add_argument("--patience", type=_positive_int,
-                   help="stop after N evaluations without a better validation metric, and test the best weights")
-    p.add_argument("--min-delta", type=float, default=0.0, help="the improvement --patience counts as better")
+    groups, exclusive = {}, {}
+    for flag in SPEC:
+        if flag.field not in fields:
+            continue
+        group = groups.get(flag.group) or groups.setdefault(flag.group, p.add_argument_group(flag.group))
+        target = group
+        if flag.field in ("steps", "epochs", "clip"):      # one of them at a time
+            key = "clip" if flag.field == "clip" else "budget"
+            target = exclusive.get(key) or exclusive.setdefault(key, group.add_mutually_exclusive_group())
+        kwargs = {"dest": flag_dest(flag), "help": (helps or {}).get(flag.field, flag.help)}
+        if flag.switch:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs.update({k: v for k, v in (("type", flag.type), ("metavar", flag.metavar),
+                                             ("choices", flag.choices() if flag.choices else None)) if v})
+        target.add_argument(flag.flag, **kwargs)
 
 
 def _add_data_options(p):
@@ -462,9 +437,11 @@ def _add_train(sub):
         description="Train a recurrent model on one of the built-in tasks (see `numpyrnn tasks`), "
                     "evaluating on the validation split as it goes and on the test split at the end.",
         formatter_class=_Help)
-    p.add_argument("--task", choices=TASK_CHOICES, required=True, help="what to train on (see `numpyrnn tasks`)")
-    _add_model_options(p)
-    _add_training_options(p)
+    p.add_argument("--task", choices=TASK_CHOICES,
+                   help="what to train on (see `numpyrnn tasks`); with --resume, the saved run's")
+    _add_settings(p, TRAIN_SETTINGS)
+    _add_cell_file(p)
+    _add_device(p)
     _add_task_options(p)
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", help="write checkpoint.npz, history.jsonl, model.npz and metrics.json here")
@@ -476,37 +453,68 @@ def _add_train(sub):
     p.set_defaults(run=_run_train)
 
 
+def _saved_run(args, given, options):
+    """--resume: the task and the settings of the run saved in --out, with the settings given
+    laid over them (numpyrnn.settings.Settings.resume says which may change); a usage error for
+    a task, a task option or a setting given that differs from the run's."""
+    from . import checkpoint, tasks
+    from .settings import saved
+    from .train import CHECKPOINT
+
+    path = os.path.join(args.out, CHECKPOINT)
+    if not os.path.exists(path):
+        raise UsageError(f"numpyrnn train: --resume: {path} does not exist")
+    try:
+        arrays = checkpoint.read(path)
+        if "trainer" not in arrays:
+            raise checkpoint.CheckpointError(f"{path}: a saved model, not a training checkpoint (no trainer state)")
+        state = checkpoint.from_json_array(arrays["trainer"])
+        settings, recorded = saved(state, checkpoint.config_of(arrays, path))
+    except (checkpoint.CheckpointError, ValueError, TypeError) as exc:
+        raise UsageError(f"numpyrnn train: --resume: {exc}") from None
+    config = tasks.upgrade_config(state["task"])
+    name, saved_options = config["name"], {k: v for k, v in config.items() if k not in ("name", "seed")}
+    if args.task is not None and args.task != name:
+        raise UsageError(f"numpyrnn train: --resume: the run in {args.out} trains on --task {name}, not {args.task}")
+    for key, value in options.items():
+        if saved_options.get(key) != value:
+            raise UsageError(f"numpyrnn train: --resume: the run in {args.out} has {key} "
+                             f"{saved_options.get(key)!r}, not {value!r}")
+    try:
+        return tasks.make(name, seed=config["seed"], **saved_options), settings.resume(given, recorded)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"numpyrnn train: --resume: {exc}") from None
+
+
 def _run_train(args):
     from . import checkpoint, tasks
-    from .models import REGULARISERS
-    from .train import Interrupted, TrainingError, saved_regularisers, setup
+    from .settings import Settings
+    from .settings import given as given_settings
+    from .train import Interrupted, TrainingError, setup
 
     if args.resume and not args.out:
         raise UsageError("numpyrnn train: --resume needs --out DIR (the run to continue)")
     if args.overwrite and not args.out:
         raise UsageError("numpyrnn train: --overwrite needs --out DIR (the run to replace)")
+    if args.task is None and not args.resume:
+        raise UsageError("numpyrnn train: the following arguments are required: --task (or --resume, which "
+                         "continues the run saved in --out)")
     if args.out:
         _check_out(args, "train")
     options = _task_options(args)
-    regularisers = {name: getattr(args, name) for name in REGULARISERS}
-    if args.resume:             # a regulariser not given continues as the run was saved
-        regularisers = {**saved_regularisers(args.out), **{k: v for k, v in regularisers.items() if v is not None}}
+    given = {**given_settings(args), "device": args.device}
     try:
-        task = tasks.make(args.task, seed=args.seed, **options)
-        trainer, budget = setup(
-            task, args.cell, hidden=args.hidden, num_layers=args.layers, bidirectional=args.bidirectional,
-            dropout=args.dropout, nonlinearity=args.nonlinearity, reset_after=args.gru_form == "after",
-            impl=args.impl, dtype=args.dtype, device=args.device, optimizer=args.optimizer, lr=args.lr,
-            weight_decay=args.weight_decay, momentum=args.momentum, clip=None if args.no_clip else (args.clip or "task"),
-            schedule=args.schedule, batch_size=args.batch_size, steps=args.steps, epochs=args.epochs,
-            eval_every=args.eval_every, seed=args.seed, out_dir=args.out, progress=_progress(args),
-            log=None if args.quiet else print, patience=args.patience, min_delta=args.min_delta, **regularisers)
+        if args.resume:
+            task, settings = _saved_run(args, given, options)
+        else:
+            settings = Settings(**given)
+            task = tasks.make(args.task, seed=settings.seed, **options)
+        trainer, budget = setup(task, settings, out_dir=args.out, progress=_progress(args),
+                                log=None if args.quiet else print)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn train: {exc}") from None
     if args.resume:
         path = trainer.checkpoint_path
-        if not os.path.exists(path):
-            raise UsageError(f"numpyrnn train: --resume: {path} does not exist")
         try:
             trainer.resume(path)
         except checkpoint.CheckpointError as exc:
@@ -683,41 +691,33 @@ def _add_compare(sub):
     p.add_argument("--task", choices=TASK_CHOICES, default="sentiment", help="the task")
     _add_cells(p, ["lstm", "gru", "rnn"])
     p.add_argument("--seeds", type=_positive_int, help="runs per cell (seeds 0..N-1; default 3, or what --quick sets)")
-    p.add_argument("--hidden", type=_positive_int, help="hidden units (default: the task's)")
     p.add_argument("--match-params", action="store_true",
                    help="size each cell to the parameter count of the LSTM (or first cell) at --hidden")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=_positive_int, help="steps per run (default: the task's budget)")
-    budget.add_argument("--epochs", type=_positive_int, help="epochs per run (default: the task's budget)")
     p.add_argument("--quick", action="store_true", help="small data and budget: well under a minute")
     p.add_argument("--seq-len", type=_positive_int, help="sequence length (default: the task's)")
     _add_data_options(p)
-    p.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
-    p.add_argument("--bidirectional", action="store_true", help="read both ways (not for charlm, copy, series)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers")
-    _add_regularisers(p)
-    p.add_argument("--lr", type=_positive_float, help="learning rate (default: the task's)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay: AdamW with this decay")
-    p.add_argument("--batch-size", type=_positive_int, help="(default: the task's)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the data, the same for every run")
-    _add_early_stopping(p)
+    _add_settings(p, COMPARE_SETTINGS)
     _add_device(p, "where to train")
-    _add_impl(p)
     p.add_argument("--out", metavar="DIR", help="write results.json, results.md and compare.png here")
     _add_overwrite(p, "a comparison")
     p.add_argument("--quiet", action="store_true", help="only the table")
     p.set_defaults(run=_run_compare, plan=_plan_compare)
 
 
+def _given_settings(args):
+    """The settings given on the command line, as one object (the device too)."""
+    from .settings import Settings, given
+
+    return Settings(**given(args), device=args.device)
+
+
 def _compare_arguments(args):
-    """compare's arguments from the command line's (the run's and the plan's)."""
-    return dict(task_name=args.task, cells=args.cells, seeds=args.seeds, hidden=args.hidden,
-                match_params=args.match_params, steps=args.steps, epochs=args.epochs, quick=args.quick,
-                data_seed=args.data_seed, task_options=_task_options(args), lr=args.lr, batch_size=args.batch_size,
-                layers=args.layers, bidirectional=args.bidirectional, dropout=args.dropout, device=args.device,
-                impl=args.impl, weight_decay=args.weight_decay, patience=args.patience, min_delta=args.min_delta,
-                input_dropout=args.input_dropout, embedding_dropout=args.embedding_dropout,
-                recurrent_dropout=args.recurrent_dropout)
+    """compare's arguments from the command line's (the run's and the plan's): the settings
+    given, as one object."""
+    return dict(task_name=args.task, cells=args.cells, seeds=args.seeds,
+                settings=_given_settings(args), match_params=args.match_params,
+                quick=args.quick, data_seed=args.data_seed, task_options=_task_options(args))
 
 
 def _plan_compare(args):
@@ -761,12 +761,12 @@ def _add_gradflow(sub):
         formatter_class=_Help)
     _add_cells(p, ["rnn", "lstm", "gru"])
     p.add_argument("--seq-len", type=_positive_int, default=100, help="sequence length T")
-    p.add_argument("--steps", type=_positive_int, default=2000, help="training steps per cell")
-    p.add_argument("--hidden", type=_positive_int, default=64, help="hidden units")
     p.add_argument("--batch", type=_positive_int, default=64, help="test sequences measured")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data and the weights")
+    _add_settings(p, ("steps", "hidden", "seed", "impl"),
+                  helps={"steps": "training steps per cell (default: the adding task's, 2000)",
+                         "hidden": "hidden units (default: the adding task's, 64)",
+                         "seed": "seed of the data and the weights (default: 0)"})
     _add_device(p, "where to train and measure")
-    _add_impl(p)
     p.add_argument("--out", metavar="DIR", default="gradflow", help="where the figure and numbers go")
     _add_overwrite(p, "the measurements")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -774,8 +774,7 @@ def _add_gradflow(sub):
 
 
 def _gradflow_arguments(args):
-    return dict(cells=args.cells, seq_len=args.seq_len, steps=args.steps, hidden=args.hidden, batch=args.batch,
-                seed=args.seed, device=args.device, impl=args.impl)
+    return dict(cells=args.cells, seq_len=args.seq_len, settings=_given_settings(args), batch=args.batch)
 
 
 def _plan_gradflow(args):
@@ -812,19 +811,17 @@ def _add_sweep(sub):
     p.add_argument("--task", choices=_sweep.TASKS, default="adding", help="the task")
     p.add_argument("--lengths", default="10,25,50,100,200", help="comma-separated sequence lengths")
     _add_cells(p, ["lstm", "gru", "rnn"])
-    p.add_argument("--steps", type=_positive_int, default=1500, help="training steps for every cell and length")
-    p.add_argument("--hidden", type=_positive_int, default=64, help="hidden units")
     p.add_argument("--seeds", type=_positive_int, default=1, help="runs per cell and length")
     p.add_argument("--train-size", type=_positive_int, default=5000, help="training sequences")
-    p.add_argument("--batch-size", type=_positive_int, help="(default: the task's)")
-    p.add_argument("--lr", type=_positive_float, help="learning rate (default: the task's)")
+    _add_settings(p, ("steps", "hidden", "batch_size", "lr", "impl"),
+                  helps={"steps": f"training steps for every cell and length (default: {_sweep.STEPS})",
+                         "hidden": f"hidden units (default: {_sweep.HIDDEN})"})
     _add_forget_bias(p)
     p.add_argument("--jobs", type=_positive_int, default=default_jobs(),
                    help="runs at a time, each in a worker process with one BLAS thread (1 on the GPU)")
     p.add_argument("--quick", action="store_true", help="tiny data and budget: checks that it runs, in seconds")
     p.add_argument("--from-json", metavar="FILE", help="draw the figure of a sweep.json already made, training nothing")
     _add_device(p, "where to train")
-    _add_impl(p)
     p.add_argument("--out", metavar="DIR", default="sweep", help="where the figure and numbers go")
     _add_overwrite(p, "a sweep (with --from-json: its figure)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -854,10 +851,9 @@ def _run_sweep(args):
             raise UsageError("numpyrnn sweep: every length must be at least 2")
         _check_out(args, "sweep")
         try:
-            data = sweep(lengths, _cells_with_options(args, args.cells), steps=args.steps, hidden=args.hidden,
-                         seeds=args.seeds, train_size=args.train_size, batch_size=args.batch_size, lr=args.lr,
-                         task=args.task, jobs=args.jobs, quick=args.quick, log=print, device=args.device,
-                         impl=args.impl, progress=_progress(args))
+            data = sweep(lengths, _cells_with_options(args, args.cells), _given_settings(args),
+                         seeds=args.seeds, train_size=args.train_size, task=args.task, jobs=args.jobs,
+                         quick=args.quick, log=print, progress=_progress(args))
         except ValueError as exc:
             raise UsageError(f"numpyrnn sweep: {exc}") from None
     os.makedirs(args.out, exist_ok=True)

@@ -23,8 +23,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-#: the regularisers of training (derivations §16), off unless given or a data set's tuned settings hold one
-REGULARISERS = ("input_dropout", "embedding_dropout", "recurrent_dropout")
+from .models import REGULARISERS   # the regularisers of training (derivations §16)
 
 
 @dataclass(frozen=True)

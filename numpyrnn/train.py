@@ -22,6 +22,7 @@ What it guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -33,6 +34,7 @@ import numpy as np
 from . import __version__, checkpoint, optim
 from .backend import asnumpy, thread_policy
 from .models import REGULARISERS
+from .settings import Settings
 from .validation import check_int
 
 
@@ -89,57 +91,39 @@ def make_schedule(kind, optimizer, total):
 CHECKPOINT = "checkpoint.npz"
 
 
-def saved_regularisers(out_dir) -> dict:
-    """The regularisers the run in ``out_dir`` was saved with (0 for one it lacks), so that a
-    resume continues the run as it was rather than with today's defaults for its data; {} when
-    there is no readable checkpoint there (the resume itself then says why)."""
-    try:
-        config = checkpoint.config_of(checkpoint.read(os.path.join(out_dir, CHECKPOINT)))
-    except checkpoint.CheckpointError:
-        return {}
-    return {name: config.get(name, 0.0) for name in REGULARISERS}
-
-
 def task_regularisers(task, **given):
     """The regularisers of :data:`numpyrnn.models.REGULARISERS` for a run on ``task``: each one
     given (not None) as given, else the task's default (a data set's tuned settings may hold
-    one), else 0."""
+    one), else 0 (what :meth:`Settings.resolved` gives them)."""
     unknown = sorted(set(given) - set(REGULARISERS))
     if unknown:
         raise TypeError(f"unknown regularisers {', '.join(unknown)}; known: {', '.join(REGULARISERS)}")
-    return {name: given[name] if given.get(name) is not None else task.defaults.get(name, 0.0)
-            for name in REGULARISERS}
+    resolved = Settings(**{k: v for k, v in given.items()}).resolved(task)
+    return {name: getattr(resolved, name) for name in REGULARISERS}
 
 
-def setup(task, cell="lstm", *, hidden=None, num_layers=1, bidirectional=False, dropout=0.0,
-          nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, device="auto",
-          optimizer=None, lr=None, weight_decay=0.0, momentum=0.0, clip="task", schedule="none",
-          batch_size=None, steps=None, epochs=None, eval_every=None, seed=0, out_dir=None,
-          progress=None, log=None, patience=None, min_delta=0.0, input_dropout=None, embedding_dropout=None,
-          recurrent_dropout=None):
-    """A training run on ``task``: the model, its optimizer and schedule, and the trainer, with
-    every setting left None taken from the task's defaults (``clip="task"``: the task's
-    clipping; None: none; a regulariser left None: the task's, else off).  Returns
-    ``(trainer, budget)``, ready for ``trainer.fit(**budget)``."""
-    d = task.defaults
-    regularisers = task_regularisers(task, input_dropout=input_dropout, embedding_dropout=embedding_dropout,
-                                     recurrent_dropout=recurrent_dropout)
-    model = task.make_model(cell, hidden_size=hidden or d.get("hidden"), num_layers=num_layers,
-                            bidirectional=bidirectional, dropout=dropout, dtype=np.dtype(dtype), seed=seed,
-                            device=device, nonlinearity=nonlinearity, reset_after=reset_after, impl=impl,
-                            **{k: v for k, v in regularisers.items() if v})
-    name = optimizer or d.get("optimizer")
-    kwargs = {"lr": lr or d.get("lr"), "weight_decay": weight_decay}
-    if name in ("sgd", "rmsprop"):
-        kwargs["momentum"] = momentum
-    opt = optim.make(name, model, **kwargs)
-    batch_size = batch_size or d.get("batch_size")
-    run_budget = budget(task, steps, epochs)
-    trainer = Trainer(model, task, opt, batch_size=batch_size, clip=d.get("clip") if clip == "task" else clip,
-                      schedule=make_schedule(schedule, opt, total_steps(task, batch_size, run_budget)),
-                      eval_every=eval_every or d.get("eval_every"), seed=seed, out_dir=out_dir,
-                      progress=progress, log=log, patience=patience, min_delta=min_delta)
-    return trainer, run_budget
+def setup(task, settings=None, *, out_dir=None, progress=None, log=None, **fields):
+    """A training run on ``task``: the model, its optimizer and schedule, and the trainer, from
+    ``settings`` (a :class:`~numpyrnn.settings.Settings`) resolved against the task's defaults.
+    Returns ``(trainer, budget)``, ready for ``trainer.fit(**budget)``.
+
+    The keyword form names the settings instead, the cell first: ``setup(task, "gru", hidden=32,
+    steps=200)`` is ``setup(task, Settings(cell="gru", hidden=32, steps=200))``; with a Settings,
+    ``fields`` are laid over it.  ``out_dir``, ``progress`` and ``log`` are where the run writes
+    and what it shows, not settings."""
+    if not isinstance(settings, Settings):
+        fields = fields if settings is None else {"cell": settings, **fields}
+        settings = Settings(**fields)
+    elif fields:
+        settings = dataclasses.replace(settings, **fields)
+    s = settings.resolved(task)
+    model = task.make_model(s.cell, **s.model_options())
+    opt = optim.make(s.optimizer, model, **s.optimizer_options())
+    trainer = Trainer(model, task, opt, batch_size=s.batch_size, clip=s.clip,
+                      schedule=make_schedule(s.schedule, opt, total_steps(task, s.batch_size, s.budget)),
+                      eval_every=s.eval_every, seed=s.seed, out_dir=out_dir, progress=progress, log=log,
+                      patience=s.patience, min_delta=s.min_delta, settings=s)
+    return trainer, s.budget
 
 
 # --------------------------------------------------------------------------- the trainer
@@ -166,7 +150,8 @@ class Trainer:
 
     def __init__(self, model, task, optimizer, *, batch_size=32, clip=None, clip_value=None,
                  schedule=None, eval_every=None, eval_batch_size=None, seed=0, out_dir=None,
-                 progress=None, log=None, on_step=None, patience=None, min_delta=0.0, restore_best=True):
+                 progress=None, log=None, on_step=None, patience=None, min_delta=0.0, restore_best=True,
+                 settings=None):
         from .models import SequenceModel
         from .tasks import Task
 
@@ -184,6 +169,9 @@ class Trainer:
             raise TypeError(f"schedule must be None or a numpyrnn.optim schedule (StepLR, CosineAnnealingLR), got "
                             f"{type(schedule).__name__}")
         self.model, self.task, self.optimizer, self.schedule = model, task, optimizer, schedule
+        if settings is not None and not isinstance(settings, Settings):
+            raise TypeError(f"settings must be a numpyrnn.settings.Settings or None, got {type(settings).__name__}")
+        self.settings = settings       # what the run was set up from (train.setup), saved whole
         # the optimizer's settings as the run begins (a schedule then moves its lr)
         self._optimizer_settings = {"name": type(optimizer).__name__, **optimizer.hyperparameters()}
         self.batch_size = check_int("batch_size", batch_size, 1)
@@ -463,7 +451,8 @@ class Trainer:
                 {"name": type(self.schedule).__name__, **self.schedule.state_dict()},
                 "task": self.task.config(), "batch_size": self.batch_size, "seed": self.seed,
                 "carry": None if self.carry is None else len(self.carry) if isinstance(self.carry, tuple) else 1,
-                "best": self.best, "stopped_early": self.stopped_early}
+                "best": self.best, "stopped_early": self.stopped_early,
+                "settings": None if self.settings is None else self.settings.to_dict()}
 
     def save_checkpoint(self, path=None):
         """Write everything needed to resume to ``path`` (default: out_dir/checkpoint.npz)."""

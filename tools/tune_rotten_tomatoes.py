@@ -100,7 +100,7 @@ def run(cell, settings, seed=0):
     score is not returned)."""
     task = tasks.make("sentiment", data="rotten-tomatoes", **{k: settings[k] for k in TASK_KEYS})
     per_epoch = steps_per_epoch(task, settings["batch_size"])
-    trainer, budget = setup(task, cell, hidden=settings["hidden"], num_layers=settings["layers"],
+    trainer, budget = setup(task, cell, hidden=settings["hidden"], layers=settings["layers"],
                             bidirectional=settings["bidirectional"], dropout=settings["dropout"],
                             optimizer=settings["optimizer"], lr=settings["lr"], weight_decay=settings["weight_decay"],
                             clip=1.0, schedule=settings["schedule"], batch_size=settings["batch_size"],

@@ -12,6 +12,7 @@ the training seconds so far (evaluation excluded), and the test metric at the en
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -22,10 +23,9 @@ from .. import __version__, machine, optim, tasks
 from ..backend import thread_policy
 from ..bench import activation_bytes
 from ..models import REGULARISERS
+from ..settings import Settings
 from ..train import Trainer
-from ..train import budget as train_budget
 from ..train import steps_per_epoch as train_steps_per_epoch
-from ..train import task_regularisers
 from ..train import total_steps as train_total_steps
 from .claims import claims
 from .claims import table as claims_table
@@ -116,20 +116,23 @@ def _mean_std(values):
 
 
 @thread_policy()
-def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, hidden=None, match_params=False,
-            steps=None, epochs=None, quick=False, data_seed=0, task_options=None, optimizer=None, lr=None,
-            batch_size=None, clip="task", layers=1, bidirectional=False, dropout=0.0, dtype=np.float32,
-            device="auto", impl="fast", log=None, progress=None, weight_decay=0.0, patience=None, min_delta=0.0,
-            input_dropout=None, embedding_dropout=None, recurrent_dropout=None):
-    """Train every cell ``seeds`` times on one task; returns the results as a dict (see
-    :func:`write` for what it holds).  ``progress``: one bar over every run's steps (None: on a
-    terminal only).  A regulariser left None is the task's default (a named data set's tuned
-    settings may hold one), else off.
+def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, settings=None, *, match_params=False,
+            quick=False, data_seed=0, task_options=None, log=None, progress=None, **fields):
+    """Train every cell ``seeds`` times on one task with the same ``settings`` (a
+    :class:`~numpyrnn.settings.Settings`, or its fields by name: ``hidden=32, epochs=4``); returns
+    the results as a dict (see :func:`write` for what it holds).  ``progress``: one bar over
+    every run's steps (None: on a terminal only).
+
+    The settings are resolved against the task's defaults as for any run, with compare's own
+    rules on top: every run evaluates twice an epoch (its curves), a weight decay with no
+    optimizer named trains AdamW (decoupled), and ``settings.cell``, ``seed`` and ``eval_every``
+    are not read (``cells`` and ``seeds`` are compare's).
 
     The runs go round-robin over the seeds — seed 0 of every cell, then seed 1 of every cell,
     ... — so that the cells meet the same machine: a load that comes and goes falls on every
     cell alike.  Each run records the load it met (:class:`numpyrnn.machine.Meter`)."""
-    run = _setup(**{k: v for k, v in locals().items() if k not in ("log", "progress")})
+    run = _setup(task_name, cells, seeds, _settings(settings, fields), match_params, quick, data_seed,
+                 task_options)
     task, settings = run["task"], run["settings"]
     cells, seeds, total_steps = settings["cells"], settings["seeds"], settings["total_steps"]
     results = {"task": task.config(), "data": task.data_info(), "label": task.label(), "metric": task.metric,
@@ -151,26 +154,26 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, hid
     return results
 
 
-def plan(*args, **kwargs):
+def plan(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, settings=None, *, match_params=False,
+         quick=False, data_seed=0, task_options=None, **fields):
     """What :func:`compare` would run with these arguments, without training: the task's config
     and the settings, as results.json and compare.png record them (a figure's recorded plan is
     held to today's by tests/test_figures.py)."""
-    run = _setup(**_arguments(args, kwargs))
+    run = _setup(task_name, cells, seeds, _settings(settings, fields), match_params, quick, data_seed,
+                 task_options)
     return {"task": run["task"].config(), "settings": run["settings"]}
 
 
-def _arguments(args, kwargs):
-    """compare's arguments, its defaults filled in (log and progress left out)."""
-    import inspect
+def _settings(settings, fields):
+    """A Settings from compare's ``settings`` and ``fields`` (its keyword form)."""
+    if settings is None:
+        return Settings(**fields)
+    if not isinstance(settings, Settings):
+        raise TypeError(f"settings must be a numpyrnn.settings.Settings, got {type(settings).__name__}")
+    return dataclasses.replace(settings, **fields) if fields else settings
 
-    bound = inspect.signature(compare).bind(*args, **kwargs)
-    bound.apply_defaults()
-    return {k: v for k, v in bound.arguments.items() if k not in ("log", "progress")}
 
-
-def _setup(task_name, cells, seeds, hidden, match_params, steps, epochs, quick, data_seed, task_options, optimizer,
-           lr, batch_size, clip, layers, bidirectional, dropout, dtype, device, impl, weight_decay, patience,
-           min_delta, input_dropout, embedding_dropout, recurrent_dropout):
+def _setup(task_name, cells, seeds, settings, match_params, quick, data_seed, task_options):
     """The task, the settings, and what the runs are built from: compare's arguments resolved
     against the task's defaults and the quick mode."""
     options = dict(task_options or {})
@@ -181,47 +184,45 @@ def _setup(task_name, cells, seeds, hidden, match_params, steps, epochs, quick, 
         quick_options, budget = QUICK_DATA[named] if named in QUICK_DATA else QUICK[task_name]
         runs = QUICK_RUNS.get(named, {})
         changed = [f"{k.replace('_', ' ')} {v}" for k, v in quick_options.items() if k not in options]
-        changed += [f"{k} {v}" for k, v in budget.items()] if steps is None and epochs is None else []
+        given_budget = settings.steps is not None or settings.epochs is not None
+        changed += [f"{k} {v}" for k, v in budget.items()] if not given_budget else []
         if seeds is None and "seeds" in runs:
             seeds = runs["seeds"]
             changed.append(f"{seeds} seed{'s' if seeds > 1 else ''} (not {DEFAULT_SEEDS})")
-        if patience is None and "patience" in runs:
-            patience = runs["patience"]
-            changed.append(f"early stopping, patience {patience}, the best weights tested")
-        if lr is None and "lr" in runs:
-            lr = runs["lr"]
-            changed.append(f"lr {lr:g} (faster, for the shorter budget)")
+        if settings.patience is None and "patience" in runs:
+            settings = dataclasses.replace(settings, patience=runs["patience"])
+            changed.append(f"early stopping, patience {settings.patience}, the best weights tested")
+        if settings.lr is None and "lr" in runs:
+            settings = dataclasses.replace(settings, lr=runs["lr"])
+            changed.append(f"lr {settings.lr:g} (faster, for the shorter budget)")
         quick_changes = {"changed": changed, "checked": runs.get("found", False)}
         options = {**quick_options, **options}
+        if not given_budget:
+            settings = dataclasses.replace(settings, **budget)     # the quick budget, unless one was given
     seeds = DEFAULT_SEEDS if seeds is None else seeds
     task = tasks.make(task_name, seed=data_seed, **options)
-    defaults = task.defaults
-    if steps is not None or epochs is not None or not budget:
-        budget = train_budget(task, steps, epochs)
-    hidden = hidden or defaults["hidden"]
-    optimizer = optimizer or ("adamw" if weight_decay else defaults["optimizer"])
-    lr = lr or defaults["lr"]
-    batch_size = batch_size or defaults["batch_size"]
-    clip = defaults.get("clip") if clip == "task" else clip
-    regularisers = task_regularisers(task, input_dropout=input_dropout, embedding_dropout=embedding_dropout,
-                                     recurrent_dropout=recurrent_dropout)
-    model_kwargs = dict(num_layers=layers, bidirectional=bidirectional, dropout=dropout, dtype=np.dtype(dtype),
-                        device=device, impl=impl, **{k: v for k, v in regularisers.items() if v})
+    if settings.optimizer is None and settings.weight_decay:      # compare's rule: decay means AdamW
+        settings = dataclasses.replace(settings, optimizer="adamw")
+    s = settings.resolved(task)
+    regularisers = {name: getattr(s, name) for name in REGULARISERS}
+    model_kwargs = dict(num_layers=s.layers, bidirectional=s.bidirectional, dropout=s.dropout,
+                        dtype=np.dtype(s.dtype), device=s.device, impl=s.impl, **s.regularisers)
     shape_kwargs = {k: v for k, v in model_kwargs.items() if k in ("num_layers", "bidirectional")}
     reference = "lstm" if "lstm" in cells else cells[0]
-    target = _parameters(task, reference, hidden, **shape_kwargs)
-    sizes = {cell: (matched_hidden(task, cell, target, **shape_kwargs) if match_params else hidden) for cell in cells}
-    steps_per_epoch = train_steps_per_epoch(task, batch_size)
-    total_steps = train_total_steps(task, batch_size, budget)
+    target = _parameters(task, reference, s.hidden, **shape_kwargs)
+    sizes = {cell: (matched_hidden(task, cell, target, **shape_kwargs) if match_params else s.hidden)
+             for cell in cells}
+    steps_per_epoch = train_steps_per_epoch(task, s.batch_size)
+    total_steps = train_total_steps(task, s.batch_size, s.budget)
     eval_every = max(1, steps_per_epoch // 2)
-    settings = {"cells": list(cells), "seeds": seeds, "hidden": hidden, "match_params": match_params,
-                "reference": reference, "reference_parameters": target, "optimizer": optimizer, "lr": lr,
-                "batch_size": batch_size, "clip": clip, "layers": layers, "bidirectional": bidirectional,
-                "dropout": dropout, "dtype": np.dtype(dtype).name, "impl": impl, "weight_decay": weight_decay,
-                "patience": patience, "min_delta": min_delta, **regularisers, "budget": budget,
-                "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "quick": quick,
+    recorded = {"cells": list(cells), "seeds": seeds, "hidden": s.hidden, "match_params": match_params,
+                "reference": reference, "reference_parameters": target, "optimizer": s.optimizer, "lr": s.lr,
+                "batch_size": s.batch_size, "clip": s.clip, "layers": s.layers, "bidirectional": s.bidirectional,
+                "dropout": s.dropout, "dtype": np.dtype(s.dtype).name, "impl": s.impl,
+                "weight_decay": s.weight_decay, "patience": s.patience, "min_delta": s.min_delta, **regularisers,
+                "budget": s.budget, "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "quick": quick,
                 "quick_changes": quick_changes}
-    return {"task": task, "settings": settings, "sizes": sizes, "model_kwargs": model_kwargs,
+    return {"task": task, "settings": recorded, "resolved": s, "sizes": sizes, "model_kwargs": model_kwargs,
             "shape_kwargs": shape_kwargs, "eval_every": eval_every}
 
 

@@ -23,12 +23,15 @@ of the 64 units hold f ≈ 1 while the rest stay near 0.5: the memory lives in a
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .. import losses, optim, tasks
 from ..cells import label
 from ..cells.protocol import zeros_for_none
 from ..backend import array_module, asnumpy, thread_policy
+from ..settings import Settings
 from ..train import Trainer
 from .progress import Progress
 
@@ -145,36 +148,52 @@ def forget_gate(model, inputs, top=3):
 
 
 @thread_policy()
-def gradflow(cells=("rnn", "lstm", "gru"), seq_len=100, steps=2000, hidden=64, batch=64, seed=0, log=None,
-             device="auto", impl="fast", progress=None):
+def gradflow(cells=("rnn", "lstm", "gru"), seq_len=100, settings=None, *, batch=64, log=None, progress=None,
+             **fields):
     """The measurements for each cell, before and after training; a dict ready for JSON.
-    ``device``: where the models train and are measured ("auto", "cpu" or "gpu"); ``impl``: the
-    layers' path ("fast" or "reference"); ``progress``: one bar over every cell's training steps
-    (None: on a terminal only)."""
-    task = tasks.make("adding", seq_len=seq_len, seed=seed)
+    ``settings`` (a :class:`~numpyrnn.settings.Settings`, or its fields by name: ``steps=200,
+    hidden=32``), resolved against the adding task at ``seq_len``: every cell trains with them
+    (its budget in steps; the cell is gradflow's), evaluated once at the end.  ``batch``: the
+    test sequences measured; ``progress``: one bar over every cell's training steps (None: on a
+    terminal only)."""
+    task, s = _resolved(seq_len, settings, fields)
     probe = task.examples("test", np.arange(batch))
-    data = {"task": task.config(), "steps": steps, "hidden": hidden, "batch": batch,
-            "plan": _plan(task, cells, steps, hidden, batch, seed, impl), "cells": {}}
-    with Progress(len(cells) * steps, enabled=progress, log=log) as bar:
+    data = {"task": task.config(), "steps": s.steps, "hidden": s.hidden, "batch": batch,
+            "plan": _plan(task, cells, s, batch), "cells": {}}
+    with Progress(len(cells) * s.steps, enabled=progress, log=log) as bar:
         for cell in cells:
             bar.run(label(cell))
-            data["cells"][label(cell)] = _measure_cell(task, cell, probe, steps, hidden, seed, device, impl, bar)
+            data["cells"][label(cell)] = _measure_cell(task, cell, probe, s, bar)
     return data
 
 
-def plan(cells=("rnn", "lstm", "gru"), seq_len=100, steps=2000, hidden=64, batch=64, seed=0, device="auto",
-         impl="fast"):
+def plan(cells=("rnn", "lstm", "gru"), seq_len=100, settings=None, *, batch=64, **fields):
     """What :func:`gradflow` would run with these arguments, without training: the task's config
     and the settings (the training ones are the adding task's defaults), as gradflow.json and
     gradflow.png record them (where it runs, ``device``, is not among them)."""
-    return _plan(tasks.make("adding", seq_len=seq_len, seed=seed), cells, steps, hidden, batch, seed, impl)
+    task, s = _resolved(seq_len, settings, fields)
+    return _plan(task, cells, s, batch)
 
 
-def _plan(task, cells, steps, hidden, batch, seed, impl):
-    d = task.defaults
+def _resolved(seq_len, settings, fields):
+    """The task (adding, at ``seq_len``, its data from the settings' seed) and the settings
+    resolved against it, in steps."""
+    if settings is None:
+        settings = Settings(**fields)
+    elif fields:
+        settings = dataclasses.replace(settings, **fields)
+    task = tasks.make("adding", seq_len=seq_len, seed=settings.seed)
+    s = settings.resolved(task)
+    if s.steps is None:
+        raise ValueError("gradflow trains for a number of steps: give steps, not epochs")
+    return task, s
+
+
+def _plan(task, cells, s, batch):
     return {"task": task.config(), "settings": {
-        "cells": [label(cell) for cell in cells], "steps": steps, "hidden": hidden, "probe_batch": batch, "seed": seed,
-        "impl": impl, **{k: d[k] for k in ("optimizer", "lr", "batch_size", "clip")}}}
+        "cells": [label(cell) for cell in cells], "steps": s.steps, "hidden": s.hidden, "probe_batch": batch,
+        "seed": s.seed, "impl": s.impl, "optimizer": s.optimizer, "lr": s.lr, "batch_size": s.batch_size,
+        "clip": s.clip}}
 
 
 def _measurements(model, probe):
@@ -192,13 +211,13 @@ def _measurements(model, probe):
     return out
 
 
-def _measure_cell(task, cell, probe, steps, hidden, seed, device, impl, bar):
-    """One cell's measurements at initialisation and after ``steps`` steps of training."""
-    d = task.defaults
-    model = task.make_model(cell, hidden_size=hidden, seed=seed, device=device, impl=impl)
+def _measure_cell(task, cell, probe, s, bar):
+    """One cell's measurements at initialisation and after ``s.steps`` steps of training."""
+    steps = s.steps
+    model = task.make_model(cell, **s.model_options())
     entry = {"initial": _measurements(model, probe)}
-    trainer = Trainer(model, task, optim.make(d["optimizer"], model, lr=d["lr"]), batch_size=d["batch_size"],
-                      clip=d["clip"], eval_every=steps, seed=seed, progress=False, on_step=bar.step)
+    trainer = Trainer(model, task, optim.make(s.optimizer, model, **s.optimizer_options()), batch_size=s.batch_size,
+                      clip=s.clip, eval_every=steps, seed=s.seed, progress=False, on_step=bar.step)
     final = trainer.fit(steps=steps)
     entry["trained"] = {**_measurements(model, probe), "test_mse": final["test_mse"],
                         "train_seconds": final["train_seconds"]}

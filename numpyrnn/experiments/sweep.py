@@ -11,16 +11,20 @@ measured side by side, ``jobs`` at a time on the machine's cores, and the result
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 
 import numpy as np
 
 from .. import backend, cells as _cells, optim, tasks
+from ..settings import Settings
 from ..train import Trainer
 from .progress import Progress
 
 DEFAULT_LENGTHS = (10, 25, 50, 100, 200)
+#: the budget and size of every run when not given: the same for every cell, length and task
+STEPS, HIDDEN = 1500, 64
 TASKS = ("adding", "copy")
 #: --quick: sizes for a run of seconds (CI), not for conclusions
 QUICK = {"train_size": 256, "steps": 30, "hidden": 16}
@@ -43,19 +47,18 @@ def _ratios(model, task):
 
 
 def run_one(spec):
-    """One training run, described by plain data (so that it can go to a worker): returns the
-    test metric, the training seconds and, on the adding problem, the gradient-flow ratios."""
+    """One training run, described by plain data (so that it can go to a worker): the run's
+    settings (``Settings.to_dict``), its task, length, cell and seed.  Returns the test metric,
+    the training seconds and, on the adding problem, the gradient-flow ratios."""
     task = tasks.make(spec["task"], seq_len=spec["seq_len"], seed=0, train_size=spec["train_size"])
-    d = task.defaults
+    s = dataclasses.replace(Settings.from_dict(spec["settings"]), seed=spec["seed"]).resolved(task)
     cell = _cells.for_length(spec["cell"], task.sequence_length())
-    model = task.make_model(cell, hidden_size=spec["hidden"], seed=spec["seed"], device=spec["device"],
-                            impl=spec["impl"])
+    model = task.make_model(cell, **s.model_options())
     measured = task.name == "adding"
     initial = _ratios(model, task) if measured else None
-    trainer = Trainer(model, task, optim.make(d["optimizer"], model, lr=spec["lr"] or d["lr"]),
-                      batch_size=spec["batch_size"] or d["batch_size"], clip=d["clip"], eval_every=spec["steps"],
-                      seed=spec["seed"], progress=False)
-    final = trainer.fit(steps=spec["steps"])
+    trainer = Trainer(model, task, optim.make(s.optimizer, model, **s.optimizer_options()),
+                      batch_size=s.batch_size, clip=s.clip, eval_every=s.steps, seed=s.seed, progress=False)
+    final = trainer.fit(steps=s.steps)
     out = {"value": final[f"test_{task.metric}"], "seconds": final["train_seconds"]}
     if measured:
         out["gradflow"] = {"initial": initial, "trained": _ratios(model, task)}
@@ -91,15 +94,23 @@ def _pool(jobs):
                 os.environ[k] = v
 
 
-def sweep(lengths=DEFAULT_LENGTHS, cells=("lstm", "gru", "rnn"), steps=1500, hidden=64, seeds=1,
-          train_size=5_000, log=None, device="auto", impl="fast", progress=None, task="adding", jobs=1,
-          batch_size=None, lr=None, quick=False):
+def sweep(lengths=DEFAULT_LENGTHS, cells=("lstm", "gru", "rnn"), settings=None, *, seeds=1, train_size=5_000,
+          log=None, progress=None, task="adding", jobs=1, quick=False, **fields):
     """Test metric of each cell at each length (one list of per-seed values per length), and on
-    the adding problem the gradient-flow ratios.  ``task``: "adding" or "copy"; ``jobs``: worker
-    processes (one BLAS thread each; results are the same for any number); ``device``: where the
-    models train ("auto", "cpu" or "gpu"; the GPU takes one job, in this process); ``impl``: the
-    layers' path; ``quick``: tiny data and budget, for a check that it runs; ``progress``: one
-    bar over every run's steps (None: on a terminal only)."""
+    the adding problem the gradient-flow ratios.  ``settings`` (a
+    :class:`~numpyrnn.settings.Settings`, or its fields by name: ``steps=300, hidden=32``) are
+    every run's, resolved against the task at each length, with the sweep's own budget and size
+    when not given (:data:`STEPS`, :data:`HIDDEN`: the same for every task); the cell and the
+    seed are the sweep's.  ``task``: "adding" or "copy"; ``jobs``: worker processes (one BLAS
+    thread each; results are the same for any number); ``settings.device``: where the models
+    train (the GPU takes one job, in this process); ``quick``: tiny data and budget, for a check
+    that it runs; ``progress``: one bar over every run's steps (None: on a terminal only)."""
+    if settings is None:
+        settings = Settings(**fields)
+    elif fields:
+        settings = dataclasses.replace(settings, **fields)
+    settings = dataclasses.replace(settings, steps=settings.steps or STEPS, hidden=settings.hidden or HIDDEN)
+    steps, hidden, device = settings.steps, settings.hidden, settings.device
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -109,13 +120,13 @@ def sweep(lengths=DEFAULT_LENGTHS, cells=("lstm", "gru", "rnn"), steps=1500, hid
         raise ValueError(f"jobs={jobs} on the GPU: runs in parallel would share one device; use jobs=1")
     if quick:
         train_size, steps, hidden = QUICK["train_size"], min(steps, QUICK["steps"]), min(hidden, QUICK["hidden"])
+    settings = dataclasses.replace(settings, steps=steps, hidden=hidden, epochs=None,
+                                   device="gpu" if gpu else "cpu").to_dict()
     names = [_cells.label(c) for c in cells]
     given = [c if isinstance(c, str) else _cells.resolve(c).config() for c in cells]
     for c in given:                                  # an unknown name fails here, not in a worker
         _cells.lookup(c if isinstance(c, str) else c["name"])
-    specs = [{"task": task, "seq_len": T, "cell": c, "seed": seed, "steps": steps, "hidden": hidden,
-              "train_size": train_size, "device": "gpu" if gpu else "cpu", "impl": impl,
-              "batch_size": batch_size, "lr": lr}
+    specs = [{"task": task, "seq_len": T, "cell": c, "seed": seed, "train_size": train_size, "settings": settings}
              for T in lengths for c in given for seed in range(seeds)]
     probe_task = tasks.make(task, seq_len=lengths[0], seed=0, train_size=train_size)
     data = {"task": task, "metric": probe_task.metric, "lengths": list(lengths),
