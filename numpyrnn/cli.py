@@ -113,7 +113,7 @@ TASK_CHOICES = list(tasks.TASKS)
 TRAIN_SETTINGS = tuple(dict.fromkeys(flag.field for flag in SPEC))
 #: the settings compare takes as flags (each cell, each seed: compare's own --cells and --seeds)
 COMPARE_SETTINGS = ("hidden", "layers", "bidirectional", "dropout", "input_dropout", "embedding_dropout",
-                    "recurrent_dropout", "lr", "weight_decay", "batch_size", "steps", "epochs", "patience",
+                    "recurrent_dropout", "zoneout", "zoneout_c", "lr", "weight_decay", "batch_size", "steps", "epochs", "patience",
                     "min_delta", "impl")
 
 
@@ -813,7 +813,7 @@ def _add_sweep(sub):
     _add_cells(p, ["lstm", "gru", "rnn"])
     p.add_argument("--seeds", type=_positive_int, default=1, help="runs per cell and length")
     p.add_argument("--train-size", type=_positive_int, default=5000, help="training sequences")
-    _add_settings(p, ("steps", "hidden", "batch_size", "lr", "impl"),
+    _add_settings(p, ("steps", "hidden", "batch_size", "lr", "zoneout", "zoneout_c", "impl"),
                   helps={"steps": f"training steps for every cell and length (default: {_sweep.STEPS})",
                          "hidden": f"hidden units (default: {_sweep.HIDDEN})"})
     _add_forget_bias(p)

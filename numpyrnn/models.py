@@ -72,11 +72,16 @@ def _child_seeds(seed, n):
 
 #: the regularisers of training (derivations §16), off by default and at evaluation: a model
 #: option each, and the `train` / `compare` flags of the same names
-REGULARISERS = ("input_dropout", "embedding_dropout", "recurrent_dropout")
+REGULARISERS = ("input_dropout", "embedding_dropout", "recurrent_dropout", "zoneout", "zoneout_c")
+#: those that change nothing at evaluation (zoneout does: each state mixes in its previous value)
+TRAINING_ONLY = ("input_dropout", "embedding_dropout", "recurrent_dropout")
 
 
 class SequenceModel(Module):
     """What the models share: the recurrent layer, the input layout, the config."""
+
+    #: the regularisers every model takes by name (:data:`REGULARISERS`)
+    REGULARISERS = REGULARISERS
 
     def __init__(self, config, *, dtype, device):
         super().__init__(dtype=dtype, device=device)
@@ -108,22 +113,24 @@ class SequenceModel(Module):
             return TEXTBOOK_LAYERS[cell.name](input_size, hidden_size, **common, **cell.function_options())
         return Recurrent(cell, input_size, hidden_size, **common)
 
-    def _regularisers(self, input_dropout, embedding_dropout, recurrent_dropout, seed):
-        """Record the regularisers (in the config only when on, as older files lack them), make
-        embedding dropout's generator (the model's own, saved with the run's generators), and
-        return the recurrent layer's (input and recurrent dropout)."""
-        input_dropout = check_probability("input_dropout", input_dropout)
-        recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
-        self.embedding_dropout = check_probability("embedding_dropout", embedding_dropout)
+    def _regularisers(self, seed, **given):
+        """Record the regularisers (:data:`REGULARISERS`, by name; in the config only when on, as
+        older files lack them), make embedding dropout's generator (the model's own, saved with
+        the run's generators), and return the recurrent layer's (all but embedding dropout, which
+        acts here)."""
+        unknown = sorted(set(given) - set(REGULARISERS))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r} (its "
+                            f"regularisers are {', '.join(REGULARISERS)})")
+        values = {name: check_probability(name, given.get(name, 0.0)) for name in REGULARISERS}
+        self.embedding_dropout = values["embedding_dropout"]
         if self.embedding_dropout and getattr(self, "embedding", None) is None:
             raise ValueError("embedding_dropout drops word types of an embedding: this model reads features, not "
                              "token ids (give vocab_size)")
-        values = {"input_dropout": input_dropout, "embedding_dropout": self.embedding_dropout,
-                  "recurrent_dropout": recurrent_dropout}
         self._config.update({k: values[k] for k in REGULARISERS if values[k]})
         self._embedding_rng = np.random.default_rng(_child_seeds(seed, 4)[3])
         self._embedding_mask = None
-        return {"input_dropout": input_dropout, "recurrent_dropout": recurrent_dropout}
+        return {k: v for k, v in values.items() if k != "embedding_dropout"}
 
     def _embed(self, ids):
         """The embeddings of time-major ``ids``; with embedding dropout (Gal & Ghahramani 2016),
@@ -199,7 +206,7 @@ class SequenceClassifier(SequenceModel):
                  embedding_dim=32, input_size=None, num_layers=1, bidirectional=False,
                  dropout=0.0, pooling="last", padding_idx=None, batch_first=False,
                  nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto",
-                 input_dropout=0.0, embedding_dropout=0.0, recurrent_dropout=0.0):
+                 **regularisers):
         cell, nonlinearity, reset_after, cell_object = cell_setting(cell, nonlinearity, reset_after)
         check_pooling(pooling)
         if (vocab_size is None) == (input_size is None):
@@ -221,7 +228,7 @@ class SequenceClassifier(SequenceModel):
             rnn_input = self.embedding.embedding_dim
         else:
             rnn_input = check_int("input_size", input_size, 1)
-        regularisers = self._regularisers(input_dropout, embedding_dropout, recurrent_dropout, seed)
+        regularisers = self._regularisers(seed, **regularisers)
         self.rnn = self._make_recurrent(cell_object, rnn_input, hidden_size, num_layers, bidirectional,
                                         dropout, impl, seeds[1], regularisers)
         self.head = Linear(self.rnn.hidden_size * self.rnn.num_directions, num_classes,
@@ -323,7 +330,7 @@ class SequenceRegressor(SequenceModel):
     def __init__(self, cell="lstm", *, input_size, hidden_size=64, output_size=1, per_step=False,
                  pooling="last", num_layers=1, bidirectional=False, dropout=0.0, batch_first=False,
                  nonlinearity="tanh", reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto",
-                 input_dropout=0.0, embedding_dropout=0.0, recurrent_dropout=0.0):
+                 **regularisers):
         cell, nonlinearity, reset_after, cell_object = cell_setting(cell, nonlinearity, reset_after)
         check_pooling(pooling)
         output_size = check_int("output_size", output_size, 1)
@@ -335,7 +342,7 @@ class SequenceRegressor(SequenceModel):
         self.per_step, self.pooling, self.batch_first = bool(per_step), pooling, bool(batch_first)
         self.output_size = output_size
         seeds = _child_seeds(seed, 2)
-        regularisers = self._regularisers(input_dropout, embedding_dropout, recurrent_dropout, seed)
+        regularisers = self._regularisers(seed, **regularisers)
         self.rnn = self._make_recurrent(cell_object, check_int("input_size", input_size, 1), hidden_size,
                                         num_layers, bidirectional, dropout, impl, seeds[0], regularisers)
         self.head = Linear(self.rnn.hidden_size * self.rnn.num_directions, output_size,
@@ -388,8 +395,7 @@ class CharLM(SequenceModel):
 
     def __init__(self, cell="lstm", *, vocab_size, hidden_size=128, embedding_dim=None,
                  num_layers=1, dropout=0.0, batch_first=False, nonlinearity="tanh",
-                 reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto", input_dropout=0.0,
-                 embedding_dropout=0.0, recurrent_dropout=0.0):
+                 reset_after=True, impl="fast", dtype=np.float32, seed=None, device="auto", **regularisers):
         cell, nonlinearity, reset_after, cell_object = cell_setting(cell, nonlinearity, reset_after)
         vocab_size = check_int("vocab_size", vocab_size, 1)
         hidden_size = check_int("hidden_size", hidden_size, 1)
@@ -402,7 +408,7 @@ class CharLM(SequenceModel):
         seeds = _child_seeds(seed, 3)
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=self.dtype, seed=seeds[0],
                                    device=self.device)
-        regularisers = self._regularisers(input_dropout, embedding_dropout, recurrent_dropout, seed)
+        regularisers = self._regularisers(seed, **regularisers)
         self.rnn = self._make_recurrent(cell_object, embedding_dim, hidden_size, num_layers, False,
                                         dropout, impl, seeds[1], regularisers)
         self.head = Linear(hidden_size, vocab_size, dtype=self.dtype, seed=seeds[2], device=self.device)
@@ -492,7 +498,8 @@ def build(config, *, device="auto", seed=None, cells=()):
     cls = BUILDABLE[config["type"]]
     kwargs = {k: v for k, v in config.items() if k != "type"}
     allowed = inspect.signature(cls).parameters
-    unknown = sorted(set(kwargs) - set(allowed))
+    # the regularisers a model or layer takes by name (its **regularisers)
+    unknown = sorted(set(kwargs) - set(allowed) - set(getattr(cls, "REGULARISERS", ())))
     missing = sorted(name for name, p in allowed.items()
                      if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD and name not in kwargs)
     if unknown or missing:

@@ -92,6 +92,10 @@ def read_record(path):
                 from .tasks import upgrade_config
 
                 plan["task"] = upgrade_config(plan["task"])
+            if isinstance(plan, dict) and isinstance(plan.get("settings"), dict) and "dropout" in plan["settings"]:
+                from .models import REGULARISERS       # a regulariser added since: off in that run
+
+                plan["settings"] = {**{k: 0.0 for k in REGULARISERS}, **plan["settings"]}
             return record
     return None
 

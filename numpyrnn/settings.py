@@ -44,6 +44,8 @@ class Settings:
     input_dropout: float = None
     embedding_dropout: float = None
     recurrent_dropout: float = None
+    zoneout: float = None             # h's rate (Krueger et al. 2017)
+    zoneout_c: float = None           # c's rate, for a cell with a state c
     # optimisation
     optimizer: str = None
     lr: float = None
@@ -260,6 +262,11 @@ SPEC = (
     Flag("recurrent_dropout", "--recurrent-dropout",
          "one mask per sequence on h_{t-1} where it enters the recurrent products (Gal & Ghahramani 2016; "
          "Keras's recurrent_dropout); the GRU's carry z*h_{t-1} is never masked" + TUNED, "model", type=float),
+    Flag("zoneout", "--zoneout", "each unit of h keeps its previous value with probability P at every step "
+         "(Krueger et al. 2017, derivations §17; at evaluation the expectation)" + TUNED, "model", type=float,
+         metavar="P"),
+    Flag("zoneout_c", "--zoneout-c", "the same for the cell state c (the LSTM's), at its own rate" + TUNED,
+         "model", type=float, metavar="P"),
     Flag("nonlinearity", "--nonlinearity", "the RNN cell's (default: tanh)", "model", choices=_nonlinearities),
     Flag("reset_after", "--gru-form", "GRU reset gate after the product (PyTorch) or before it (Cho et al. v3) "
          "(default: after)", "model", choices=lambda: ["after", "before"], to_field=lambda v: v == "after"),

@@ -230,7 +230,8 @@ def test_a_tasks_default_regularisers_reach_the_run_unless_given(monkeypatch):
 
     monkeypatch.setattr(Sentiment, "defaults", {**Sentiment.defaults, "embedding_dropout": 0.25})
     task = tasks.make("sentiment", **TINY["sentiment"])
-    assert task_regularisers(task) == {"input_dropout": 0.0, "embedding_dropout": 0.25, "recurrent_dropout": 0.0}
+    assert task_regularisers(task) == {"input_dropout": 0.0, "embedding_dropout": 0.25, "recurrent_dropout": 0.0,
+                                       "zoneout": 0.0, "zoneout_c": 0.0}
     trainer, _ = setup(task, "gru", hidden=8, steps=2)
     assert trainer.model.config()["embedding_dropout"] == 0.25
     trainer, _ = setup(task, "gru", hidden=8, steps=2, embedding_dropout=0.0, input_dropout=0.1)

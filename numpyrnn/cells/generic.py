@@ -25,6 +25,17 @@ step reads h_{t−1} ⊙ mask in place of h_{t−1}, and ∂L/∂h_{t−1} takes
     s̃_t, cache_t = step_forward(x_t, (h_{t−1} ⊙ mask, other states))
     dh_{t−1} = dh_prev ⊙ mask + (1 − m_t) dh_t
 
+With zoneout (``zoneout``, derivations §17; Krueger et al. 2017), each unit of a state keeps its
+previous value where δ_t = 1 (training: a fresh 0/1 mask δ_t per step, unit and sequence; at
+evaluation δ_t is the rate p, the expectation): with k_t = m_t (1 − δ_t), the share of the new
+value, ::
+
+    s_t = k_t s̃_t + (1 − k_t) s_{t−1},   y_t = m_t h_t                           (§17)
+    g_t = ds_t + [m_t dy_t for h],   ds̃_t = k_t g_t,
+    ds_{t−1} = ds_prev + (1 − k_t) g_t                                              (§17)
+
+(with δ_t = 0, k_t = m_t: the §7 lines above).
+
 The loop checks the first step's results against the protocol (how many states, their shapes
 and dtype, a gradient for every parameter); :func:`check_cell` probes a cell once, when a layer
 is built, for what only a second look finds (inputs or a cache changed in place).
@@ -65,15 +76,17 @@ class GenericCache(NamedTuple):
     input_size: int
     state_shape: tuple        # (B, H)
     h_mask: object = None     # (B, H) recurrent dropout's mask, or None
+    zoneout: tuple = None     # per state: None, δ_t's of every step (T, B, H), or the rate p (§17)
 
     MADE_BY = "numpyrnn.cells.generic.forward"
 
 
-def forward(cell, x, state0, params, *, lengths=None, reverse=False, workspace=None, h_mask=None):
+def forward(cell, x, state0, params, *, lengths=None, reverse=False, workspace=None, h_mask=None, zoneout=None):
     """``cell`` over x (T, B, I) from the state tuple ``state0`` (each (B, H)), with ``params``
     (name → array): one ``step_forward`` per step.  Returns (y (T, B, H), state_n tuple, cache);
     ``workspace`` is accepted and ignored.  ``h_mask`` (B, H): recurrent dropout's mask (above),
-    for a cell that can take it."""
+    for a cell that can take it.  ``zoneout``: a tuple with an entry per state, None (none), the
+    masks δ of every step (T, B, H) in training, or the rate p at evaluation (above, §17)."""
     if h_mask is not None:
         refusal = recurrent_dropout_refusal(cell, "generic")
         if refusal:
@@ -90,10 +103,22 @@ def forward(cell, x, state0, params, *, lengths=None, reverse=False, workspace=N
         new_state, steps[t] = cell.step_forward(x[t], read, params)   # s̃_t (§3)
         if state is state0:                      # the first step: does it keep the protocol?
             _check_forward_result(cell, new_state, state, x.dtype)
-        y[t] = mask[t] * new_state[0]            # y_t = m_t h̃_t (§7)
-        state = tuple(mask[t] * s_tilde + (1 - mask[t]) * s       # s_t = m_t s̃_t + (1 − m_t) s_{t−1} (§7)
-                      for s_tilde, s in zip(new_state, state))
-    return y, state, GenericCache(steps, mask, reverse, I, (B, H), h_mask)
+        if zoneout is None:
+            y[t] = mask[t] * new_state[0]        # y_t = m_t h̃_t (§7)
+            state = tuple(mask[t] * s_tilde + (1 - mask[t]) * s       # s_t = m_t s̃_t + (1 − m_t) s_{t−1} (§7)
+                          for s_tilde, s in zip(new_state, state))
+        else:
+            keep = _new_share(mask[t], zoneout, t)    # k_t = m_t (1 − δ_t) (§17)
+            state = tuple(k * s_tilde + (1 - k) * s   # s_t = k_t s̃_t + (1 − k_t) s_{t−1} (§17)
+                          for k, s_tilde, s in zip(keep, new_state, state))
+            y[t] = mask[t] * state[0]            # y_t = m_t h_t, the state after zoneout (§17)
+    return y, state, GenericCache(steps, mask, reverse, I, (B, H), h_mask, zoneout)
+
+
+def _new_share(m_t, zoneout, t):
+    """k_t = m_t (1 − δ_t) for each state: the share of the new value in s_t (§17); m_t where
+    the state has no zoneout."""
+    return [m_t if z is None else m_t * (1 - z) if isinstance(z, float) else m_t * (1 - z[t]) for z in zoneout]
 
 
 def backward(cell, dy, dstate_n, cache, *, state_grads=None):
@@ -103,7 +128,7 @@ def backward(cell, dy, dstate_n, cache, *, state_grads=None):
     Returns (dx (T, B, I), dstate0 tuple, grads name → array).  ``state_grads``, if given, is a
     dict state name → (T, B, H) array that receives ∂L/∂s_t for every step.
     """
-    steps, mask, reverse, I, (B, H), h_mask = cache
+    steps, mask, reverse, I, (B, H), h_mask, zoneout = cache
     T, dtype = len(steps), mask.dtype
     xp = array_module(mask)
     dy = zeros_if_none(dy, (T, B, H), dtype, xp)  # None: the outputs did not reach the loss
@@ -112,18 +137,28 @@ def backward(cell, dy, dstate_n, cache, *, state_grads=None):
     dx = xp.empty((T, B, I), dtype)
     grads = {}                                   # Σ_t dθ_t (§3)
     for t in reversed(time_steps(T, reverse)):   # the forward's steps, last first (§3)
-        arriving = [ds[0] + dy[t], *ds[1:]]      # ∂L/∂s_t: h_t also reaches the output y_t (§3)
-        if state_grads is not None:              # kept if asked: ∂L/∂s_t = ds_t + [m_t dy_t] (§3, §7)
-            for name, d in zip(cell.state_names, [ds[0] + mask[t] * dy[t], *ds[1:]]):
-                state_grads[name][t] = d
-        ds_tilde = tuple(mask[t] * d for d in arriving)      # ds̃_t = m_t (ds_t + [dy_t]) (§7)
+        if zoneout is not None:                  # the same, with zoneout's shares (§17)
+            g = [ds[0] + mask[t] * dy[t], *ds[1:]]            # g_t = ds_t + [m_t dy_t] (§17)
+            keep = _new_share(mask[t], zoneout, t)            # k_t = m_t (1 − δ_t)
+            ds_tilde = tuple(k * g_s for k, g_s in zip(keep, g))   # ds̃_t = k_t g_t (§17)
+            carried = [(1 - k) * g_s for k, g_s in zip(keep, g)]   # (1 − k_t) g_t, to ds_{t−1}
+            if state_grads is not None:
+                for name, d in zip(cell.state_names, g):
+                    state_grads[name][t] = d
+        else:
+            arriving = [ds[0] + dy[t], *ds[1:]]  # ∂L/∂s_t: h_t also reaches the output y_t (§3)
+            if state_grads is not None:          # kept if asked: ∂L/∂s_t = ds_t + [m_t dy_t] (§3, §7)
+                for name, d in zip(cell.state_names, [ds[0] + mask[t] * dy[t], *ds[1:]]):
+                    state_grads[name][t] = d
+            ds_tilde = tuple(mask[t] * d for d in arriving)  # ds̃_t = m_t (ds_t + [dy_t]) (§7)
+            carried = [(1 - mask[t]) * d for d in ds]         # (1 − m_t) ds_t (§7)
         dx[t], ds_prev, grads_t = cell.step_backward(ds_tilde, steps[t])   # through the step
         if not grads:                            # the first step back: does it keep the protocol?
             _check_backward_result(cell, dx[t], ds_prev, grads_t, steps[t], ds_tilde)
         ds_prev = zeros_for_none(ds_prev, ds_tilde)   # None: a state the step does not read (§13)
         if h_mask is not None:                   # h_{t−1} was read through the mask (§16)
             ds_prev = (ds_prev[0] * h_mask, *ds_prev[1:])
-        ds = [d_prev + (1 - mask[t]) * d for d_prev, d in zip(ds_prev, ds)]   # ds_{t−1} (§7)
+        ds = [d_prev + c for d_prev, c in zip(ds_prev, carried)]   # ds_{t−1} = ds_prev + carried (§7, §17)
         for name, g in grads_t.items():          # dθ += dθ_t (§3)
             grads[name] = g if name not in grads else grads[name] + g
     return dx, tuple(ds), grads                  # ds is now ∂L/∂s0

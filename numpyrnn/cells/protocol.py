@@ -88,6 +88,9 @@ class Cell:
     #: step h_{t−1} ⊙ mask (derivations §16); False for a cell that also carries h_{t−1} itself
     #: (the GRU's z ⊙ h_{t−1}), which must not be dropped
     h_prev_only_in_products: bool = False
+    #: the states zoneout may act on (derivations §17: a unit keeps its previous value); None:
+    #: every state (zoneout mixes old and new values in the loop, whatever the step computes)
+    zoneout_states: tuple = None
 
     # Facts the rest of the house reads off the cell (figures, tables, the bench, the export,
     # the grader), so that no table elsewhere lists the cells.  ``title`` and ``colour`` belong

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..backend import asnumpy
 from ..checkpoint import atomic_write
-from ..models import BUILDABLE, MODELS, REGULARISERS, build, buildable
+from ..models import BUILDABLE, MODELS, REGULARISERS, TRAINING_ONLY, build, buildable
 
 INSTALL = "pip install numpyrnn[torch]"
 
@@ -52,9 +52,9 @@ def _check_numpyrnn(model, what="model"):
         raise TypeError(f"{what} must be a numpyrnn {', '.join(BUILDABLE)}, got {type(model).__name__}")
 
 
-#: numpyrnn's regularisers that torch.nn's modules lack; they act in training only (derivations
-#: §16), so the exported module computes what the model computes at evaluation without them
-TRAINING_ONLY = REGULARISERS
+# numpyrnn's regularisers that torch.nn's modules lack: those of training only (models.TRAINING_ONLY,
+# derivations §16) are left out, since the exported module computes what the model computes at
+# evaluation without them; zoneout acts at evaluation too (§17), and a model with it is refused.
 
 
 def torch_config(model):
@@ -67,6 +67,11 @@ def torch_config(model):
     from ..cells.protocol import declared
 
     config = {k: v for k, v in model.config().items() if k not in TRAINING_ONLY}
+    acting = [k for k in REGULARISERS if k not in TRAINING_ONLY and config.get(k)]
+    if acting:
+        raise ValueError(f"torch.nn has no {acting[0]}: at evaluation a model trained with it still mixes each "
+                         "state with its previous value (derivations §17), which torch.nn's modules do not compute; "
+                         "keep the model in numpyrnn")
     if config["type"] != "Recurrent" and not isinstance(config.get("cell"), dict):
         return config                            # RNN, LSTM, GRU, or a model of one: torch has it
     cell = getattr(model, "rnn", model).cell

@@ -40,6 +40,10 @@ from ..cells.protocol import constrains, recurrent_dropout_refusal
 from ..validation import as_float_array, as_lengths, check_finite, check_int, check_probability, check_shape
 from .module import Module
 
+#: the regularisers a layer takes (its keyword arguments of these names; the RNN, LSTM and GRU
+#: layers hand theirs on as they come)
+REGULARISERS = ("input_dropout", "recurrent_dropout", "zoneout", "zoneout_c")
+
 #: the cells (class, options, sizes, dtype, array module) that passed the probe in this process
 _PROBED: set = set()
 
@@ -80,9 +84,12 @@ class Recurrent(Module):
 
     _transient = ("_cache", "_workspaces", "_state_grads")
 
+    #: the regularisers a layer takes by name (the RNN, LSTM and GRU layers hand them on)
+    REGULARISERS = REGULARISERS
+
     def __init__(self, cell, input_size, hidden_size, num_layers=1, batch_first=False, dropout=0.0,
                  bidirectional=False, *, impl="fast", dtype=np.float32, seed=None, device="auto", input_dropout=0.0,
-                 recurrent_dropout=0.0):
+                 recurrent_dropout=0.0, zoneout=0.0, zoneout_c=0.0):
         super().__init__(dtype=dtype, device=device)
         self.cell = cells.resolve(cell)
         self.impl = impl
@@ -104,6 +111,9 @@ class Recurrent(Module):
         self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
         if self.recurrent_dropout:
             self._check_recurrent_dropout(self.impl)
+        self.zoneout = check_probability("zoneout", zoneout)
+        self.zoneout_c = check_probability("zoneout_c", zoneout_c)
+        self._check_zoneout(self.impl)
         self.num_directions = 2 if self.bidirectional else 1
         self._drop_cache()
         init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
@@ -123,7 +133,32 @@ class Recurrent(Module):
         value = check_impl(value)
         if getattr(self, "recurrent_dropout", 0):
             self._check_recurrent_dropout(value)
+        if hasattr(self, "zoneout"):
+            self._check_zoneout(value)
         self._impl = value
+
+    @property
+    def zoneout_rates(self) -> dict:
+        """Zoneout's rate for each state that has one: h's (``zoneout``) and c's (``zoneout_c``)."""
+        rates = {"h": self.zoneout, "c": self.zoneout_c}
+        return {name: rates[name] for name in rates if rates[name]}
+
+    def _check_zoneout(self, impl):
+        """Zoneout (derivations §17) needs a state for each rate, one the cell lets be zoned out
+        (``Cell.zoneout_states``), and a loop that takes it."""
+        rates, cell = self.zoneout_rates, self.cell
+        name = cell.name or type(cell).__name__
+        for state in rates:
+            if state not in cell.state_names:
+                raise ValueError(f"zoneout_c zones out the cell state c, and the cell {name!r} has no state c "
+                                 f"(its states: {', '.join(cell.state_names)})")
+            allowed = cell.state_names if cell.zoneout_states is None else cell.zoneout_states
+            if state not in allowed:
+                raise ValueError(f"zoneout{'_c' if state == 'c' else ''}: the cell {name!r} does not let its state "
+                                 f"{state} be zoned out (its zoneout_states: {', '.join(allowed) or 'none'})")
+        if rates and cell.sequence(impl).kind != "generic":
+            raise ValueError(f"zoneout: the {name} cell's {impl} loop does not take it yet; impl='generic' "
+                             "runs the same steps on the generic loop, which does (derivations §17)")
 
     def _check_recurrent_dropout(self, impl):
         refusal = recurrent_dropout_refusal(self.cell, impl)
@@ -231,10 +266,12 @@ class Recurrent(Module):
             for direction in range(D):
                 k = layer * D + direction
                 h_mask = self._recurrent_mask(B)         # one per sequence, layer and direction (§16)
+                zoneout = self._zoneout(T, B)            # per step, unit and sequence (§17)
                 y, final, cache = loop.forward(cell, layer_input, tuple(s[k] for s in state0),
                                                self._cell_params(k), lengths=lengths,
                                                reverse=direction == 1, workspace=self._workspaces[k],
-                                               **({} if h_mask is None else {"h_mask": h_mask}))
+                                               **({} if h_mask is None else {"h_mask": h_mask}),
+                                               **({} if zoneout is None else {"zoneout": zoneout}))
                 for buffer, s in zip(state_n, final):
                     buffer[k] = s
                 outputs.append(y)
@@ -349,6 +386,26 @@ class Recurrent(Module):
         sequence on h_{t−1} where it enters the recurrent products, the same at every step, (B, H)."""
         return self._mask(self.recurrent_dropout, (B, self.hidden_size))
 
+    def _zoneout(self, T, B):
+        """Zoneout (Krueger et al. 2017, derivations §17): for each state, in ``state_names``
+        order, None without it; in training a fresh 0/1 mask δ per step, unit and sequence (1:
+        the unit keeps its previous value, with probability p), (T, B, H); at evaluation the rate
+        p itself, the expectation.  None when no state has it."""
+        rates = self.zoneout_rates
+        if not rates:
+            return None
+        out = []
+        for name in self.cell.state_names:
+            p = rates.get(name)
+            if p is None:
+                out.append(None)
+            elif not self.training:
+                out.append(float(p))
+            else:
+                kept = self._dropout_rng.random((T, B, self.hidden_size)) < p
+                out.append(self.xp.asarray(kept.astype(self.dtype)))
+        return tuple(out)
+
     def _dropout_mask(self, shape):
         """PyTorch's dropout between stacked layers: a fresh mask for every element."""
         return self._mask(self.dropout, shape)
@@ -461,7 +518,7 @@ class Recurrent(Module):
 
     def _regularisation(self) -> dict:
         """The regularisers switched on (absent at 0, as in the configs of older files)."""
-        return {name: getattr(self, name) for name in ("input_dropout", "recurrent_dropout") if getattr(self, name)}
+        return {name: getattr(self, name) for name in REGULARISERS if getattr(self, name)}
 
     #: the arguments ``repr`` leaves out at these values
     _REPR_DEFAULTS = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
@@ -504,11 +561,10 @@ class RNN(_TextbookLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, *, impl="fast",
-                 dtype=np.float32, seed=None, device="auto", input_dropout=0.0, recurrent_dropout=0.0):
+                 dtype=np.float32, seed=None, device="auto", **regularisers):
         super().__init__(rnn.CELL(nonlinearity=nonlinearity, bias=bias), input_size, hidden_size,
                          num_layers, batch_first, dropout, bidirectional, impl=impl, dtype=dtype,
-                         seed=seed, device=device, input_dropout=input_dropout,
-                         recurrent_dropout=recurrent_dropout)
+                         seed=seed, device=device, **regularisers)
 
 
 class LSTM(_TextbookLayer):
@@ -523,10 +579,10 @@ class LSTM(_TextbookLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, forget_bias=None, impl="fast", dtype=np.float32,
-                 seed=None, device="auto", input_dropout=0.0, recurrent_dropout=0.0):
+                 seed=None, device="auto", **regularisers):
         super().__init__(lstm.CELL(bias=bias, forget_bias=forget_bias), input_size, hidden_size, num_layers,
                          batch_first, dropout, bidirectional, impl=impl, dtype=dtype, seed=seed, device=device,
-                         input_dropout=input_dropout, recurrent_dropout=recurrent_dropout)
+                         **regularisers)
 
     def config(self) -> dict:
         config = super().config()
@@ -547,8 +603,7 @@ class GRU(_TextbookLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, reset_after=True, impl="fast",
-                 dtype=np.float32, seed=None, device="auto", input_dropout=0.0, recurrent_dropout=0.0):
+                 dtype=np.float32, seed=None, device="auto", **regularisers):
         super().__init__(gru.CELL(reset_after=reset_after, bias=bias), input_size, hidden_size,
                          num_layers, batch_first, dropout, bidirectional, impl=impl, dtype=dtype,
-                         seed=seed, device=device, input_dropout=input_dropout,
-                         recurrent_dropout=recurrent_dropout)
+                         seed=seed, device=device, **regularisers)
