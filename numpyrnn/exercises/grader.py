@@ -31,6 +31,7 @@ import itertools
 import os
 import types
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -316,6 +317,33 @@ def _require(runner, names):
         raise GradeError(f"the file must define {', '.join(names)}; it lacks {', '.join(missing)}")
 
 
+class StepRun(NamedTuple):
+    """One case of a step exercise: what went in, what the file gave, what the reference gives."""
+    inputs: dict              # x_t, the states, the weights
+    upstream: tuple           # the gradients handed to step_backward
+    ref_cache: object         # the reference step's cache
+    outs: list                # the file's step_forward outputs (the states)
+    grads: list               # the file's gradients, in grad_names order
+    want: list                # the reference's
+
+
+class SequenceRun(NamedTuple):
+    """One case of a sequence exercise."""
+    inputs: dict              # x, the initial states, the weights
+    options: dict             # lengths, reverse
+    dy: object
+    dstates: list
+    cache: object             # the reference forward's cache, handed to the file's backward
+    grads: list               # the file's gradients
+    want: list                # the reference's
+
+
+class CellRun(NamedTuple):
+    """One case of a Cell's step graded against a registered reference."""
+    grads: list
+    want: list
+
+
 def _grade_step(runner, report):
     cell = report.cell
     module = MODULES[cell]
@@ -336,7 +364,7 @@ def _grade_step(runner, report):
             inputs[p].shape for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         grads = _checked("step_backward", runner.call("step_backward", *upstream, cache), grad_names, shapes,)
         _compare(rows, grad_names, grads, want_grads, k)
-        runs.append((inputs, upstream, ref_cache, outs, grads, want_grads))
+        runs.append(StepRun(inputs, upstream, ref_cache, outs, grads, want_grads))
         checks.append(_self_check(lambda *a: runner.call("step_forward", *a),
                                   lambda *a: runner.call("step_backward", *a), inputs, k == 1))
     report.rows = list(rows.values())
@@ -348,17 +376,16 @@ def _grade_step(runner, report):
         _other_form(report, runs, state_names, grad_names)
         _wrong_forward(report, rows, state_names)
         return
-    variants = {(m.key, where): [_step_variant(cell, m.key, where, upstream, ref_cache, inputs)
-                                 for inputs, upstream, ref_cache, *_ in runs]
+    variants = {(m.key, where): [_step_variant(cell, m.key, where, r.upstream, r.ref_cache, r.inputs) for r in runs]
                 for m, where in _step_mistakes(cell, report.reset_after)}
     wrong = [n for n in grad_names if not rows[n].passed]
     if not wrong:
         return
-    found, covered = _catalogue(report, wrong, [r[4] for r in runs], [r[5] for r in runs], variants, grad_names)
+    found, covered = _catalogue(report, wrong, [r.grads for r in runs], [r.want for r in runs], variants, grad_names)
     report.diagnoses += found
     if cell == "gru" and not covered:
         _other_form(report, runs, state_names, grad_names)
-    step_terms = [terms.step_terms(cell, inputs, upstream, ref_cache) for inputs, upstream, ref_cache, *_ in runs]
+    step_terms = [terms.step_terms(cell, r.inputs, r.upstream, r.ref_cache) for r in runs]
     made = cells.get(cell, **({"reset_after": report.reset_after} if cell == "gru" else {}))
     section = declared(made, "section")                  # where the step is derived (§6a or §6b)
     blocks = declared(made, "blocks")                    # the rows' blocks, "ifgo", "rzn": where a
@@ -367,7 +394,7 @@ def _grade_step(runner, report):
         if name in covered:
             continue
         j = grad_names.index(name)
-        yours, right = [r[4][j] for r in runs], [r[5][j] for r in runs]
+        yours, right = [r.grads[j] for r in runs], [r.want[j] for r in runs]
         _localise(report, name, yours, right, rows[name], STEP_CASES, gates if name.startswith(("dweight", "dbias"))
                   else None, [t[name] for t in step_terms], section)
     _report_findings(report)
@@ -424,11 +451,11 @@ def _other_form(report, runs, state_names, grad_names):
     if report.cell != "gru":
         return
     other = not report.reset_after
-    for inputs, upstream, _, outs, grads, _ in runs:
-        *want, cache = gru.step_forward(*inputs.values(), reset_after=other)
-        if not all(_same(a, b) for a, b in zip(outs, want)):
+    for run in runs:
+        *want, cache = gru.step_forward(*run.inputs.values(), reset_after=other)
+        if not all(_same(a, b) for a, b in zip(run.outs, want)):
             return
-        if not all(_same(a, b) for a, b in zip(grads, gru.step_backward(*upstream, cache))):
+        if not all(_same(a, b) for a, b in zip(run.grads, gru.step_backward(*run.upstream, cache))):
             return
     form = "reset-after (PyTorch's)" if other else "reset-before (textbook)"
     report.diagnoses.append(Diagnosis(None, (
@@ -468,7 +495,7 @@ def _grade_sequence(runner, report):
             inputs[p].shape for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         grads = _checked("backward", runner.call("backward", dy, *dstates, cache), grad_names, shapes)
         _compare(rows, grad_names, grads, want, k)
-        runs.append((inputs, options, dy, dstates, cache, grads, want))
+        runs.append(SequenceRun(inputs, options, dy, dstates, cache, grads, want))
         checks.append(_self_check(functools.partial(module.forward_reference, **options),
                                   lambda *a: runner.call("backward", *a), inputs, k == 1))
     report.rows = list(rows.values())
@@ -478,10 +505,10 @@ def _grade_sequence(runner, report):
     wrong = [n for n in grad_names if not rows[n].passed]
     if not wrong:
         return
-    variants = {(m.key, None): [list(mistakes.sequence_backward(cell, dy, dstates, cache, m.key))
-                                for _, _, dy, dstates, cache, _, _ in runs]
+    variants = {(m.key, None): [list(mistakes.sequence_backward(cell, r.dy, r.dstates, r.cache, m.key))
+                                for r in runs]
                 for m in mistakes.applicable(cell, "sequence")}
-    found, covered = _catalogue(report, wrong, [g for *_, g, _ in runs], [w for *_, w in runs], variants,
+    found, covered = _catalogue(report, wrong, [r.grads for r in runs], [r.want for r in runs], variants,
                                 grad_names)
     report.diagnoses += found
     steps = _step_findings(runner, cell, runs, rows)
@@ -489,7 +516,7 @@ def _grade_sequence(runner, report):
         if name in covered:
             continue
         j = grad_names.index(name)
-        _localise(report, name, [r[5][j] for r in runs], [r[6][j] for r in runs], rows[name], SEQUENCE_CASES,
+        _localise(report, name, [r.grads[j] for r in runs], [r.want[j] for r in runs], rows[name], SEQUENCE_CASES,
                   None, None, None, extra=steps if name == "dx" else ())
     _report_findings(report)
 
@@ -499,7 +526,7 @@ def _step_findings(runner, cell, runs, rows):
     the last step only; where lengths make padded steps, whether dx is wrong only there."""
     module = MODULES[cell]
     out = []
-    inputs, options, dy, dstates, cache, grads, want = runs[0]
+    inputs, options, dy, dstates, cache, grads, want = runs[0]   # the plain case
     T = dy.shape[0]
     wrong_steps = [not _same(grads[0][t], want[0][t]) for t in range(T)]
     said = diagnosis.step_range(wrong_steps, T)
@@ -526,9 +553,10 @@ def _step_findings(runner, cell, runs, rows):
     padded = [(case, r) for case, r in zip(SEQUENCE_CASES, runs) if case.lengths]
     if padded and rows["dx"].wrong_in[0] is False:
         only_padding = True
-        for case, (_, _, _, _, _, g, w) in padded:
+        for case, run in padded:
+            g, w = run.grads[0], run.want[0]                # dx, yours and the reference's
             real = np.arange(case.T)[:, None] < np.array(case.lengths)[None, :]
-            if not np.allclose(g[0][real], w[0][real], rtol=0, atol=TOL * max(np.abs(w[0]).max(), 1e-300)):
+            if not np.allclose(g[real], w[real], rtol=0, atol=TOL * max(np.abs(w).max(), 1e-300)):
                 only_padding = False
         if only_padding:
             out.append("dx is wrong only at padded steps, where it must be 0 (§7)")
@@ -596,7 +624,7 @@ def _grade_cell(runner, report, filename):
             dx_t, dprev, ref_grads = reference.step_backward(dstate, want_cache)
             want = [dx_t, *dprev, *(ref_grads[n] for n in shapes)]
             _compare(rows, ["dx_t", *names, *shapes], grads, want, k)
-            runs.append((grads, want))
+            runs.append(CellRun(grads, want))
         check = gradcheck.check_fn(forward, backward, inputs, mode="full" if k == 1 or reference is None else "fast",
                                    n_directions=3)
         checks.append((check.passed, [r.name for r in check.rows if not r.passed],
@@ -634,7 +662,7 @@ def _grade_cell(runner, report, filename):
         j = names.index(row.name) if row.name in names else None
         if j is None:
             continue
-        _localise(report, row.name, [g[j] for g, _ in runs], [w[j] for _, w in runs], row, STEP_CASES,
+        _localise(report, row.name, [r.grads[j] for r in runs], [r.want[j] for r in runs], row, STEP_CASES,
                   gate_names if row.name.startswith(("weight", "bias")) else None, None, None)
     _report_findings(report)
 
