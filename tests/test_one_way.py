@@ -141,3 +141,16 @@ def test_no_import_circle_in_cells_and_no_textbook_branch_above_them():
     done = subprocess.run([sys.executable, "-c", "import numpyrnn.cells.generic, numpyrnn.cells.protocol"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_gradchecks_numpy_core_builds_nothing():
+    """gradcheck/core.py checks any function pair and imports nothing that builds layers or
+    models; the suite that does is gradcheck/suite.py, with its imports at the top."""
+    core = _imports(os.path.join(PACKAGE, "gradcheck", "core.py"))
+    assert {m for m, level in core if level >= 1} == {"backend"}, core
+    suite = open(os.path.join(PACKAGE, "gradcheck", "suite.py")).read()
+    assert not [line for line in suite.splitlines() if line.startswith("    ") and "import " in line
+                and line.strip().startswith(("import ", "from "))]
+    from numpyrnn import gradcheck
+
+    assert gradcheck.check_fn is gradcheck.core.check_fn and gradcheck.check is gradcheck.suite.check
