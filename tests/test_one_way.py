@@ -154,3 +154,22 @@ def test_gradchecks_numpy_core_builds_nothing():
     from numpyrnn import gradcheck
 
     assert gradcheck.check_fn is gradcheck.core.check_fn and gradcheck.check is gradcheck.suite.check
+
+
+def test_each_command_is_parsed_and_printed_in_one_module():
+    """The command line is a package, one module per family of commands: a command's parser and
+    the function that runs it and prints its results live in the same module."""
+    import argparse
+
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    families = {}
+    for name, sub in commands.choices.items():
+        run = sub.get_default("run")
+        assert run.__module__.startswith("numpyrnn.cli.") and run.__module__ != "numpyrnn.cli.common", name
+        families.setdefault(run.__module__.rsplit(".", 1)[1], []).append(name)
+        plan = sub.get_default("plan")
+        assert plan is None or plan.__module__ == run.__module__, name
+    assert {k: sorted(v) for k, v in families.items()} == {
+        "training": ["export", "predict", "sample", "tasks", "train"], "comparing": ["compare", "gradflow", "sweep"],
+        "checking": ["bench", "gradcheck"], "teaching": ["exercise", "grade"]}

@@ -1,0 +1,280 @@
+"""What the commands share: the parser's classes, argument types, the options several commands
+take (device, threads, impl, cells, the run settings from numpyrnn.settings.SPEC, the data),
+and the output folders' checks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .. import backend, runs, tasks
+from ..layers.pooling import POOLINGS
+from ..layers.recurrent import IMPLS
+from ..settings import SPEC
+from ..tasks.series import SOURCES
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (the help then says
+    where the value comes from, e.g. "the task's")."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+# --------------------------------------------------------------------------- argument types
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+def _shape(text):
+    parts = text.lower().split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected TxBxIxH with four positive integers, got {text!r}")
+    return values
+
+
+def _choices_list(allowed):
+    def parse(text):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if t not in allowed]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(allowed)}, got {text!r}")
+        return items
+    return parse
+
+
+# --------------------------------------------------------------------------- options shared by commands
+
+# The choices of every flag are the library's own lists, read here, never copied (the run
+# settings' flags, theirs, from numpyrnn.settings.SPEC).
+TASK_CHOICES = list(tasks.TASKS)
+#: the settings train takes as flags: every one numpyrnn.settings declares
+TRAIN_SETTINGS = tuple(dict.fromkeys(flag.field for flag in SPEC))
+#: the settings compare takes as flags (each cell, each seed: compare's own --cells and --seeds)
+COMPARE_SETTINGS = ("hidden", "layers", "bidirectional", "dropout", "input_dropout", "embedding_dropout",
+                    "recurrent_dropout", "zoneout", "zoneout_c", "lr", "weight_decay", "batch_size", "steps", "epochs",
+                    "patience", "min_delta", "impl")
+
+
+def _add_device(p, what="where to run"):
+    """The one rule for every command: the library's default, auto; and the BLAS threads."""
+    p.add_argument("--device", choices=backend.DEVICES, default="auto",
+                   help=f"{what}; auto: the GPU if CuPy sees one (or NUMPYRNN_DEVICE), else the CPU")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
+                   help="BLAS threads on the CPU: auto (default) is numpyrnn's policy, one thread for the "
+                        "recurrent loops and small products (fast on a busy machine too) and every core for a "
+                        "product of at least 1e9 operations; N: N threads for everything. A BLAS variable in "
+                        "the environment (OPENBLAS_NUM_THREADS, ...) is kept when this is not given")
+
+
+def _threads(text):
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number ≥ 1, got {text!r}")
+    return n
+
+
+def _add_impl(p, what="the recurrent layers"):
+    p.add_argument("--impl", choices=IMPLS, default="fast",
+                   help=f"how {what} run each cell over the sequence: the fast path; the reference (the "
+                        "textbook loop over the step functions; several times slower); or the generic loop "
+                        "written once for any cell (a cell of your own always runs on it)")
+
+
+def _names_list(text):
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of cell names, got {text!r}")
+    return items
+
+
+def _add_cell_file(p):
+    p.add_argument("--cell-file", metavar="FILE", action="append", default=[],
+                   help="a Python file defining cells of your own (subclasses of numpyrnn.cells.Cell): "
+                        "imported, and its cells registered by name (repeatable)")
+
+
+def _add_cells(p, default, help="comma-separated cells: rnn, lstm, gru, or a name from --cell-file"):
+    p.add_argument("--cells", type=_names_list, default=default, help=help)
+    _add_cell_file(p)
+
+
+def _add_forget_bias(p):
+    p.add_argument("--forget-bias", type=float, metavar="B",
+                   help="start the forget gate's bias at B (Jozefowicz et al. 2015: 1), for the cells that have "
+                        "one (lstm and the lstm_* variants with a forget gate); an initialisation option")
+
+
+def _cells_with_options(args, names):
+    """The cells a command runs: names, or with --forget-bias the cells that take it made with it
+    (the others by name); a usage error when none of them takes it."""
+    from .. import cells
+
+    forget_bias = getattr(args, "forget_bias", None)
+    if forget_bias is None:
+        return list(names)
+    import inspect
+
+    takes = [n for n in names if "forget_bias" in inspect.signature(cells.lookup(n).__init__).parameters
+             and getattr(cells.lookup(n), "has_forget_rows", True) is not False]
+    if not takes:
+        raise UsageError(f"numpyrnn {args.command}: --forget-bias applies to cells with a forget gate of their own "
+                         f"(lstm, lstm_fb1 and the lstm_* variants but nfg and cifg); got {', '.join(names)}")
+    try:
+        return [cells.get(n, forget_bias=forget_bias) if n in takes else n for n in names]
+    except ValueError as exc:
+        raise UsageError(f"numpyrnn {args.command}: --forget-bias: {exc}") from None
+
+
+def _load_cell_files(args):
+    """Import the --cell-file files (registering their cells), then check every cell the command
+    names: a usage error for a name no cell has."""
+    from .. import cells
+
+    for path in getattr(args, "cell_file", None) or []:
+        try:
+            cells.protocol.register_file(path)
+        except FileNotFoundError:
+            raise UsageError(f"numpyrnn {args.command}: --cell-file {path}: no such file") from None
+        except Exception as exc:                  # the user's file: anything can happen in it
+            raise UsageError(f"numpyrnn {args.command}: --cell-file {path}: {type(exc).__name__}: {exc}") from None
+    named = list(getattr(args, "cells", None) or [])
+    if isinstance(getattr(args, "cell", None), str) and args.command != "exercise" and args.cell != "all":
+        named.append(args.cell)
+    unknown = [n for n in named if n not in cells.names()]
+    if unknown:
+        hint = "" if getattr(args, "cell_file", None) else "; a cell of your own needs --cell-file FILE"
+        raise UsageError(f"numpyrnn {args.command}: unknown cell {', '.join(map(repr, unknown))}: the registered "
+                         f"cells are {', '.join(cells.names())}{hint}")
+
+
+def _add_settings(p, fields, helps=None):
+    """The flags of the run settings ``fields``, as numpyrnn.settings.SPEC declares them (flag,
+    type, choices, help, group), each None when not given: "the task's" for a new run, the
+    saved run's on --resume.  ``helps``: a command's own help for a field (its own default)."""
+    from ..settings import SPEC, flag_dest
+
+    groups, exclusive = {}, {}
+    for flag in SPEC:
+        if flag.field not in fields:
+            continue
+        group = groups.get(flag.group) or groups.setdefault(flag.group, p.add_argument_group(flag.group))
+        target = group
+        if flag.field in ("steps", "epochs", "clip"):      # one of them at a time
+            key = "clip" if flag.field == "clip" else "budget"
+            target = exclusive.get(key) or exclusive.setdefault(key, group.add_mutually_exclusive_group())
+        kwargs = {"dest": flag_dest(flag), "help": (helps or {}).get(flag.field, flag.help)}
+        if flag.switch:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs.update({k: v for k, v in (("type", flag.type), ("metavar", flag.metavar),
+                                             ("choices", flag.choices() if flag.choices else None)) if v})
+        target.add_argument(flag.flag, **kwargs)
+
+
+def _add_data_options(p):
+    """The data options of the sentiment and charlm tasks (declared once, for train and compare)."""
+    p.add_argument("--data", metavar="NAME_OR_FILE",
+                   help="sentiment: a named data set (rotten-tomatoes; see `numpyrnn tasks`) or a CSV/TSV of "
+                        "text,label, instead of the built-in reviews")
+    p.add_argument("--text", metavar="NAME_OR_FILE",
+                   help="charlm: a named text (hamlet) or a text file, instead of the built-in stories")
+    p.add_argument("--embedding-dim", type=_positive_int,
+                   help="sentiment: the word embedding's size (default: the data set's)")
+    p.add_argument("--pooling", choices=POOLINGS,
+                   help="sentiment: pooling over time (default: the data set's)")
+
+
+def _task_options(args):
+    """The task options given on the command line, checked to apply to the task."""
+    for flag, task in (("data", "sentiment"), ("text", "charlm"), ("embedding_dim", "sentiment"),
+                       ("pooling", "sentiment")):
+        if getattr(args, flag, None) and args.task != task:
+            raise UsageError(f"numpyrnn {args.command}: --{flag.replace('_', '-')} applies to --task {task}, "
+                             f"not {args.task}")
+    options = {k: getattr(args, k) for k in ("seq_len", "data", "text", "embedding_dim", "pooling")
+               if getattr(args, k, None) is not None}
+    if args.task == "series" and getattr(args, "series", None):
+        options["source"] = args.series
+    return options
+
+
+def _add_task_options(p):
+    g = p.add_argument_group("task")
+    g.add_argument("--seq-len", type=_positive_int, help="sequence length T (default: the task's)")
+    _add_data_options(g)
+    g.add_argument("--series", choices=SOURCES, default="sines", help="series: the source")
+
+
+def _check_out(args, command):
+    """The output folder, checked before any work (runs.check_folder); with --overwrite, the
+    files of the run there removed now, and only those."""
+
+    try:
+        existing = runs.check_folder(args.out, command, overwrite=getattr(args, "overwrite", False),
+                                     resume=getattr(args, "resume", False))
+    except runs.OutputError as exc:
+        raise UsageError(f"numpyrnn {args.command}: {exc}") from None
+    if existing and getattr(args, "overwrite", False):
+        runs.clear(args.out, command)
+
+
+def _check_output_file(args, path, flag):
+
+    try:
+        runs.check_file(path, flag)
+    except runs.OutputError as exc:
+        raise UsageError(f"numpyrnn {args.command}: {exc}") from None
+
+
+def _add_overwrite(p, what):
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace {what} in --out (only the files this command writes there are removed)")
+
+
+def _progress(args):
+    """A progress bar on a terminal, unless --quiet (None: the library decides by the terminal)."""
+    return False if getattr(args, "quiet", False) else None
+
+
+def _write_json(path, data):
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
