@@ -92,10 +92,11 @@ def read_record(path):
                 from .tasks import upgrade_config
 
                 plan["task"] = upgrade_config(plan["task"])
-            if isinstance(plan, dict) and isinstance(plan.get("settings"), dict) and "dropout" in plan["settings"]:
-                from .models import REGULARISERS       # a regulariser added since: off in that run
-
-                plan["settings"] = {**{k: 0.0 for k in REGULARISERS}, **plan["settings"]}
+            settings = plan.get("settings") if isinstance(plan, dict) else None
+            from .models import REGULARISERS
+            if isinstance(settings, dict) and any(k in settings for k in REGULARISERS):
+                # a plan that records the regularisers: one added since was off in that run
+                plan["settings"] = {**{k: 0.0 for k in REGULARISERS}, **settings}
             return record
     return None
 

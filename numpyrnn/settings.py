@@ -151,6 +151,17 @@ class Settings:
         return dataclasses.replace(self, **changed)
 
 
+def settings_of(settings=None, fields=None) -> Settings:
+    """The Settings a function that takes a run's settings works with: ``settings`` (a Settings,
+    or None for the defaults) with ``fields`` (its keyword form, name → value) laid over it."""
+    fields = fields or {}
+    if settings is None:
+        return Settings(**fields)
+    if not isinstance(settings, Settings):
+        raise TypeError(f"settings must be a numpyrnn.settings.Settings, got {type(settings).__name__}")
+    return dataclasses.replace(settings, **fields) if fields else settings
+
+
 #: what a resumed run may change: its budget (and when it evaluates and stops), where it computes
 MAY_CHANGE_ON_RESUME = ("steps", "epochs", "eval_every", "patience", "min_delta", "device", "impl")
 
@@ -169,7 +180,7 @@ def _same(a, b):
             return cells.resolve(a) == cells.resolve(b)
         except Exception:
             return False
-    return a == b or (isinstance(a, float) and isinstance(b, float) and np.isclose(a, b, rtol=0, atol=0))
+    return a == b
 
 
 def _shown(value):
@@ -193,28 +204,29 @@ class Flag(NamedTuple):
     to_field: Callable = None
 
 
-def _positive_int(text):
+def positive_int(text):
+    """An argument type: a whole number ≥ 1 (the command line's, for every flag that takes one)."""
     import argparse
 
     try:
         value = int(text)
     except ValueError:
-        value = 0
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
 
-def _positive_float(text):
+def positive_float(text):
+    """An argument type: a finite number > 0."""
     import argparse
-    import math
 
     try:
         value = float(text)
     except ValueError:
-        value = float("nan")
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
     return value
 
 
@@ -250,8 +262,8 @@ TASKS = " (default: the task's)"
 SPEC = (
     Flag("cell", "--cell", "recurrent cell: rnn, lstm, gru, or a cell of your own from --cell-file (default: lstm)",
          "model", metavar="NAME"),
-    Flag("hidden", "--hidden", "hidden units" + TASKS, "model", type=_positive_int),
-    Flag("layers", "--layers", "stacked layers (default: 1)", "model", type=_positive_int),
+    Flag("hidden", "--hidden", "hidden units" + TASKS, "model", type=positive_int),
+    Flag("layers", "--layers", "stacked layers (default: 1)", "model", type=positive_int),
     Flag("bidirectional", "--bidirectional", "read each sequence both ways", "model", switch=True),
     Flag("dropout", "--dropout", "dropout between stacked layers (default: 0)", "model", type=float),
     Flag("input_dropout", "--input-dropout",
@@ -273,19 +285,19 @@ SPEC = (
     Flag("dtype", "--dtype", "parameters and arithmetic (default: float32)", "model",
          choices=lambda: ["float32", "float64"]),
     Flag("optimizer", "--optimizer", "the optimizer" + TASKS, "training", choices=_optimizers),
-    Flag("lr", "--lr", "learning rate" + TASKS, "training", type=_positive_float),
+    Flag("lr", "--lr", "learning rate" + TASKS, "training", type=positive_float),
     Flag("weight_decay", "--weight-decay", "L2 penalty, decoupled for adamw (default: 0)", "training", type=float),
     Flag("momentum", "--momentum", "for sgd and rmsprop (default: 0)", "training", type=float),
-    Flag("clip", "--clip", "clip the global gradient norm" + TASKS, "training", type=_positive_float),
+    Flag("clip", "--clip", "clip the global gradient norm" + TASKS, "training", type=positive_float),
     Flag("clip", "--no-clip", "do not clip", "training", switch=True, to_field=lambda v: None),
     Flag("schedule", "--schedule", "learning-rate schedule over the run, step: ×0.1 at 2/3 (default: none)",
          "training", choices=_schedules),
-    Flag("batch_size", "--batch-size", "sequences per batch" + TASKS, "training", type=_positive_int),
-    Flag("steps", "--steps", "optimizer steps in all" + TASKS, "budget", type=_positive_int),
-    Flag("epochs", "--epochs", "epochs in all, instead of steps", "budget", type=_positive_int),
-    Flag("eval_every", "--eval-every", "evaluate on val every N steps" + TASKS, "budget", type=_positive_int),
+    Flag("batch_size", "--batch-size", "sequences per batch" + TASKS, "training", type=positive_int),
+    Flag("steps", "--steps", "optimizer steps in all" + TASKS, "budget", type=positive_int),
+    Flag("epochs", "--epochs", "epochs in all, instead of steps", "budget", type=positive_int),
+    Flag("eval_every", "--eval-every", "evaluate on val every N steps" + TASKS, "budget", type=positive_int),
     Flag("patience", "--patience", "stop when the validation metric has not improved for this many evaluations "
-         "in a row, and test the best weights (default: train the whole budget)", "budget", type=_positive_int),
+         "in a row, and test the best weights (default: train the whole budget)", "budget", type=positive_int),
     Flag("min_delta", "--min-delta", "the least change that counts as an improvement, with --patience "
          "(default: 0)", "budget", type=float),
     Flag("seed", "--seed", "seed for the data, the weights, the batches (default: 0)", "run", type=int),
@@ -314,8 +326,7 @@ def given(args, flags=SPEC) -> dict:
 
 # --------------------------------------------------------------------------- a saved run's settings
 
-#: the optimizers' class names, as a checkpoint's trainer state records them, to the registry's names
-_OPTIMIZER_NAMES = {"SGD": "sgd", "Adam": "adam", "AdamW": "adamw", "Adagrad": "adagrad", "RMSprop": "rmsprop"}
+#: a schedule's class name, as a checkpoint's trainer state records it, to its name in train.SCHEDULES
 _SCHEDULE_NAMES = {None: "none", "StepLR": "step", "CosineAnnealingLR": "cosine"}
 
 
@@ -329,14 +340,17 @@ def saved(state, model_config) -> tuple:
     if state.get("settings") is not None:
         settings = Settings.from_dict(state["settings"])
         return settings, tuple(f.name for f in dataclasses.fields(Settings))
+    from .optim import OPTIMIZERS
+
     c, opt = model_config, state.get("optimizer", {})
+    names = {cls.__name__: name for name, cls in OPTIMIZERS.items()}    # the class's name, as saved
     cell = c.get("cell", "lstm")
     fields = dict(cell=cell, hidden=c.get("hidden_size"), layers=c.get("num_layers", 1),
                   bidirectional=c.get("bidirectional", False), dropout=c.get("dropout", 0.0),
                   nonlinearity=c.get("nonlinearity", "tanh"), reset_after=c.get("reset_after", True),
                   dtype=c.get("dtype", "float32"),
                   **{name: c.get(name, 0.0) for name in REGULARISERS},
-                  optimizer=_OPTIMIZER_NAMES.get(opt.get("name"), opt.get("name")), lr=opt.get("lr"),
+                  optimizer=names.get(opt.get("name"), opt.get("name")), lr=opt.get("lr"),
                   weight_decay=opt.get("weight_decay", 0.0), batch_size=state.get("batch_size"),
                   seed=state.get("seed", 0))
     if "momentum" in opt:

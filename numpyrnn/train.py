@@ -22,7 +22,6 @@ What it guarantees:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -34,7 +33,7 @@ import numpy as np
 from . import __version__, checkpoint, optim
 from .backend import asnumpy, thread_policy
 from .models import REGULARISERS
-from .settings import Settings
+from .settings import Settings, settings_of
 from .validation import check_int
 
 
@@ -98,7 +97,7 @@ def task_regularisers(task, **given):
     unknown = sorted(set(given) - set(REGULARISERS))
     if unknown:
         raise TypeError(f"unknown regularisers {', '.join(unknown)}; known: {', '.join(REGULARISERS)}")
-    resolved = Settings(**{k: v for k, v in given.items()}).resolved(task)
+    resolved = Settings(**given).resolved(task)
     return {name: getattr(resolved, name) for name in REGULARISERS}
 
 
@@ -111,12 +110,9 @@ def setup(task, settings=None, *, out_dir=None, progress=None, log=None, **field
     steps=200)`` is ``setup(task, Settings(cell="gru", hidden=32, steps=200))``; with a Settings,
     ``fields`` are laid over it.  ``out_dir``, ``progress`` and ``log`` are where the run writes
     and what it shows, not settings."""
-    if not isinstance(settings, Settings):
-        fields = fields if settings is None else {"cell": settings, **fields}
-        settings = Settings(**fields)
-    elif fields:
-        settings = dataclasses.replace(settings, **fields)
-    s = settings.resolved(task)
+    if settings is not None and not isinstance(settings, Settings):   # the keyword form: the cell first
+        settings, fields = None, {"cell": settings, **fields}
+    s = settings_of(settings, fields).resolved(task)
     model = task.make_model(s.cell, **s.model_options())
     opt = optim.make(s.optimizer, model, **s.optimizer_options())
     trainer = Trainer(model, task, opt, batch_size=s.batch_size, clip=s.clip,

@@ -103,3 +103,14 @@ def test_a_checkpoint_from_before_settings_were_saved_resumes_from_the_command_l
 def test_train_without_a_task_says_what_it_needs(capsys):
     assert cli.main(["train", "--steps", "3"]) == 2
     assert "--task (or --resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--task", "adding", "--hidden", "0"], "argument --hidden: expected a positive integer, got 0"),
+    (["compare", "--lr", "inf"], "argument --lr: expected a positive finite number, got inf"),
+    (["sweep", "--steps", "x"], "argument --steps: expected a positive integer, got 'x'"),
+])
+def test_the_settings_flags_check_their_values_as_every_flag_does(argv, message, capsys):
+    """The settings' flags use the command line's own argument types (one pair, in settings.py)."""
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err

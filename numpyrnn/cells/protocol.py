@@ -244,13 +244,13 @@ def declared(cell, fact):
 
 
 def title(cell) -> str:
-    """How figures and tables name ``cell`` (an instance, a class or a registered name): its
-    class's own ``title``, else its name ("RNN (tanh)", "lstm_nig")."""
+    """How figures and tables name ``cell`` (an instance or a registered name): its class's own
+    ``title``, else its name ("RNN (tanh)", "lstm_nig")."""
     if isinstance(cell, str):
         try:
             cell = lookup(cell)()
-        except Exception:                        # a name no longer registered (an old results file)
-            return cell
+        except (CellError, TypeError, ValueError):   # no longer registered (an old results file),
+            return cell                              # or not made without options: its name
     if isinstance(cell, Cell):
         own = type(cell).__dict__.get("title")
         return cell.title if isinstance(own, property) else (own or cell.name)
@@ -262,7 +262,7 @@ def colour(cell):
     if isinstance(cell, str):
         try:
             cell = lookup(cell)
-        except Exception:
+        except CellError:                        # a name no longer registered (an old results file)
             return None
     cls = cell if isinstance(cell, type) else type(cell)
     return cls.__dict__.get("colour")

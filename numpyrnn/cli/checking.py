@@ -7,8 +7,9 @@ import json
 import numpy as np
 
 from .. import __version__
-from .common import (  # noqa: F401  (the shared options and checks)
-    UsageError, _Help, _add_cell_file, _add_cells, _add_device, _add_impl, _check_output_file, _choices_list, _positive_float, _positive_int, _shape,
+from .common import (  # the shared options and checks
+    _add_cell_file, _add_cells, _add_device, _add_impl, _check_output_file, _choices_list, _Help, _positive_float,
+    _positive_int, _shape, UsageError,
 )
 
 

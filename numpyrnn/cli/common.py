@@ -11,6 +11,7 @@ from .. import backend, runs, tasks
 from ..layers.pooling import POOLINGS
 from ..layers.recurrent import IMPLS
 from ..settings import SPEC
+from ..settings import positive_float as _positive_float, positive_int as _positive_int  # the argument types
 from ..tasks.series import SOURCES
 
 
@@ -34,26 +35,6 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 # --------------------------------------------------------------------------- argument types
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
-    return value
-
 
 def _shape(text):
     parts = text.lower().split("x")
@@ -184,6 +165,14 @@ def _load_cell_files(args):
         hint = "" if getattr(args, "cell_file", None) else "; a cell of your own needs --cell-file FILE"
         raise UsageError(f"numpyrnn {args.command}: unknown cell {', '.join(map(repr, unknown))}: the registered "
                          f"cells are {', '.join(cells.names())}{hint}")
+
+
+def _given_settings(args) -> dict:
+    """The run settings given on the command line, by field (numpyrnn.settings.given), and the
+    device."""
+    from ..settings import given
+
+    return {**given(args), "device": args.device}
 
 
 def _add_settings(p, fields, helps=None):

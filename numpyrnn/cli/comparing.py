@@ -6,8 +6,11 @@ import json
 import os
 
 from ..experiments import sweep as _sweep
-from .common import (  # noqa: F401  (the shared options and checks)
-    COMPARE_SETTINGS, TASK_CHOICES, UsageError, _Help, _add_cells, _add_data_options, _add_device, _add_forget_bias, _add_overwrite, _add_settings, _cells_with_options, _check_out, _check_output_file, _positive_int, _progress, _task_options, _write_json,
+from ..settings import Settings
+from .common import (  # the shared options and checks
+    COMPARE_SETTINGS, TASK_CHOICES, _add_cells, _add_data_options, _add_device, _add_forget_bias, _add_overwrite,
+    _add_settings, _cells_with_options, _check_out, _check_output_file, _given_settings, _Help, _positive_int,
+    _progress, _task_options, UsageError, _write_json,
 )
 
 
@@ -37,18 +40,11 @@ def _add_compare(sub):
     p.set_defaults(run=_run_compare, plan=_plan_compare)
 
 
-def _given_settings(args):
-    """The settings given on the command line, as one object (the device too)."""
-    from ..settings import Settings, given
-
-    return Settings(**given(args), device=args.device)
-
-
 def _compare_arguments(args):
     """compare's arguments from the command line's (the run's and the plan's): the settings
     given, as one object."""
     return dict(task_name=args.task, cells=args.cells, seeds=args.seeds,
-                settings=_given_settings(args), match_params=args.match_params,
+                settings=Settings(**_given_settings(args)), match_params=args.match_params,
                 quick=args.quick, data_seed=args.data_seed, task_options=_task_options(args))
 
 
@@ -106,7 +102,7 @@ def _add_gradflow(sub):
 
 
 def _gradflow_arguments(args):
-    return dict(cells=args.cells, seq_len=args.seq_len, settings=_given_settings(args), batch=args.batch)
+    return dict(cells=args.cells, seq_len=args.seq_len, settings=Settings(**_given_settings(args)), batch=args.batch)
 
 
 def _plan_gradflow(args):
@@ -183,7 +179,7 @@ def _run_sweep(args):
             raise UsageError("numpyrnn sweep: every length must be at least 2")
         _check_out(args, "sweep")
         try:
-            data = sweep(lengths, _cells_with_options(args, args.cells), _given_settings(args),
+            data = sweep(lengths, _cells_with_options(args, args.cells), Settings(**_given_settings(args)),
                          seeds=args.seeds, train_size=args.train_size, task=args.task, jobs=args.jobs,
                          quick=args.quick, log=print, progress=_progress(args))
         except ValueError as exc:

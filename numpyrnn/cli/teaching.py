@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .. import exercises
-from .common import (  # noqa: F401  (the shared options and checks)
-    UsageError, _Help,
+from .common import (  # the shared options and checks
+    _Help, UsageError,
 )
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-from .common import (  # noqa: F401  (the shared options and checks)
-    TASK_CHOICES, TRAIN_SETTINGS, UsageError, _Help, _add_cell_file, _add_device, _add_settings, _add_task_options, _check_out, _check_output_file, _positive_float, _positive_int, _progress, _task_options,
+from .common import (  # the shared options and checks
+    TASK_CHOICES, TRAIN_SETTINGS, _add_cell_file, _add_device, _add_settings, _add_task_options, _check_out,
+    _check_output_file, _given_settings, _Help, _positive_float, _positive_int, _progress, _task_options,
+    UsageError,
 )
 
 
@@ -70,7 +72,6 @@ def _saved_run(args, given, options):
 def _run_train(args):
     from .. import checkpoint, tasks
     from ..settings import Settings
-    from ..settings import given as given_settings
     from ..train import Interrupted, TrainingError, setup
 
     if args.resume and not args.out:
@@ -83,7 +84,7 @@ def _run_train(args):
     if args.out:
         _check_out(args, "train")
     options = _task_options(args)
-    given = {**given_settings(args), "device": args.device}
+    given = _given_settings(args)
     try:
         if args.resume:
             task, settings = _saved_run(args, given, options)

@@ -23,7 +23,7 @@ from .. import __version__, machine, optim, tasks
 from ..backend import thread_policy
 from ..bench import activation_bytes
 from ..models import REGULARISERS
-from ..settings import Settings
+from ..settings import settings_of
 from ..train import Trainer
 from ..train import steps_per_epoch as train_steps_per_epoch
 from ..train import total_steps as train_total_steps
@@ -131,7 +131,7 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, set
     The runs go round-robin over the seeds — seed 0 of every cell, then seed 1 of every cell,
     ... — so that the cells meet the same machine: a load that comes and goes falls on every
     cell alike.  Each run records the load it met (:class:`numpyrnn.machine.Meter`)."""
-    run = _setup(task_name, cells, seeds, _settings(settings, fields), match_params, quick, data_seed,
+    run = _setup(task_name, cells, seeds, settings_of(settings, fields), match_params, quick, data_seed,
                  task_options)
     task, settings = run["task"], run["settings"]
     cells, seeds, total_steps = settings["cells"], settings["seeds"], settings["total_steps"]
@@ -159,18 +159,9 @@ def plan(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, settin
     """What :func:`compare` would run with these arguments, without training: the task's config
     and the settings, as results.json and compare.png record them (a figure's recorded plan is
     held to today's by tests/test_figures.py)."""
-    run = _setup(task_name, cells, seeds, _settings(settings, fields), match_params, quick, data_seed,
+    run = _setup(task_name, cells, seeds, settings_of(settings, fields), match_params, quick, data_seed,
                  task_options)
     return {"task": run["task"].config(), "settings": run["settings"]}
-
-
-def _settings(settings, fields):
-    """A Settings from compare's ``settings`` and ``fields`` (its keyword form)."""
-    if settings is None:
-        return Settings(**fields)
-    if not isinstance(settings, Settings):
-        raise TypeError(f"settings must be a numpyrnn.settings.Settings, got {type(settings).__name__}")
-    return dataclasses.replace(settings, **fields) if fields else settings
 
 
 def _setup(task_name, cells, seeds, settings, match_params, quick, data_seed, task_options):
@@ -205,8 +196,7 @@ def _setup(task_name, cells, seeds, settings, match_params, quick, data_seed, ta
         settings = dataclasses.replace(settings, optimizer="adamw")
     s = settings.resolved(task)
     regularisers = {name: getattr(s, name) for name in REGULARISERS}
-    model_kwargs = dict(num_layers=s.layers, bidirectional=s.bidirectional, dropout=s.dropout,
-                        dtype=np.dtype(s.dtype), device=s.device, impl=s.impl, **s.regularisers)
+    model_kwargs = {k: v for k, v in s.model_options().items() if k not in ("hidden_size", "seed")}  # each run's
     shape_kwargs = {k: v for k, v in model_kwargs.items() if k in ("num_layers", "bidirectional")}
     reference = "lstm" if "lstm" in cells else cells[0]
     target = _parameters(task, reference, s.hidden, **shape_kwargs)
@@ -222,7 +212,7 @@ def _setup(task_name, cells, seeds, settings, match_params, quick, data_seed, ta
                 "weight_decay": s.weight_decay, "patience": s.patience, "min_delta": s.min_delta, **regularisers,
                 "budget": s.budget, "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "quick": quick,
                 "quick_changes": quick_changes}
-    return {"task": task, "settings": recorded, "resolved": s, "sizes": sizes, "model_kwargs": model_kwargs,
+    return {"task": task, "settings": recorded, "sizes": sizes, "model_kwargs": model_kwargs,
             "shape_kwargs": shape_kwargs, "eval_every": eval_every}
 
 

@@ -23,15 +23,13 @@ of the 64 units hold f ≈ 1 while the rest stay near 0.5: the memory lives in a
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from .. import losses, optim, tasks
 from ..cells import label
 from ..cells.protocol import zeros_for_none
 from ..backend import array_module, asnumpy, thread_policy
-from ..settings import Settings
+from ..settings import settings_of
 from ..train import Trainer
 from .progress import Progress
 
@@ -178,10 +176,7 @@ def plan(cells=("rnn", "lstm", "gru"), seq_len=100, settings=None, *, batch=64, 
 def _resolved(seq_len, settings, fields):
     """The task (adding, at ``seq_len``, its data from the settings' seed) and the settings
     resolved against it, in steps."""
-    if settings is None:
-        settings = Settings(**fields)
-    elif fields:
-        settings = dataclasses.replace(settings, **fields)
+    settings = settings_of(settings, fields)
     task = tasks.make("adding", seq_len=seq_len, seed=settings.seed)
     s = settings.resolved(task)
     if s.steps is None:

@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from .. import backend, cells as _cells, optim, tasks
-from ..settings import Settings
+from ..settings import Settings, settings_of
 from ..train import Trainer
 from .progress import Progress
 
@@ -105,10 +105,7 @@ def sweep(lengths=DEFAULT_LENGTHS, cells=("lstm", "gru", "rnn"), settings=None, 
     thread each; results are the same for any number); ``settings.device``: where the models
     train (the GPU takes one job, in this process); ``quick``: tiny data and budget, for a check
     that it runs; ``progress``: one bar over every run's steps (None: on a terminal only)."""
-    if settings is None:
-        settings = Settings(**fields)
-    elif fields:
-        settings = dataclasses.replace(settings, **fields)
+    settings = settings_of(settings, fields)
     settings = dataclasses.replace(settings, steps=settings.steps or STEPS, hidden=settings.hidden or HIDDEN)
     steps, hidden, device = settings.steps, settings.hidden, settings.device
     if task not in TASKS:
