@@ -258,3 +258,30 @@ def test_round_robin_trains_each_run_as_before():
     both = compare("adding", cells=("lstm", "gru"), seeds=2, **options)
     alone = compare("adding", cells=("gru",), seeds=2, **options)
     assert [r["test_items"] for r in both["cells"]["gru"]["runs"]] == [r["test_items"] for r in alone["cells"]["gru"]["runs"]]
+
+
+def test_the_tools_busy_process_ends_with_its_parent(tmp_path):
+    """tools/busy_machine.py's busy process (gemm_threads.py uses the same) ends when the tool that
+    started it is killed, however it is killed: no process is left spinning."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tools = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+    parent = subprocess.Popen([sys.executable, "-c", "import busy_machine, time; p = busy_machine.busy_process(); "
+                               "print(p.pid, flush=True); time.sleep(60)"], cwd=tools, stdout=subprocess.PIPE, text=True)
+    pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 5
+    state = "R"
+    while time.time() < deadline:
+        try:
+            state = open(f"/proc/{pid}/stat").read().split()[2]
+        except FileNotFoundError:
+            state = "gone"
+        if state in ("Z", "X", "gone"):
+            break
+        time.sleep(0.05)
+    assert state in ("Z", "X", "gone"), f"the busy process {pid} still runs ({state})"

@@ -103,9 +103,16 @@ def _torch_epoch(task, trainer):
 
 # --------------------------------------------------------------------------- the conductor
 
+#: a single-threaded busy loop that also ends with its parent, the pid it is given (checked every
+#: few million turns, about every 0.1 s; a parent gone before it started ends it at once), so that
+#: a killed tool leaves no process spinning
+SPIN = ("import os, sys\nwhile os.getppid() == int(sys.argv[1]):\n"
+        "    for _ in range(2_000_000):\n        pass\n")
+
+
 def busy_process():
-    """One busy single-threaded process, spinning until it is killed."""
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    """One busy single-threaded process, spinning until it is killed or its parent ends."""
+    return subprocess.Popen([sys.executable, "-c", SPIN, str(os.getpid())])
 
 
 def _variant_env(variant, baseline):

@@ -15,12 +15,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
+
+from busy_machine import busy_process   # the busy process beside a measurement (tools/)
 
 # (m, k, n): the product (m, k) × (k, n), named by where numpyrnn meets it
 SHAPES = [
@@ -40,11 +40,6 @@ SHAPES = [
     ("square 512", (512, 512, 512)),
     ("square 1024", (1024, 1024, 1024)),
 ]
-
-
-def busy_process():
-    """A single-threaded process that spins until it is killed."""
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
 def time_product(a, b, out, repeat):
