@@ -99,7 +99,7 @@ def test_the_reference_ignores_the_workspace_and_keeps_named_caches(name):
     ws = common.Workspace()
     *_, cache = cell.forward_reference(x, *states, *params, workspace=ws, **options)
     assert ws.nbytes() == 0
-    assert cache._fields == ("steps", "mask", "reverse") and len(cache.steps) == 4
+    assert cache._fields == ("steps", "mask", "reverse", "zoneout") and len(cache.steps) == 4
     assert type(cache.steps[0]).__name__ == "StepCache" and "x_t" in cache.steps[0]._fields
     *_, fast_cache = cell.forward(x, *states, *params, workspace=ws, **options)
     assert ws.nbytes() > 0 and type(fast_cache).__name__ == "FastCache"

@@ -33,11 +33,29 @@ def test_generic_and_fused_gpu_paths_match_the_cpu(monkeypatch, cls, options, dt
     x, dy, lengths, state, dstate = recurrent_data(cls.__name__, dtype, use_lengths)
     monkeypatch.delenv(backend.FUSED_ENV_VAR, raising=False)
     cpu = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "cpu", state, dstate)
-    generic = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "gpu", state, dstate)
+    generic = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "gpu", state, dstate, impl=impl)
     monkeypatch.setenv(backend.FUSED_ENV_VAR, "1")
     fused = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "gpu", state, dstate)
     for gpu in (generic, fused):
         assert_same_results(gpu, cpu, TOL[dtype])
+
+
+@requires_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("cls,options", CASES)
+@pytest.mark.parametrize("impl", ["fast", "generic"])
+def test_zoneout_on_the_gpu_matches_the_cpu(monkeypatch, cls, options, impl):
+    """Zoneout's masks are drawn by NumPy and moved, so the GPU's fast path (fused bodies on and
+    off) and generic loop give the CPU's results under the same masks (derivations §17)."""
+    options = {**options, "zoneout": 0.3, **({"zoneout_c": 0.5} if cls is numpyrnn.LSTM else {})}
+    x, dy, lengths, state, dstate = recurrent_data(cls.__name__, np.float64, use_lengths=True)
+    monkeypatch.delenv(backend.FUSED_ENV_VAR, raising=False)
+    cpu = run_recurrent(cls.__name__, options, np.float64, x, dy, lengths, "cpu", state, dstate, impl=impl)
+    plain = run_recurrent(cls.__name__, options, np.float64, x, dy, lengths, "gpu", state, dstate, impl=impl)
+    monkeypatch.setenv(backend.FUSED_ENV_VAR, "1")
+    fused = run_recurrent(cls.__name__, options, np.float64, x, dy, lengths, "gpu", state, dstate, impl=impl)
+    for gpu in (plain, fused):
+        assert_same_results(gpu, cpu, TOL[np.float64])
 
 
 @requires_gpu

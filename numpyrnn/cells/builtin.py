@@ -51,9 +51,10 @@ def set_forget_bias(params, rows, forget_bias):
 
 
 def _sequence_forward(forward, cell, x, state0, params, *, lengths=None, reverse=False, workspace=None,
-                      h_mask=None):
+                      h_mask=None, zoneout=None):
     y, *state_n, cache = forward(x, *state0, *cell.weights(params), lengths=lengths, reverse=reverse,
-                                 workspace=workspace, h_mask=h_mask, check=False, **cell.function_options())
+                                 workspace=workspace, h_mask=h_mask, zoneout=zoneout, check=False,
+                                 **cell.function_options())
     return y, tuple(state_n), cache
 
 
@@ -70,7 +71,7 @@ def module_loops(forward_reference, backward_reference, forward, backward, gate_
     the module's positional weights, behind the :class:`~numpyrnn.cells.generic.Loop` interface."""
     def loop(kind, forward, backward):
         return Loop(functools.partial(_sequence_forward, forward), functools.partial(_sequence_backward, backward),
-                    lambda cell, cache: gate_activations(cache), kind)
+                    lambda cell, cache: gate_activations(cache), kind, takes=("recurrent_dropout", "zoneout"))
 
     return {"reference": loop("reference", forward_reference, backward_reference),
             "fast": loop("fast", forward, backward)}

@@ -199,6 +199,33 @@ def real_steps(lengths, T, B, dtype, xp):
     return length_mask(lengths, T, dtype, xp)
 
 
+def new_share(m_t, delta, t):
+    """k_t = m_t (1 − δ_t), the share of the new value in a state at step t (derivations §17):
+    ``delta`` None (no zoneout: k_t = m_t, section 7), the rate p at evaluation (δ_t = p), or the
+    masks δ of every step (T, B, H) in training."""
+    if delta is None:
+        return m_t
+    return m_t * (1 - delta) if isinstance(delta, float) else m_t * (1 - delta[t])
+
+
+def new_shares(zoneout, mask, T, dtype, xp):
+    """For a fast loop, per state: (k, 1 − k) for every step at once, k_t = m_t (1 − δ_t)
+    (:func:`new_share`), each broadcasting against (T, B, H) and indexed by step first; None for
+    a state that keeps no old value (no zoneout and no lengths: k = 1).  None without zoneout."""
+    if zoneout is None:
+        return None
+    shares = []
+    for delta in zoneout:
+        if delta is None:
+            k = mask                                     # (T, B, 1), or None: k = 1
+        elif isinstance(delta, float):
+            k = xp.full((T, 1, 1), 1 - delta, dtype) if mask is None else mask * (1 - delta)
+        else:
+            k = 1 - delta if mask is None else mask * (1 - delta)
+        shares.append(None if k is None else (k, 1 - k))
+    return shares
+
+
 def add_step(total, step):
     """total + step: one step's gradient of a parameter added to the sum over steps (None, where
     the step returns None, is a parameter the cell does not have, such as an absent bias)."""
@@ -244,6 +271,22 @@ def carry_over(new, prev, padded):
     """
     xp = array_module(new)
     xp.copyto(new, prev, where=padded)
+    return new
+
+
+def zone(new, new_value, prev, k_t, rest_t, tmp):
+    """In place: new ← k_t new_value + (1 − k_t) prev, zoneout's mix at one step (derivations
+    §17), the fast paths' form of the reference loops' line, after the step's body wrote the new
+    value (``new`` may be ``new_value`` itself).  ``k_t`` None means 1: the new value whole.
+    ``tmp``: a (B, H) scratch buffer."""
+    xp = array_module(new)
+    if k_t is None:
+        if new is not new_value:
+            xp.copyto(new, new_value)
+        return new
+    xp.multiply(new_value, k_t, out=new)         # k_t s̃_t
+    xp.multiply(prev, rest_t, out=tmp)           # (1 − k_t) s_{t−1}
+    new += tmp
     return new
 
 
@@ -350,6 +393,32 @@ def check_grad_arg(name, a, shape, dtype, finite=True):
         raise TypeError(f"{name} must have dtype {dtype} (that of the forward pass), got {a.dtype}")
     if finite:
         check_finite(name, a)
+
+
+def check_zoneout(zoneout, states, shape, dtype, finite=True):
+    """Zoneout's masks (derivations §17): None (no zoneout), or a tuple with an entry per state
+    (``states``, their names): None (none for that state), the rate p in [0, 1) (evaluation:
+    δ_t = p), or the masks δ of every step, a (T, B, H) array of the computation's dtype (1
+    where a unit keeps its previous value).  Returns the tuple, or None."""
+    if zoneout is None:
+        return None
+    if not isinstance(zoneout, tuple) or len(zoneout) != len(states):
+        raise ValueError(f"zoneout must be None or a tuple with an entry per state ({', '.join(states)}), "
+                         f"got {zoneout if not hasattr(zoneout, 'shape') else 'an array'!r}")
+    for name, delta in zip(states, zoneout):
+        what = f"zoneout's entry for {name}"
+        if delta is None:
+            continue
+        if isinstance(delta, float):
+            if not 0 <= delta < 1:
+                raise ValueError(f"{what} must be a rate in [0, 1) or the masks of every step, got {delta}")
+            continue
+        check_shape(what, delta, shape)
+        if delta.dtype != dtype:
+            raise TypeError(f"{what} must have dtype {dtype} (that of the inputs), got {delta.dtype}")
+        if finite:
+            check_finite(what, delta)
+    return zoneout
 
 
 def check_h_mask(h_mask, shape, dtype, finite=True):

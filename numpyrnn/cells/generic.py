@@ -1,8 +1,9 @@
 r"""The generic loop: any :class:`~numpyrnn.cells.Cell` over a sequence, forward and backward.
 
 The textbook loop of derivations §3 and §7 written once, over the protocol's two step functions
-instead of one cell's: the per-cell reference loops in rnn.py, lstm.py and gru.py are this loop
-with the cell's step written in (the tests hold them together to 1e-12).  A state tuple
+instead of one cell's: the built-in cells' reference loops (rnn.py's, written once for a cell
+whose one state is h and run by gru.py too, and lstm.py's) are this loop with the cell's step
+written in (the tests hold them together to 1e-12, with zoneout and recurrent dropout).  A state tuple
 s_t = (h_t, ...) takes the place of h_t (and c_t); its first entry is the output.
 
 Forward, from the initial state s_{−1} = s0 (h_{−1}, the ``h0`` of the code, and so on)::
@@ -50,7 +51,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..backend import array_module
-from .common import CellError, real_steps, time_steps, zeros_for_none, zeros_if_none
+from .common import CellError, new_share, real_steps, time_steps, zeros_for_none, zeros_if_none
 
 __all__ = ["forward", "backward", "gate_activations", "Loop", "LOOP", "check_cell", "check_parameters",
            "recurrent_dropout_refusal"]
@@ -58,14 +59,17 @@ __all__ = ["forward", "backward", "gate_activations", "Loop", "LOOP", "check_cel
 
 class Loop(NamedTuple):
     """How a layer runs a cell over a sequence: ``forward(cell, x, state0, params, *, lengths,
-    reverse, workspace[, h_mask])`` → (y, state_n, cache) (``h_mask``, recurrent dropout's mask,
-    passed only when there is one); ``backward(cell, dy, dstate_n, cache, *,
-    state_grads)`` → (dx, dstate0, grads); ``gate_activations(cell, cache)`` → {name: (T, B, H)};
-    ``kind``: "generic", "reference" or "fast" (what ``repr`` of a layer says)."""
+    reverse, workspace[, h_mask][, zoneout])`` → (y, state_n, cache) (``h_mask``, recurrent
+    dropout's mask, and ``zoneout``, its masks or rates per state, each passed only when there is
+    one); ``backward(cell, dy, dstate_n, cache, *, state_grads)`` → (dx, dstate0, grads);
+    ``gate_activations(cell, cache)`` → {name: (T, B, H)}; ``kind``: "generic", "reference" or
+    "fast" (what ``repr`` of a layer says); ``takes``: the per-step regularisers the loop
+    applies, of "recurrent_dropout" and "zoneout" (a layer refuses the others on it)."""
     forward: Callable
     backward: Callable
     gate_activations: Callable
     kind: str
+    takes: tuple = ()
 
 
 class GenericCache(NamedTuple):
@@ -118,7 +122,7 @@ def forward(cell, x, state0, params, *, lengths=None, reverse=False, workspace=N
 def _new_share(m_t, zoneout, t):
     """k_t = m_t (1 − δ_t) for each state: the share of the new value in s_t (§17); m_t where
     the state has no zoneout."""
-    return [m_t if z is None else m_t * (1 - z) if isinstance(z, float) else m_t * (1 - z[t]) for z in zoneout]
+    return [new_share(m_t, delta, t) for delta in zoneout]
 
 
 def backward(cell, dy, dstate_n, cache, *, state_grads=None):
@@ -173,7 +177,7 @@ def gate_activations(cell, cache):
 
 
 #: the generic loop, the one every cell can run on
-LOOP = Loop(forward, backward, gate_activations, "generic")
+LOOP = Loop(forward, backward, gate_activations, "generic", takes=("recurrent_dropout", "zoneout"))
 
 
 def recurrent_dropout_refusal(cell, impl) -> str | None:
@@ -181,7 +185,10 @@ def recurrent_dropout_refusal(cell, impl) -> str | None:
     The generic loop masks the h_{t−1} it hands the step, which is right only for a cell that
     reads h_{t−1} through its recurrent products alone; a cell's own loops (the textbook GRU's)
     take the mask themselves and apply it inside the step (its carry z ⊙ h_{t−1} stays whole)."""
-    own = cell.sequence(impl).kind != "generic"
+    loop = cell.sequence(impl)
+    own = loop.kind != "generic"
+    if own and "recurrent_dropout" not in loop.takes:
+        return f"recurrent_dropout: the {cell.name or type(cell).__name__} cell's {impl} loop does not take it"
     if cell.h_prev_only_in_products or own:
         return None
     name = cell.name or type(cell).__name__

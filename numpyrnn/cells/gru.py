@@ -38,7 +38,7 @@ Backward, one step, given dh = ∂L/∂h::
 
 Over a sequence, :func:`forward_reference` and :func:`backward_reference` are the textbook loop
 over these two step functions (derivations §3, §7); the weight gradients are sums over the
-steps.
+steps.  That loop is the RNN's, written once in rnn.py for every cell whose one state is h.
 
 Read this file top to bottom beside derivations §6: the step forward, the step backward, then
 the reference loops.  :func:`forward` and :func:`backward` are the fast path
@@ -51,6 +51,9 @@ Recurrent dropout (derivations §16; ``h_mask``, one (B, H) mask per sequence): 
 r, z and n products read is h_prev ⊙ mask, written h_in below; the carry z ⊙ h_prev and dz's
 (h_prev − n) read h_prev itself.  Backward, what reaches h_prev through the products is
 multiplied by the mask, and dW_hh reads h_in where it read h_prev.
+
+Zoneout (derivations §17; ``zoneout``, per step and unit): the loop, not the step, mixes h_t =
+k_t h̃_t + (1 − k_t) h_{t−1} with k_t = m_t (1 − δ_t); the step is untouched.
 """
 
 from __future__ import annotations
@@ -59,11 +62,9 @@ from typing import NamedTuple
 
 from ..backend import array_module
 from .builtin import BuiltInCell, check_flag, module_loops
-from .common import (
-    add_step, check_cache, check_cell_args, check_grad_arg, check_h_mask, real_steps, sigmoid, time_steps,
-    zeros_if_none,
-)
+from .common import check_cache, check_cell_args, check_grad_arg, check_h_mask, check_zoneout, sigmoid, zeros_if_none
 from .fast import gru as fast
+from .rnn import loop_backward, loop_forward
 
 GATES = 3
 STATE_NAMES = ("h",)
@@ -178,75 +179,49 @@ def step_backward(dh, cache, *, check=True):
 
 # --------------------------------------------------------------------------- a sequence: the reference
 #
-# The textbook loop over the two step functions above (derivations §3 and §7).  It is the
+# The textbook loop over the two step functions above (derivations §3, §7 and §17).  It is the
 # reference: forward and backward below are the definition that the fast path
-# (numpyrnn.cells.fast.gru, exported here as forward and backward) is held to.
+# (numpyrnn.cells.fast.gru, exported here as forward and backward) is held to.  The loop is the
+# RNN's, written once in rnn.py (loop_forward, loop_backward) for every cell whose one state is
+# h: read it there; this cell hands it the GRU's step.
 
 class ReferenceCache(NamedTuple):
     """What :func:`forward_reference` keeps for :func:`backward_reference`."""
     steps: list               # each step's StepCache, in time order
     mask: object              # (T, B, 1) m_t: 1 at real steps, 0 at padded ones
     reverse: bool
+    zoneout: tuple            # (δ of h,): None, the masks of every step (T, B, H), or the rate p; or None
 
     MADE_BY = "numpyrnn.cells.gru.forward_reference"
 
 
 def forward_reference(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
                       reset_after=True, lengths=None, reverse=False, workspace=None, h_mask=None,
-                      check=True):
+                      zoneout=None, check=True):
     """GRU over a sequence x (T, B, I) from the initial state h0 (B, H): one
-    :func:`step_forward` per step.  Arguments and returns as :func:`forward` (``workspace`` is
-    accepted and ignored; ``check`` checks the arguments, not the steps again).
-    Returns (y, h_n, cache), y (T, B, H), h_n (B, H)::
-
-        h̃_t = (1 − z) ⊙ n + z ⊙ h_{t−1}                         (§6; h_{−1} = h0)
-        h_t  = m_t h̃_t + (1 − m_t) h_{t−1},   y_t = m_t h̃_t     (§7; m_t = 1 without lengths)
-    """
+    :func:`step_forward` per step, by the loop of rnn.py (:func:`numpyrnn.cells.rnn.loop_forward`:
+    h_t = k_t h̃_t + (1 − k_t) h_{t−1}, y_t = m_t h_t; §7, §17).  Arguments and returns as
+    :func:`forward` (``workspace`` is accepted and ignored; ``check`` checks the arguments, not
+    the steps again).  Returns (y, h_n, cache), y (T, B, H), h_n (B, H)."""
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
                                  lengths=lengths, finite=check)
     check_h_mask(h_mask, (B, H), x.dtype, check)
-    xp = array_module(x)
-    mask = real_steps(lengths, T, B, x.dtype, xp)   # m_t (§7)
-    y = xp.empty((T, B, H), x.dtype)
-    steps = [None] * T                           # each step's cache, in time order
-    h = h0                                       # h_{−1} = h0 (§3)
-    for t in time_steps(T, reverse):             # t = 0, ..., T−1; reversed: T−1, ..., 0 (§8)
-        h_tilde, steps[t] = step_forward(x[t], h, weight_ih, weight_hh, bias_ih, bias_hh,
-                                         reset_after=reset_after, h_mask=h_mask, check=False)   # h̃_t (§6a or §6b)
-        y[t] = mask[t] * h_tilde                 # y_t = m_t h̃_t (§7)
-        h = mask[t] * h_tilde + (1 - mask[t]) * h    # h_t = m_t h̃_t + (1 − m_t) h_{t−1} (§7)
-    return y, h, ReferenceCache(steps, mask, reverse)
+    zoneout = check_zoneout(zoneout, STATE_NAMES, (T, B, H), x.dtype, check)
+
+    def step(x_t, h_prev):                       # h̃_t = (1 − z) ⊙ n + z ⊙ h_{t−1} (§6a or §6b)
+        return step_forward(x_t, h_prev, weight_ih, weight_hh, bias_ih, bias_hh,
+                            reset_after=reset_after, h_mask=h_mask, check=False)
+
+    return loop_forward(step, x, h0, lengths, reverse, zoneout, ReferenceCache)
 
 
 def backward_reference(dy, dh_n, cache, *, check=True, dh_steps=None):
     """Backward of :func:`forward_reference`: one :func:`step_backward` per step, last step
-    first.  Arguments and returns as :func:`backward`: (dx, dh0, dweight_ih, dweight_hh,
-    dbias_ih, dbias_hh)::
-
-        dh̃_t    = m_t (dh_t + dy_t)                        (§3, §7; dh_{T−1} = dh_n)
-        dh_{t−1} = (step t's dh_prev from dh̃_t) + (1 − m_t) dh_t       (§6, §7)
-        dW       = Σ_t (step t's dW)                                    (§3)
-
-    ``dh_steps`` (T, B, H), if given, receives ∂L/∂h_t for every step.
-    """
-    steps, mask, reverse = check_cache(cache, ReferenceCache, "numpyrnn.cells.gru.backward_reference")
-    T, (B, H), dtype = len(steps), steps[0].h.shape, steps[0].h.dtype
-    xp = array_module(steps[0].h)
-    check_grad_arg("dy", dy, (T, B, H), dtype, check)
-    check_grad_arg("dh_n", dh_n, (B, H), dtype, check)
-    dy = zeros_if_none(dy, (T, B, H), dtype, xp)   # None: the outputs did not reach the loss
-    dh = zeros_if_none(dh_n, (B, H), dtype, xp)    # dh_{T−1} = dh_n (§3)
-    dx = xp.empty((T, B, steps[0].x_t.shape[1]), dtype)
-    dparams = [None] * 4                         # Σ_t of dW_ih, dW_hh, db_ih, db_hh (§3)
-    for t in reversed(time_steps(T, reverse)):   # the forward's steps, last first (§3)
-        dh_tilde = mask[t] * (dh + dy[t])        # dh̃_t = m_t (dh_t + dy_t) (§3, §7)
-        if dh_steps is not None:                 # kept if asked: ∂L/∂h_t = dh_t + m_t dy_t (§3, §7)
-            dh_steps[t] = dh + mask[t] * dy[t]
-        dx[t], dh_prev, *dparams_t = step_backward(dh_tilde, steps[t],
-                                                   check=False)   # through the step (§6)
-        dh = dh_prev + (1 - mask[t]) * dh        # dh_{t−1} = dh_prev + (1 − m_t) dh_t (§7)
-        dparams = [add_step(total, d) for total, d in zip(dparams, dparams_t)]   # dW += dW_t (§3)
-    return (dx, dh, *dparams)                    # dh is now dh_{−1} = ∂L/∂h0
+    first, by the loop of rnn.py (:func:`numpyrnn.cells.rnn.loop_backward`).  Arguments and
+    returns as :func:`backward`: (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
+    ``dh_steps`` (T, B, H), if given, receives ∂L/∂h_t for every step."""
+    check_cache(cache, ReferenceCache, "numpyrnn.cells.gru.backward_reference")
+    return loop_backward(step_backward, dy, dh_n, cache, check, dh_steps)
 
 
 # --------------------------------------------------------------------------- a sequence: fast

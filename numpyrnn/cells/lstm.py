@@ -41,6 +41,10 @@ by the tests.  What the fast backward keeps per step and sequence: the four gate
 Recurrent dropout (derivations §16; ``h_mask``, one (B, H) mask per sequence): W_hh reads
 h_prev ⊙ mask, written h_in, for all four gates; backward, dh_prev = (da W_hh) ⊙ mask and
 dW_hh = da^T h_in.  dc_prev = dc ⊙ f is untouched: the cell state is never dropped.
+
+Zoneout (derivations §17; ``zoneout``, per step and unit, a rate for h and one for c): the loop,
+not the step, mixes h_t = k_t h̃_t + (1 − k_t) h_{t−1} and c_t likewise, k_t = m_t (1 − δ_t);
+h̃_t = o ⊙ tanh(c̃_t) reads the new cell state before its zoneout, as in the paper.
 """
 
 from __future__ import annotations
@@ -50,8 +54,8 @@ from typing import NamedTuple
 from ..backend import array_module
 from .builtin import BuiltInCell, check_forget_bias, module_loops, set_forget_bias
 from .common import (
-    add_step, check_cache, check_cell_args, check_grad_arg, check_h_mask, fold_biases, real_steps, sigmoid,
-    time_steps, zeros_if_none,
+    add_step, check_cache, check_cell_args, check_grad_arg, check_h_mask, check_zoneout, fold_biases, new_share,
+    real_steps, sigmoid, time_steps, zeros_if_none,
 )
 from .fast import lstm as fast
 
@@ -180,12 +184,13 @@ class ReferenceCache(NamedTuple):
     steps: list               # each step's StepCache, in time order
     mask: object              # (T, B, 1) m_t: 1 at real steps, 0 at padded ones
     reverse: bool
+    zoneout: tuple            # (δ of h, δ of c): each None, the masks of every step (T, B, H), or the rate p; or None
 
     MADE_BY = "numpyrnn.cells.lstm.forward_reference"
 
 
 def forward_reference(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
-                      lengths=None, reverse=False, workspace=None, h_mask=None,
+                      lengths=None, reverse=False, workspace=None, h_mask=None, zoneout=None,
                       check=True):
     """LSTM over a sequence x (T, B, I) from the initial state h0, c0 (B, H): one
     :func:`step_forward` per step.  Arguments and returns as :func:`forward` (``workspace`` is
@@ -193,11 +198,14 @@ def forward_reference(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
     Returns (y, h_n, c_n, cache), y (T, B, H), h_n, c_n (B, H)::
 
         h̃_t, c̃_t = step_forward(x_t, h_{t−1}, c_{t−1})              (§5; h_{−1}, c_{−1} = h0, c0)
-        h_t = m_t h̃_t + (1 − m_t) h_{t−1},  c_t likewise,  y_t = m_t h̃_t   (§7; m_t = 1 without lengths)
+        k_t = m_t (1 − δ_t)     per state: the share of the new value, m_t without zoneout (§7, §17)
+        h_t = k_t h̃_t + (1 − k_t) h_{t−1},  c_t likewise with c's k_t,  y_t = m_t h_t    (§7, §17)
     """
     T, B, I, H = check_cell_args(x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih,
                                  bias_hh, GATES, lengths=lengths, finite=check)
     check_h_mask(h_mask, (B, H), x.dtype, check)
+    zoneout = check_zoneout(zoneout, STATE_NAMES, (T, B, H), x.dtype, check)
+    delta_h, delta_c = (None, None) if zoneout is None else zoneout   # δ_t of h and of c (§17)
     xp = array_module(x)
     mask = real_steps(lengths, T, B, x.dtype, xp)   # m_t (§7)
     y = xp.empty((T, B, H), x.dtype)
@@ -206,10 +214,11 @@ def forward_reference(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=Non
     for t in time_steps(T, reverse):             # t = 0, ..., T−1; reversed: T−1, ..., 0 (§8)
         h_tilde, c_tilde, steps[t] = step_forward(x[t], h, c, weight_ih, weight_hh, bias_ih,
                                                   bias_hh, h_mask=h_mask, check=False)   # h̃_t = o ⊙ tanh(c̃_t) (§5)
-        y[t] = mask[t] * h_tilde                 # y_t = m_t h̃_t (§7)
-        h = mask[t] * h_tilde + (1 - mask[t]) * h    # h_t = m_t h̃_t + (1 − m_t) h_{t−1} (§7)
-        c = mask[t] * c_tilde + (1 - mask[t]) * c    # c_t = m_t c̃_t + (1 − m_t) c_{t−1} (§7)
-    return y, h, c, ReferenceCache(steps, mask, reverse)
+        k_h, k_c = new_share(mask[t], delta_h, t), new_share(mask[t], delta_c, t)   # k_t = m_t (1 − δ_t) (§17)
+        h = k_h * h_tilde + (1 - k_h) * h        # h_t = k_t h̃_t + (1 − k_t) h_{t−1} (§7, §17)
+        c = k_c * c_tilde + (1 - k_c) * c        # c_t = k_t c̃_t + (1 − k_t) c_{t−1} (§7, §17)
+        y[t] = mask[t] * h                       # y_t = m_t h_t (§7)
+    return y, h, c, ReferenceCache(steps, mask, reverse, zoneout)
 
 
 def backward_reference(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None):
@@ -217,14 +226,15 @@ def backward_reference(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_s
     first.  Arguments and returns as :func:`backward`: (dx, dh0, dc0, dweight_ih, dweight_hh,
     dbias_ih, dbias_hh)::
 
-        dh̃_t = m_t (dh_t + dy_t),   dc̃_t = m_t dc_t           (§3, §7; dh_{T−1}, dc_{T−1} = dh_n, dc_n)
-        dh_{t−1} = (step t's dh_prev) + (1 − m_t) dh_t,  dc_{t−1} likewise    (§5, §7)
+        g_t = dh_t + m_t dy_t,   dc_t                   ∂L/∂h_t, ∂L/∂c_t (§3, §7; dh_{T−1}, dc_{T−1} = dh_n, dc_n)
+        dh̃_t = k_t g_t,   dc̃_t = k_t dc_t               each with its state's k_t (§7, §17)
+        dh_{t−1} = (step t's dh_prev) + (1 − k_t) g_t,   dc_{t−1} = (step t's dc_prev) + (1 − k_t) dc_t
         dW       = Σ_t (step t's dW)                                          (§3)
 
     ``dh_steps``, ``dc_steps`` (T, B, H), if given, receive ∂L/∂h_t and ∂L/∂c_t for every step,
     (h_t, c_t) taken as the two inputs of step t+1.
     """
-    steps, mask, reverse = check_cache(cache, ReferenceCache, "numpyrnn.cells.lstm.backward_reference")
+    steps, mask, reverse, zoneout = check_cache(cache, ReferenceCache, "numpyrnn.cells.lstm.backward_reference")
     T, (B, H), dtype = len(steps), steps[0].c.shape, steps[0].c.dtype
     xp = array_module(steps[0].c)
     check_grad_arg("dy", dy, (T, B, H), dtype, check)
@@ -233,19 +243,20 @@ def backward_reference(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_s
     dy = zeros_if_none(dy, (T, B, H), dtype, xp)   # None: the outputs did not reach the loss
     dh = zeros_if_none(dh_n, (B, H), dtype, xp)    # dh_{T−1} = dh_n (§3)
     dc = zeros_if_none(dc_n, (B, H), dtype, xp)    # dc_{T−1} = dc_n (§3)
+    delta_h, delta_c = (None, None) if zoneout is None else zoneout
     dx = xp.empty((T, B, steps[0].x_t.shape[1]), dtype)
     dparams = [None] * 4                         # Σ_t of dW_ih, dW_hh, db_ih, db_hh (§3)
     for t in reversed(time_steps(T, reverse)):   # the forward's steps, last first (§3)
-        dh_tilde = mask[t] * (dh + dy[t])        # dh̃_t = m_t (dh_t + dy_t) (§3, §7)
-        dc_tilde = mask[t] * dc                  # dc̃_t = m_t dc_t: c_t reaches only step t+1 (§5, §7)
-        if dh_steps is not None:                 # kept if asked: ∂L/∂h_t = dh_t + m_t dy_t (§3, §7)
-            dh_steps[t] = dh + mask[t] * dy[t]
-        if dc_steps is not None:                 # ∂L/∂c_t = dc_t, from step t+1 (§3)
+        g = dh + mask[t] * dy[t]                 # g_t = ∂L/∂h_t = dh_t + m_t dy_t (§3, §7)
+        if dh_steps is not None:                 # kept if asked
+            dh_steps[t] = g
+        if dc_steps is not None:                 # ∂L/∂c_t = dc_t: c_t reaches only step t+1 (§3, §5)
             dc_steps[t] = dc
-        dx[t], dh_prev, dc_prev, *dparams_t = step_backward(dh_tilde, dc_tilde, steps[t],
-                                                            check=False)   # through the step (§5)
-        dh = dh_prev + (1 - mask[t]) * dh        # dh_{t−1} = dh_prev + (1 − m_t) dh_t (§7)
-        dc = dc_prev + (1 - mask[t]) * dc        # dc_{t−1} = dc̃_t ⊙ f + (1 − m_t) dc_t (§5, §7)
+        k_h, k_c = new_share(mask[t], delta_h, t), new_share(mask[t], delta_c, t)   # k_t = m_t (1 − δ_t) (§17)
+        dx[t], dh_prev, dc_prev, *dparams_t = step_backward(k_h * g, k_c * dc, steps[t],
+                                                            check=False)   # through the step, from dh̃_t, dc̃_t (§5)
+        dh = dh_prev + (1 - k_h) * g             # dh_{t−1} = dh_prev + (1 − k_t) g_t (§7, §17)
+        dc = dc_prev + (1 - k_c) * dc            # dc_{t−1} = dc̃_t ⊙ f + (1 − k_t) dc_t (§5, §7, §17)
         dparams = [add_step(total, d) for total, d in zip(dparams, dparams_t)]   # dW += dW_t (§3)
     return (dx, dh, dc, *dparams)                # dh, dc are now ∂L/∂h0, ∂L/∂c0
 

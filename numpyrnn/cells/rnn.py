@@ -29,6 +29,11 @@ output.
 
 Recurrent dropout (derivations §16; ``h_mask``, one (B, H) mask per sequence): W_hh reads
 h_prev ⊙ mask, written h_in; backward, dh_prev = (da W_hh) ⊙ mask and dW_hh = da^T h_in.
+
+Zoneout (derivations §17; ``zoneout``, per step and unit): the loop, not the step, mixes h_t =
+k_t h̃_t + (1 − k_t) h_{t−1} with k_t = m_t (1 − δ_t); the step is untouched.  The loop is
+written once, here (:func:`loop_forward`, :func:`loop_backward`), and the GRU's reference runs
+it with its own step.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from ..backend import array_module
 from .builtin import BuiltInCell, module_loops
 from .common import (
     NONLINEARITIES, add_step, check_cache, check_cell_args, check_grad_arg, check_h_mask, check_nonlinearity,
-    fold_biases, real_steps, time_steps, zeros_if_none,
+    check_zoneout, fold_biases, new_share, real_steps, time_steps, zeros_if_none,
 )
 from .fast import rnn as fast
 
@@ -133,74 +138,105 @@ def step_backward(dh, cache, *, check=True):
 
 # --------------------------------------------------------------------------- a sequence: the reference
 #
-# The textbook loop over the two step functions above (derivations §3 and §7).  It is the
+# The textbook loop over the two step functions above (derivations §3, §7 and §17).  It is the
 # reference: forward and backward below are the definition that the fast path
-# (numpyrnn.cells.fast.rnn, exported here as forward and backward) is held to.
+# (numpyrnn.cells.fast.rnn, exported here as forward and backward) is held to.  The loop itself,
+# loop_forward and loop_backward, is written once, here, for every cell whose one state is h:
+# the GRU's reference loop (gru.py) is the same loop over the GRU's step.
 
 class ReferenceCache(NamedTuple):
     """What :func:`forward_reference` keeps for :func:`backward_reference`."""
     steps: list               # each step's StepCache, in time order
     mask: object              # (T, B, 1) m_t: 1 at real steps, 0 at padded ones
     reverse: bool
+    zoneout: tuple            # (δ of h,): None, the masks of every step (T, B, H), or the rate p; or None
 
     MADE_BY = "numpyrnn.cells.rnn.forward_reference"
 
 
 def forward_reference(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
                       nonlinearity="tanh", lengths=None, reverse=False, workspace=None, h_mask=None,
-                      check=True):
+                      zoneout=None, check=True):
     """RNN over a sequence x (T, B, I) from the initial state h0 (B, H): one
-    :func:`step_forward` per step.  Arguments and returns as :func:`forward` (``workspace`` is
-    accepted and ignored; ``check`` checks the arguments, not the steps again).
-    Returns (y, h_n, cache), y (T, B, H), h_n (B, H)::
-
-        h̃_t = φ(x_t W_ih^T + b_ih + h_{t−1} W_hh^T + b_hh)        (§4; h_{−1} = h0)
-        h_t  = m_t h̃_t + (1 − m_t) h_{t−1},   y_t = m_t h̃_t       (§7; m_t = 1 without lengths)
-    """
+    :func:`step_forward` per step, by :func:`loop_forward`.  Arguments and returns as
+    :func:`forward` (``workspace`` is accepted and ignored; ``check`` checks the arguments, not
+    the steps again).  Returns (y, h_n, cache), y (T, B, H), h_n (B, H)."""
     check_nonlinearity(nonlinearity)
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
                                  lengths=lengths, finite=check)
     check_h_mask(h_mask, (B, H), x.dtype, check)
-    xp = array_module(x)
-    mask = real_steps(lengths, T, B, x.dtype, xp)   # m_t (§7)
-    y = xp.empty((T, B, H), x.dtype)
-    steps = [None] * T                           # each step's cache, in time order
-    h = h0                                       # h_{−1} = h0 (§3)
-    for t in time_steps(T, reverse):             # t = 0, ..., T−1; reversed: T−1, ..., 0 (§8)
-        h_tilde, steps[t] = step_forward(x[t], h, weight_ih, weight_hh, bias_ih, bias_hh,
-                                         nonlinearity=nonlinearity, h_mask=h_mask, check=False)   # h̃_t = φ(a_t) (§4)
-        y[t] = mask[t] * h_tilde                 # y_t = m_t h̃_t (§7)
-        h = mask[t] * h_tilde + (1 - mask[t]) * h    # h_t = m_t h̃_t + (1 − m_t) h_{t−1} (§7)
-    return y, h, ReferenceCache(steps, mask, reverse)
+    zoneout = check_zoneout(zoneout, STATE_NAMES, (T, B, H), x.dtype, check)
+
+    def step(x_t, h_prev):                       # h̃_t = φ(x_t W_ih^T + b_ih + h_{t−1} W_hh^T + b_hh) (§4)
+        return step_forward(x_t, h_prev, weight_ih, weight_hh, bias_ih, bias_hh,
+                            nonlinearity=nonlinearity, h_mask=h_mask, check=False)
+
+    return loop_forward(step, x, h0, lengths, reverse, zoneout, ReferenceCache)
 
 
 def backward_reference(dy, dh_n, cache, *, check=True, dh_steps=None):
     """Backward of :func:`forward_reference`: one :func:`step_backward` per step, last step
-    first.  Arguments and returns as :func:`backward`: (dx, dh0, dweight_ih, dweight_hh,
-    dbias_ih, dbias_hh)::
+    first, by :func:`loop_backward`.  Arguments and returns as :func:`backward`: (dx, dh0,
+    dweight_ih, dweight_hh, dbias_ih, dbias_hh).  ``dh_steps`` (T, B, H), if given, receives
+    ∂L/∂h_t for every step."""
+    check_cache(cache, ReferenceCache, "numpyrnn.cells.rnn.backward_reference")
+    return loop_backward(step_backward, dy, dh_n, cache, check, dh_steps)
 
-        dh̃_t    = m_t (dh_t + dy_t)                        (§3, §7; dh_{T−1} = dh_n)
-        dh_{t−1} = (step t's dh_prev from dh̃_t) + (1 − m_t) dh_t       (§4, §7)
-        dW       = Σ_t (step t's dW)                                    (§3)
 
-    ``dh_steps`` (T, B, H), if given, receives ∂L/∂h_t for every step.
+def loop_forward(step, x, h0, lengths, reverse, zoneout, cache_type):
+    """The loop over time of a cell whose state is h alone, from h_{−1} = h0, with
+    ``step(x_t, h_{t−1})`` → (h̃_t, cache_t).  Returns (y, h_n, cache_type(steps, mask, reverse,
+    zoneout))::
+
+        h̃_t = step(x_t, h_{t−1})                                    (§3)
+        k_t = m_t (1 − δ_t)         the share of the new value: m_t without zoneout (§7, §17)
+        h_t = k_t h̃_t + (1 − k_t) h_{t−1},   y_t = m_t h_t          (§7, §17)
+
+    m_t is 1 at a sequence's real steps and 0 past its length (1 without lengths); δ_t is 1 where
+    zoneout keeps a unit's previous value (in training; the rate p at evaluation).
     """
-    steps, mask, reverse = check_cache(cache, ReferenceCache, "numpyrnn.cells.rnn.backward_reference")
-    T, (B, H), dtype = len(steps), steps[0].h.shape, steps[0].h.dtype
-    xp = array_module(steps[0].h)
+    T, B, _ = x.shape
+    xp = array_module(x)
+    mask = real_steps(lengths, T, B, x.dtype, xp)   # m_t (§7)
+    delta = None if zoneout is None else zoneout[0]   # δ_t of h (§17)
+    y = xp.empty((T, B, h0.shape[1]), x.dtype)
+    steps = [None] * T                           # each step's cache, in time order
+    h = h0                                       # h_{−1} = h0 (§3)
+    for t in time_steps(T, reverse):             # t = 0, ..., T−1; reversed: T−1, ..., 0 (§8)
+        h_tilde, steps[t] = step(x[t], h)        # h̃_t: the cell's step (§3)
+        k = new_share(mask[t], delta, t)         # k_t = m_t (1 − δ_t) (§7, §17)
+        h = k * h_tilde + (1 - k) * h            # h_t = k_t h̃_t + (1 − k_t) h_{t−1} (§7, §17)
+        y[t] = mask[t] * h                       # y_t = m_t h_t (§7)
+    return y, h, cache_type(steps, mask, reverse, zoneout)
+
+
+def loop_backward(step_backward, dy, dh_n, cache, check, dh_steps):
+    """Backward of :func:`loop_forward`, last step first, with the cell's ``step_backward``
+    (dh̃_t, step cache) → (dx_t, dh_prev, dW_ih, dW_hh, db_ih, db_hh)::
+
+        g_t      = dh_t + m_t dy_t      ∂L/∂h_t: from step t+1 and the output (§3, §7; dh_{T−1} = dh_n)
+        dh̃_t     = k_t g_t                                               (§7, §17)
+        dh_{t−1} = (step t's dh_prev from dh̃_t) + (1 − k_t) g_t         (§7, §17)
+        dW       = Σ_t (step t's dW)                                     (§3)
+    """
+    steps, mask, reverse, zoneout = cache
+    T, (B, H), dtype = len(steps), steps[0].h_prev.shape, steps[0].h_prev.dtype
+    xp = array_module(steps[0].h_prev)
     check_grad_arg("dy", dy, (T, B, H), dtype, check)
     check_grad_arg("dh_n", dh_n, (B, H), dtype, check)
     dy = zeros_if_none(dy, (T, B, H), dtype, xp)   # None: the outputs did not reach the loss
     dh = zeros_if_none(dh_n, (B, H), dtype, xp)    # dh_{T−1} = dh_n (§3)
+    delta = None if zoneout is None else zoneout[0]
     dx = xp.empty((T, B, steps[0].x_t.shape[1]), dtype)
     dparams = [None] * 4                         # Σ_t of dW_ih, dW_hh, db_ih, db_hh (§3)
     for t in reversed(time_steps(T, reverse)):   # the forward's steps, last first (§3)
-        dh_tilde = mask[t] * (dh + dy[t])        # dh̃_t = m_t (dh_t + dy_t) (§3, §7)
-        if dh_steps is not None:                 # kept if asked: ∂L/∂h_t = dh_t + m_t dy_t (§3, §7)
-            dh_steps[t] = dh + mask[t] * dy[t]
-        dx[t], dh_prev, *dparams_t = step_backward(dh_tilde, steps[t],
-                                                   check=False)   # through the step (§4)
-        dh = dh_prev + (1 - mask[t]) * dh        # dh_{t−1} = dh_prev + (1 − m_t) dh_t (§7)
+        g = dh + mask[t] * dy[t]                 # g_t = ∂L/∂h_t = dh_t + m_t dy_t (§3, §7)
+        if dh_steps is not None:                 # kept if asked
+            dh_steps[t] = g
+        k = new_share(mask[t], delta, t)         # k_t = m_t (1 − δ_t) (§7, §17)
+        dx[t], dh_prev, *dparams_t = step_backward(k * g, steps[t],
+                                                   check=False)   # through the step, from dh̃_t = k_t g_t
+        dh = dh_prev + (1 - k) * g               # dh_{t−1} = dh_prev + (1 − k_t) g_t (§7, §17)
         dparams = [add_step(total, d) for total, d in zip(dparams, dparams_t)]   # dW += dW_t (§3)
     return (dx, dh, *dparams)                    # dh is now dh_{−1} = ∂L/∂h0
 
@@ -213,8 +249,9 @@ forward, backward = fast.forward, fast.backward
 
 
 def gate_activations(cache):
-    """What a sequence forward (either path) computed, (T, B, H) in time order: the states h (an
-    RNN has no gates); 0 at padded steps."""
+    """What a sequence forward (either path) computed, (T, B, H) in time order: h̃_t = φ(a_t), the
+    states (an RNN has no gates; with zoneout, the new values before it mixes them); 0 at padded
+    steps."""
     if isinstance(cache, ReferenceCache):
         return {"h": array_module(cache.mask).stack([s.h for s in cache.steps]) * cache.mask}
     return fast.gate_activations(cache)

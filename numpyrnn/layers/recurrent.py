@@ -12,7 +12,7 @@ time-major unless ``batch_first``, output (T, B, D·H), final states (L·D, B, H
 
 ``impl`` chooses how each (layer, direction) runs its cell over the sequence: ``"fast"`` (the
 default), the cell's fast path where it has one; ``"reference"``, its textbook loop over the step
-functions (the per-cell loops of rnn.py, lstm.py and gru.py); ``"generic"``, the loop written
+functions (rnn.py's loop, which gru.py runs too, and lstm.py's); ``"generic"``, the loop written
 once for any cell (:mod:`numpyrnn.cells.generic`).  A cell of your own has no fast path and no
 loop of its own: it runs on the generic loop, whatever ``impl`` says (``repr`` says so).  All
 compute the same functions (to rounding); the fast path is several times faster.
@@ -156,8 +156,8 @@ class Recurrent(Module):
             if state not in allowed:
                 raise ValueError(f"zoneout{'_c' if state == 'c' else ''}: the cell {name!r} does not let its state "
                                  f"{state} be zoned out (its zoneout_states: {', '.join(allowed) or 'none'})")
-        if rates and cell.sequence(impl).kind != "generic":
-            raise ValueError(f"zoneout: the {name} cell's {impl} loop does not take it yet; impl='generic' "
+        if rates and "zoneout" not in cell.sequence(impl).takes:
+            raise ValueError(f"zoneout: the {name} cell's {impl} loop does not take it; impl='generic' "
                              "runs the same steps on the generic loop, which does (derivations §17)")
 
     def _check_recurrent_dropout(self, impl):

@@ -52,6 +52,13 @@ The same equations (docs/derivations.md §6, §7), rearranged so:
    kept: the weight gradients (and, reset before, the r factors) multiply the kept states by the
    mask after the loop or per block.  The NumPy bodies run then, on CuPy too: the fused kernels
    do not take a mask.
+11. **Zoneout** (``zoneout``, derivations §17) mixes outside the body, so the fused kernels
+   serve too: the body writes h̃_t into the state's slot, then h_t = k_t h̃_t + (1 − k_t) h_{t−1},
+   k_t = m_t (1 − δ_t), in place (the backward reads h_{t−1}, the gates and m or r ⊙ h, never
+   h̃_t), which also carries each sequence's padding.  Backward, the factors that multiply dh
+   (all but the reset before's F_r, which multiplies d(r ⊙ h)) are multiplied by k_t with their
+   block, z among them (trick 7's way with m_t), and dh_{t−1} gains (1 − k_t) g_t after the
+   body: two (B, H) products a step each way.
 """
 
 from __future__ import annotations
@@ -62,9 +69,9 @@ from typing import NamedTuple
 from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg, check_h_mask,
-    final_state, in_block, input_gradient, length_mask, masked_output_grad, must_carry, outputs,
-    padding, scratch, states_in_time_order, step_major_input_terms, step_views, weight_gradients,
-    zeros_if_none,
+    check_zoneout, final_state, in_block, input_gradient, length_mask, masked_output_grad, must_carry, new_shares,
+    outputs, padding, scratch, states_in_time_order, step_major_input_terms, step_views, weight_gradients,
+    zeros_if_none, zone,
 )
 from . import fused
 
@@ -87,6 +94,7 @@ class FastCache(NamedTuple):
     reset_after: bool
     workspace: object
     h_mask: object            # (B, H) recurrent dropout's mask, or None
+    shares: list              # with zoneout: [(k, 1 − k)] for h (common.new_shares); else None
 
     MADE_BY = "numpyrnn.cells.gru.forward (the fast path)"
 
@@ -172,7 +180,7 @@ def _forward_before(w_hh_t, w_hn_t, recurrent, tmp, rh, h_prev, a, h, h_in=None)
 
 
 def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True,
-            lengths=None, reverse=False, workspace=None, h_mask=None, check=True):
+            lengths=None, reverse=False, workspace=None, h_mask=None, zoneout=None, check=True):
     """GRU over a sequence x (T, B, I) from the initial state h0 (B, H).
 
     ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
@@ -180,8 +188,9 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
     ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
     forward through the same workspace overwrites what this one cached.  ``h_mask`` (B, H):
     recurrent dropout's mask on the h that the r, z and n products read, never on the carry
-    z ⊙ h_{t−1} (derivations §16), None for none.  ``check=False`` skips the NaN/Inf check of
-    the arrays, for a caller that computed or checked them itself (a layer).
+    z ⊙ h_{t−1} (derivations §16), None for none.  ``zoneout``: (δ of h,), the masks of every
+    step (T, B, H) or the rate p (derivations §17), or None for none.  ``check=False`` skips the
+    NaN/Inf check of the arrays, for a caller that computed or checked them itself (a layer).
 
     Returns (y, h_n, cache): y (T, B, H) the hidden state at each step (a read-only view into
     the cache when there are no lengths), h_n (B, H) the final state.
@@ -189,6 +198,7 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
     T, B, I, H = check_cell_args(x, {"h0": h0}, weight_ih, weight_hh, bias_ih, bias_hh, GATES,
                                  lengths=lengths, finite=check)
     check_h_mask(h_mask, (B, H), x.dtype, check)
+    zoneout = check_zoneout(zoneout, ("h",), (T, B, H), x.dtype, check)
     xp = array_module(x)
     # with recurrent dropout the NumPy bodies, which take the masked h (trick 10)
     choose = fused.choose if h_mask is None else (lambda xp, body, name: body)
@@ -213,20 +223,25 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_af
         body = choose(xp, _forward_before, "gru_forward_before")
         step = functools.partial(body, w_hh_t[:2], w_hh_t[2], recurrent, tmp)
     mask = length_mask(lengths, T, x.dtype, xp)
-    padded = padding(mask, must_carry(reverse, True))                     # trick 7
+    shares = new_shares(zoneout, mask, T, x.dtype, xp)                         # trick 11
+    padded = padding(mask, shares is None and must_carry(reverse, True))  # trick 7
+    k, rest = (None, None) if shares is None else shares[0] or (None, None)
+    mixed = None if k is None else scratch(workspace, "zone", (B, H), x.dtype, xp)
     h_news, h_prevs = states_in_time_order(hs, reverse)
     dropped = None if h_mask is None else scratch(workspace, "dropped", (B, H), x.dtype, xp)
-    for kept, h_prev, a_t, h, padded_t in step_views(reverse, ms if reset_after else rhs, h_prevs,
-                                                      gates, h_news, padded):
+    for kept, h_prev, a_t, h, padded_t, k_t, rest_t in step_views(reverse, ms if reset_after else rhs, h_prevs,
+                                                                   gates, h_news, padded, k, rest):
         if dropped is None:
             step(kept, h_prev, a_t, h)
         else:                                    # the products read h_{t−1} ⊙ mask (trick 10)
             step(kept, h_prev, a_t, h, h_in=xp.multiply(h_prev, h_mask, out=dropped))
         if padded_t is not None:                 # past a sequence's end its state carries over
             carry_over(h, h_prev, padded_t)
+        if k_t is not None:                      # zoneout: h_t = k_t h̃_t + (1 − k_t) h_{t−1} (trick 11)
+            zone(h, h, h_prev, k_t, rest_t, mixed)
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None, gates, ms,
-                      rhs, hs, mask, reverse, reset_after, workspace, h_mask)
+                      rhs, hs, mask, reverse, reset_after, workspace, h_mask, shares)
     return y, final_state(hs, reverse, lengths), cache
 
 
@@ -238,7 +253,7 @@ def gate_activations(cache):
     return out if cache.mask is None else {k: v * cache.mask for k, v in out.items()}
 
 
-def _factors_after(gates, ms, h_prevs, mask, f):
+def _factors_after(gates, ms, h_prevs, mask, f, share=None):
     """Reset after: for a block of steps, what the backward multiplies by dh (trick 6).  gates
     (K, 3, B, H); ms, h_prevs (K, B, H); writes f (K, 5, B, H), per step
     [F_n, F_r, F_z, F_m, z]:
@@ -251,7 +266,9 @@ def _factors_after(gates, ms, h_prevs, mask, f):
 
     where σ' = s (1 − s).  All five multiply dh alone, so the loop does it in one operation; the
     first four are the step's row of ``d`` (its columns [n | r | z | m]).  At padded steps (mask
-    0) the first four are zero and the last is 1, so dh passes through (trick 7).
+    0) the first four are zero and the last is 1, so dh passes through (trick 7).  ``share``
+    (zoneout's k_t, trick 11; the mask is None then): all five times k_t, since the step
+    receives dh̃_t = k_t g_t.
     """
     xp = array_module(gates)
     r, z, n = gates.transpose(1, 0, 2, 3)
@@ -270,9 +287,11 @@ def _factors_after(gates, ms, h_prevs, mask, f):
     if mask is not None:
         f[:, :4] *= mask[:, None]
         xp.copyto(update, 1, where=(mask == 0))
+    if share is not None:
+        f *= share[:, None]
 
 
-def _factors_before(gates, h_prevs, mask, f, update, h_ins):
+def _factors_before(gates, h_prevs, mask, f, update, h_ins, share=None):
     """Reset before: for a block of steps, what the backward multiplies by dh, or by d(r ⊙ h)
     for r (trick 6).  gates, f: (K, 3, B, H); the rest (K, B, H).  Writes f = [F_r, F_z, F_n]:
 
@@ -281,7 +300,9 @@ def _factors_before(gates, h_prevs, mask, f, update, h_ins):
         F_n = (1 − z)(1 − n²)             da_n = dh ⊙ F_n
 
     where σ' = s (1 − s).  At padded steps (mask 0) they are zero and ``update`` is 1, so dh
-    passes through (dh_prev ← dh ⊙ z) (trick 7).
+    passes through (dh_prev ← dh ⊙ z) (trick 7).  ``share`` (zoneout's k_t, trick 11; the mask
+    is None then): F_z, F_n and ``update`` = z k_t, the factors of dh, times k_t, since the step
+    receives dh̃_t = k_t g_t (F_r multiplies d(r ⊙ h), which da_n already scaled).
     """
     xp = array_module(gates)
     r, z, n = gates.transpose(1, 0, 2, 3)
@@ -297,6 +318,9 @@ def _factors_before(gates, h_prevs, mask, f, update, h_ins):
         f *= mask[:, None]
         xp.copyto(update, z)
         xp.copyto(update, 1, where=(mask == 0))
+    if share is not None:
+        f[:, 1:] *= share[:, None]
+        xp.multiply(z, share, out=update)
 
 
 def _backward_after(weight_hh, tmp, rows, dah_t, dy_t, factors, dh, dh_prev, h_mask=None):
@@ -358,7 +382,7 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     output and from the later steps.  Returns (dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, ms, rhs, hs, mask, reverse,
-     reset_after, workspace, h_mask) = check_cache(cache, FastCache, "numpyrnn.cells.gru.backward")
+     reset_after, workspace, h_mask, shares) = check_cache(cache, FastCache, "numpyrnn.cells.gru.backward")
     # with recurrent dropout the NumPy bodies, which take the mask (trick 10)
     choose = fused.choose if h_mask is None else (lambda xp, body, name: functools.partial(body, h_mask=h_mask))
     xp = array_module(x)
@@ -367,7 +391,8 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
     check_grad_arg("dh_n", dh_n, (B, H), x.dtype, check)
     dy = masked_output_grad(dy, mask, workspace)                              # trick 7
     # the mask for the factors, where the padding must be carried through (common.must_carry)
-    masks = mask if mask is not None and must_carry(reverse, True, dh_n) else None
+    masks = mask if mask is not None and shares is None and must_carry(reverse, True, dh_n) else None
+    k, rest = (None, None) if shares is None else shares[0] or (None, None)   # zoneout's k_t, 1 − k_t (trick 11)
     _, h_prevs = states_in_time_order(hs, reverse)
     h_read = h_prevs if h_mask is None else h_prevs * h_mask     # what the products read (trick 10)
     slots = 5 if reset_after else 3              # (B, H) factors per step
@@ -387,10 +412,10 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
                                  weight_hh, tmp)                                 # trick 9
         per_step = (d.reshape(T, B, 4, H).transpose(0, 2, 1, 3), dah, dy)
 
-        def block_factors(block, k):
+        def block_factors(block, n):
             _factors_after(gates[block], ms[block], h_prevs[block],
-                           None if masks is None else masks[block], factors[:k])
-            return (factors[:k],)
+                           None if masks is None else masks[block], factors[:n], *in_block(block, k))
+            return (factors[:n],)
     else:
         # The gradients of each step's input term [da_r | da_z | da_n], row layout (T, B, 3H)
         # for the products (trick 2), and the same memory gate-major, (T, 3, B, H), for the
@@ -399,21 +424,24 @@ def backward(dy, dh_n, cache, *, check=True, dh_steps=None):
         step = functools.partial(choose(xp, _backward_before, "gru_backward_before"),
                                  weight_hh[2 * H:], weight_hh[:2 * H], tmp, xp.empty((B, H), x.dtype))
         per_step = (dax.reshape(T, B, 3, H).transpose(0, 2, 1, 3), dax[..., :2 * H], dy, gates[:, 0])
-        update = None if masks is None else scratch(workspace, "update", (K, B, H), x.dtype, xp)
+        own_update = masks is not None or k is not None       # z, 1 where padded; or z k_t
+        update = scratch(workspace, "update", (K, B, H), x.dtype, xp) if own_update else None
 
-        def block_factors(block, k):
+        def block_factors(block, n):
             _factors_before(gates[block], h_prevs[block], None if masks is None else masks[block],
-                            factors[:k], None if masks is None else update[:k], h_read[block])
-            return (gates[block, 1] if masks is None else update[:k], factors[:k])   # z (1 where padded)
+                            factors[:n], update[:n] if own_update else None, h_read[block], *in_block(block, k))
+            return (update[:n] if own_update else gates[block, 1], factors[:n])
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
-    dh_prev = xp.empty_like(dh)
+    dh_prev, carried = xp.empty_like(dh), xp.empty_like(dh)
     for block in chunks:
         in_this_block = block_factors(block, block.stop - block.start)
-        for *views, dh_t in step_views(not reverse, *in_block(block, *per_step), *in_this_block,
-                                       *in_block(block, dh_steps)):
+        for *views, dh_t, rest_t in step_views(not reverse, *in_block(block, *per_step), *in_this_block,
+                                               *in_block(block, dh_steps, rest)):
             step(*views, dh, dh_prev)
             if dh_t is not None:
-                xp.copyto(dh_t, dh)              # ∂L/∂h_t = dh_t + m_t dy_t
+                xp.copyto(dh_t, dh)              # ∂L/∂h_t = g_t = dh_t + m_t dy_t
+            if rest_t is not None:               # zoneout: dh_{t−1} += (1 − k_t) g_t (trick 11)
+                dh_prev += xp.multiply(rest_t, dh, out=carried)
             dh, dh_prev = dh_prev, dh            # (a padded step passed dh through: z = 1, da = 0)
     if reset_after:
         # d's first 3H columns are the input term's, rows [n, r, z]: back to [r, z, n]

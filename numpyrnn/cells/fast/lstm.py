@@ -47,6 +47,13 @@ The same equations (docs/derivations.md §5, §7), rearranged so:
    way, outside the body: h_{t−1} ⊙ mask into a scratch buffer before the recurrent product,
    and dh_{t−1} ⊙ mask after it.  Nothing more is kept: dW_hh = Σ_t da_t^T (h_{t−1} ⊙ mask)
    multiplies the kept states by the mask once after the loop, a (T, B, H) temporary.
+11. **Zoneout** (``zoneout``, derivations §17; a rate for h and one for c) mixes outside the
+   body, so the fused kernels serve too: the body writes c̃_t and h̃_t into the states' slots,
+   then each is mixed in place, s_t = k_t s̃_t + (1 − k_t) s_{t−1}, k_t = m_t (1 − δ_t) (the
+   backward reads c_{t−1}, the gates and tanh(c̃_t), never c̃_t or h̃_t), which also carries
+   each sequence's padding.  Backward, the step receives dh̃_t = k^h_t g_t and dc̃_t = k^c_t dc_t:
+   the factors of dh (da_o's and ``to_c``) are multiplied by k^h_t with their block, dc by k^c_t
+   before the body, and after it dc_{t−1} gains (1 − k^c_t) dc_t and dh_{t−1} (1 − k^h_t) g_t.
 """
 
 from __future__ import annotations
@@ -56,9 +63,9 @@ from typing import NamedTuple
 from ...backend import array_module
 from ..common import (
     backward_chunks, bias_gradient, carry_over, check_cache, check_cell_args, check_grad_arg, check_h_mask,
-    final_state, fold_biases, in_block, input_gradient, length_mask, masked_output_grad, must_carry,
-    outputs, padding, scratch, states_in_time_order, step_major_input_terms, step_views,
-    weight_gradients, zeros_if_none,
+    check_zoneout, final_state, fold_biases, in_block, input_gradient, length_mask, masked_output_grad, must_carry,
+    new_shares, outputs, padding, scratch, states_in_time_order, step_major_input_terms, step_views,
+    weight_gradients, zeros_if_none, zone,
 )
 from . import fused
 
@@ -83,6 +90,7 @@ class FastCache(NamedTuple):
     reverse: bool
     workspace: object
     h_mask: object            # (B, H) recurrent dropout's mask, or None
+    shares: list              # with zoneout: [(k, 1 − k) for h, for c] (common.new_shares); else None
 
     MADE_BY = "numpyrnn.cells.lstm.forward (the fast path)"
 
@@ -138,7 +146,7 @@ def _forward_body(recurrent, c_prev, a, c, tanh_c, h):
 
 
 def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, lengths=None,
-            reverse=False, workspace=None, h_mask=None, check=True):
+            reverse=False, workspace=None, h_mask=None, zoneout=None, check=True):
     """LSTM over a sequence x (T, B, I) from the initial state h0, c0 (B, H).
 
     ``lengths`` (B,) gives each sequence's true length: later steps leave the state unchanged
@@ -146,8 +154,9 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     ``workspace`` (a :class:`~numpyrnn.cells.common.Workspace`) lends the buffers; the next
     forward through the same workspace overwrites what this one cached.  ``h_mask`` (B, H):
     recurrent dropout's mask on the h that W_hh reads (derivations §16), None for none.
-    ``check=False`` skips the NaN/Inf check of the arrays, for a caller that computed or checked
-    them itself (a layer).
+    ``zoneout``: (δ of h, δ of c), each None, the masks of every step (T, B, H) or the rate p
+    (derivations §17), or None for none.  ``check=False`` skips the NaN/Inf check of the arrays,
+    for a caller that computed or checked them itself (a layer).
 
     Returns (y, h_n, c_n, cache): y (T, B, H) the hidden state at each step (a read-only view
     into the cache when there are no lengths), h_n and c_n (B, H) the final state.
@@ -155,6 +164,7 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     T, B, I, H = check_cell_args(x, {"h0": h0, "c0": c0}, weight_ih, weight_hh, bias_ih,
                                  bias_hh, GATES, lengths=lengths, finite=check)
     check_h_mask(h_mask, (B, H), x.dtype, check)
+    zoneout = check_zoneout(zoneout, ("h", "c"), (T, B, H), x.dtype, check)
     xp = array_module(x)
     w_ih_t, w_hh_t, bias = _forward_weights(weight_ih, weight_hh, fold_biases(bias_ih, bias_hh))
     gates = step_major_input_terms(x, w_ih_t, bias, workspace,            # tricks 1, 3: (T, 4, B, H)
@@ -166,34 +176,43 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, leng
     hs[start], cs[start] = h0, c0
     recurrent = scratch(workspace, "recurrent", (4, B, H), x.dtype, xp)  # trick 4
     mask = length_mask(lengths, T, x.dtype, xp)
-    padded = padding(mask, must_carry(reverse, True))                     # trick 7
+    shares = new_shares(zoneout, mask, T, x.dtype, xp)                         # trick 11
+    padded = padding(mask, shares is None and must_carry(reverse, True))  # trick 7
+    (k_h, rest_h), (k_c, rest_c) = [(None, None)] * 2 if shares is None else [s or (None, None) for s in shares]
+    mixed = None if shares is None else scratch(workspace, "zone", (B, H), x.dtype, xp)
     step = fused.choose(xp, _forward_body, "lstm_forward")                 # trick 9
     h_news, h_prevs = states_in_time_order(hs, reverse)
     c_news, c_prevs = states_in_time_order(cs, reverse)
     dropped = None if h_mask is None else scratch(workspace, "dropped", (B, H), x.dtype, xp)
-    for a_t, h_prev, c_prev, h, c, tanh_c, padded_t in step_views(
-            reverse, gates, h_prevs, c_prevs, h_news, c_news, tanh_cs, padded):
+    for a_t, h_prev, c_prev, h, c, tanh_c, padded_t, k_h_t, rest_h_t, k_c_t, rest_c_t in step_views(
+            reverse, gates, h_prevs, c_prevs, h_news, c_news, tanh_cs, padded, k_h, rest_h, k_c, rest_c):
         xp.matmul(h_prev if dropped is None else xp.multiply(h_prev, h_mask, out=dropped),
                   w_hh_t, out=recurrent)         # h_{t−1} W_hh^T (h_{t−1} ⊙ mask: trick 10), all four gates
         step(recurrent, c_prev, a_t, c, tanh_c, h)
         if padded_t is not None:                 # past a sequence's end its state carries over
             carry_over(h, h_prev, padded_t)
             carry_over(c, c_prev, padded_t)
+        if shares is not None:                   # zoneout: s_t = k_t s̃_t + (1 − k_t) s_{t−1} (trick 11)
+            zone(h, h, h_prev, k_h_t, rest_h_t, mixed)
+            zone(c, c, c_prev, k_c_t, rest_c_t, mixed)
     y = outputs(hs, mask, reverse)
     cache = FastCache(x, weight_ih, weight_hh, bias_ih is not None, bias_hh is not None,
-                      gates, hs, cs, tanh_cs, mask, reverse, workspace, h_mask)
+                      gates, hs, cs, tanh_cs, mask, reverse, workspace, h_mask, shares)
     return y, final_state(hs, reverse, lengths), final_state(cs, reverse, lengths), cache
 
 
 def gate_activations(cache):
     """The gates :func:`forward` computed, by name, each (T, B, H) in time order: i, f, g, o, and
-    the cell state c; 0 at padded steps."""
+    the cell state c (with zoneout, the new value c̃_t before it mixes it in); 0 at padded steps."""
     o, i, f, g = cache.gates.transpose(1, 0, 2, 3)
-    out = {"i": i, "f": f, "g": g, "o": o, "c": states_in_time_order(cache.cs, cache.reverse)[0]}
+    c_prev, c = states_in_time_order(cache.cs, cache.reverse)[::-1]
+    if cache.shares is not None:                 # the new value c̃_t = f ⊙ c_{t−1} + i ⊙ g, before zoneout
+        c = f * c_prev + i * g
+    out = {"i": i, "f": f, "g": g, "o": o, "c": c}
     return out if cache.mask is None else {k: v * cache.mask for k, v in out.items()}
 
 
-def _factors(gates, tanh_c, c_prev, mask, da, to_c, forget):
+def _factors(gates, tanh_c, c_prev, mask, da, to_c, forget, share_h=None):
     """For a block of steps, what the backward multiplies by dh and dc (trick 6).  gates, da:
     (K, 4, B, H); the rest (K, B, H).  Writes:
 
@@ -201,7 +220,8 @@ def _factors(gates, tanh_c, c_prev, mask, da, to_c, forget):
         to_c = o ⊙ (1 − tanh²(c))                                  (dc ← dc + dh ⊙ to_c)
 
     where σ' = s (1 − s) of the gate's output s.  At padded steps (mask 0) all of them are zero
-    and ``forget`` is 1, so dc passes through unchanged (trick 7).
+    and ``forget`` is 1, so dc passes through unchanged (trick 7).  ``share_h`` (zoneout's k_t of
+    h, trick 11; the mask is None then): da_o's factor and to_c, the factors of dh, times k_t.
     """
     xp = array_module(gates)
     o, i, f, g = gates.transpose(1, 0, 2, 3)
@@ -223,6 +243,9 @@ def _factors(gates, tanh_c, c_prev, mask, da, to_c, forget):
         to_c *= mask
         xp.copyto(forget, f)
         xp.copyto(forget, 1, where=(mask == 0))
+    if share_h is not None:
+        da_o *= share_h
+        to_c *= share_h
 
 
 def _backward_body(dy_t, to_c, forget, factors, dh, dc, rows, tmp):
@@ -249,14 +272,15 @@ def backward(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None)
     and the later steps, c_t's from the later steps.  Returns (dx, dh0, dc0, dweight_ih, dweight_hh, dbias_ih, dbias_hh).
     """
     (x, weight_ih, weight_hh, has_bias_ih, has_bias_hh, gates, hs, cs, tanh_cs, mask, reverse,
-     workspace, h_mask) = check_cache(cache, FastCache, "numpyrnn.cells.lstm.backward")
+     workspace, h_mask, shares) = check_cache(cache, FastCache, "numpyrnn.cells.lstm.backward")
     xp = array_module(x)
     T, B, H = tanh_cs.shape
     check_grad_arg("dy", dy, (T, B, H), x.dtype, check)
     check_grad_arg("dh_n", dh_n, (B, H), x.dtype, check)
     check_grad_arg("dc_n", dc_n, (B, H), x.dtype, check)
     dy = masked_output_grad(dy, mask, workspace)                              # trick 7
-    carry = mask is not None and must_carry(reverse, True, dh_n, dc_n)
+    carry = mask is not None and shares is None and must_carry(reverse, True, dh_n, dc_n)
+    (k_h, rest_h), (k_c, rest_c) = [(None, None)] * 2 if shares is None else [s or (None, None) for s in shares]
     padded = padding(mask, carry)
     _, c_prevs = states_in_time_order(cs, reverse)
     w_hh = _internal_rows(weight_hh)             # (4H, H): true (not halved) weights, [o, i, f, g]
@@ -272,25 +296,34 @@ def backward(dy, dh_n, dc_n, cache, *, check=True, dh_steps=None, dc_steps=None)
     dh = zeros_if_none(dh_n, (B, H), x.dtype, xp).copy()
     dc = zeros_if_none(dc_n, (B, H), x.dtype, xp).copy()
     dh_prev, tmp = xp.empty_like(dh), xp.empty_like(dh)
+    carried_h, carried_c = xp.empty_like(dh), xp.empty_like(dh)
     step = fused.choose(xp, _backward_body, "lstm_backward")               # trick 9
     for block in chunks:
         n = block.stop - block.start
         _factors(gates[block], tanh_cs[block], c_prevs[block],
-                 mask[block] if carry else None, factors[:n], to_c[:n], forget[:n] if carry else None)
+                 mask[block] if carry else None, factors[:n], to_c[:n], forget[:n] if carry else None,
+                 *in_block(block, k_h))
         forgets = forget[:n] if carry else gates[block, 2]          # f, or 1 at padded steps
-        for dy_t, da_t, rows, padded_t, dh_t, dc_t, to_c_t, forget_t, factors_t in step_views(
-                not reverse, *in_block(block, dy, da, da_rows, padded, dh_steps, dc_steps),
-                to_c[:n], forgets, factors[:n]):
+        for (dy_t, da_t, rows, padded_t, dh_t, dc_t, rest_h_t, k_c_t, rest_c_t, to_c_t, forget_t,
+             factors_t) in step_views(not reverse, *in_block(block, dy, da, da_rows, padded, dh_steps, dc_steps,
+                                                              rest_h, k_c, rest_c), to_c[:n], forgets, factors[:n]):
             if dc_t is not None:
                 xp.copyto(dc_t, dc)              # ∂L/∂c_t: what step t+1 handed back
+            if k_c_t is not None:                # zoneout: the step receives dc̃_t = k_t dc_t (trick 11)
+                xp.multiply(rest_c_t, dc, out=carried_c)
+                dc *= k_c_t
             step(dy_t, to_c_t, forget_t, factors_t, dh, dc, rows, tmp)
+            if k_c_t is not None:
+                dc += carried_c                  # dc_{t−1} = dc̃_t ⊙ f + (1 − k_t) dc_t
             if dh_t is not None:
-                xp.copyto(dh_t, dh)              # ∂L/∂h_t = dh_t + m_t dy_t
+                xp.copyto(dh_t, dh)              # ∂L/∂h_t = g_t = dh_t + m_t dy_t
             xp.matmul(da_t, w_hh, out=dh_prev)   # dh_{t−1} = da_t W_hh
             if h_mask is not None:
                 dh_prev *= h_mask                # ⊙ mask: recurrent dropout (trick 10)
             if padded_t is not None:             # a padded step passes dh through unchanged
                 carry_over(dh_prev, dh, padded_t)
+            if rest_h_t is not None:             # zoneout: dh_{t−1} += (1 − k_t) g_t (trick 11)
+                dh_prev += xp.multiply(rest_h_t, dh, out=carried_h)
             dh, dh_prev = dh_prev, dh
     _, h_prevs = states_in_time_order(hs, reverse)
     dx = input_gradient(da, _internal_rows(weight_ih))               # dx_t = da_t W_ih, all steps at once
