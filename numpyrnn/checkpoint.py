@@ -210,7 +210,32 @@ def read(path):
     while version < FORMAT_VERSION:              # an older file: brought up to date step by step
         arrays = UPGRADES[version](arrays)
         version += 1
-    return arrays
+    return _as_written_today(arrays, path)
+
+
+def _as_written_today(arrays, path):
+    """What an older training checkpoint holds, in today's terms: the one place a saved run is
+    migrated when read (after the format's own UPGRADES).  Its task's config without the options
+    that do not apply (:func:`numpyrnn.tasks.upgrade_config`: runs on real data once recorded
+    the generated data's sizes), and its settings whole (:func:`numpyrnn.settings.saved`: a run
+    written before settings were saved has them read from its model's config, optimizer, batch
+    size, seed and schedule), with ``settings_recorded``, the fields the file itself held."""
+    if "trainer" not in arrays:
+        return arrays
+    from .settings import saved
+    from .tasks import upgrade_config
+
+    state = from_json_array(arrays["trainer"])
+    if not isinstance(state, dict) or "task" not in state:
+        raise CheckpointError(f"{path}: its trainer state is not a numpyrnn run's")
+    state["task"] = upgrade_config(state["task"])
+    if "settings_recorded" not in state:
+        try:
+            settings, recorded = saved(state, config_of(arrays, path))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: its run's settings cannot be read: {exc}") from exc
+        state["settings"], state["settings_recorded"] = settings.to_dict(), list(recorded)
+    return {**arrays, "trainer": to_json_array(state)}
 
 
 def params_of(arrays):
@@ -233,17 +258,18 @@ def config_of(arrays, path="checkpoint"):
 
 def _what_it_computes(config, init_only):
     """``config`` without what does not change the model: the cell's options that only shape the
-    initial weights (a cell's ``init_options``), in the cell's config or beside it.  A textbook
-    cell recorded by name is written out by its options, so that the same cell recorded either
-    way compares equal."""
+    initial weights (a cell's ``init_options``), in the cell's config or beside it.  A cell
+    recorded by name is written out by its options (:func:`numpyrnn.cells.from_record`), so
+    that the same cell recorded either way compares equal."""
     config = {k: v for k, v in config.items() if k not in init_only}
     cell = config.get("cell")
-    if isinstance(cell, str) and cell in ("rnn", "lstm", "gru"):
-        from .cells import get
+    if isinstance(cell, str):
+        from .cells import CellError, from_record
 
-        options = {"rnn": {"nonlinearity": config.get("nonlinearity", "tanh")},
-                   "gru": {"reset_after": config.get("reset_after", True)}}.get(cell, {})
-        cell = get(cell, **options).config()
+        try:
+            cell = from_record(cell, **{k: config[k] for k in ("nonlinearity", "reset_after") if k in config}).config()
+        except (CellError, TypeError, ValueError):
+            pass                                 # not a cell known here: compared by name
     if isinstance(cell, dict) and isinstance(cell.get("options"), dict):
         options = {k: v for k, v in cell["options"].items() if k not in init_only}
         config = {**config, "cell": {**cell, "options": options}}

@@ -38,31 +38,21 @@ from .layers.linear import as_indices
 from .layers.pooling import check_pooling, pool_backward, pool_forward
 from .validation import as_float_array, as_lengths, check_int, check_probability
 
-#: the layer class of each textbook cell, which a model of that cell uses (with its fast path)
-TEXTBOOK_LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-
-
 def cell_setting(cell, nonlinearity="tanh", reset_after=True):
     """What a model records of its cell, and the cell: ``(config value, nonlinearity,
-    reset_after, Cell)``.  A textbook cell with biases is recorded by name, its options in
-    ``nonlinearity`` and ``reset_after`` (the config older checkpoints hold); any other cell by
-    its config, ``{"name": ..., "options": {...}}``."""
-    if isinstance(cell, str) and cell in TEXTBOOK_LAYERS:
-        options = {"rnn": {"nonlinearity": nonlinearity}, "gru": {"reset_after": reset_after}}.get(cell, {})
-        return cell, nonlinearity, reset_after, cells.get(cell, **options)
+    reset_after, Cell)``.  The config value is the cell's record (:meth:`Cell.record`: the
+    three textbook cells by name, their options in ``nonlinearity`` and ``reset_after``, which
+    every config keeps; any other cell by its config, ``{"name": ..., "options": {...}}``).  A
+    name is made with the model's ``nonlinearity`` and ``reset_after`` where the cell takes them
+    (:func:`numpyrnn.cells.from_record`)."""
+    if isinstance(cell, str):
+        cell = cells.from_record(cell, nonlinearity=nonlinearity, reset_after=reset_after)
     cell = cells.resolve(cell)
-    if legacy_cell(cell):
-        options = cell.function_options()
-        return (cell.name, options.get("nonlinearity", nonlinearity), options.get("reset_after", reset_after),
-                cell)
-    return cell.config(), nonlinearity, reset_after, cell
-
-
-def legacy_cell(cell) -> bool:
-    """Whether a model records ``cell`` as older models did, by name: one of the three textbook
-    cells with every option at its default but ``nonlinearity`` and ``reset_after``."""
-    return (cell.name in TEXTBOOK_LAYERS and type(cell) is cells.lookup(cell.name)
-            and cell == type(cell)(**cell.function_options()))
+    record = cell.record()
+    if isinstance(record, str):                      # by name: its options beside it
+        nonlinearity = cell.options.get("nonlinearity", nonlinearity)
+        reset_after = cell.options.get("reset_after", reset_after)
+    return record, nonlinearity, reset_after, cell
 
 
 def _child_seeds(seed, n):
@@ -104,14 +94,11 @@ class SequenceModel(Module):
 
     def _make_recurrent(self, cell, input_size, hidden_size, num_layers, bidirectional, dropout, impl, seed,
                         regularisers=None):
-        """The recurrent layer over ``cell`` (a Cell): RNN, LSTM or GRU for a textbook cell as
-        older models had it, :class:`~numpyrnn.Recurrent` for any other (a textbook cell keeps
-        its fast path there too)."""
-        common = dict(num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, impl=impl,
-                      dtype=self.dtype, seed=seed, device=self.device, **(regularisers or {}))
-        if legacy_cell(cell):
-            return TEXTBOOK_LAYERS[cell.name](input_size, hidden_size, **common, **cell.function_options())
-        return Recurrent(cell, input_size, hidden_size, **common)
+        """The recurrent layer over ``cell`` (a Cell): :meth:`Recurrent.over`, RNN, LSTM or GRU
+        for the cells those classes make, :class:`~numpyrnn.Recurrent` for any other."""
+        return Recurrent.over(cell, input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
+                              dropout=dropout, impl=impl, dtype=self.dtype, seed=seed, device=self.device,
+                              **(regularisers or {}))
 
     def _regularisers(self, seed, **given):
         """Record the regularisers (:data:`REGULARISERS`, by name; in the config only when on, as
@@ -505,8 +492,7 @@ def build(config, *, device="auto", seed=None, cells=()):
     if unknown or missing:
         raise ValueError(f"config of a {config['type']} " + "; ".join(
             ([f"has unknown keys {unknown}"] if unknown else []) + ([f"lacks {missing}"] if missing else [])))
-    if isinstance(kwargs.get("cell"), dict):
-        kwargs["cell"] = _cells.from_config(kwargs["cell"], cells)
-    elif isinstance(kwargs.get("cell"), str) and kwargs["cell"] not in TEXTBOOK_LAYERS:
-        kwargs["cell"] = _cells.lookup(kwargs["cell"], cells)()
+    if isinstance(kwargs.get("cell"), (dict, str)):    # a model's record of its cell (Cell.record)
+        kwargs["cell"] = _cells.from_record(kwargs["cell"], cells, **{
+            k: kwargs[k] for k in ("nonlinearity", "reset_after") if k in kwargs})
     return cls(**kwargs, seed=seed, device=device)

@@ -336,7 +336,8 @@ def saved(state, model_config) -> tuple:
     today holds them whole; one written before settings were saved (every earlier format) is
     read from what it does hold (the model's config, the optimizer's, the batch size, the seed,
     the schedule), its other fields left to what the resumed run gives (as such runs always
-    resumed).  The one place an older run's settings are migrated."""
+    resumed).  How an older run's settings are migrated; ``checkpoint.read`` calls it, the one
+    place a saved run is brought up to date."""
     if state.get("settings") is not None:
         settings = Settings.from_dict(state["settings"])
         return settings, tuple(f.name for f in dataclasses.fields(Settings))

@@ -122,6 +122,32 @@ def setup(task, settings=None, *, out_dir=None, progress=None, log=None, **field
     return trainer, s.budget
 
 
+def saved_run(out_dir, given=None, *, task=None, task_options=None):
+    """What ``train --out DIR --resume`` continues: ``(task, settings)`` of the run saved in
+    ``out_dir``, its task made again from its config, and its settings with ``given`` (a dict of
+    settings by field) laid over them (:meth:`Settings.resume` says which may change; the
+    others must equal the saved run's).  ``task`` and ``task_options``, when given, must name
+    the saved run's task and options.  A ValueError saying what differs, or what is missing."""
+    from . import tasks
+
+    path = os.path.join(out_dir, CHECKPOINT)
+    if not os.path.exists(path):
+        raise ValueError(f"{path} does not exist")
+    arrays = checkpoint.read(path)               # an older run's brought up to date as it is read
+    if "trainer" not in arrays:
+        raise checkpoint.CheckpointError(f"{path}: a saved model, not a training checkpoint (no trainer state)")
+    state = checkpoint.from_json_array(arrays["trainer"])
+    settings, recorded = Settings.from_dict(state["settings"]), tuple(state["settings_recorded"])
+    config = state["task"]
+    name, saved_options = config["name"], {k: v for k, v in config.items() if k not in ("name", "seed")}
+    if task is not None and task != name:
+        raise ValueError(f"the run in {out_dir} trains on --task {name}, not {task}")
+    for key, value in (task_options or {}).items():
+        if saved_options.get(key) != value:
+            raise ValueError(f"the run in {out_dir} has {key} {saved_options.get(key)!r}, not {value!r}")
+    return tasks.make(name, seed=config["seed"], **saved_options), settings.resume(given or {}, recorded)
+
+
 # --------------------------------------------------------------------------- the trainer
 
 class TrainingError(RuntimeError):
@@ -479,10 +505,7 @@ class Trainer:
         arrays = checkpoint.read(path)
         if "trainer" not in arrays:
             raise checkpoint.CheckpointError(f"{path}: a saved model, not a training checkpoint (no trainer state)")
-        state = checkpoint.from_json_array(arrays["trainer"])
-        from .tasks import upgrade_config
-
-        state["task"] = upgrade_config(state["task"])       # older runs on real data: sizes that did not apply
+        state = checkpoint.from_json_array(arrays["trainer"])   # an older run's as today writes it
         expected = {"task": self.task.config(), "batch_size": self.batch_size,
                     "optimizer": self._optimizer_settings}
         for key, value in expected.items():

@@ -15,6 +15,7 @@ import numpyrnn
 from numpyrnn import cells, cli, plots
 from numpyrnn.cells import lstm
 from numpyrnn.cells.protocol import declared
+from numpyrnn.cli import common as cli_common
 from numpyrnn.experiments import claims
 
 PACKAGE = os.path.dirname(numpyrnn.__file__)
@@ -98,7 +99,8 @@ def test_forget_bias_reaches_the_cells_with_a_forget_gate_of_their_own():
     made = cli._cells_with_options(args, ["lstm", "lstm_nfg", "lstm_cifg", "lstm_nig"])
     assert made[0] == cells.get("lstm", forget_bias=1.0) and made[3] == cells.get("lstm_nig", forget_bias=1.0)
     assert made[1:3] == ["lstm_nfg", "lstm_cifg"]
-    with pytest.raises(cli.UsageError, match="forget-bias applies to cells with a forget gate"):
+    with pytest.raises(cli.UsageError, match=r"--forget-bias: forget_bias applies to the cells that take it "
+                                             r"\(lstm, lstm_fb1, .*lstm_nig.*\), and none of lstm_nfg, gru does"):
         cli._cells_with_options(args, ["lstm_nfg", "gru"])
 
 
@@ -137,6 +139,8 @@ def test_no_import_circle_in_cells_and_no_textbook_branch_above_them():
             if f.endswith(".py"):
                 text = open(os.path.join(base, f)).read()
                 assert "is_textbook" not in text and "textbook = True" not in text, f
+                assert "TEXTBOOK_LAYERS" not in text and "legacy_cell" not in text, f
+    assert '"lstm"' not in open(os.path.join(PACKAGE, "checkpoint.py")).read()   # it reads cells by their records
     # the package imports cleanly in a fresh interpreter from cells/ upward
     done = subprocess.run([sys.executable, "-c", "import numpyrnn.cells.generic, numpyrnn.cells.protocol"],
                           capture_output=True, text=True)
@@ -173,3 +177,71 @@ def test_each_command_is_parsed_and_printed_in_one_module():
     assert {k: sorted(v) for k, v in families.items()} == {
         "training": ["export", "predict", "sample", "tasks", "train"], "comparing": ["compare", "gradflow", "sweep"],
         "checking": ["bench", "gradcheck"], "teaching": ["exercise", "grade"]}
+
+
+def test_the_command_line_asks_the_library_its_rules():
+    """Which task takes which option, which cell takes which option and what a resumed run may
+    change are the library's (tasks.options_of, cells.takes, train.saved_run); the command line
+    turns their errors into usage lines."""
+    from numpyrnn import tasks, train
+
+    assert tasks.taking("data") == ["sentiment"] and tasks.taking("source") == ["series"]
+    assert "seq_len" in tasks.options_of("adding") and "text" in tasks.options_of("charlm")
+    with pytest.raises(cli.UsageError, match="--series applies to --task series, not adding"):
+        cli_common._task_options(argparse.Namespace(command="train", task="adding", series="membrane"))
+    assert cli_common._task_options(argparse.Namespace(command="train", task="series", series="membrane")) == {
+        "source": "membrane"}
+    assert cells.takes("lstm_nig", "forget_bias") and not cells.takes("lstm_cifg", "forget_bias")
+    assert not cells.takes("gru", "forget_bias") and cells.takes("rnn", "nonlinearity")
+    assert cells.with_options(["gru", "rnn"], forget_bias=None) == ["gru", "rnn"]
+    with pytest.raises(ValueError, match=r"forget_bias applies to the cells that take it \(lstm, "):
+        cells.with_options(["gru"], forget_bias=1.0)
+
+
+def test_a_saved_run_is_resumed_by_the_library(tmp_path):
+    from numpyrnn import tasks, train
+
+    task = tasks.make("adding", seq_len=5, train_size=64, val_size=16, test_size=16)
+    trainer, budget = train.setup(task, "gru", hidden=3, batch_size=16, steps=4, eval_every=2,
+                                  out_dir=str(tmp_path))
+    trainer.fit(**budget)
+    again, settings = train.saved_run(str(tmp_path), {"steps": 8})
+    assert again.config() == task.config() and settings.steps == 8 and settings.cell == "gru"
+    with pytest.raises(ValueError, match="trains on --task adding, not copy"):
+        train.saved_run(str(tmp_path), task="copy")
+    with pytest.raises(ValueError, match="has seq_len 5, not 7"):
+        train.saved_run(str(tmp_path), task_options={"seq_len": 7})
+    with pytest.raises(ValueError, match="hidden was 3 in the saved run"):
+        train.saved_run(str(tmp_path), {"hidden": 4})
+    with pytest.raises(ValueError, match="does not exist"):
+        train.saved_run(str(tmp_path / "none"))
+
+
+def test_a_model_records_and_builds_its_cell_through_the_cell():
+    """How a model's config records its cell is the cell's (Cell.record: the three textbook
+    cells by name, as every model of theirs has had it) and how the layer over it is chosen is
+    the layers' (Recurrent.over): no table of the built-in cells above cells/."""
+    assert cells.get("gru", reset_after=False).record() == "gru"
+    assert cells.get("lstm", forget_bias=1.0).record() == {"name": "lstm", "options": {"bias": True, "forget_bias": 1.0}}
+    assert cells.get("lstm_fb1").record() == {"name": "lstm_fb1", "options": {"bias": True, "forget_bias": 1.0}}
+    assert cells.get("rnn", bias=False).record()["options"] == {"nonlinearity": "tanh", "bias": False}
+    assert cells.from_record("rnn", nonlinearity="relu", reset_after=False) == cells.get("rnn", nonlinearity="relu")
+    assert cells.from_record("lstm_nig", nonlinearity="relu") == cells.get("lstm_nig")
+    layer = numpyrnn.Recurrent.over(cells.get("gru", reset_after=False), 3, 4, seed=0)
+    assert type(layer) is numpyrnn.GRU and layer.cell.reset_after is False
+    assert type(numpyrnn.Recurrent.over(cells.get("lstm_fb1"), 3, 4)) is numpyrnn.Recurrent
+    assert type(numpyrnn.Recurrent.over(cells.get("lstm", forget_bias=2.0), 3, 4)) is numpyrnn.LSTM
+    model = numpyrnn.SequenceRegressor("rnn", input_size=2, hidden_size=3, nonlinearity="relu", seed=0)
+    assert model.config()["cell"] == "rnn" and model.rnn.cell.nonlinearity == "relu"
+    assert numpyrnn.models.build(model.config()).rnn.cell == model.rnn.cell
+
+
+def test_a_saved_run_is_migrated_in_one_place():
+    """An older run's settings and task config are brought up to date as the checkpoint is read
+    (checkpoint._as_written_today); nothing else in the package calls the migrations."""
+    for base, _, files in os.walk(PACKAGE):
+        for f in files:
+            if not f.endswith(".py") or f in ("checkpoint.py", "settings.py", "plots.py") or base.endswith("tasks"):
+                continue
+            text = open(os.path.join(base, f)).read()
+            assert "upgrade_config(" not in text and "saved(" not in text.replace("_saved(", ""), f

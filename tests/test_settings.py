@@ -92,8 +92,11 @@ def test_a_checkpoint_from_before_settings_were_saved_resumes_from_the_command_l
     optimizer, batch size and seed (numpyrnn.settings.saved), and its run resumed with only the
     budget and the evaluation given ends where the run uninterrupted did, bit for bit."""
     shutil.copy(os.path.join(FIXTURES, "format1_adding_step2.npz"), tmp_path / "checkpoint.npz")
+    with np.load(tmp_path / "checkpoint.npz") as raw:
+        assert "settings" not in checkpoint.from_json_array(raw["trainer"])      # the file holds none
     state = checkpoint.from_json_array(checkpoint.read(tmp_path / "checkpoint.npz")["trainer"])
-    assert "settings" not in state
+    assert state["settings"]["cell"] == "lstm" and state["settings"]["batch_size"] == 8     # read() migrates
+    assert "steps" not in state["settings_recorded"] and "batch_size" in state["settings_recorded"]
     assert cli.main(["train", "--out", str(tmp_path), "--resume", "--steps", "4", "--eval-every", "2", "--quiet"]) == 0
     want = numpyrnn.load(os.path.join(FIXTURES, "format1_adding_step4.npz"))
     got = numpyrnn.load(tmp_path / "model.npz")

@@ -30,7 +30,10 @@ one place where cell names live.
 """
 
 from . import generic, protocol
-from .protocol import Cell, CellError, for_length, from_config, get, label, lookup, names, register, resolve
+from .protocol import (
+    Cell, CellError, for_length, from_config, from_record, get, label, lookup, names, register, resolve, takes,
+    with_options,
+)
 from . import gru, lstm, rnn  # noqa: E402  (the cells subclass Cell)
 from . import variants  # noqa: E402
 
@@ -39,4 +42,4 @@ for _cell in (rnn.CELL, lstm.CELL, gru.CELL, lstm.FORGET_BIAS_1, *variants.VARIA
 protocol.BUILT_IN = tuple(protocol._REGISTRY)
 
 __all__ = ["rnn", "lstm", "gru", "variants", "generic", "Cell", "CellError", "register", "get", "names", "lookup", "for_length",
-           "resolve", "from_config", "label"]
+           "resolve", "from_config", "from_record", "label", "takes", "with_options"]

@@ -95,6 +95,16 @@ class BuiltInCell(Cell):
         """The options the module's forward functions take (nonlinearity, reset_after)."""
         return {}
 
+    def record(self):
+        """A model's config records the RNN, the LSTM and the GRU by name ("gru"), their function
+        options beside it (``nonlinearity``, ``reset_after``): the form every model of theirs
+        has had.  Only the class that declares ``by_name`` itself (rnn.CELL, lstm.CELL,
+        gru.CELL; not a subclass such as lstm_fb1), and only at the defaults of every other
+        option; any other cell by its config."""
+        if type(self).__dict__.get("by_name") and self == type(self)(**self.function_options()):
+            return self.name
+        return self.config()
+
     def weights(self, params):
         """(weight_ih, weight_hh, bias_ih, bias_hh) from a parameter dict, None for no bias."""
         return tuple(params.get(k) for k in WEIGHTS)

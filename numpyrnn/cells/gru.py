@@ -253,6 +253,7 @@ class CELL(BuiltInCell):
     forms = ({"reset_after": True}, {"reset_after": False})
     # what the rest of the house reads (cells.Cell): the functions above, and the facts
     steps = (step_forward, step_backward)
+    by_name = True                   # a model's config names it (BuiltInCell.record)
     loops = module_loops(forward_reference, backward_reference, forward, backward, gate_activations)
     blocks, gates = ("r", "z", "n"), ("r", "z")
     title, colour, torch_module = "GRU", "#d62728", "GRU"   # (torch's GRU: the reset-after form only;

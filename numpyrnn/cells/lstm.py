@@ -296,6 +296,7 @@ class CELL(BuiltInCell):
     init_options = ("forget_bias",)
     # what the rest of the house reads (cells.Cell): the functions above, and the facts
     steps = (step_forward, step_backward)
+    by_name = True                   # a model's config names it (BuiltInCell.record)
     loops = module_loops(forward_reference, backward_reference, forward, backward, gate_activations)
     blocks, gates = ("i", "f", "g", "o"), ("i", "f", "o")
     title, section, colour, torch_module = "LSTM", "§5", "#1f77b4", "LSTM"

@@ -66,7 +66,7 @@ from .generic import recurrent_dropout_refusal
 
 __all__ = ["Cell", "CellError", "declared", "title", "colour", "register", "names", "lookup", "get", "from_config",
            "resolve", "register_file", "for_length", "label", "zeros_for_none", "recurrent_dropout_refusal",
-           "constrains"]
+           "constrains", "takes", "with_options", "from_record"]
 
 
 class Cell:
@@ -162,6 +162,12 @@ class Cell:
             raise CellError(f"{type(self).__name__}'s options must be plain data (numbers, strings, "
                             f"booleans, lists) to be saved with it: {exc}") from None
         return {"name": self.name, "options": options}
+
+    def record(self):
+        """How a model's config records this cell: its :meth:`config`.  (The three textbook
+        cells, at their defaults but for their function options, are recorded by name: see
+        ``BuiltInCell.record``; :func:`from_record` reads either.)"""
+        return self.config()
 
     def changed_options(self) -> dict:
         """The options given away from their defaults."""
@@ -337,12 +343,47 @@ def get(name, **options):
     return lookup(name)(**options)
 
 
+def takes(name, option) -> bool:
+    """Whether the cell registered as ``name`` takes the constructor option ``option``: a keyword
+    of its ``__init__`` that its class does not rule out (a variant of the LSTM family without a
+    forget gate of its own has ``forget_bias`` in its signature and refuses it)."""
+    cls = lookup(name)
+    if option not in inspect.signature(cls.__init__).parameters:
+        return False
+    return not (option == "forget_bias" and getattr(cls, "has_forget_rows", True) is False)
+
+
+def with_options(cell_names, **options):
+    """The cells ``cell_names``: each that takes every one of ``options`` (:func:`takes`; None
+    values are left out) made with them, the others left as names.  A ValueError naming the
+    cells that take an option when none of these does, or when a cell refuses a value."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if not given:
+        return list(cell_names)
+    for option in given:
+        if not any(takes(n, option) for n in cell_names):
+            raise ValueError(f"{option} applies to the cells that take it ({', '.join(n for n in names() if takes(n, option))}), "
+                             f"and none of {', '.join(cell_names)} does")
+    return [get(n, **given) if all(takes(n, option) for option in given) else n for n in cell_names]
+
+
 def from_config(config, extra=()):
     """The cell a :meth:`Cell.config` describes; ``extra``: classes to look in first."""
     if not isinstance(config, dict) or not isinstance(config.get("name"), str) \
             or not isinstance(config.get("options", {}), dict):
         raise CellError(f"a cell's config must be {{'name': str, 'options': dict}}, got {config!r}")
     return lookup(config["name"], extra)(**config.get("options", {}))
+
+
+def from_record(record, extra=(), **model_options):
+    """The cell a model's config records (:meth:`Cell.record`): a cell's config, or a
+    registered name made with those of the model's options (``nonlinearity``, ``reset_after``,
+    recorded beside the name) that its constructor takes; ``extra``: classes to look in first."""
+    if isinstance(record, dict):
+        return from_config(record, extra)
+    cls = lookup(record, extra)
+    taken = inspect.signature(cls.__init__).parameters
+    return cls(**{k: v for k, v in model_options.items() if k in taken})
 
 
 def resolve(cell, extra=()):

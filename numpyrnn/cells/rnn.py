@@ -271,6 +271,7 @@ class CELL(BuiltInCell):
     forms = ({"nonlinearity": "tanh"}, {"nonlinearity": "relu"})
     # what the rest of the house reads (cells.Cell): the functions above, and the facts
     steps = (step_forward, step_backward)
+    by_name = True                   # a model's config names it (BuiltInCell.record)
     loops = module_loops(forward_reference, backward_reference, forward, backward, gate_activations)
     blocks, gates = ("a",), ()        # one block of rows, a = x W_ih^T + h W_hh^T + b; no gates
     section, colour, torch_module = "§4", "#7f7f7f", "RNN"

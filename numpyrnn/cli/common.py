@@ -126,21 +126,11 @@ def _add_forget_bias(p):
 
 def _cells_with_options(args, names):
     """The cells a command runs: names, or with --forget-bias the cells that take it made with it
-    (the others by name); a usage error when none of them takes it."""
+    (the others by name, numpyrnn.cells.with_options); a usage error when none of them takes it."""
     from .. import cells
 
-    forget_bias = getattr(args, "forget_bias", None)
-    if forget_bias is None:
-        return list(names)
-    import inspect
-
-    takes = [n for n in names if "forget_bias" in inspect.signature(cells.lookup(n).__init__).parameters
-             and getattr(cells.lookup(n), "has_forget_rows", True) is not False]
-    if not takes:
-        raise UsageError(f"numpyrnn {args.command}: --forget-bias applies to cells with a forget gate of their own "
-                         f"(lstm, lstm_fb1 and the lstm_* variants but nfg and cifg); got {', '.join(names)}")
     try:
-        return [cells.get(n, forget_bias=forget_bias) if n in takes else n for n in names]
+        return cells.with_options(names, forget_bias=getattr(args, "forget_bias", None))
     except ValueError as exc:
         raise UsageError(f"numpyrnn {args.command}: --forget-bias: {exc}") from None
 
@@ -212,17 +202,25 @@ def _add_data_options(p):
                    help="sentiment: pooling over time (default: the data set's)")
 
 
+#: the task options' flags: (dest on the command line, the tasks' option)
+TASK_FLAGS = (("seq_len", "seq_len"), ("data", "data"), ("text", "text"), ("embedding_dim", "embedding_dim"),
+              ("pooling", "pooling"), ("series", "source"))
+
+
 def _task_options(args):
-    """The task options given on the command line, checked to apply to the task."""
-    for flag, task in (("data", "sentiment"), ("text", "charlm"), ("embedding_dim", "sentiment"),
-                       ("pooling", "sentiment")):
-        if getattr(args, flag, None) and args.task != task:
-            raise UsageError(f"numpyrnn {args.command}: --{flag.replace('_', '-')} applies to --task {task}, "
-                             f"not {args.task}")
-    options = {k: getattr(args, k) for k in ("seq_len", "data", "text", "embedding_dim", "pooling")
-               if getattr(args, k, None) is not None}
-    if args.task == "series" and getattr(args, "series", None):
-        options["source"] = args.series
+    """The task options given on the command line, each checked to be one the task takes
+    (numpyrnn.tasks.options_of: the task's own keywords)."""
+    from .. import tasks
+
+    options = {}
+    for dest, option in TASK_FLAGS:
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if args.task is not None and option not in tasks.options_of(args.task):
+            raise UsageError(f"numpyrnn {args.command}: --{dest.replace('_', '-')} applies to --task "
+                             f"{' or '.join(tasks.taking(option))}, not {args.task}")
+        options[option] = value
     return options
 
 
@@ -230,7 +228,7 @@ def _add_task_options(p):
     g = p.add_argument_group("task")
     g.add_argument("--seq-len", type=_positive_int, help="sequence length T (default: the task's)")
     _add_data_options(g)
-    g.add_argument("--series", choices=SOURCES, default="sines", help="series: the source")
+    g.add_argument("--series", choices=SOURCES, help="series: the source (default: sines)")
 
 
 def _check_out(args, command):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from .common import (  # the shared options and checks
@@ -37,35 +36,14 @@ def _add_train(sub):
 
 
 def _saved_run(args, given, options):
-    """--resume: the task and the settings of the run saved in --out, with the settings given
-    laid over them (numpyrnn.settings.Settings.resume says which may change); a usage error for
-    a task, a task option or a setting given that differs from the run's."""
-    from .. import checkpoint, tasks
-    from ..settings import saved
-    from ..train import CHECKPOINT
+    """--resume: the task and the settings of the run saved in --out (numpyrnn.train.saved_run),
+    the settings given laid over them; a usage error saying what differs."""
+    from .. import checkpoint
+    from ..train import saved_run
 
-    path = os.path.join(args.out, CHECKPOINT)
-    if not os.path.exists(path):
-        raise UsageError(f"numpyrnn train: --resume: {path} does not exist")
     try:
-        arrays = checkpoint.read(path)
-        if "trainer" not in arrays:
-            raise checkpoint.CheckpointError(f"{path}: a saved model, not a training checkpoint (no trainer state)")
-        state = checkpoint.from_json_array(arrays["trainer"])
-        settings, recorded = saved(state, checkpoint.config_of(arrays, path))
+        return saved_run(args.out, given, task=args.task, task_options=options)
     except (checkpoint.CheckpointError, ValueError, TypeError) as exc:
-        raise UsageError(f"numpyrnn train: --resume: {exc}") from None
-    config = tasks.upgrade_config(state["task"])
-    name, saved_options = config["name"], {k: v for k, v in config.items() if k not in ("name", "seed")}
-    if args.task is not None and args.task != name:
-        raise UsageError(f"numpyrnn train: --resume: the run in {args.out} trains on --task {name}, not {args.task}")
-    for key, value in options.items():
-        if saved_options.get(key) != value:
-            raise UsageError(f"numpyrnn train: --resume: the run in {args.out} has {key} "
-                             f"{saved_options.get(key)!r}, not {value!r}")
-    try:
-        return tasks.make(name, seed=config["seed"], **saved_options), settings.resume(given, recorded)
-    except (ValueError, TypeError) as exc:
         raise UsageError(f"numpyrnn train: --resume: {exc}") from None
 
 

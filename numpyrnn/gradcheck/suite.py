@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import backend, cells as _cells, layers
 from ..layers import Module
-from ..models import TEXTBOOK_LAYERS, CharLM, SequenceClassifier, SequenceModel, SequenceRegressor, legacy_cell
+from ..models import CharLM, SequenceClassifier, SequenceModel, SequenceRegressor
 from ..validation import as_float_array, check_int
 from .core import (
     _NOISE_FACTOR, _UNIT_ROUNDOFF, Report, _check_options, _check_tensors, _noise_floor, _promotion_warning,
@@ -208,12 +208,9 @@ def _step_label(cell):
 
 
 def _layer_for(cell, I, H, **kwargs):
-    """The layer a user would build for ``cell``: RNN, LSTM or GRU for a textbook cell with
-    biases (their fast paths), Recurrent for any other."""
-
-    if legacy_cell(cell):
-        return TEXTBOOK_LAYERS[cell.name](I, H, **kwargs, **cell.function_options())
-    return layers.Recurrent(cell, I, H, **kwargs)
+    """The layer a user would build for ``cell`` (:meth:`~numpyrnn.Recurrent.over`): RNN, LSTM or
+    GRU for the cells those classes make (their fast paths), Recurrent for any other."""
+    return layers.Recurrent.over(cell, I, H, **kwargs)
 
 
 def check_cells(cells=("rnn", "lstm", "gru"), *, seq_len=5, batch=3, input_size=4, hidden=5,

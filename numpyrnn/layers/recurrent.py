@@ -121,6 +121,18 @@ class Recurrent(Module):
         self._init_params(np.random.default_rng(init_seed))
         _probe(self.cell, self.cell_params(0, 0), self.input_size, self.hidden_size, self.xp, self.dtype)
 
+    @classmethod
+    def over(cls, cell, input_size, hidden_size, **kwargs):
+        """The layer a user would build over ``cell``: :class:`RNN`, :class:`LSTM` or :class:`GRU`
+        (torch.nn's names and arguments) when ``cell`` is the cell that class makes, with its
+        options as the class's arguments; :class:`Recurrent` over it otherwise.  The two compute
+        the same (the same cell, drawn in the same order); the first reads as PyTorch does."""
+        cell = cells.resolve(cell)
+        for layer in _TextbookLayer.__subclasses__():
+            if type(cell) is layer.CELL:
+                return layer(input_size, hidden_size, **cell.options, **kwargs)
+        return Recurrent(cell, input_size, hidden_size, **kwargs)
+
     @property
     def impl(self) -> str:
         """``"fast"``, ``"reference"`` or ``"generic"``: how the cell runs over the sequence (see
@@ -559,6 +571,8 @@ class RNN(_TextbookLayer):
     weights and dropout, and ``device``.  :class:`Recurrent` over ``cells.rnn.CELL``.
     """
 
+    CELL = rnn.CELL            # the cell it makes (Recurrent.over)
+
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, *, impl="fast",
                  dtype=np.float32, seed=None, device="auto", **regularisers):
@@ -576,6 +590,8 @@ class LSTM(_TextbookLayer):
     "generic", see the module), ``dtype`` (float32 or float64), ``seed`` for the initial weights
     and dropout, and ``device``.  :class:`Recurrent` over ``cells.lstm.CELL``.
     """
+
+    CELL = lstm.CELL            # the cell it makes (Recurrent.over)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, forget_bias=None, impl="fast", dtype=np.float32,
@@ -600,6 +616,8 @@ class GRU(_TextbookLayer):
     arguments as ``torch.nn.GRU``, plus ``impl``, ``dtype``, ``seed`` and ``device`` as for
     :class:`LSTM`.  :class:`Recurrent` over ``cells.gru.CELL``.
     """
+
+    CELL = gru.CELL            # the cell it makes (Recurrent.over)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, reset_after=True, impl="fast",

@@ -11,6 +11,8 @@ series     forecast the next value of a noisy sum of sines, or a recording mse
 ========== =============================================================== ==========
 """
 
+import inspect
+
 from .adding import AddingProblem
 from .base import Batch, ExampleTask, Task
 from .charlm import CharLanguageModel
@@ -28,6 +30,16 @@ def make(name, **options):
     return TASKS[name](**options)
 
 
+def options_of(name) -> tuple:
+    """The options task ``name`` takes (its constructor's keywords, the seed aside)."""
+    return tuple(k for k in inspect.signature(TASKS[name].__init__).parameters if k not in ("self", "seed"))
+
+
+def taking(option) -> list:
+    """The names of the tasks that take ``option``."""
+    return [name for name in TASKS if option in options_of(name)]
+
+
 def upgrade_config(config):
     """A task's config (from a checkpoint or a figure's record) as today's code writes it: runs
     on real data recorded the generated data's sizes before (Rotten Tomatoes with train_size
@@ -39,5 +51,5 @@ def upgrade_config(config):
     return {**head, **TASKS[config["name"]].applying(options)}
 
 
-__all__ = ["TASKS", "make", "upgrade_config", "Task", "ExampleTask", "Batch", "AddingProblem", "CopyMemory",
+__all__ = ["TASKS", "make", "options_of", "taking", "upgrade_config", "Task", "ExampleTask", "Batch", "AddingProblem", "CopyMemory",
            "Sentiment", "CharLanguageModel", "Series"]
