@@ -245,3 +245,12 @@ def test_a_saved_run_is_migrated_in_one_place():
                 continue
             text = open(os.path.join(base, f)).read()
             assert "upgrade_config(" not in text and "saved(" not in text.replace("_saved(", ""), f
+
+
+def test_the_grader_runs_one_case_loop_over_named_records():
+    import re
+
+    source = open(os.path.join(PACKAGE, "exercises", "grader.py")).read()
+    assert source.count("for k, case in enumerate(") == 1            # _run_cases, which every grader calls
+    assert source.count("= _run_cases(report, ") == 3                # the step, sequence and Cell graders
+    assert not re.search(r"\b(r|run)\[\d\]", source)                  # records are read by name

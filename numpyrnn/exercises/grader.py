@@ -342,6 +342,24 @@ class CellRun(NamedTuple):
     """One case of a Cell's step graded against a registered reference."""
     grads: list
     want: list
+    names: list               # the tensors' names, in the order of grads and want
+
+
+def _run_cases(report, cases, run_case):
+    """The case loop every grader runs: for each case (numbered from 1), ``run_case(k, case,
+    rows)`` compares the file's tensors into ``rows`` (name → :class:`Row`) and returns the
+    case's record (a StepRun, SequenceRun or CellRun; None when there is nothing to compare it
+    with) and its self-check.  Returns (rows, records, self-checks); the report gets the cases'
+    labels and the rows."""
+    rows, records, checks = {}, [], []
+    for k, case in enumerate(cases, 1):
+        report.cases.append(case.label)
+        record, check = run_case(k, case, rows)
+        if record is not None:
+            records.append(record)
+        checks.append(check)
+    report.rows = list(rows.values())
+    return rows, records, checks
 
 
 def _grade_step(runner, report):
@@ -352,9 +370,8 @@ def _grade_step(runner, report):
     grad_names = ["dx_t"] + [f"d{s}_prev" for s in state_names] + ["dweight_ih", "dweight_hh", "dbias_ih",
                                                                      "dbias_hh"]
     _require(runner, ("step_forward", "step_backward"))
-    rows, runs, checks = {}, [], []
-    for k, case in enumerate(STEP_CASES, 1):
-        report.cases.append(case.label)
+
+    def run_case(k, case, rows):
         inputs, upstream, want_outs, ref_cache, want_grads = _step_case(cell, k, case, report.reset_after)
         B, H = case.B, case.H
         *outs, cache = _checked("step_forward", runner.call("step_forward", *inputs.values()), out_names,
@@ -364,10 +381,11 @@ def _grade_step(runner, report):
             inputs[p].shape for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         grads = _checked("step_backward", runner.call("step_backward", *upstream, cache), grad_names, shapes,)
         _compare(rows, grad_names, grads, want_grads, k)
-        runs.append(StepRun(inputs, upstream, ref_cache, outs, grads, want_grads))
-        checks.append(_self_check(lambda *a: runner.call("step_forward", *a),
-                                  lambda *a: runner.call("step_backward", *a), inputs, k == 1))
-    report.rows = list(rows.values())
+        return (StepRun(inputs, upstream, ref_cache, outs, grads, want_grads),
+                _self_check(lambda *a: runner.call("step_forward", *a),
+                            lambda *a: runner.call("step_backward", *a), inputs, k == 1))
+
+    rows, runs, checks = _run_cases(report, STEP_CASES, run_case)
     forward_right = all(rows[n].passed for n in state_names)
     backward_right = all(rows[n].passed for n in grad_names)
     report.self_check = _self_check_line(checks, "your step_backward against finite differences of your own "
@@ -486,19 +504,19 @@ def _grade_sequence(runner, report):
     state_names = list(module.STATE_NAMES)
     grad_names = ["dx"] + [f"d{s}0" for s in state_names] + ["dweight_ih", "dweight_hh", "dbias_ih", "dbias_hh"]
     _require(runner, ("backward",))
-    rows, runs, checks = {}, [], []
-    for k, case in enumerate(SEQUENCE_CASES, 1):
-        report.cases.append(case.label)
+
+    def run_case(k, case, rows):
         inputs, options, dy, dstates, cache, want = _sequence_case(cell, k, case)
         T, B, I, H = case.T, case.B, case.I, case.H
         shapes = [(T, B, I)] + [(B, H)] * len(state_names) + [
             inputs[p].shape for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         grads = _checked("backward", runner.call("backward", dy, *dstates, cache), grad_names, shapes)
         _compare(rows, grad_names, grads, want, k)
-        runs.append(SequenceRun(inputs, options, dy, dstates, cache, grads, want))
-        checks.append(_self_check(functools.partial(module.forward_reference, **options),
-                                  lambda *a: runner.call("backward", *a), inputs, k == 1))
-    report.rows = list(rows.values())
+        return (SequenceRun(inputs, options, dy, dstates, cache, grads, want),
+                _self_check(functools.partial(module.forward_reference, **options),
+                            lambda *a: runner.call("backward", *a), inputs, k == 1))
+
+    rows, runs, checks = _run_cases(report, SEQUENCE_CASES, run_case)
     backward_right = all(r.passed for r in report.rows)
     report.self_check = _self_check_line(checks, "your backward against finite differences of the reference "
                                                  "forward", True, backward_right)
@@ -592,9 +610,8 @@ def _grade_cell(runner, report, filename):
     if protocol:
         raise GradeError(protocol)
     state_names = list(runner.call(f"{cls_name}.__getattribute__", "state_names"))
-    rows, checks, runs = {}, [], []
-    for k, case in enumerate(STEP_CASES, 1):
-        report.cases.append(case.label)
+
+    def run_case(k, case, rows):
         rng = np.random.default_rng(100 + k)
         shapes = runner.call(f"{cls_name}.parameters", case.I, case.H)
         params = {n: rng.uniform(-0.8, 0.8, s) for n, s in shapes.items()}
@@ -624,11 +641,13 @@ def _grade_cell(runner, report, filename):
             dx_t, dprev, ref_grads = reference.step_backward(dstate, want_cache)
             want = [dx_t, *dprev, *(ref_grads[n] for n in shapes)]
             _compare(rows, ["dx_t", *names, *shapes], grads, want, k)
-            runs.append(CellRun(grads, want))
+            record = CellRun(grads, want, ["dx_t", *names, *shapes])
+        else:
+            record = None
         check = gradcheck.check_fn(forward, backward, inputs, mode="full" if k == 1 or reference is None else "fast",
                                    n_directions=3)
-        checks.append((check.passed, [r.name for r in check.rows if not r.passed],
-                       max(r.max_rel_err for r in check.rows)))
+        self_check = (check.passed, [r.name for r in check.rows if not r.passed],
+                      max(r.max_rel_err for r in check.rows))
         if reference is None:
             for r in check.rows:
                 row = rows.setdefault(r.name, Row(r.name))
@@ -638,7 +657,9 @@ def _grade_cell(runner, report, filename):
                     row.passed = False
                     row.first_wrong = (f"{r.name}{r.worst} in case {k}: yours {r.analytic:.6g}, finite differences "
                                        f"{r.numeric:.6g}" + (f" ({r.note})" if r.note else ""))
-    report.rows = list(rows.values())
+        return record, self_check
+
+    rows, runs, checks = _run_cases(report, STEP_CASES, run_case)
     if reference is not None:
         report.reference = f"numpyrnn's {report.cell}"
     backward_right = all(r.passed for r in report.rows)
@@ -657,7 +678,7 @@ def _grade_cell(runner, report, filename):
             "Derive the backward line by line from the forward's chain of intermediates (docs/derivations.md §13).")))
         return
     gate_names = "".join(getattr(reference, "blocks", "")) or None
-    names = ["dx_t", *[f"{s}_prev" for s in state_names], *shapes]
+    names = runs[0].names
     for row in wrong:
         j = names.index(row.name) if row.name in names else None
         if j is None:
