@@ -887,3 +887,37 @@ def test_command_line_with_files(command, task, seq, file, out, extras, tmp_path
     assert changed == [], (argv, changed)
     TALLY[(f"numpyrnn {command}", "argv and files", f"exit {code}")] += 1
 
+
+
+# --------------------------------------------------------------------------- the speech task's .ts files (issue 32)
+
+TS_HEADERS = ["@problemName X\n@dimensions 2\n@classLabel true a b\n@data\n", "@classLabel true a b\n@data\n",
+              "@dimensions 2\n@data\n", "@dimensions x\n", "#only a comment\n", "", "@classLabel false\n@data\n"]
+TS_VALUES = ["1", "-2.5", "1e3", "nan", "inf", "x", "", " ", "1,2", "0x1"]
+
+
+@st.composite
+def ts_text(draw):
+    """A .ts file as a user might hand one over: a header (or a broken one), then data lines of
+    random channels, values and labels; or random bytes."""
+    if draw(st.booleans()) and draw(st.booleans()):
+        return draw(st.binary(max_size=60))
+    lines = []
+    for _ in range(draw(st.integers(0, 4))):
+        channels = [",".join(draw(st.lists(st.sampled_from(TS_VALUES), min_size=1, max_size=4)))
+                    for _ in range(draw(st.integers(0, 3)))]
+        lines.append(":".join(channels + [draw(st.sampled_from(["a", "b", "c", "", "a:b"]))]))
+    return (draw(st.sampled_from(TS_HEADERS)) + "\n".join(lines)).encode()
+
+
+@FUZZ
+@given(train=ts_text(), test=ts_text(), pooling=st.sampled_from([None, "mean", "last", "sum"]))
+def test_speech_task_files(train, test, pooling):
+    with tempfile.TemporaryDirectory() as d:
+        for name, content in (("X_TRAIN.ts", train), ("X_TEST.ts", test)):
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(content)
+        options = {"data": os.path.join(d, "X_TRAIN.ts"), **({} if pooling is None else {"pooling": pooling})}
+        task = outcome("tasks.make", "speech .ts", lambda: tasks.make("speech", **options))
+        if task is not None:
+            assert all(np.isfinite(s).all() for s in task.data["train"][0])

@@ -190,16 +190,17 @@ def _add_settings(p, fields, helps=None):
 
 
 def _add_data_options(p):
-    """The data options of the sentiment and charlm tasks (declared once, for train and compare)."""
+    """The data options of the sentiment, speech and charlm tasks (declared once, for train and compare)."""
     p.add_argument("--data", metavar="NAME_OR_FILE",
                    help="sentiment: a named data set (rotten-tomatoes; see `numpyrnn tasks`) or a CSV/TSV of "
-                        "text,label, instead of the built-in reviews")
+                        "text,label, instead of the built-in reviews; speech: japanese-vowels (the default) or "
+                        "a UEA/UCR X_TRAIN.ts file with X_TEST.ts beside it")
     p.add_argument("--text", metavar="NAME_OR_FILE",
                    help="charlm: a named text (hamlet) or a text file, instead of the built-in stories")
     p.add_argument("--embedding-dim", type=_positive_int,
                    help="sentiment: the word embedding's size (default: the data set's)")
     p.add_argument("--pooling", choices=POOLINGS,
-                   help="sentiment: pooling over time (default: the data set's)")
+                   help="sentiment, speech: pooling over time (default: the data set's; speech: mean)")
 
 
 #: the task options' flags: (dest on the command line, the tasks' option)

@@ -38,12 +38,14 @@ QUICK = {
     "copy": ({"train_size": 2_000, "val_size": 300, "test_size": 300, "seq_len": 10}, {"steps": 300}),
     "charlm": ({"size": 20_000, "seq_len": 32}, {"steps": 150}),
     "series": ({"length": 4_000, "seq_len": 30}, {"steps": 150}),
+    "speech": ({}, {"epochs": 20}),
 }
 
 #: the same for the named real data sets, whose size is what it is: a shorter budget
 QUICK_DATA = {
     "rotten-tomatoes": ({}, {"epochs": 5}),
     "hamlet": ({"seq_len": 32}, {"steps": 100}),
+    "japanese-vowels": ({}, {"epochs": 20}),
 }
 
 #: the quick runs that were checked to keep the full run's order, and how they run: fewer seeds,

