@@ -30,7 +30,7 @@ import numbers
 
 import numpy as np
 
-from . import cells, losses
+from . import backend, cells, losses
 from . import cells as _cells          # ``cells`` is also build's argument
 from .backend import asnumpy
 from .layers import GRU, LSTM, RNN, Embedding, Linear, Module, Recurrent
@@ -361,6 +361,21 @@ class SequenceRegressor(SequenceModel):
         return float(loss), user_predictions
 
 
+    def stream(self, state=None) -> Stream:
+        """A :class:`Stream`: the model fed one step at a time as data arrives, each step's
+        prediction returned at once, the state carried between calls (``state``: the initial
+        one, None for zeros).  For a model whose prediction at step t reads steps ≤ t only: one
+        prediction per step (``per_step=True``) or the last step's (``pooling="last"``), and
+        one direction."""
+        if not self.per_step and self.pooling != "last":
+            raise ValueError(f"stream(): the prediction of a model pooled by {self.pooling!r} reads every step of "
+                             "the sequence; a stream predicts at each step from the steps so far (per_step=True, "
+                             "or pooling='last')")
+        if self.rnn.bidirectional:
+            raise ValueError("stream(): a bidirectional model reads each sequence from its end too; a stream needs "
+                             "bidirectional=False")
+        return Stream(self, state)
+
     def backward(self):
         """Gradient of the last forward's loss into ``grads``; returns ∂L/∂inputs."""
         pool_cache, loss_cache = self._needs_cache()
@@ -369,6 +384,62 @@ class SequenceRegressor(SequenceModel):
         dy = dhead if self.per_step else pool_backward(dhead, pool_cache)
         dx, _ = self.rnn.backward(dy)
         return dx.transpose(1, 0, 2).copy() if self.batch_first else dx
+
+
+class Stream:
+    """A regressor fed one step at a time (:meth:`SequenceRegressor.stream`): ``step(x_t)`` takes
+    the features of one step, (I,) for one sequence or (B, I) for a batch of them (a number when
+    I = 1), and returns the prediction there, (O,) or (B, O); the recurrent state is carried
+    from call to call (``state``, as the layer's forward takes and returns it; ``reset()``
+    starts again from zeros).  The predictions equal the model's forward over the whole sequence
+    at evaluation (to rounding).
+
+    Each step runs under numpyrnn's thread policy (its products on one BLAS thread).  Entering
+    and leaving the policy costs more than a small step itself, so a loop that feeds a stream
+    can hold it once: ``with model.stream() as stream: ...`` (inside, NumPy's BLAS runs on one
+    thread)."""
+
+    def __init__(self, model, state=None):
+        self.model, self.steps = model, 0
+        self._state, self._given = None, state
+        self._region = None
+
+    @property
+    def state(self):
+        """The state after the last step, as the layer's forward returns it (None before a step)."""
+        if self._state is None:
+            return self._given
+        return self.model.rnn._pack_state(self._state, self._unbatched)
+
+    def step(self, x_t):
+        rnn = self.model.rnn
+        if isinstance(x_t, numbers.Real) and not isinstance(x_t, bool):
+            x_t = np.full(1, x_t, dtype=rnn.dtype)
+        x, unbatched = rnn._step_input(x_t)
+        if self._state is not None and (self._state[0].shape[1], self._unbatched) != (x.shape[0], unbatched):
+            carried = "one sequence" if self._unbatched else f"a batch of {self._state[0].shape[1]}"
+            raise ValueError(f"x_t has shape {np.shape(x_t)}, but the stream carries the state of {carried}: "
+                             "feed it steps of the same shape, or reset() it first")
+        with backend.thread_policy():
+            if self._state is None:                  # the first step: the initial state, checked
+                self._state, self._unbatched = rnn._prepare_state(self._given, x.shape[0], unbatched), unbatched
+            y, self._state = rnn._step(x, self._state)
+            prediction = self.model.head.forward(y, check=False)
+        self.steps += 1
+        return prediction[0] if unbatched else prediction
+
+    def reset(self, state=None):
+        """Start again from ``state`` (None: zeros)."""
+        self._state, self._given, self.steps = None, state, 0
+
+    def __enter__(self):
+        self._region = backend.thread_policy()
+        self._region.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        region, self._region = self._region, None
+        return region.__exit__(*exc)
 
 
 class CharLM(SequenceModel):

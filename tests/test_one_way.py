@@ -175,7 +175,7 @@ def test_each_command_is_parsed_and_printed_in_one_module():
         plan = sub.get_default("plan")
         assert plan is None or plan.__module__ == run.__module__, name
     assert {k: sorted(v) for k, v in families.items()} == {
-        "training": ["export", "predict", "sample", "tasks", "train"], "comparing": ["compare", "gradflow", "sweep"],
+        "training": ["export", "forecast", "predict", "sample", "tasks", "train"], "comparing": ["compare", "gradflow", "sweep"],
         "checking": ["bench", "gradcheck"], "teaching": ["exercise", "grade"]}
 
 

@@ -285,3 +285,26 @@ def test_the_tools_busy_process_ends_with_its_parent(tmp_path):
             break
         time.sleep(0.05)
     assert state in ("Z", "X", "gone"), f"the busy process {pid} still runs ({state})"
+
+
+@needs_cores
+def test_a_stream_steps_on_one_thread_and_a_loop_can_hold_the_policy_once():
+    """Each step of a stream runs under the policy (its products on one thread); ``with
+    model.stream()`` holds it for the loop, so the threads are not set and restored at every step,
+    and gives them back after."""
+    model = numpyrnn.SequenceRegressor("gru", input_size=3, hidden_size=5, per_step=True, seed=0)
+    seen = []
+    step = model.rnn._step
+
+    def recording(*args):
+        seen.append(backend.blas_threads_now())
+        return step(*args)
+
+    model.rnn.__dict__["_step"] = recording
+    stream = model.stream()
+    stream.step(np.zeros(3))
+    assert seen == [1] and backend.blas_threads_now() == FULL
+    with model.stream() as held:
+        held.step(np.zeros(3))
+        assert backend.blas_threads_now() == 1 and backend.region_threads() == 1
+    assert seen == [1, 1] and backend.blas_threads_now() == FULL and backend.region_threads() is None

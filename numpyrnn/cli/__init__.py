@@ -37,7 +37,7 @@ from .common import UsageError, _cells_with_options, _load_cell_files, _Parser  
 from .checking import _add_bench, _add_gradcheck
 from .comparing import _add_compare, _add_gradflow, _add_sweep
 from .teaching import _add_exercise, _add_grade
-from .training import _add_export, _add_predict, _add_sample, _add_tasks, _add_train
+from .training import _add_export, _add_forecast, _add_predict, _add_sample, _add_tasks, _add_train
 
 __all__ = ["main", "build_parser", "plan", "UsageError"]
 
@@ -50,7 +50,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"numpyrnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_compare, _add_train, _add_sample, _add_predict, _add_tasks, _add_gradflow, _add_sweep, _add_gradcheck,
+    for add in (_add_compare, _add_train, _add_sample, _add_predict, _add_forecast, _add_tasks, _add_gradflow, _add_sweep, _add_gradcheck,
                 _add_bench, _add_exercise, _add_grade, _add_export):
         add(sub)
     return parser

@@ -1,4 +1,4 @@
-"""numpyrnn train, sample, predict, export and tasks: a model's run, its use, its way out."""
+"""numpyrnn train, sample, predict, forecast, export and tasks: a model's run, its use, its way out."""
 
 from __future__ import annotations
 
@@ -166,6 +166,62 @@ def _run_predict(args):
         print(f"note: {note}", file=sys.stderr)
     for text, (name, p) in zip(texts, model.classify(texts)):
         print(f"{name}\t{p:.3f}\t{text}")
+    return 0
+
+
+def _add_forecast(sub):
+    p = sub.add_parser(
+        "forecast", help="predict the next value as each value arrives, with a trained forecaster",
+        description="Read values from standard input, one step a line (the features of a step separated by spaces), "
+                    "and print the model's forecast of the next value after each line, at once, the state carried "
+                    "from line to line (model.stream()). For a model trained by `numpyrnn train --task series` "
+                    "the values are read and printed in their own units (the task's normalisation, from the "
+                    "file's record of its task).", formatter_class=_Help)
+    p.add_argument("model", metavar="MODEL", help="the model file (.npz): a SequenceRegressor with a prediction per step")
+    _add_cell_file(p)
+    p.set_defaults(run=_run_forecast)
+
+
+def _run_forecast(args):
+    import json
+
+    import numpy as np
+
+    from .. import checkpoint, tasks
+    from ..models import SequenceRegressor
+
+    try:
+        model = checkpoint.load(args.model, device="cpu")
+        meta = json.loads(str(checkpoint.read(args.model).get("meta", "{}")))
+    except checkpoint.CheckpointError as exc:
+        raise UsageError(f"numpyrnn forecast: {exc}") from None
+    if not isinstance(model, SequenceRegressor):
+        raise UsageError(f"numpyrnn forecast: {args.model} holds a {type(model).__name__}; forecast needs a "
+                         "SequenceRegressor (numpyrnn train --task series)")
+    model.eval()
+    try:
+        stream = model.stream()
+    except ValueError as exc:
+        raise UsageError(f"numpyrnn forecast: {exc}") from None
+    mean, std = 0.0, 1.0
+    task = meta.get("task") if isinstance(meta, dict) else None
+    if isinstance(task, dict) and task.get("name") in tasks.TASKS:
+        config = {k: v for k, v in task.items() if k != "name"}
+        mean, std = getattr(tasks.make(task["name"], **config), "scale", (0.0, 1.0))
+    inputs = model.rnn.input_size
+    with stream:
+        for number, line in enumerate(sys.stdin, 1):
+            if not line.strip():
+                continue
+            try:
+                values = np.array([float(v) for v in line.split()])
+            except ValueError:
+                raise UsageError(f"numpyrnn forecast: line {number}: not a number: {line.strip()[:40]!r}") from None
+            if values.shape != (inputs,) or not np.all(np.isfinite(values)):
+                raise UsageError(f"numpyrnn forecast: line {number}: the model reads {inputs} finite value"
+                                 f"{'s' * (inputs > 1)} a step, got {line.strip()[:40]!r}")
+            prediction = stream.step((values - mean) / std) * std + mean
+            print(" ".join(f"{v:.6g}" for v in np.ravel(prediction)), flush=True)
     return 0
 
 

@@ -300,6 +300,44 @@ class Recurrent(Module):
         return y, self._pack_state(state_n, unbatched)
 
 
+    def step(self, x_t, state=None):
+        """One step of every layer, as data arrives: ``x_t`` (B, I), or (I,) for one sequence;
+        ``state`` as :meth:`forward` takes it (None: zeros).  Returns (y_t, state): y_t (B, H)
+        (or (H,)) the last layer's output, and the state after the step, to hand to the next
+        call.  It computes what :meth:`forward` computes at evaluation, one step at a time (equal
+        to rounding: the tests hold them to 1e-12), whatever the training mode: no dropout, and
+        zoneout's expectation, s_t = (1 − p) s̃_t + p s_{t−1} (§17).  Nothing is kept for a
+        backward.  A bidirectional layer reads the sequence from its end too, so it has no step."""
+        if self.bidirectional:
+            raise ValueError("a bidirectional layer reads each sequence from its end too, so it cannot run one step "
+                             "at a time as data arrives; step() needs bidirectional=False")
+        x, unbatched = self._step_input(x_t)
+        y, state_n = self._step(x, self._prepare_state(state, x.shape[0], unbatched))
+        return (y[0] if unbatched else y), self._pack_state(state_n, unbatched)
+
+    def _step_input(self, x_t):
+        """x_t checked, as a (B, I) array of the layer's dtype, and whether it was one sequence's (I,)."""
+        x = as_float_array("x_t", x_t, self.dtype, self.device)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(f"x_t must have shape (B, {self.input_size}) or ({self.input_size},), got {x.shape}")
+        check_finite("x_t", x)
+        return (x[None], True) if x.ndim == 1 else (x, False)
+
+    def _step(self, x, state0):
+        """:meth:`step` on checked arguments: x (B, I), state0 a tuple of (L, B, H) arrays.
+        Returns (y (B, H), the new state tuple)."""
+        rates = self.zoneout_rates
+        keep = [None if name not in rates else 1 - rates[name] for name in self.cell.state_names]   # k = 1 − p
+        state_n = tuple(self.xp.empty_like(s) for s in state0)
+        layer_input = x
+        for k in range(self.num_layers):
+            previous = tuple(s[k] for s in state0)
+            new, _ = self.cell.step_forward(layer_input, previous, self._cell_params(k))   # s̃_t (§3)
+            for buffer, s_tilde, s_prev, share in zip(state_n, new, previous, keep):
+                buffer[k] = s_tilde if share is None else share * s_tilde + (1 - share) * s_prev   # (§17)
+            layer_input = state_n[0][k]
+        return layer_input.copy(), state_n
+
     def backward(self, dy, dstate=None, *, keep_state_grads=False):
         """Backpropagate through the last forward.
 

@@ -63,6 +63,7 @@ class Series(ExampleTask):
         n = len(values)
         cut1, cut2 = int(0.7 * n), int(0.85 * n)
         mean, std = values[:cut1].mean(), values[:cut1].std()
+        self.scale = (float(mean), float(std))   # the model reads (value − mean) / std and predicts the same
         values = (values - mean) / std
         parts = {"train": values[:cut1], "val": values[cut1:cut2], "test": values[cut2:]}
         self.data = {}
