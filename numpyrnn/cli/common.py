@@ -194,7 +194,7 @@ def _add_data_options(p):
     p.add_argument("--data", metavar="NAME_OR_FILE",
                    help="sentiment: a named data set (rotten-tomatoes; see `numpyrnn tasks`) or a CSV/TSV of "
                         "text,label, instead of the built-in reviews; speech: japanese-vowels (the default) or "
-                        "a UEA/UCR X_TRAIN.ts file with X_TEST.ts beside it")
+                        "a UEA/UCR X_TRAIN.ts file with X_TEST.ts beside it; demand: taylor (the default)")
     p.add_argument("--text", metavar="NAME_OR_FILE",
                    help="charlm: a named text (hamlet) or a text file, instead of the built-in stories")
     p.add_argument("--embedding-dim", type=_positive_int,

