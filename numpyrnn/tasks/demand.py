@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models import SequenceRegressor
 from ..validation import check_int
 from . import datasets
 from .base import Batch, ExampleTask
+from .series import Series
 
 HALF_HOURS_A_WEEK = 7 * 48
 #: the test and validation periods: the last 4 weeks, and the 2 before them
@@ -69,15 +69,8 @@ class Demand(ExampleTask):
         windows = np.stack([train[s:s + seq_len + 1] for s in starts])
         self.windows = (windows[:, :-1, None], windows[:, 1:, None])
 
-    def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh",
-                    reset_after=True, impl="fast", **regularisers):
-        if bidirectional:
-            raise ValueError("forecasting reads left to right; bidirectional would see the future")
-        return SequenceRegressor(cell, input_size=1, hidden_size=hidden_size, output_size=1, per_step=True,
-                                 num_layers=num_layers, dropout=dropout, nonlinearity=nonlinearity,
-                                 reset_after=reset_after, impl=impl, dtype=dtype, seed=seed, device=device,
-                                 **regularisers)
+    #: the model: the series task's forecaster (one value in, the next predicted at every step)
+    _make_model = Series._make_model
 
     def split_size(self, split):
         if split == "train":
