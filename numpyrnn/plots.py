@@ -242,3 +242,55 @@ def sweep(data, path):
     ax.grid(alpha=0.3)
     fig.savefig(path)
     return path
+
+
+def detection(results, context, path):
+    """The anomaly task's figure: the signal above (the training part shaded, the labelled
+    anomaly marked), each cell's anomaly score beneath (the mean over seeds; each run's top
+    score marked) beside the baselines' scores, and a close-up of both around the anomaly.
+    ``context``: the task's "values", "periods", "anomaly" (first, last), "tolerance", and
+    "baselines" (name → score of every test value)."""
+    values, (first, last), tolerance = np.asarray(context["values"]), context["anomaly"], context["tolerance"]
+    test_start, test_end = context["periods"]["test"]
+    t = np.arange(test_start, test_end)
+    fig = _figure(12, 7)
+    grid = fig.add_gridspec(2, 3)
+    signal, score = fig.add_subplot(grid[0, :2]), fig.add_subplot(grid[1, :2])
+    close_signal, close_score = fig.add_subplot(grid[0, 2]), fig.add_subplot(grid[1, 2])
+    near = slice(max(first - 4 * tolerance, 0), min(last + 4 * tolerance, len(values)))
+    signal.axvspan(*context["periods"]["train"], color="0.85", lw=0, label="training part (normal)")
+    signal.axvspan(*context["periods"]["val"], color="0.93", lw=0, label="validation part")
+    for ax, span in ((signal, slice(0, len(values))), (close_signal, near)):
+        ax.plot(np.arange(len(values))[span], values[span], color="k", lw=0.8)
+    colour = colours(list(results["cells"]))
+    for ax, span in ((score, slice(None)), (close_score, slice(near.start - test_start, near.stop - test_start))):
+        for (name, base), style in zip(context["baselines"].items(), ("--", ":")):
+            ax.plot(t[span], np.asarray(base)[span], color="k", alpha=0.55, ls=style, lw=0.9, label=name)
+        for cell, r in results["cells"].items():
+            runs = [run["report"] for run in r["runs"] if "report" in run]
+            mean = np.mean([run["score"] for run in runs], axis=0)
+            ax.plot(t[span], mean[span], color=colour[cell], lw=1.2,
+                    label=f"{label(cell)} (mean of {len(runs)} seed{'s' * (len(runs) > 1)})")
+            for run in runs:
+                top = run["top"]
+                if span.start is None or near.start <= top < near.stop:
+                    ax.plot([top], [run["score"][top - test_start]], "v", color=colour[cell], ms=6)
+    for ax in (signal, close_signal, score, close_score):
+        ax.axvspan(first - tolerance, last + tolerance, color="#d62728", alpha=0.08, lw=0)
+        ax.axvspan(first, last + 1, color="#d62728", alpha=0.35, lw=0)
+        ax.grid(alpha=0.3)
+    score.set_xlim(signal.get_xlim())    # the score beneath the signal it scores
+    for ax in (close_signal, close_score):
+        ax.set_xlim(near.start, near.stop - 1)
+    for ax in (score, close_score):
+        ax.set_yscale("log")          # the baselines' scores and the cells' differ tenfold
+    signal.set_title(f"the signal; red: the labelled anomaly ({first}–{last}) and the ±{tolerance} a hit may fall in")
+    signal.legend(fontsize=8, loc="upper right")
+    close_signal.set_title("close-up")
+    score.set_title("anomaly score: the forecast error's trailing mean; ▼ each run's top score")
+    score.set_xlabel("index in the series")
+    close_score.set_xlabel("index in the series")
+    score.set_ylabel("score (standardised units, log)")
+    score.legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"{results.get('label', results['task']['name'])}: found by forecasting the next value")
+    return save(fig, path, _record(results, {"task": results["task"], "settings": results["settings"]}))

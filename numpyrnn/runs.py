@@ -17,7 +17,7 @@ import tempfile
 #: the files each command writes in its folder
 FILES = {
     "train": ("checkpoint.npz", "history.jsonl", "model.npz", "metrics.json"),
-    "compare": ("results.json", "results.md", "compare.png"),
+    "compare": ("results.json", "results.md", "compare.png", "detection.png"),   # the last: the anomaly task's
     "sweep": ("sweep.json", "sweep.png"),
     "gradflow": ("gradflow.json", "gradflow.png"),
 }

@@ -921,3 +921,68 @@ def test_speech_task_files(train, test, pooling):
         task = outcome("tasks.make", "speech .ts", lambda: tasks.make("speech", **options))
         if task is not None:
             assert all(np.isfinite(s).all() for s in task.data["train"][0])
+
+
+CSV_HEADERS = ["timestamp,value,is_anomaly\n", "Timestamp, value ,is_anomaly\n", "time,value,label\n", "", "\n"]
+CSV_FIELDS = ["0", "1", "2", "-1", "63.5", "1e3", "nan", "inf", "x", "", " "]
+
+
+@st.composite
+def anomaly_csv_pair(draw):
+    """A *_TRAIN.csv / *_TEST.csv pair as a user might hand one over: the test file a series with
+    labels (sometimes broken: a field missing, a step skipped, a value or label not one), the
+    training file its prefix or something else; or random bytes."""
+    n = draw(st.integers(0, 600))                          # the archive's tolerance is 100 values
+    period = draw(st.integers(2, 40))
+    values = np.round(50 + 10 * np.sin(2 * np.pi * np.arange(n) / period), 4)
+    cut = draw(st.integers(0, n // 3) | st.integers(0, n))   # the training prefix: mostly a third or less
+    first, length = draw(st.integers(max(cut - 3, 0), max(n - 1, 0))), draw(st.integers(0, 4))
+    labels = [int(first <= i < first + length) for i in range(n)]
+    rows = [[str(i), str(v), str(l)] for i, (v, l) in enumerate(zip(values, labels))]
+    for _ in range(0 if draw(st.integers(0, 3)) else draw(st.integers(1, 2))):   # breakage, now and then
+        if rows:
+            row = rows[draw(st.integers(0, len(rows) - 1))]
+            at = draw(st.integers(0, len(row)))
+            if at == len(row):
+                row.pop()
+            else:
+                row[at] = draw(st.sampled_from(CSV_FIELDS))
+    header = CSV_HEADERS[0] if draw(st.integers(0, 5)) else draw(st.sampled_from(CSV_HEADERS))
+    test = (header + "".join(",".join(r) + "\n" for r in rows)).encode()
+    train = (header + "".join(",".join(r) + "\n" for r in rows[:cut])).encode()
+    if draw(st.integers(0, 5)) == 0:
+        train = draw(st.binary(max_size=60))
+    return train, test
+
+
+@FUZZ
+@given(pair=anomaly_csv_pair(), seq_len=st.integers(2, 30), smooth=st.integers(1, 12))
+def test_anomaly_task_files(pair, seq_len, smooth):
+    with tempfile.TemporaryDirectory() as d:
+        for name, content in zip(("X_TRAIN.csv", "X_TEST.csv"), pair):
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(content)
+        task = outcome("tasks.make", "anomaly .csv", lambda: tasks.make(
+            "anomaly", data=os.path.join(d, "X_TRAIN.csv"), seq_len=seq_len, smooth=smooth))
+        if task is not None:
+            assert np.isfinite(task.series).all() and task.anomaly[0] >= task.periods["test"][0]
+            assert all(b["report"]["hit"] in (True, False) for b in task.baselines())
+
+
+LITERALS = ["1", "-2.5", "1e3", "True", "'a'", "None", "float('nan')", "[1]", "x", "1 +", "2j"]
+
+
+@FUZZ
+@given(items=st.lists(st.sampled_from(LITERALS), max_size=6), call=st.sampled_from(["np.array", "numpy.array", "array", "list"]),
+       junk=st.binary(max_size=30), use_junk=st.booleans())
+def test_array_literal_files(items, call, junk, use_junk):
+    source = junk if use_junk else f"import numpy as np\nx = {call}([{', '.join(items)}])\n".encode()
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "data.py")
+        with open(path, "wb") as f:
+            f.write(source)
+        from numpyrnn.tasks import datasets
+
+        values = outcome("datasets.read_array_literal", "a .py file", lambda: datasets.read_array_literal(path))
+        if values is not None:
+            assert values.dtype == np.float64 and values.size and np.isfinite(values).all()

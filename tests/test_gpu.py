@@ -33,7 +33,7 @@ def test_generic_and_fused_gpu_paths_match_the_cpu(monkeypatch, cls, options, dt
     x, dy, lengths, state, dstate = recurrent_data(cls.__name__, dtype, use_lengths)
     monkeypatch.delenv(backend.FUSED_ENV_VAR, raising=False)
     cpu = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "cpu", state, dstate)
-    generic = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "gpu", state, dstate, impl=impl)
+    generic = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "gpu", state, dstate)
     monkeypatch.setenv(backend.FUSED_ENV_VAR, "1")
     fused = run_recurrent(cls.__name__, options, dtype, x, dy, lengths, "gpu", state, dstate)
     for gpu in (generic, fused):

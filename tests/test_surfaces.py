@@ -360,6 +360,71 @@ def test_the_claims_across_comparisons_make_one_row_each():
     assert lines[3].endswith("| 3 vs 2; 40 vs 25 |")
 
 
+def test_the_use_case_table_gives_each_use_the_seeds_pick_and_whether_it_holds():
+    """Issue 32, part 4: a row per use measured, the seed's pick for it, and its verdict here."""
+    from numpyrnn.experiments.claims import uses
+
+    rng = np.random.default_rng(0)
+    better, worse = rng.random((3, 400)) < 0.8, rng.random((3, 400)) < 0.6
+
+    def comparison(task, lstm, gru, data):
+        return _results(lstm, gru) | {"task": {"name": task}, "data": {"name": data}}
+
+    latency = {"cells": {"lstm": {"numpyrnn": {"median": 81.3}, "torch": {"median": 170.0},
+                                  "torch_1_thread": {"median": 165.6}},
+                         "gru": {"numpyrnn": {"median": 88.5}, "torch": {"median": 93.7},
+                                 "torch_1_thread": {"median": 99.0}}}}
+    lines = uses([comparison("speech", better, worse, "japanese-vowels"),
+                  comparison("anomaly", better, better[::-1], "internal-bleeding"),
+                  comparison("demand", worse, better, "taylor"),
+                  comparison("sentiment", better, worse, "rotten-tomatoes"),
+                  comparison("charlm", better, worse, "hamlet")], latency).splitlines()
+    assert len(lines) == 6 and lines[0].startswith("| use (the seed's pick) | data | more accurate")
+    speech, medical, demand, sentiment = (line.split(" | ") for line in lines[2:])
+    assert speech[0] == "| speech recognition (LSTM, more accurate)" and speech[1] == "japanese-vowels"
+    assert "supported" in speech[2] and speech[-1] == "holds: the LSTM is more accurate |"
+    assert speech[4] == "-"                                      # latency: the real-time row's only
+    assert medical[0] == "| medical time series (LSTM, more accurate)" and "within noise" in medical[2]
+    assert medical[-1] == "not shown: the LSTM is not distinguishably more accurate |"
+    assert demand[0] == "| real-time prediction (GRU, faster)"
+    assert demand[4] == "0.92 (median µs: LSTM 81.3, GRU 88.5; torch.nn 1.77)"
+    assert demand[-1] == ("training: the GRU is faster (supported); a step at batch 1: the GRU is not faster "
+                          "(LSTM ÷ GRU 0.92) |")
+    assert sentiment[0] == "| sentiment (the seed's own example)" and sentiment[-1] == "- |"
+    assert "charlm" not in "\n".join(lines)                    # not one of the seed's uses
+    assert "a step at batch 1" not in uses([comparison("demand", worse, better, "taylor")]).splitlines()[2]
+
+
+def test_the_claims_tool_reads_the_folders_and_the_latency_record(tmp_path):
+    """tools/claims_across.py, the README's two tables: the folders compare wrote, and with
+    --uses the use-case table, its real-time row reading tools/latency.py --out's record."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    better, worse = (rng.random((3, 400)) < 0.8) * 1.0, (rng.random((3, 400)) < 0.6) * 1.0
+    for name, task in (("a", "speech"), ("b", "demand")):
+        (tmp_path / name).mkdir()
+        results = _results(better, worse) | {"task": {"name": task}, "data": {"name": task + "-data"}}
+        results["settings"] = {**results["settings"], "match_params": False}
+        (tmp_path / name / "results.json").write_text(json.dumps(results))
+    latency = {"cells": {c: {k: {"median": m, "p99": 2 * m} for k in ("numpyrnn", "torch", "torch_1_thread")}
+                         for c, m in (("lstm", 90.0), ("gru", 60.0))}}
+    (tmp_path / "latency.json").write_text(json.dumps(latency))
+    tool = os.path.join(os.path.dirname(__file__), "..", "tools", "claims_across.py")
+
+    def run(*args):
+        done = subprocess.run([sys.executable, tool, *args], capture_output=True, text=True, cwd=tmp_path, check=True)
+        return done.stdout.splitlines()
+
+    assert run("a", "b")[2].startswith("| speech, equal hidden (h 10 vs 10) | accuracy +0.")
+    uses_rows = run("--uses", "a", "b", "--latency", "latency.json")
+    assert uses_rows[2].startswith("| speech recognition (LSTM, more accurate) | speech-data |")
+    assert "| 1.50 (median µs: LSTM 90.0, GRU 60.0; torch.nn 1.50) |" in uses_rows[3]
+    assert uses_rows[3].endswith("a step at batch 1: the GRU is faster (LSTM ÷ GRU 1.50); and the LSTM forecasts "
+                                 "better |")
+
+
 def test_a_quick_comparison_says_it_is_one_and_what_it_changed(monkeypatch):
     from numpyrnn.experiments import compare as compare_module
 

@@ -190,22 +190,26 @@ def _add_settings(p, fields, helps=None):
 
 
 def _add_data_options(p):
-    """The data options of the sentiment, speech and charlm tasks (declared once, for train and compare)."""
+    """The data options of the tasks on real data (declared once, for train and compare)."""
     p.add_argument("--data", metavar="NAME_OR_FILE",
                    help="sentiment: a named data set (rotten-tomatoes; see `numpyrnn tasks`) or a CSV/TSV of "
                         "text,label, instead of the built-in reviews; speech: japanese-vowels (the default) or "
-                        "a UEA/UCR X_TRAIN.ts file with X_TEST.ts beside it; demand: taylor (the default)")
+                        "a UEA/UCR X_TRAIN.ts file with X_TEST.ts beside it; demand: taylor (the default); "
+                        "anomaly: internal-bleeding (the default) or a UCR anomaly X_TRAIN.csv "
+                        "(timestamp,value,is_anomaly) with the whole series as X_TEST.csv beside it")
     p.add_argument("--text", metavar="NAME_OR_FILE",
                    help="charlm: a named text (hamlet) or a text file, instead of the built-in stories")
     p.add_argument("--embedding-dim", type=_positive_int,
                    help="sentiment: the word embedding's size (default: the data set's)")
     p.add_argument("--pooling", choices=POOLINGS,
                    help="sentiment, speech: pooling over time (default: the data set's; speech: mean)")
+    p.add_argument("--smooth", type=_positive_int, metavar="N",
+                   help="anomaly: the anomaly score averages the forecast error over the last N values (default 10)")
 
 
 #: the task options' flags: (dest on the command line, the tasks' option)
 TASK_FLAGS = (("seq_len", "seq_len"), ("data", "data"), ("text", "text"), ("embedding_dim", "embedding_dim"),
-              ("pooling", "pooling"), ("series", "source"))
+              ("pooling", "pooling"), ("series", "source"), ("smooth", "smooth"))
 
 
 def _task_options(args):

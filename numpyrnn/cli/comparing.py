@@ -21,7 +21,8 @@ def _add_compare(sub):
         "compare", help="LSTM vs GRU vs RNN on the same task: accuracy, training time, memory",
         description="Train each cell on the same data, splits, optimizer, budget and seeds; print a table "
                     "(test metric and training time, mean ± std over seeds; time per epoch; activation "
-                    "memory per batch) and write results.json, results.md and compare.png to --out.",
+                    "memory per batch) and write results.json, results.md and compare.png to --out "
+                    "(the anomaly task: detection.png too).",
         formatter_class=_Help)
     p.add_argument("--task", choices=TASK_CHOICES, default="sentiment", help="the task")
     _add_cells(p, ["lstm", "gru", "rnn"])
@@ -55,7 +56,7 @@ def _plan_compare(args):
 
 
 def _run_compare(args):
-    from ..experiments.compare import compare, load_note, quick_note, table, write
+    from ..experiments.compare import compare, load_note, quick_note, report_table, table, write
 
     if args.out:
         _check_out(args, "compare")
@@ -69,14 +70,16 @@ def _run_compare(args):
         print(note + "\n")
     print(table(results))
     print("\n" + load_note(results))
+    if report_table(results):
+        print(f"\n{report_table(results)}\n{results['report_note']}")
     if results.get("claims"):
         from ..experiments.claims import table as claims_table
 
         print("\nLSTM vs GRU: the claims, measured (95 % intervals: a bootstrap over seeds and test items)")
         print(claims_table(results["claims"]))
     if args.out:
-        write(results, args.out)
-        print(f"wrote {args.out}/results.json, results.md, compare.png")
+        written = write(results, args.out)
+        print(f"wrote {args.out}/" + ", ".join(os.path.basename(path) for path in written))
     return 0
 
 

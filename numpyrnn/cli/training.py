@@ -92,13 +92,18 @@ def _run_train(args):
         resume = " (continue with the same command and --resume)" if exc.checkpoint else " (no --out: nothing kept)"
         print(f"numpyrnn train: {exc}{resume}", file=sys.stderr)
         return 130
+    report = task.report(trainer.model)           # what else the task measures (the anomaly task: the detection)
+    shown = {k: v for k, v in (report or {}).items() if not isinstance(v, list)}
     if args.out:
-        trainer.write_results(metrics)
+        trainer.write_results(metrics, extra={"report": shown} if shown else None)
     baseline, how = task.baseline()
     metric = task.metric
     others = "".join(f"; {k} {v:.4f}" for k, v in metrics.items() if k.startswith("test_") and k != f"test_{metric}")
     print(f"test_{metric} {metrics[f'test_{metric}']:.4f} (baseline {baseline:.4f}: {how}){others}; "
           f"{metrics['steps']} steps, {metrics['epochs']} epochs, {metrics['train_seconds']:.1f} s of training")
+    if shown:
+        print(", ".join(f"{k} {f'{v:.4g}' if isinstance(v, float) else v}" for k, v in shown.items())
+              + f". {task.report_note}")
     return 0
 
 
@@ -294,7 +299,7 @@ def _run_tasks(args):
         defaults = ", ".join(f"{k} {v}" for k, v in task.defaults.items())
         print(f"{name:<10} {task.title}\n{'':<10} metric {task.metric} ({'higher' if task.higher_is_better else 'lower'} "
               f"is better); baseline {value:.4g}: {how}\n{'':<10} defaults: {defaults}")
-    print("\nnamed data sets (--data NAME for sentiment and speech, --text NAME for charlm):")
+    print("\nnamed data sets (--data NAME for sentiment, speech, demand and anomaly, --text NAME for charlm):")
     for line in datasets.describe():
         print(f"  {line}")
     return 0

@@ -149,6 +149,31 @@ def table(rows, markdown=False):
     return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in body])
 
 
+def _formatted(results):
+    """A comparison's four claims as table cells: {"accuracy", "speed", "memory", "simpler"} each
+    "value [interval], verdict" (or "-" where it was not measured); None without an LSTM and a GRU."""
+    rows = {r["claim"]: r for r in results.get("claims") or claims(results) or []}
+    if not rows:
+        return None
+    cells = results["cells"]
+
+    def cell(claim, fmt):
+        r = rows.get(claim)
+        if r is None:
+            return "-"
+        low, high = r["interval"]
+        spread = "" if low == high else f" [{fmt(low)}, {fmt(high)}]"
+        return f"{fmt(r['value'])}{spread}, {r['verdict']}"
+
+    accuracy = cell("the LSTM is often more accurate", lambda v: f"{v:+.4f}")
+    return {"accuracy": accuracy if accuracy == "-" else f"{results['metric']} {accuracy}",
+            "speed": cell("the GRU is faster", lambda v: f"{v:.3f}"),
+            "memory": cell("the LSTM uses more memory", lambda v: f"{v:.2f}"),
+            "simpler": (f"{_gates('lstm')[0]} vs {_gates('gru')[0]}; "
+                        + " vs ".join(f"{cells[c]['parameters'] / cells[c]['hidden']:.0f}" for c in ("lstm", "gru"))),
+            "verdicts": {r["claim"]: r["verdict"] for r in rows.values()}}
+
+
 def across(comparisons):
     """One markdown table of the claims over several comparisons (``results`` dicts, each from
     :func:`numpyrnn.experiments.compare.compare`): a row per comparison — its data, the LSTM's
@@ -159,26 +184,77 @@ def across(comparisons):
             "more memory: activations, LSTM ÷ GRU", "simpler: gates, parameters per unit, LSTM vs GRU"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for results in comparisons:
-        rows = {r["claim"]: r for r in results.get("claims") or claims(results) or []}
-        if not rows:
+        c = _formatted(results)
+        if c is None:
             continue
         cells, settings = results["cells"], results["settings"]
         sizing = "parameters matched" if settings["match_params"] else "equal hidden"
         label = results.get("label", results["task"]["name"])
-
-        def cell(claim, fmt):
-            r = rows.get(claim)
-            if r is None:
-                return "-"
-            low, high = r["interval"]
-            spread = "" if low == high else f" [{fmt(low)}, {fmt(high)}]"
-            return f"{fmt(r['value'])}{spread}, {r['verdict']}"
-
-        accuracy = cell("the LSTM is often more accurate", lambda v: f"{v:+.4f}")
-        accuracy = accuracy if accuracy == "-" else f"{results['metric']} {accuracy}"
-        memory = cell("the LSTM uses more memory", lambda v: f"{v:.2f}")
-        per_unit = (f"{_gates('lstm')[0]} vs {_gates('gru')[0]}; "
-                    + " vs ".join(f"{cells[c]['parameters'] / cells[c]['hidden']:.0f}" for c in ("lstm", "gru")))
-        lines.append(f"| {label}, {sizing} (h {cells['lstm']['hidden']} vs {cells['gru']['hidden']}) | {accuracy} | "
-                     f"{cell('the GRU is faster', lambda v: f'{v:.3f}')} | {memory} | {per_unit} |")
+        lines.append(f"| {label}, {sizing} (h {cells['lstm']['hidden']} vs {cells['gru']['hidden']}) | "
+                     f"{c['accuracy']} | {c['speed']} | {c['memory']} | {c['simpler']} |")
     return "\n".join(lines)
+
+
+#: the seed's uses, by the task that measures each: (the use, the cell the seed picks for it, why)
+USES = {
+    "sentiment": ("sentiment (the seed's own example)", None, None),
+    "speech": ("speech recognition", "lstm", "more accurate"),
+    "anomaly": ("medical time series", "lstm", "more accurate"),
+    "demand": ("real-time prediction", "gru", "faster"),
+}
+
+
+def _advice(pick, verdicts, latency):
+    """Whether the seed's pick for a use holds on its comparison: the LSTM where accuracy
+    matters (its accuracy claim), the GRU where speed does (its speed claims, per epoch and,
+    where measured, per step at batch 1)."""
+    if pick is None:
+        return "-"
+    if pick == "lstm":
+        verdict = verdicts.get("the LSTM is often more accurate", "not measured")
+        return {"supported": "holds: the LSTM is more accurate",
+                "contradicted": "does not hold: the GRU is more accurate",
+                "within noise": "not shown: the LSTM is not distinguishably more accurate"}.get(verdict, verdict)
+    trains = verdicts.get("the GRU is faster", "not measured")
+    accurate = verdicts.get("the LSTM is often more accurate")
+    parts = [f"training: the GRU {'is' if trains == 'supported' else 'is not shown to be'} faster ({trains})"]
+    if latency is not None:
+        parts.append(f"a step at batch 1: the GRU is {'faster' if latency['ratio'] > 1 else 'not faster'} "
+                     f"(LSTM ÷ GRU {latency['ratio']:.2f})")
+    if accurate == "supported":
+        parts.append("and the LSTM forecasts better")
+    return "; ".join(parts)
+
+
+def uses(comparisons, latency=None):
+    """The seed's use-case table: a row per use measured (one comparison each, the task naming
+    the use: :data:`USES`), the four claims with their verdicts and intervals, the cell the seed
+    picks for the use, and whether that advice holds here.  ``latency``: what ``tools/latency.py
+    --out`` wrote (numpyrnn's per-step medians at batch 1), shown on the real-time row."""
+    head = ["use (the seed's pick)", "data", "more accurate: the LSTM's lead", "faster: s per epoch, LSTM ÷ GRU",
+            "a step at batch 1, LSTM ÷ GRU", "more memory: activations, LSTM ÷ GRU",
+            "simpler: gates, parameters per unit", "the seed's advice here"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for results in comparisons:
+        c = _formatted(results)
+        task = results["task"]["name"]
+        if c is None or task not in USES:
+            continue
+        use, pick, why = USES[task]
+        step = latency_ratio(latency) if pick == "gru" and latency else None
+        step_cell = "-" if step is None else (f"{step['ratio']:.2f} (median µs: LSTM {step['lstm']:.1f}, GRU "
+                                              f"{step['gru']:.1f}; torch.nn {step['torch_ratio']:.2f})")
+        data = results.get("data", {}).get("name", "generated")
+        lines.append(f"| {use if pick is None else f'{use} ({pick.upper()}, {why})'} | {data} | {c['accuracy']} | "
+                     f"{c['speed']} | {step_cell} | {c['memory']} | {c['simpler']} | "
+                     f"{_advice(pick, c['verdicts'], step)} |")
+    return "\n".join(lines)
+
+
+def latency_ratio(latency):
+    """The per-step latency claim from ``tools/latency.py --out``'s record: numpyrnn's median step
+    of the LSTM and the GRU, their ratio (above 1: the GRU faster), and torch.nn's ratio (each
+    cell's faster median, on its default threads or on one)."""
+    ours = {c: latency["cells"][c]["numpyrnn"]["median"] for c in ("lstm", "gru")}
+    theirs = {c: min(latency["cells"][c][k]["median"] for k in ("torch", "torch_1_thread")) for c in ("lstm", "gru")}
+    return {**ours, "ratio": ours["lstm"] / ours["gru"], "torch_ratio": theirs["lstm"] / theirs["gru"]}

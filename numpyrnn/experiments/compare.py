@@ -40,6 +40,7 @@ QUICK = {
     "series": ({"length": 4_000, "seq_len": 30}, {"steps": 150}),
     "speech": ({}, {"epochs": 20}),
     "demand": ({}, {"steps": 300}),
+    "anomaly": ({}, {"steps": 200}),
 }
 
 #: the same for the named real data sets, whose size is what it is: a shorter budget
@@ -48,6 +49,7 @@ QUICK_DATA = {
     "hamlet": ({"seq_len": 32}, {"steps": 100}),
     "japanese-vowels": ({}, {"epochs": 20}),
     "taylor": ({}, {"steps": 300}),
+    "internal-bleeding": ({}, {"steps": 200}),
 }
 
 #: the quick runs that were checked to keep the full run's order, and how they run: fewer seeds,
@@ -152,6 +154,8 @@ def compare(task_name="sentiment", cells=("lstm", "gru", "rnn"), seeds=None, set
             for cell in cells:
                 runs[cell].append(_train_run(task, cell, seed, run, bar))
     results["load"] = whole.record()
+    if task.report_note:
+        results["report_note"] = task.report_note
     for cell in cells:
         results["cells"][cell] = _summary(task, cell, run, runs[cell])
     results["claims"] = claims(results)
@@ -238,11 +242,13 @@ def _train_run(task, cell, seed, run, bar):
     batch = task.batch(task.epoch(batch_size, np.random.default_rng(0))[0])
     model.forward(batch.inputs, batch.targets, batch.lengths)
     items = task.item_scores(model, "test", max(batch_size, 64))       # for the claims' paired bootstrap
+    report = task.report(model)                                         # what else the task measures
     bar.log(f"{cell} seed {seed}: test_{metric} {final[f'test_{metric}']:.4f}, "
             f"{final['train_seconds']:.1f} s of training")
     return {"seed": seed, "test": final[f"test_{metric}"], "test_loss": final["test_loss"],
             "test_items": [float(v) for v in items],
             **{k: final[k] for k in ("best_step", "stopped_early") if k in final},
+            **({"report": report} if report is not None else {}),
             "train_seconds": final["train_seconds"], "seconds_per_epoch": final["seconds_per_epoch"],
             "load": {**met.record(), "device": model.device},
             "activation_bytes": activation_bytes(model.rnn),
@@ -289,12 +295,30 @@ def table(results, markdown=False):
                      f"{s['activation_mib']:.2f}"])
     for b in results.get("baselines", [results["baseline"] | {"name": "baseline"}]):
         rows.append([f"({b['name']})", "-", "-", f"{b['value']:.4f}", "-", "-", "-"])
+    return _format_table(head, rows, markdown)
+
+
+def _format_table(head, rows, markdown):
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
+
+
+def report_table(results, markdown=False):
+    """What the task measured of each trained model beside its metric (:meth:`Task.report`: the
+    anomaly task's detection), one row a run, then the baselines'; None when it measured nothing."""
+    runs = [(cell, run) for cell, r in results["cells"].items() for run in r["runs"] if "report" in run]
+    if not runs:
+        return None
+    keys = [k for k, v in runs[0][1]["report"].items() if not isinstance(v, list)]     # the figure's lists aside
+    shown = lambda v: ("yes" if v else "no") if isinstance(v, bool) else f"{v:.4g}" if isinstance(v, float) else str(v)
+    rows = [[cell.upper(), str(run["seed"])] + [shown(run["report"][k]) for k in keys] for cell, run in runs]
+    rows += [[f"({b['name']})", "-"] + [shown(b["report"][k]) for k in keys]
+             for b in results.get("baselines", []) if "report" in b]
+    return _format_table(["cell", "seed", *keys], rows, markdown)
 
 
 def _regularisation(settings):
@@ -306,7 +330,8 @@ def _regularisation(settings):
 
 
 def write(results, out_dir):
-    """results.json, results.md (the table and the settings) and compare.png in ``out_dir``."""
+    """results.json, results.md (the table and the settings) and compare.png in ``out_dir``, and
+    the figures of the task's reports (the anomaly task: detection.png); the paths written."""
     from .. import plots
 
     os.makedirs(out_dir, exist_ok=True)
@@ -329,8 +354,19 @@ def write(results, out_dir):
                 f"{results['machine']['cores']} cores.\n")
         if load_note(results):
             f.write(f"\n{load_note(results)}\n")
+        if report_table(results):
+            f.write(f"\n## What else the task measured\n\n{report_table(results, markdown=True)}\n\n"
+                    f"{results.get('report_note', '')}\n")
         if results.get("claims"):
             f.write(f"\n## LSTM vs GRU: the claims, measured\n\n{claims_table(results['claims'], markdown=True)}\n\n"
                     "Accuracy: a bootstrap over seeds and test items (paired across the cells), 95 % interval. Speed: "
                     "over seeds, paired (the cells ran round-robin). Memory and complexity: measured once.\n")
-    plots.compare(results, os.path.join(out_dir, "compare.png"))
+    written = [os.path.join(out_dir, name) for name in ("results.json", "results.md", "compare.png")]
+    plots.compare(results, written[-1])
+    if report_table(results):
+        from .. import tasks
+
+        config = results["task"]              # as compare made it: the task whose runs reported
+        task = tasks.make(config["name"], **{k: v for k, v in config.items() if k != "name"})
+        written += task.draw_report(results, out_dir)
+    return written

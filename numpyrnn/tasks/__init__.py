@@ -10,12 +10,14 @@ charlm     character-level language model of a text                        bpc
 series     forecast the next value of a noisy sum of sines, or a recording mse
 speech     who is speaking: JapaneseVowels' nine speakers (real data only)  accuracy
 demand     the next half-hour of electricity demand (Taylor 2003; real)    MAPE (%)
+anomaly    the anomaly in arterial blood pressure, by forecasting (real)    mse
 ========== =============================================================== ==========
 """
 
 import inspect
 
 from .adding import AddingProblem
+from .anomaly import Anomaly
 from .base import Batch, ExampleTask, Task
 from .charlm import CharLanguageModel
 from .copy import CopyMemory
@@ -25,11 +27,11 @@ from .series import Series
 from .speech import Speech
 
 TASKS = {task.name: task for task in (AddingProblem, CopyMemory, Sentiment, CharLanguageModel, Series, Speech,
-                                      Demand)}
+                                      Demand, Anomaly)}
 
 
 def make(name, **options):
-    """A task by name (adding, copy, sentiment, charlm, series, speech, demand) with its options."""
+    """A task by name (adding, copy, sentiment, charlm, series, speech, demand, anomaly) with its options."""
     if name not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {name!r}")
     return TASKS[name](**options)
@@ -57,4 +59,4 @@ def upgrade_config(config):
 
 
 __all__ = ["TASKS", "make", "options_of", "taking", "upgrade_config", "Task", "ExampleTask", "Batch", "AddingProblem", "CopyMemory",
-           "Sentiment", "CharLanguageModel", "Series", "Speech", "Demand"]
+           "Sentiment", "CharLanguageModel", "Series", "Speech", "Demand", "Anomaly"]

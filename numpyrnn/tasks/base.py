@@ -99,6 +99,20 @@ class Task:
         value, what = self.baseline()
         return [{"name": "baseline", "value": value, "what": what}]
 
+    #: what :meth:`report`'s numbers mean, for the comparison's results.md (None: it reports nothing)
+    report_note: str | None = None
+
+    def report(self, model) -> dict | None:
+        """What this task measures of a trained model beside its metric (the anomaly task: the
+        detection), which a comparison records for each run: a dict of numbers (lists for
+        figures), or None."""
+        return None
+
+    def draw_report(self, results, out_dir) -> list:
+        """Draw the figures of the runs' reports in a comparison's ``results`` into ``out_dir``;
+        the paths written (none by default)."""
+        return []
+
     def make_model(self, cell, *, hidden_size, **options):
         """The model that fits this task, over ``cell`` (a registered name or a Cell), with
         ``hidden_size`` units and the model's other options (num_layers, bidirectional, dropout,

