@@ -161,3 +161,64 @@ def test_the_backward_refuses_what_its_forward_did_not_make():
         attention.step_backward(context[:2], None, cache)
     with pytest.raises(ValueError, match=r"dweights must have shape \(5, 3\)"):
         attention.step_backward(context, alpha.T, cache)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_the_layer_runs_every_decoder_step_and_sums_the_keys_gradient(form):
+    """Attention as a layer: T queries at once, each step the function above; ∂L/∂keys summed
+    over the steps and the parameters' gradients accumulated, against torch's autograd."""
+    torch = pytest.importorskip("torch", reason="torch is the independent reference for these tests")
+    T, S, B, Hq = 4, 5, 3, 4
+    Hk = Hq if form == "dot" else 6
+    layer = attention.Attention(Hq, Hk, form, attention_size=5, dtype=np.float64, seed=2)
+    rng = np.random.default_rng(3)
+    queries, keys, lengths = rng.standard_normal((T, B, Hq)), rng.standard_normal((S, B, Hk)), np.array([5, 2, 4])
+    contexts, weights = layer.forward(queries, keys, lengths)
+    assert contexts.shape == (T, B, Hk) and weights.shape == (T, S, B)
+    params = [layer.params[name] for name in attention.PARAMETERS[form]]
+    for t in range(T):
+        context, alpha, _ = attention.step_forward(queries[t], keys, *params, form=form, lengths=lengths)
+        np.testing.assert_array_equal(contexts[t], context)
+    dcontexts, dweights = rng.standard_normal(contexts.shape), rng.standard_normal(weights.shape)
+    layer.zero_grad()
+    dqueries, dkeys = layer.backward(dcontexts, dweights)
+    q = torch.tensor(queries, requires_grad=True)
+    k = torch.tensor(keys, requires_grad=True)
+    p = [torch.tensor(w, requires_grad=True) for w in params]
+    loss = 0
+    for t in range(T):       # the reference on shared leaves: the keys' and parameters' gradients sum over steps
+        if form == "dot":
+            scores = (k * q[t]).sum(-1)
+        elif form == "general":
+            scores = torch.einsum("bi,ij,sbj->sb", q[t], p[0], k)
+        else:
+            scores = torch.tanh(q[t] @ p[0].T + k @ p[1].T) @ p[2]
+        padding = torch.arange(S)[:, None] >= torch.tensor(lengths)[None, :]
+        alpha = torch.softmax(scores.masked_fill(padding, float("-inf")), dim=0)
+        context = (alpha[:, :, None] * k).sum(0)
+        loss = loss + (context * torch.tensor(dcontexts[t])).sum() + (alpha * torch.tensor(dweights[t])).sum()
+    loss.backward()
+    np.testing.assert_allclose(dqueries, q.grad.numpy(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(dkeys, k.grad.numpy(), rtol=0, atol=1e-10)
+    for name, leaf in zip(attention.PARAMETERS[form], p):
+        np.testing.assert_allclose(layer.grads[name], leaf.grad.numpy(), rtol=0, atol=1e-10, err_msg=name)
+    one_context, one_alpha = layer.forward(queries[1], keys, lengths)               # one step: no T
+    np.testing.assert_array_equal(one_context, contexts[1])
+    assert one_alpha.shape == (S, B) and layer.backward(dcontexts[1])[0].shape == (B, Hq)
+
+
+def test_the_layer_refuses_wrong_shapes_and_a_backward_first():
+    layer = attention.Attention(4, 6, "additive", seed=0)
+    assert set(layer.params) == {"weight_query", "weight_key", "v"} and layer.params["v"].shape == (6,)
+    with pytest.raises(RuntimeError, match="needs a forward"):
+        layer.backward(np.zeros((2, 6)))
+    with pytest.raises(ValueError, match=r"queries must be \(T, B, 4\) or \(B, 4\) and keys \(S, B, 6\)"):
+        layer.forward(np.zeros((3, 2, 5)), np.zeros((7, 2, 6)))
+    with pytest.raises(ValueError, match="queries contains NaN"):
+        layer.forward(np.full((3, 2, 4), np.nan), np.zeros((7, 2, 6)))
+    layer.forward(np.zeros((3, 2, 4)), np.zeros((7, 2, 6)))
+    with pytest.raises(ValueError, match="the forward's 3 steps first"):
+        layer.backward(np.zeros((2, 2, 6)))
+    with pytest.raises(ValueError, match="dot attention scores q · k_s"):
+        attention.Attention(4, 6, "dot")
+

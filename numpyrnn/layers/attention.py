@@ -35,7 +35,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import array_module
-from ..validation import as_lengths, check_finite
+from ..validation import as_float_array, as_lengths, check_finite, check_int
+from .module import Module
 
 FORMS = ("dot", "general", "additive")
 #: each form's parameters, in the order the functions take and return them
@@ -182,3 +183,87 @@ def init_parameters(form, query_size, key_size, attention_size=None, *, dtype=np
     rng = np.random.default_rng(seed)
     shapes = parameter_shapes(form, query_size, key_size, attention_size)
     return {name: rng.uniform(-1, 1, shape).astype(dtype) / np.sqrt(shape[-1]) for name, shape in shapes.items()}
+
+
+class Attention(Module):
+    """Attention as a layer: the form's parameters, their gradients, and every decoder step of a
+    target sequence at once, the step above (:func:`step_forward`) run for each.
+
+    ``forward(queries, keys, lengths=None)``: queries (T, B, Hq) (one per decoder step; or
+    (B, Hq) for one step), keys (S, B, Hk), lengths (B,) the real source positions.  Returns
+    (contexts (T, B, Hk), weights (T, S, B)), without T for one step.  ``backward(dcontexts,
+    dweights=None)`` returns (∂L/∂queries, ∂L/∂keys), ∂L/∂keys summed over the decoder's steps
+    (every step reads every key: fact 3), and adds the parameters' gradients into ``grads``.
+
+    Parameters as ``torch.nn.Linear`` draws weights of their shapes: general ``weight`` W_a
+    (Hq, Hk); additive ``weight_query`` W_q (A, Hq), ``weight_key`` W_k (A, Hk), ``v`` (A,),
+    A = ``attention_size`` (default Hk); dot none (Hq must equal Hk)."""
+
+    def __init__(self, query_size, key_size, form="general", attention_size=None, *, dtype=np.float32, seed=None,
+                 device="auto"):
+        super().__init__(dtype=dtype, device=device)
+        self.query_size = check_int("query_size", query_size, 1)
+        self.key_size = check_int("key_size", key_size, 1)
+        check_form(form)
+        self.form = form
+        self.attention_size = None if form != "additive" else (
+            self.key_size if attention_size is None else check_int("attention_size", attention_size, 1))
+        for name, value in init_parameters(form, self.query_size, self.key_size, self.attention_size,
+                                           seed=seed).items():
+            self._add_param(name, value)
+
+    def forward(self, queries, keys, lengths=None, *, check=True):
+        queries = as_float_array("queries", queries, self.dtype, self.device)
+        keys = as_float_array("keys", keys, self.dtype, self.device)
+        one_step = queries.ndim == 2
+        steps = queries[None] if one_step else queries
+        if steps.ndim != 3 or steps.shape[2] != self.query_size or keys.ndim != 3 or keys.shape[2] != self.key_size:
+            raise ValueError(f"queries must be (T, B, {self.query_size}) or (B, {self.query_size}) and keys "
+                             f"(S, B, {self.key_size}), got {queries.shape} and {keys.shape}")
+        params = [self._params[name] for name in PARAMETERS[self.form]]
+        if check:
+            check_finite("queries", steps)
+            check_finite("keys", keys)
+        contexts, weights, caches = [], [], []
+        for query in steps:                        # the step above, once per decoder step
+            context, alpha, cache = step_forward(query, keys, *params, form=self.form, lengths=lengths, check=False)
+            contexts.append(context)
+            weights.append(alpha)
+            caches.append(cache)
+        self._cache = (caches, one_step)
+        xp = self.xp
+        contexts, weights = xp.stack(contexts), xp.stack(weights)
+        return (contexts[0], weights[0]) if one_step else (contexts, weights)
+
+    def backward(self, dcontexts, dweights=None):
+        if self._cache is None:
+            raise RuntimeError("Attention.backward() needs a forward() first")
+        caches, one_step = self._cache
+        dcontexts = as_float_array("dcontexts", dcontexts, self.dtype, self.device)
+        dcontexts = dcontexts[None] if one_step else dcontexts
+        if dweights is not None:
+            dweights = as_float_array("dweights", dweights, self.dtype, self.device)
+            dweights = dweights[None] if one_step else dweights
+        T = len(caches)
+        if dcontexts.shape[0] != T or (dweights is not None and dweights.shape[0] != T):
+            raise ValueError(f"dcontexts (and dweights) must have the forward's {T} step{'s' * (T != 1)} first, "
+                             f"got {dcontexts.shape}")
+        dqueries, dkeys = [], None
+        for t in range(T):
+            dquery, dkeys_t, *dparams = step_backward(dcontexts[t], None if dweights is None else dweights[t],
+                                                      caches[t])
+            dqueries.append(dquery)
+            dkeys = dkeys_t if dkeys is None else dkeys + dkeys_t          # every step reads every key
+            for name, g in zip(PARAMETERS[self.form], dparams):
+                self._grads[name] += g
+        dqueries = self.xp.stack(dqueries)
+        return (dqueries[0] if one_step else dqueries), dkeys
+
+    def config(self):
+        return {"type": "Attention", "query_size": self.query_size, "key_size": self.key_size, "form": self.form,
+                "attention_size": self.attention_size, "dtype": self.dtype.name}
+
+    def __repr__(self):
+        size = "" if self.attention_size is None else f", attention_size={self.attention_size}"
+        return (f"Attention({self.query_size}, {self.key_size}, form={self.form!r}{size}, "
+                f"dtype={self.dtype.name})")
