@@ -394,6 +394,10 @@ class Stream:
     starts again from zeros).  The predictions equal the model's forward over the whole sequence
     at evaluation (to rounding).
 
+    The built-in RNN, LSTM and GRU step through ``cells/fast/stream.py`` (their step's equations
+    without the checks and the cache a backward needs; the weights read as they are at each
+    step); other cells, and ``impl="reference"``, through the cell's own ``step_forward``.
+
     Each step runs under numpyrnn's thread policy (its products on one BLAS thread).  Entering
     and leaving the policy costs more than a small step itself, so a loop that feeds a stream
     can hold it once: ``with model.stream() as stream: ...`` (inside, NumPy's BLAS runs on one
@@ -424,7 +428,7 @@ class Stream:
             if self._state is None:                  # the first step: the initial state, checked
                 self._state, self._unbatched = rnn._prepare_state(self._given, x.shape[0], unbatched), unbatched
             y, self._state = rnn._step(x, self._state)
-            prediction = self.model.head.forward(y, check=False)
+            prediction = self.model.head.apply(y)      # y W^T + b: nothing kept for a backward
         self.steps += 1
         return prediction[0] if unbatched else prediction
 

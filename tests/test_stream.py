@@ -18,6 +18,7 @@ def _model(cell, **kw):
 
 @pytest.mark.parametrize("cell, options", [("rnn", {"nonlinearity": "relu"}), ("lstm", {"zoneout": 0.2, "zoneout_c": 0.3}),
                                            ("gru", {"zoneout": 0.2, "reset_after": False}), ("mgu", {}),
+                                           ("rnn", {}), ("lstm", {}), ("gru", {}), ("gru", {"impl": "reference"}),
                                            ("lstm_peephole", {"recurrent_dropout": 0.3, "dropout": 0.5})])
 def test_a_stream_predicts_what_the_whole_sequence_predicts(cell, options):
     model = _model(cell, per_step=True, **options)               # left in training mode: a stream evaluates
@@ -108,3 +109,29 @@ def test_the_forecast_command_reads_values_as_they_arrive(tmp_path, monkeypatch,
     numpyrnn.save(numpyrnn.SequenceClassifier("gru", input_size=2, num_classes=2, seed=0), tmp_path / "c.npz")
     assert cli.main(["forecast", str(tmp_path / "c.npz")]) == 2
     assert "holds a SequenceClassifier; forecast needs a SequenceRegressor" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cell, options", [("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {}),
+                                           ("gru", {}), ("gru", {"reset_after": False})])
+def test_the_built_in_cells_stream_on_the_fast_step_and_it_is_the_reference_step(cell, options):
+    """cells/fast/stream.py: the built-in cells' stream step skips the reference step's checks
+    and cache; the same numbers as the reference step to 1e-12, and it reads the weights as
+    they are at each step (an optimizer's update is seen at once)."""
+    fast, reference = _model(cell, **options), _model(cell, impl="reference", **options)
+    assert fast.rnn._stream_step() is not None and reference.rnn._stream_step() is None
+    assert _model("lstm_peephole").rnn._stream_step() is None            # a variant: its own step
+    for m in (fast, reference):
+        m.eval()
+    x = RNG.standard_normal((6, 2, 3))
+    streams = fast.stream(), reference.stream()
+    for t in range(6):
+        a, b = (s.step(x[t]) for s in streams)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    for m in (fast, reference):
+        for name in m.params:
+            m.params[name] *= 1.5                                         # as an optimizer would: in place
+    a, b = (s.step(x[0]) for s in streams)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    fresh = fast.stream(state=streams[1].state)
+    np.testing.assert_allclose(fresh.step(x[1]), streams[0].step(x[1]), rtol=0, atol=1e-12)
+

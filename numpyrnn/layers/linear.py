@@ -45,10 +45,16 @@ class Linear(Module):
                              f"got shape {x.shape}")
         if check:
             check_finite("x", x)
+        y = self.apply(x)
+        self._cache = x.copy()
+        return y
+
+    def apply(self, x):
+        """y = x W^T + b on an array already checked, keeping nothing for a backward (a stream's
+        head: :class:`numpyrnn.models.Stream`)."""
         y = x @ self._params["weight"].T                  # y = x W^T
         if self.bias:
             y += self._params["bias"]                     #     + b
-        self._cache = x.copy()
         return y
 
 

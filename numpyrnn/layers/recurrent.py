@@ -28,6 +28,8 @@ sets ``h_prev_only_in_products`` (any other refuses it, saying why).
 
 from __future__ import annotations
 
+import functools
+
 import json
 import warnings
 
@@ -329,14 +331,30 @@ class Recurrent(Module):
         rates = self.zoneout_rates
         keep = [None if name not in rates else 1 - rates[name] for name in self.cell.state_names]   # k = 1 − p
         state_n = tuple(self.xp.empty_like(s) for s in state0)
+        fast = self._stream_step()
         layer_input = x
         for k in range(self.num_layers):
             previous = tuple(s[k] for s in state0)
-            new, _ = self.cell.step_forward(layer_input, previous, self._cell_params(k))   # s̃_t (§3)
+            if fast is None:
+                new, _ = self.cell.step_forward(layer_input, previous, self._cell_params(k))   # s̃_t (§3)
+            else:                                        # the same s̃_t, without checks or a cache
+                new = fast(layer_input, previous, *self.cell.weights(self._cell_params(k)))
             for buffer, s_tilde, s_prev, share in zip(state_n, new, previous, keep):
                 buffer[k] = s_tilde if share is None else share * s_tilde + (1 - share) * s_prev   # (§17)
             layer_input = state_n[0][k]
         return layer_input.copy(), state_n
+
+    def _stream_step(self):
+        """On the fast path, the built-in RNN's, LSTM's or GRU's step for a stream
+        (``cells/fast/stream.py``: the reference step's equations without its checks and cache);
+        None for any other cell (a subclass included) or ``impl``, which step through the cell's
+        own ``step_forward``."""
+        from ..cells.fast import stream
+
+        step = stream.STEPS.get(type(self.cell))
+        if step is None or self.impl != "fast":
+            return None
+        return functools.partial(step, **self.cell.function_options())
 
     def backward(self, dy, dstate=None, *, keep_state_grads=False):
         """Backpropagate through the last forward.
