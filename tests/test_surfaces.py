@@ -353,6 +353,7 @@ def test_the_claims_across_comparisons_make_one_row_each():
     matched["cells"]["gru"]["hidden"] = 12
     lines = across([equal, matched, {"cells": {"rnn": {}}}]).splitlines()
     assert len(lines) == 4 and lines[0].startswith("| data, sizing | more accurate: the LSTM's lead in the test metric |")
+    assert lines[1] == "|---|---|---|---|---|"                           # a markdown table's rule
     assert lines[2].startswith("| reviews, equal hidden (h 10 vs 10) | accuracy +0.")
     assert lines[2].endswith("| 2.000, supported | 1.33, supported | 3 vs 2; 40 vs 30 |")   # no spread: no interval
     assert lines[3].startswith("| reviews, parameters matched (h 10 vs 12) | accuracy -0.")
@@ -380,6 +381,7 @@ def test_the_use_case_table_gives_each_use_the_seeds_pick_and_whether_it_holds()
                   comparison("sentiment", better, worse, "rotten-tomatoes"),
                   comparison("charlm", better, worse, "hamlet")], latency).splitlines()
     assert len(lines) == 6 and lines[0].startswith("| use (the seed's pick) | data | more accurate")
+    assert lines[1] == "|" + "---|" * 8
     speech, medical, demand, sentiment = (line.split(" | ") for line in lines[2:])
     assert speech[0] == "| speech recognition (LSTM, more accurate)" and speech[1] == "japanese-vowels"
     assert "supported" in speech[2] and speech[-1] == "holds: the LSTM is more accurate |"

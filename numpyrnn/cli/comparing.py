@@ -70,8 +70,9 @@ def _run_compare(args):
         print(note + "\n")
     print(table(results))
     print("\n" + load_note(results))
-    if report_table(results):
-        print(f"\n{report_table(results)}\n{results['report_note']}")
+    reports = report_table(results)
+    if reports:
+        print(f"\n{reports}\n{results['report_note']}")
     if results.get("claims"):
         from ..experiments.claims import table as claims_table
 

@@ -135,18 +135,23 @@ def claims(results):
     return rows
 
 
+def format_table(head, rows, markdown=False):
+    """Rows of strings under ``head`` as a markdown table, or as text in padded columns."""
+    if markdown:
+        return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                         + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
+
+
 def table(rows, markdown=False):
     """The claims as a text (or markdown) table."""
     head = ["claim", "measured", "value", "95 % interval", "verdict"]
     body = [[r["claim"], r["measure"], f"{r['value']:.4g}",
              "-" if r["interval"][0] == r["interval"][1] else f"[{r['interval'][0]:.4g}, {r['interval'][1]:.4g}]",
              r["verdict"]] for r in rows]
-    if markdown:
-        return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-                         + ["| " + " | ".join(r) + " |" for r in body])
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in body])
+    return format_table(head, body, markdown)
 
 
 def _formatted(results):
@@ -182,7 +187,7 @@ def across(comparisons):
     higher accuracy)."""
     head = ["data, sizing", "more accurate: the LSTM's lead in the test metric", "faster: s per epoch, LSTM ÷ GRU",
             "more memory: activations, LSTM ÷ GRU", "simpler: gates, parameters per unit, LSTM vs GRU"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for results in comparisons:
         c = _formatted(results)
         if c is None:
@@ -190,9 +195,9 @@ def across(comparisons):
         cells, settings = results["cells"], results["settings"]
         sizing = "parameters matched" if settings["match_params"] else "equal hidden"
         label = results.get("label", results["task"]["name"])
-        lines.append(f"| {label}, {sizing} (h {cells['lstm']['hidden']} vs {cells['gru']['hidden']}) | "
-                     f"{c['accuracy']} | {c['speed']} | {c['memory']} | {c['simpler']} |")
-    return "\n".join(lines)
+        rows.append([f"{label}, {sizing} (h {cells['lstm']['hidden']} vs {cells['gru']['hidden']})",
+                     c["accuracy"], c["speed"], c["memory"], c["simpler"]])
+    return format_table(head, rows, markdown=True)
 
 
 #: the seed's uses, by the task that measures each: (the use, the cell the seed picks for it, why)
@@ -234,7 +239,7 @@ def uses(comparisons, latency=None):
     head = ["use (the seed's pick)", "data", "more accurate: the LSTM's lead", "faster: s per epoch, LSTM ÷ GRU",
             "a step at batch 1, LSTM ÷ GRU", "more memory: activations, LSTM ÷ GRU",
             "simpler: gates, parameters per unit", "the seed's advice here"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for results in comparisons:
         c = _formatted(results)
         task = results["task"]["name"]
@@ -245,10 +250,9 @@ def uses(comparisons, latency=None):
         step_cell = "-" if step is None else (f"{step['ratio']:.2f} (median µs: LSTM {step['lstm']:.1f}, GRU "
                                               f"{step['gru']:.1f}; torch.nn {step['torch_ratio']:.2f})")
         data = results.get("data", {}).get("name", "generated")
-        lines.append(f"| {use if pick is None else f'{use} ({pick.upper()}, {why})'} | {data} | {c['accuracy']} | "
-                     f"{c['speed']} | {step_cell} | {c['memory']} | {c['simpler']} | "
-                     f"{_advice(pick, c['verdicts'], step)} |")
-    return "\n".join(lines)
+        rows.append([use if pick is None else f"{use} ({pick.upper()}, {why})", data, c["accuracy"], c["speed"],
+                     step_cell, c["memory"], c["simpler"], _advice(pick, c["verdicts"], step)])
+    return format_table(head, rows, markdown=True)
 
 
 def latency_ratio(latency):

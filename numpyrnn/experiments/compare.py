@@ -27,7 +27,7 @@ from ..settings import settings_of
 from ..train import Trainer
 from ..train import steps_per_epoch as train_steps_per_epoch
 from ..train import total_steps as train_total_steps
-from .claims import claims
+from .claims import claims, format_table
 from .claims import table as claims_table
 from .progress import Progress
 
@@ -295,16 +295,7 @@ def table(results, markdown=False):
                      f"{s['activation_mib']:.2f}"])
     for b in results.get("baselines", [results["baseline"] | {"name": "baseline"}]):
         rows.append([f"({b['name']})", "-", "-", f"{b['value']:.4f}", "-", "-", "-"])
-    return _format_table(head, rows, markdown)
-
-
-def _format_table(head, rows, markdown):
-    if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
+    return format_table(head, rows, markdown)
 
 
 def report_table(results, markdown=False):
@@ -318,7 +309,7 @@ def report_table(results, markdown=False):
     rows = [[cell.upper(), str(run["seed"])] + [shown(run["report"][k]) for k in keys] for cell, run in runs]
     rows += [[f"({b['name']})", "-"] + [shown(b["report"][k]) for k in keys]
              for b in results.get("baselines", []) if "report" in b]
-    return _format_table(["cell", "seed", *keys], rows, markdown)
+    return format_table(["cell", "seed", *keys], rows, markdown)
 
 
 def _regularisation(settings):
@@ -341,6 +332,7 @@ def write(results, out_dir):
     budget = ", ".join(f"{k} {v}" for k, v in settings["budget"].items())
     baselines = "; ".join(f"{b['name']}: {b['value']:.4f} ({b['what']})"
                           for b in results.get("baselines", [results["baseline"] | {"name": "baseline"}]))
+    reports = report_table(results, markdown=True)        # None: the task measured nothing more
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         note = quick_note(results)
         f.write(f"# {results.get('label', results['task']['name'])}: {', '.join(c.upper() for c in results['cells'])}\n\n"
@@ -354,16 +346,15 @@ def write(results, out_dir):
                 f"{results['machine']['cores']} cores.\n")
         if load_note(results):
             f.write(f"\n{load_note(results)}\n")
-        if report_table(results):
-            f.write(f"\n## What else the task measured\n\n{report_table(results, markdown=True)}\n\n"
-                    f"{results.get('report_note', '')}\n")
+        if reports:
+            f.write(f"\n## What else the task measured\n\n{reports}\n\n{results.get('report_note', '')}\n")
         if results.get("claims"):
             f.write(f"\n## LSTM vs GRU: the claims, measured\n\n{claims_table(results['claims'], markdown=True)}\n\n"
                     "Accuracy: a bootstrap over seeds and test items (paired across the cells), 95 % interval. Speed: "
                     "over seeds, paired (the cells ran round-robin). Memory and complexity: measured once.\n")
     written = [os.path.join(out_dir, name) for name in ("results.json", "results.md", "compare.png")]
     plots.compare(results, written[-1])
-    if report_table(results):
+    if reports:
         from .. import tasks
 
         config = results["task"]              # as compare made it: the task whose runs reported

@@ -29,7 +29,6 @@ sets ``h_prev_only_in_products`` (any other refuses it, saying why).
 from __future__ import annotations
 
 import functools
-
 import json
 import warnings
 
@@ -300,7 +299,6 @@ class Recurrent(Module):
         # With one direction and no lengths the cell's output may be a view of its cache: copy it.
         y = self._to_user_layout(layer_input, unbatched, copy=D == 1 and lengths is None)
         return y, self._pack_state(state_n, unbatched)
-
 
     def step(self, x_t, state=None):
         """One step of every layer, as data arrives: ``x_t`` (B, I), or (I,) for one sequence;

@@ -10,7 +10,7 @@ charlm     character-level language model of a text                        bpc
 series     forecast the next value of a noisy sum of sines, or a recording mse
 speech     who is speaking: JapaneseVowels' nine speakers (real data only)  accuracy
 demand     the next half-hour of electricity demand (Taylor 2003; real)    MAPE (%)
-anomaly    the anomaly in arterial blood pressure, by forecasting (real)    mse
+anomaly    the anomaly in arterial blood pressure, by forecasting (real)    MAE
 ========== =============================================================== ==========
 """
 
