@@ -19,9 +19,9 @@ __version__ = "0.1.0"
 from . import cells, gradcheck, losses, models
 from .backend import DeviceUnavailableError, asnumpy, set_threads, threads
 from .layers import GRU, LSTM, RNN, Embedding, Linear, Module, Recurrent
-from .models import CharLM, SequenceClassifier, SequenceRegressor
+from .models import CharLM, Seq2Seq, SequenceClassifier, SequenceRegressor
 from .checkpoint import CheckpointError, load, save
 
 __all__ = ["Recurrent", "RNN", "LSTM", "GRU", "Linear", "Embedding", "Module", "SequenceClassifier",
-           "SequenceRegressor", "CharLM", "cells", "gradcheck", "losses", "models", "asnumpy",
+           "SequenceRegressor", "CharLM", "Seq2Seq", "cells", "gradcheck", "losses", "models", "asnumpy",
            "save", "load", "CheckpointError", "DeviceUnavailableError", "set_threads", "threads", "__version__"]

@@ -535,8 +535,10 @@ class CharLM(SequenceModel):
             self.train(was_training)
 
 
+from .seq2seq import Seq2Seq  # noqa: E402  (it builds on SequenceModel, above)
+
 MODELS = {"SequenceClassifier": SequenceClassifier, "SequenceRegressor": SequenceRegressor,
-          "CharLM": CharLM}
+          "CharLM": CharLM, "Seq2Seq": Seq2Seq}
 
 #: every module that :func:`build` makes from its ``config()`` (and so that numpyrnn.save keeps
 #: and numpyrnn.load rebuilds): the models and the layers

@@ -99,7 +99,7 @@ def check_model(model, batch, *, eps=1e-6, tol=1e-7, mode="full", seed=0, n_dire
     _check_options(mode, eps, tol, n_directions)
 
     if not isinstance(model, SequenceModel):
-        raise TypeError(f"model must be a numpyrnn model (SequenceClassifier, SequenceRegressor, CharLM), "
+        raise TypeError(f"model must be a numpyrnn model (SequenceClassifier, SequenceRegressor, CharLM, Seq2Seq), "
                         f"got {type(model).__name__}; for a layer use gradcheck.check")
     if isinstance(batch, dict) and {"inputs", "targets"} <= set(batch) <= {"inputs", "targets", "lengths"}:
         inputs, targets, lengths = batch["inputs"], batch["targets"], batch.get("lengths")
