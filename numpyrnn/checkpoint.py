@@ -10,7 +10,8 @@ A file holds, as plain arrays (it is read with ``allow_pickle=False``, so it can
 ``config``                       the model's config, JSON (what :func:`numpyrnn.models.build` takes)
 ``param/<name>``                 each parameter
 ``checksum``                     SHA-256 over every other array: names, shapes, dtypes and bytes
-``vocab``                        the model's vocabulary, if it has one (token strings, in id order)
+``vocab``                        the model's vocabulary, if it has one (token strings, in id order);
+                                 an encoder-decoder's two: ``source_vocab``, ``target_vocab``
 ``meta``                         JSON: package version, and whatever the caller adds
 ``optim/<key>``, ``trainer``     a training run's optimizer state and trainer state (JSON), if any
 ``array/<key>``                  other arrays a training run needs to resume (carried states, ...)
@@ -105,10 +106,11 @@ def model_arrays(model, *, meta=None):
               "config": np.array(json.dumps(model.config())),
               "meta": np.array(json.dumps({"version": __version__, **(meta or {})}))}
     arrays.update({f"param/{k}": v for k, v in params.items()})
-    vocab = getattr(model, "vocab", None)
-    if vocab is not None:
-        check_vocab(model, vocab, "model.vocab")
-        arrays["vocab"] = np.array(list(vocab), dtype=str)
+    for name, embedding in vocabularies(model).items():
+        vocab = getattr(model, name, None)
+        if vocab is not None:
+            check_vocab(model, vocab, f"model.{name}", embedding)
+            arrays[name] = np.array(list(vocab), dtype=str)
     classes = getattr(model, "classes", None)
     if classes is not None:
         count = max(getattr(model, "num_classes", len(classes)), 2)
@@ -128,13 +130,15 @@ def model_arrays(model, *, meta=None):
 def _text_metadata(model, arrays, path):
     """The vocabulary, class names and tokenizer a file keeps beside the model, onto ``model``.
     A classifier saved before class names were kept gets "0", "1", ... and a note saying so."""
-    if "vocab" in arrays:
-        vocab = tuple(str(t) for t in arrays["vocab"].reshape(-1))
-        try:
-            check_vocab(model, vocab, f"{path}: its vocabulary")
-        except ValueError as exc:
-            raise CheckpointError(str(exc)) from None
-        model.vocab = vocab
+    for name, embedding in vocabularies(model).items():
+        if name in arrays:
+            vocab = tuple(str(t) for t in arrays[name].reshape(-1))
+            try:
+                check_vocab(model, vocab, f"{path}: its vocabulary" if name == "vocab" else f"{path}: its {name}",
+                            embedding)
+            except ValueError as exc:
+                raise CheckpointError(str(exc)) from None
+            setattr(model, name, vocab)
     if "classes" in arrays:
         model.classes = tuple(str(c) for c in arrays["classes"].reshape(-1))
     elif hasattr(model, "num_classes") and getattr(model, "vocab", None) is not None:
@@ -152,9 +156,16 @@ def _text_metadata(model, arrays, path):
         model.tokenizer = {"name": "characters" if type(model).__name__ == "CharLM" else "words", "version": 1}
 
 
-def check_vocab(model, vocab, what):
+def vocabularies(model) -> dict:
+    """The vocabularies a model keeps beside its weights: attribute name → the name of the
+    embedding whose ids it names (``{"vocab": "embedding"}`` unless the model's class says
+    otherwise in ``VOCABULARIES``: the encoder-decoder's source and target)."""
+    return dict(getattr(type(model), "VOCABULARIES", {"vocab": "embedding"}))
+
+
+def check_vocab(model, vocab, what, embedding="embedding"):
     """A vocabulary that fits the model: strings, one per token id of its embedding."""
-    embedding = getattr(model, "embedding", None)
+    embedding = getattr(model, embedding, None)
     size = getattr(embedding, "num_embeddings", None)
     if isinstance(vocab, str) or not all(isinstance(t, str) for t in vocab):
         raise ValueError(f"{what} must be a sequence of token strings, one per id")

@@ -415,3 +415,45 @@ class CosineAnnealingLR(StepLR):
 
     def lr_at(self, t):
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
+
+
+class ReduceLROnPlateau:
+    """Multiply the learning rate by ``factor`` when the validation metric has not improved for
+    more than ``patience`` evaluations in a row (torch's ReduceLROnPlateau, with improvement
+    meaning strictly better).  The trainer calls :meth:`observe` after each evaluation with the
+    task's metric; :meth:`step`, called after each optimizer step as for the other schedules,
+    does nothing.  ``mode``: "min" (lower is better) or "max"."""
+
+    def __init__(self, optimizer, factor=0.5, patience=1, mode="min", min_lr=0.0):
+        self.optimizer = _check_optimizer(optimizer)
+        self.factor = _check_hyper("factor", factor)
+        if not 0 < self.factor < 1:
+            raise ValueError(f"factor must lie in (0, 1), got {factor!r}")
+        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
+            raise ValueError(f"patience must be a whole number ≥ 0, got {patience!r}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.patience, self.mode, self.min_lr = int(patience), mode, _check_hyper("min_lr", min_lr)
+        self.best, self.bad = None, 0
+
+    def step(self):
+        pass
+
+    def observe(self, value):
+        """After an evaluation: the metric ``value``; the learning rate drops after more than
+        ``patience`` evaluations in a row without a better value."""
+        value = float(value)
+        if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
+            self.best, self.bad = value, 0
+            return
+        self.bad += 1
+        if self.bad > self.patience:
+            self.optimizer.lr = max(self.optimizer.lr * self.factor, self.min_lr)
+            self.bad = 0
+
+    def state_dict(self):
+        return {"best": self.best, "bad": self.bad, "lr": self.optimizer.lr}
+
+    def load_state_dict(self, state):
+        self.best, self.bad = state["best"], int(state["bad"])
+        self.optimizer.lr = float(state["lr"])

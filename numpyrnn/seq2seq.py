@@ -115,6 +115,9 @@ class Seq2Seq(SequenceModel):
         self._dropout_rng = np.random.default_rng(seeds[7])
         self.last_attention = None
 
+    #: the vocabularies a checkpoint keeps beside the weights, and the embedding each names
+    VOCABULARIES = {"source_vocab": "source_embedding", "target_vocab": "target_embedding"}
+
     @property
     def rnn(self):
         """The encoder (what :class:`SequenceModel`'s ``cell`` and the comparisons read)."""
@@ -373,6 +376,21 @@ class Seq2Seq(SequenceModel):
             out.append([int(i) for i in tokens] + ([EOS] if keep_eos and ended else []))
         return out
 
+    def translate(self, sources, *, beam=1, max_length=None):
+        """Decode sequences of tokens (strings of the source vocabulary; a ``str`` is its
+        characters) into tuples of target tokens: greedy, or a beam of ``beam``.  Needs the
+        vocabularies (``source_vocab``, ``target_vocab``: the task sets them, a checkpoint keeps
+        them)."""
+        if self.source_vocab is None or self.target_vocab is None:
+            raise ValueError("translate needs the model's source_vocab and target_vocab (a model from `numpyrnn "
+                             "train` has them); without them, give ids to greedy() or beam_search()")
+        if isinstance(sources, str):
+            raise TypeError("sources must be a list of sequences (a list of words), not one string")
+        ids, lengths = encode(sources, self.source_vocab)
+        decoded = (self.greedy(ids, lengths, max_length) if beam == 1
+                   else self.beam_search(ids, lengths, beam=beam, max_length=max_length))
+        return [tuple(self.target_vocab[i] for i in seq) for seq in decoded]
+
     @staticmethod
     def _trim(ids, keep_eos):
         """(T, B) decoded ids → each sequence's tokens up to its </s> (kept or not)."""
@@ -398,3 +416,27 @@ class Seq2Seq(SequenceModel):
     def set_rng_state(self, state: dict):
         super().set_rng_state(state)
         self._dropout_rng.bit_generator.state = state["output_dropout"]
+
+
+def encode(sequences, vocab, what="sources"):
+    """Sequences of tokens as time-major ids (S, B) padded with 0, and their lengths: each token
+    looked up in ``vocab`` (its strings in id order; id 0 pads and is never a token).  An empty
+    sequence, or a token outside the vocabulary, is refused naming it."""
+    ids = {token: i for i, token in enumerate(vocab) if i != PAD}
+    sequences = list(sequences)
+    if not sequences:
+        raise ValueError(f"{what}: nothing to encode")
+    for seq in sequences:
+        if isinstance(seq, (str, list, tuple)) and not len(seq):
+            raise ValueError(f"{what}: an empty sequence ({seq!r}); each needs at least one token")
+        if not isinstance(seq, (str, list, tuple)):
+            raise TypeError(f"{what} must be sequences of tokens (a word is its letters), got {seq!r}")
+        unknown = [token for token in seq if token not in ids]
+        if unknown:
+            raise ValueError(f"{what}: {seq!r} holds {unknown[0]!r}, which is not in the model's vocabulary "
+                             f"({' '.join(t for t in list(vocab)[1:])})")
+    lengths = np.array([len(seq) for seq in sequences], np.int64)
+    out = np.zeros((int(lengths.max()), len(sequences)), np.int64)
+    for b, seq in enumerate(sequences):
+        out[:len(seq), b] = [ids[token] for token in seq]
+    return out, lengths

@@ -35,8 +35,8 @@ class Settings:
     cell: object = "lstm"             # a registered name, a Cell, or a cell's config
     hidden: int = None
     layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.0              # between stacked layers
+    bidirectional: bool = None        # None: the task's (both ways for g2p's encoder, else one)
+    dropout: float = None             # between stacked layers (and a model's own place); None: the task's, else 0
     nonlinearity: str = "tanh"        # the RNN cell's
     reset_after: bool = True          # the GRU's form
     dtype: str = "float32"
@@ -52,7 +52,7 @@ class Settings:
     weight_decay: float = 0.0
     momentum: float = 0.0             # sgd and rmsprop
     clip: object = "task"             # "task": the task's; None: no clipping; else the global norm
-    schedule: str = "none"
+    schedule: str = None              # None: the task's, else "none"
     batch_size: int = None
     # the budget and early stopping
     steps: int = None
@@ -80,6 +80,8 @@ class Settings:
             lr=self.lr or d.get("lr"), batch_size=self.batch_size or d.get("batch_size"),
             clip=d.get("clip") if self.clip == "task" else self.clip,
             eval_every=self.eval_every or d.get("eval_every"),
+            **{name: d.get(name, default) if getattr(self, name) is None else getattr(self, name)
+               for name, default in (("bidirectional", False), ("dropout", 0.0), ("schedule", "none"))},
             steps=budget.get("steps"), epochs=budget.get("epochs"),
             **{name: getattr(self, name) if getattr(self, name) is not None else d.get(name, 0.0)
                for name in REGULARISERS})
@@ -264,8 +266,12 @@ SPEC = (
          "model", metavar="NAME"),
     Flag("hidden", "--hidden", "hidden units" + TASKS, "model", type=positive_int),
     Flag("layers", "--layers", "stacked layers (default: 1)", "model", type=positive_int),
-    Flag("bidirectional", "--bidirectional", "read each sequence both ways", "model", switch=True),
-    Flag("dropout", "--dropout", "dropout between stacked layers (default: 0)", "model", type=float),
+    Flag("bidirectional", "--bidirectional", "read each sequence both ways (default: the task's; one way, but "
+         "g2p's encoder both)", "model", switch=True),
+    Flag("bidirectional", "--one-way", "read each sequence one way only (g2p: its encoder)", "model", switch=True,
+         to_field=lambda v: False),
+    Flag("dropout", "--dropout", "dropout between stacked layers, and g2p's on the attentional layer (default: 0; "
+         "g2p 0.2)", "model", type=float),
     Flag("input_dropout", "--input-dropout",
          "one mask per sequence over the recurrent layer's input features (Keras's dropout)" + TUNED,
          "model", type=float),
@@ -290,7 +296,8 @@ SPEC = (
     Flag("momentum", "--momentum", "for sgd and rmsprop (default: 0)", "training", type=float),
     Flag("clip", "--clip", "clip the global gradient norm" + TASKS, "training", type=positive_float),
     Flag("clip", "--no-clip", "do not clip", "training", switch=True, to_field=lambda v: None),
-    Flag("schedule", "--schedule", "learning-rate schedule over the run, step: ×0.1 at 2/3 (default: none)",
+    Flag("schedule", "--schedule", "learning-rate schedule over the run, step: ×0.1 at 2/3; plateau: halved after "
+         "two evaluations without a better validation metric (default: none; g2p plateau)",
          "training", choices=_schedules),
     Flag("batch_size", "--batch-size", "sequences per batch" + TASKS, "training", type=positive_int),
     Flag("steps", "--steps", "optimizer steps in all" + TASKS, "budget", type=positive_int),
@@ -327,7 +334,7 @@ def given(args, flags=SPEC) -> dict:
 # --------------------------------------------------------------------------- a saved run's settings
 
 #: a schedule's class name, as a checkpoint's trainer state records it, to its name in train.SCHEDULES
-_SCHEDULE_NAMES = {None: "none", "StepLR": "step", "CosineAnnealingLR": "cosine"}
+_SCHEDULE_NAMES = {None: "none", "StepLR": "step", "CosineAnnealingLR": "cosine", "ReduceLROnPlateau": "plateau"}
 
 
 def saved(state, model_config) -> tuple:

@@ -71,14 +71,18 @@ def total_steps(task, batch_size, run_budget) -> int:
     return run_budget.get("steps") or run_budget["epochs"] * steps_per_epoch(task, batch_size)
 
 
-SCHEDULES = ("none", "step", "cosine")
+SCHEDULES = ("none", "step", "cosine", "plateau")
 
 
-def make_schedule(kind, optimizer, total):
+def make_schedule(kind, optimizer, total, higher_is_better=False):
     """The learning-rate schedule ``kind`` over ``total`` steps: None for "none"; "step": ×0.1
-    at two thirds of the run; "cosine": cosine annealing to 0 over the run."""
+    at two thirds of the run; "cosine": cosine annealing to 0 over the run; "plateau": halved
+    after two evaluations in a row without a better validation metric (in the direction
+    ``higher_is_better`` says)."""
     if kind not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {kind!r}")
+    if kind == "plateau":
+        return optim.ReduceLROnPlateau(optimizer, factor=0.5, patience=1, mode="max" if higher_is_better else "min")
     if kind == "step":
         return optim.StepLR(optimizer, step_size=max(1, 2 * total // 3), gamma=0.1)
     if kind == "cosine":
@@ -116,7 +120,8 @@ def setup(task, settings=None, *, out_dir=None, progress=None, log=None, **field
     model = task.make_model(s.cell, **s.model_options())
     opt = optim.make(s.optimizer, model, **s.optimizer_options())
     trainer = Trainer(model, task, opt, batch_size=s.batch_size, clip=s.clip,
-                      schedule=make_schedule(s.schedule, opt, total_steps(task, s.batch_size, s.budget)),
+                      schedule=make_schedule(s.schedule, opt, total_steps(task, s.batch_size, s.budget),
+                                             task.higher_is_better),
                       eval_every=s.eval_every, seed=s.seed, out_dir=out_dir, progress=progress, log=log,
                       patience=s.patience, min_delta=s.min_delta, settings=s)
     return trainer, s.budget
@@ -187,8 +192,9 @@ class Trainer:
                             "or optim.make(name, model, ...)), got "
                             + ("one of another model" if isinstance(optimizer, optim.Optimizer)
                                else repr(optimizer) if isinstance(optimizer, str) else type(optimizer).__name__))
-        if schedule is not None and not isinstance(schedule, optim.StepLR):
-            raise TypeError(f"schedule must be None or a numpyrnn.optim schedule (StepLR, CosineAnnealingLR), got "
+        if schedule is not None and not isinstance(schedule, (optim.StepLR, optim.ReduceLROnPlateau)):
+            raise TypeError(f"schedule must be None or a numpyrnn.optim schedule (StepLR, CosineAnnealingLR, "
+                            f"ReduceLROnPlateau), got "
                             f"{type(schedule).__name__}")
         self.model, self.task, self.optimizer, self.schedule = model, task, optimizer, schedule
         if settings is not None and not isinstance(settings, Settings):
@@ -431,6 +437,8 @@ class Trainer:
                   "grad_spikes": self._since["spikes"], "lr": self.optimizer.lr,
                   "train_seconds": self.train_seconds}
         record.update({f"val_{k}": v for k, v in self.task.evaluate(self.model, "val", self.eval_batch_size).items()})
+        if isinstance(self.schedule, optim.ReduceLROnPlateau):     # the one schedule that reads validation
+            self.schedule.observe(record[f"val_{self.task.metric}"])
         self._since = {"loss": 0.0, "grad_norm": 0.0, "grad_norm_max": 0.0, "steps": 0, "spikes": 0}
         self.history.append(record)
         if self.out_dir is not None:

@@ -166,7 +166,7 @@ def test_tasks_lists_every_task_with_its_baseline(capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["train", "--task", "adding", "--data", "x.csv"], "--data applies to --task sentiment or speech or demand or anomaly, not adding"),
+    (["train", "--task", "adding", "--data", "x.csv"], "--data applies to --task sentiment or speech or demand or anomaly or g2p, not adding"),
     (["train", "--task", "charlm", "--bidirectional", "--steps", "1"], "bidirectional is not available for charlm"),
     (["train", "--task", "adding", "--resume"], "--resume needs --out DIR"),
     (["train", "--task", "sentiment", "--data", "/nonexistent.csv"], "no such file"),

@@ -131,3 +131,110 @@ def test_the_dictionary_as_shipped():
     parts = g2p.split(entries, 0, train=20_000)
     assert [len(parts[k]) for k in ("train", "val", "test")] == [20_000, 2_000, 2_000]
     assert np.unique(parts["train"] + parts["val"] + parts["test"]).size == 24_000
+
+
+# --------------------------------------------------------------------------- the task
+
+#: a made-up spelling rule, for a dictionary a model learns in seconds: each letter its phoneme,
+#: "x" two, a final "e" silent
+RULE = {c: p for c, p in zip("abcdefghijklmnopqrstuvwyz", ("AE", "B", "K", "D", "EH", "F", "G", "HH", "IH", "JH",
+                                                          "K", "L", "M", "N", "AA", "P", "K", "R", "S", "T", "AH",
+                                                          "V", "W", "Y", "Z"))}
+
+
+def _pronounce(word):
+    phones = [q for i, c in enumerate(word) for q in (("K", "S") if c == "x" else ()
+                                                      if c == "e" and i == len(word) - 1 and i else (RULE[c],))]
+    return phones
+
+
+def _rule_dictionary(tmp_path, n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    words = {"".join(rng.choice(list("abcdefghiklmnoprstux"), rng.integers(2, 7))) for _ in range(n)}
+    lines = [f"{w} {' '.join(p + '1' for p in _pronounce(w))}" for w in sorted(words)]
+    path = tmp_path / "rule.dict"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path), len(words)
+
+
+def test_the_task_on_a_file_of_your_own(tmp_path):
+    from numpyrnn.seq2seq import EOS, PAD
+
+    path, n = _rule_dictionary(tmp_path)
+    task = g2p.G2P(data=path)
+    sizes = task.split_sizes()
+    assert sizes["val"] == sizes["test"] == n // 10 and sum(sizes.values()) == n
+    assert g2p.G2P(seed=5, data=path).words == task.words                    # one split, whatever the run's seed
+    batch = task.examples("train", np.arange(5))
+    words = task.words["train"][:5]
+    assert batch.inputs.shape == (max(map(len, words)), 5) and list(batch.lengths) == [len(w) for w in words]
+    for b, word in enumerate(words):
+        phones = _pronounce(word)
+        assert task.phonemes(batch.targets[:len(phones), b]) == tuple(phones)
+        assert batch.targets[len(phones), b] == EOS and (batch.targets[len(phones) + 1:, b] == PAD).all()
+        assert "".join(task.source_vocab[i] for i in batch.inputs[:len(word), b]) == word
+
+
+def test_an_epoch_is_every_training_word_once_in_batches_of_about_one_length(tmp_path):
+    path, _ = _rule_dictionary(tmp_path, n=3000)
+    task = g2p.G2P(data=path)
+    plan = task.epoch(16, np.random.default_rng(0))
+    flat = np.concatenate(plan)
+    assert sorted(flat) == list(range(task.split_size("train")))
+    lengths = np.array([len(w) for w in task.words["train"]])
+    spread = np.mean([np.ptp(lengths[items]) for items in plan])
+    assert spread < 1.0 < np.ptp(lengths)                     # random batches would span most lengths
+    assert [list(b) for b in plan] == [list(b) for b in task.epoch(16, np.random.default_rng(0))]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.text("abc", min_size=1, max_size=6), min_size=1, max_size=12),
+       st.lists(st.text("abcd", min_size=1, max_size=6), min_size=1, max_size=4))
+def test_the_nearest_word_is_the_one_of_fewest_edits(words, queries):
+    nearest = g2p.nearest_words(queries, words)
+    for query, index in zip(queries, nearest):
+        distances = [g2p.edit_distance(query, w) for w in words]
+        assert index == int(np.argmin(distances))                              # the first of the nearest
+
+
+def test_a_model_learns_the_rule_and_decodes_it(tmp_path):
+    """Training a small model on the made-up rule (about 12 s): greedy PER on test under 6 %
+    (4.1 % measured), where the nearest word's is over 30 %; decoding words through the model's
+    own vocabularies gives what the task's decoding of the same words gives."""
+    from numpyrnn import train
+
+    path, _ = _rule_dictionary(tmp_path, n=1500)
+    task = g2p.G2P(data=path)
+    trainer, budget = train.setup(task, "gru", hidden=32, steps=1000, batch_size=32, eval_every=1000, lr=3e-3)
+    result = trainer.fit(**budget)
+    assert result["test_per"] < 0.06 and task.baselines()[0]["value"] > 0.3, result
+    assert result["test_wer"] < 0.2 and 0 <= result["test_tf_error"] <= result["test_per_first"]
+    model = trainer.model
+    words = task.words["test"]
+    assert model.translate(words) == task.decode(model, "test", 64)
+    right = sum(guess == tuple(_pronounce(w)) for w, guess in zip(words, model.translate(words, beam=3)))
+    assert right / len(words) > 0.8
+
+
+@pytest.mark.parametrize("words, message", [
+    ([""], "an empty sequence"), (["ab c"], "' ', which is not in the model's vocabulary"),
+    (["Ab"], "'A', which is not in the model's vocabulary"), ([], "nothing to encode")])
+def test_words_outside_the_letters_are_refused(tmp_path, words, message):
+    path, _ = _rule_dictionary(tmp_path)
+    task = g2p.G2P(data=path)
+    with pytest.raises(ValueError) as info:
+        task.make_model("gru", hidden_size=4, seed=0).translate(words)
+    assert message in str(info.value)
+    with pytest.raises(ValueError):
+        task.encode_words(words)
+
+
+def test_bad_task_options_are_refused(tmp_path):
+    path, _ = _rule_dictionary(tmp_path)
+    with pytest.raises(ValueError, match="attention must be one of dot, general, additive or 'none'"):
+        g2p.G2P(data=path, attention="luong")
+    with pytest.raises(TypeError, match="full must be True or False"):
+        g2p.G2P(data=path, full="yes")
+    (tmp_path / "two.dict").write_text("ab AE1 B\nba B AE1\n")
+    with pytest.raises(ValueError, match="2 plain words; at least 3"):
+        g2p.G2P(data=str(tmp_path / "two.dict"))

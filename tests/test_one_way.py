@@ -185,7 +185,7 @@ def test_the_command_line_asks_the_library_its_rules():
     turns their errors into usage lines."""
     from numpyrnn import tasks, train
 
-    assert tasks.taking("data") == ["sentiment", "speech", "demand", "anomaly"] and tasks.taking("source") == ["series"]
+    assert tasks.taking("data") == ["sentiment", "speech", "demand", "anomaly", "g2p"] and tasks.taking("source") == ["series"]
     assert "seq_len" in tasks.options_of("adding") and "text" in tasks.options_of("charlm")
     with pytest.raises(cli.UsageError, match="--series applies to --task series, not adding"):
         cli_common._task_options(argparse.Namespace(command="train", task="adding", series="membrane"))

@@ -298,3 +298,50 @@ def test_a_batch_decodes_as_its_sequences_alone():
     assert together == alone
     assert model.greedy(src, lengths, max_length=5) == [model.greedy(src[:n, b:b + 1], max_length=5)[0]
                                                         for b, n in enumerate(lengths)]
+
+
+@pytest.mark.parametrize("cell, decoder_cell, form", [("lstm", None, "general"), ("gru", "lstm", "additive"),
+                                                      ("lstm", "gru", "dot"), ("rnn", None, None)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_the_export_to_torch_computes_the_same_and_comes_back(tmp_path, cell, decoder_cell, form, dtype):
+    """A trained encoder-decoder and its torch module: the same teacher-forced logits (called as
+    a torch user calls it) and the same greedy decoding; back from torch, and through the file
+    plain torch loads, the same weights and vocabularies."""
+    pytest.importorskip("torch", reason="the export needs torch")
+    import torch
+
+    from numpyrnn import export, optim
+
+    model = Seq2Seq(cell, decoder_cell=decoder_cell, attention=form, source_vocab_size=9, target_vocab_size=8,
+                    hidden_size=5, embedding_dim=4, num_layers=2, dtype=dtype, seed=2)
+    model.source_vocab = ("<pad>", *"abcdefgh")
+    model.target_vocab = ("<pad>", "<s>", "</s>", *"VWXYZ")
+    opt = optim.Adam(model, lr=0.05)
+    for step in range(3):
+        model.zero_grad()
+        model.forward(*_batch(step)[:2], _batch(step)[2])
+        model.backward()
+        opt.step()
+    module = export.to_torch(model)
+    src, tgt, lengths = _batch(7)
+    model.eval()
+    _, ours = model.forward(src, tgt, lengths)
+    with torch.no_grad():
+        theirs = module(torch.from_numpy(src), torch.from_numpy(tgt), torch.from_numpy(lengths)).numpy()
+    tolerance = {np.float32: 1e-5, np.float64: 1e-12}[dtype]
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=tolerance)
+    decoded = module.greedy(torch.from_numpy(src), torch.from_numpy(lengths), max_length=6).numpy()
+    assert model._trim(decoded, False) == model.greedy(src, lengths, max_length=6)
+    assert export.max_difference(model, module, src, lengths) <= tolerance
+    for back in (export.from_torch(module), export.load_torch(_saved(export, model, tmp_path))):
+        back = back if isinstance(back, Seq2Seq) else export.from_torch(back)
+        assert back.config() == model.config()
+        for name, value in model.state_dict().items():
+            assert np.array_equal(back.state_dict()[name], value), name
+        assert back.source_vocab == model.source_vocab and back.target_vocab == model.target_vocab
+
+
+def _saved(export, model, tmp_path):
+    path = tmp_path / "s2s.pt"
+    export.save_torch(model, path)
+    return path

@@ -196,20 +196,28 @@ def _add_data_options(p):
                         "text,label, instead of the built-in reviews; speech: japanese-vowels (the default) or "
                         "a UEA/UCR X_TRAIN.ts file with X_TEST.ts beside it; demand: taylor (the default); "
                         "anomaly: internal-bleeding (the default) or a UCR anomaly X_TRAIN.csv "
-                        "(timestamp,value,is_anomaly) with the whole series as X_TEST.csv beside it")
+                        "(timestamp,value,is_anomaly) with the whole series as X_TEST.csv beside it; g2p: cmudict "
+                        "(the default) or a dictionary file in its format (word PH1 PH2 ...)")
     p.add_argument("--text", metavar="NAME_OR_FILE",
                    help="charlm: a named text (hamlet) or a text file, instead of the built-in stories")
     p.add_argument("--embedding-dim", type=_positive_int,
-                   help="sentiment: the word embedding's size (default: the data set's)")
+                   help="sentiment, g2p: the embedding's size (default: the data set's; g2p 64)")
     p.add_argument("--pooling", choices=POOLINGS,
                    help="sentiment, speech: pooling over time (default: the data set's; speech: mean)")
     p.add_argument("--smooth", type=_positive_int, metavar="N",
                    help="anomaly: the anomaly score averages the forecast error over the last N values (default 10)")
+    p.add_argument("--attention", choices=("dot", "general", "additive", "none"),
+                   help="g2p: the decoder's attention (Luong's dot or general, Bahdanau's additive) or none, the "
+                        "plain encoder-decoder (default: general)")
+    p.add_argument("--full", action="store_true", default=None,
+                   help="g2p: train on every dictionary word outside validation and test (about 113 000), not "
+                        "the first 20 000")
 
 
 #: the task options' flags: (dest on the command line, the tasks' option)
 TASK_FLAGS = (("seq_len", "seq_len"), ("data", "data"), ("text", "text"), ("embedding_dim", "embedding_dim"),
-              ("pooling", "pooling"), ("series", "source"), ("smooth", "smooth"))
+              ("pooling", "pooling"), ("series", "source"), ("smooth", "smooth"), ("attention", "attention"),
+              ("full", "full"))
 
 
 def _task_options(args):

@@ -144,28 +144,43 @@ def _run_sample(args):
 
 def _add_predict(sub):
     p = sub.add_parser(
-        "predict", help="classify texts with a trained sentiment model",
+        "predict", help="classify texts with a trained sentiment model, or pronounce words with a g2p model",
         description="Print the class and its probability for each text, with a model trained by `numpyrnn train "
-                    "--task sentiment` (its model.npz or checkpoint.npz): the texts given, or one per line of "
-                    "standard input.", formatter_class=_Help)
+                    "--task sentiment` (its model.npz or checkpoint.npz); or each word's phonemes, with a model "
+                    "trained by `numpyrnn train --task g2p`: the texts given, or one per line of standard input.",
+        formatter_class=_Help)
     p.add_argument("model", metavar="MODEL", help="the model file (.npz)")
-    p.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify (none: read lines from stdin)")
+    p.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify, or words to pronounce (none: read "
+                                                            "lines from stdin)")
+    p.add_argument("--beam", type=_positive_int, metavar="K", help="g2p: decode with a beam of K hypotheses "
+                                                                     "(default: 1, greedy)")
     _add_cell_file(p)
     p.set_defaults(run=_run_predict)
 
 
 def _run_predict(args):
     from .. import checkpoint
-    from ..models import SequenceClassifier
+    from ..models import Seq2Seq, SequenceClassifier
 
     try:
         model = checkpoint.load(args.model, device="cpu")
     except checkpoint.CheckpointError as exc:
         raise UsageError(f"numpyrnn predict: {exc}") from None
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if isinstance(model, Seq2Seq) and model.source_vocab is not None:
+        try:
+            decoded = model.translate([t.strip().lower() for t in texts], beam=args.beam or 1)
+        except ValueError as exc:
+            raise UsageError(f"numpyrnn predict: {exc}") from None
+        for text, tokens in zip(texts, decoded):
+            print(f"{text.strip()}\t{' '.join(tokens)}")
+        return 0
+    if args.beam is not None:
+        raise UsageError(f"numpyrnn predict: --beam decodes with an encoder-decoder (numpyrnn train --task g2p); "
+                         f"{args.model} holds a {type(model).__name__}")
     if not isinstance(model, SequenceClassifier) or model.vocab is None or model.tokenizer is None:
         raise UsageError(f"numpyrnn predict: {args.model} holds a {type(model).__name__} that does not read text; "
                          "predict needs a classifier trained on text (numpyrnn train --task sentiment)")
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     note = getattr(model, "class_note", None)
     if note:
         print(f"note: {note}", file=sys.stderr)

@@ -4,7 +4,7 @@
     model = numpyrnn.export.from_torch(module)    # and back (or from_torch(m, like=model))
     numpyrnn.export.save_torch(model, "model.pt") # a file plain PyTorch loads (below)
 
-A model (``SequenceClassifier``, ``SequenceRegressor``, ``CharLM``) becomes the module of the
+A model (``SequenceClassifier``, ``SequenceRegressor``, ``CharLM``, ``Seq2Seq``) becomes the module of the
 same name in :mod:`numpyrnn.export.torch_modules`: ``nn.Embedding``, ``nn.RNN``/``LSTM``/``GRU``
 (reading packed sequences when given lengths), the same pooling and ``nn.Linear``, under the
 same parameter names.  A layer (``RNN``, ``LSTM``, ``GRU``, ``Linear``, ``Embedding``) becomes
@@ -72,6 +72,11 @@ def torch_config(model):
         raise ValueError(f"torch.nn has no {acting[0]}: at evaluation a model trained with it still mixes each "
                          "state with its previous value (derivations §17), which torch.nn's modules do not compute; "
                          "keep the model in numpyrnn")
+    if config["type"] == "Seq2Seq":
+        if isinstance(config["cell"], dict) or isinstance(config.get("decoder_cell"), dict):
+            raise ValueError("numpyrnn's export writes an encoder-decoder of torch.nn's RNN, LSTM and GRU; this "
+                             "one has a cell of another kind: keep the model in numpyrnn")
+        return config
     if config["type"] != "Recurrent" and not isinstance(config.get("cell"), dict):
         return config                            # RNN, LSTM, GRU, or a model of one: torch has it
     cell = getattr(model, "rnn", model).cell
@@ -103,6 +108,9 @@ def to_torch(model):
     module = tm.build(config)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
     module.vocab = None if getattr(model, "vocab", None) is None else list(model.vocab)
+    for name in ("source_vocab", "target_vocab"):          # an encoder-decoder's
+        if getattr(model, name, None) is not None:
+            setattr(module, name, list(getattr(model, name)))
     module.classes = None if getattr(model, "classes", None) is None else list(model.classes)
     module.tokenizer = getattr(model, "tokenizer", None)
     return module.train(model.training)
@@ -182,6 +190,10 @@ def from_torch(module, like=None, *, device="auto"):
         vocab = getattr(like, "vocab", None)
     if vocab is not None and hasattr(model, "vocab"):
         model.vocab = tuple(str(t) for t in vocab)
+    for name in ("source_vocab", "target_vocab"):          # an encoder-decoder's
+        vocab = getattr(module, name, None) or (None if like is None else getattr(like, name, None))
+        if vocab is not None and hasattr(model, name):
+            setattr(model, name, tuple(str(t) for t in vocab))
     return model.train(module.training)
 
 
@@ -210,7 +222,10 @@ def example_inputs(model, *, batch=4, steps=9, seed=0):
     config = model.config()
     lengths = rng.integers(1, steps + 1, batch)
     lengths[0] = steps
-    if config.get("vocab_size") or config["type"] == "Embedding":
+    if config["type"] == "Seq2Seq":                   # letters 1.. padded after each length with 0
+        inputs = rng.integers(1, config["source_vocab_size"], (steps, batch))
+        inputs[np.arange(steps)[:, None] >= lengths[None, :]] = 0
+    elif config.get("vocab_size") or config["type"] == "Embedding":
         vocab = config.get("vocab_size") or config["num_embeddings"]
         inputs = rng.integers(0, vocab, (steps, batch))
     else:
@@ -233,7 +248,10 @@ def max_difference(model, module, inputs, lengths=None):
         kind = model.config()["type"]
         # numpyrnn's forward first: its checks refuse bad inputs and lengths by name, before
         # torch sees them; torch then gets what numpyrnn accepted, in the model's dtype.
-        if kind in ("SequenceClassifier", "SequenceRegressor"):
+        if kind == "Seq2Seq":                # teacher-forced on the model's own greedy decoding
+            _, targets = model.forward(inputs, None, lengths)
+            ours = [model.forward(inputs, targets, lengths)[1]]
+        elif kind in ("SequenceClassifier", "SequenceRegressor"):
             ours = [model.forward(inputs, None, lengths)[1]]
         elif kind == "CharLM":
             ours = [model.forward(inputs, None, lengths)[1], *_parts(model.final_state)]
@@ -249,7 +267,12 @@ def max_difference(model, module, inputs, lengths=None):
         t_inputs = torch.from_numpy(np.ascontiguousarray(x))
         t_lengths = None if lengths is None else torch.as_tensor(np.asarray(lengths, dtype=np.int64))
         with torch.no_grad():
-            if kind in ("SequenceClassifier", "SequenceRegressor"):
+            if kind == "Seq2Seq":
+                theirs = [module(t_inputs, torch.from_numpy(targets), t_lengths)]
+                decoded = module.greedy(t_inputs, t_lengths).numpy()
+                if decoded.shape != targets.shape or (decoded != targets).any():
+                    raise ValueError("the torch module decodes other tokens than the model (greedy decoding)")
+            elif kind in ("SequenceClassifier", "SequenceRegressor"):
                 theirs = [module(t_inputs, t_lengths)]
             elif kind == "CharLM":
                 logits, state = module(t_inputs, None, t_lengths)

@@ -29,6 +29,7 @@ reads, holding only strings, numbers, lists and tensors:
 ``config``               the model's arguments, with ``type`` (the class below) and ``dtype``
 ``state_dict``           the parameters, as tensors
 ``vocab``                the token strings in id order (None for feature inputs)
+``source_vocab``, ``target_vocab``   an encoder-decoder's (``Seq2Seq``) two, when it has them
 """
 
 from __future__ import annotations
@@ -211,8 +212,119 @@ class CharLM(_Model):
         return self._time_major(self.head(y)), state_n
 
 
+class Attention(nn.Module):
+    """Scores of a query against keys, as numpyrnn's: "dot" q·k_s, "general" q·W_a k_s (``weight``
+    (Hq, Hk)), "additive" v·tanh(W_q q + W_k k_s) (``weight_query``, ``weight_key``, ``v``); the
+    softmax over each sequence's real source positions; the context Σ_s α_s k_s."""
+
+    def __init__(self, query_size, key_size, form="general", attention_size=None):
+        super().__init__()
+        self.form = form
+        if form == "general":
+            self.weight = nn.Parameter(torch.empty(query_size, key_size))
+        elif form == "additive":
+            size = key_size if attention_size is None else attention_size
+            self.weight_query = nn.Parameter(torch.empty(size, query_size))
+            self.weight_key = nn.Parameter(torch.empty(size, key_size))
+            self.v = nn.Parameter(torch.empty(size))
+        elif form != "dot":
+            raise ValueError(f"form must be dot, general or additive, got {form!r}")
+
+    def forward(self, queries, keys, lengths=None):
+        """queries (T, B, Hq), keys (S, B, Hk) → contexts (T, B, Hk), weights (T, S, B)."""
+        if self.form == "dot":
+            scores = torch.einsum("tbh,sbh->tsb", queries, keys)
+        elif self.form == "general":
+            scores = torch.einsum("tbh,hk,sbk->tsb", queries, self.weight, keys)
+        else:
+            z = (queries @ self.weight_query.T)[:, None] + (keys @ self.weight_key.T)[None]
+            scores = torch.tanh(z) @ self.v
+        if lengths is not None:
+            padding = torch.arange(keys.shape[0], device=keys.device)[:, None] >= lengths.to(keys.device)[None, :]
+            scores = scores.masked_fill(padding[None], float("-inf"))
+        weights = torch.softmax(scores, dim=1)
+        return torch.einsum("tsb,sbh->tbh", weights, keys), weights
+
+
+class Seq2Seq(_Model):
+    """An encoder-decoder with attention, as numpyrnn's: source ids → ``source_embedding`` →
+    ``encoder`` (both directions by default) → the bridge (each decoder layer starts from the
+    encoder's layer, directions side by side; a state the encoder lacks at zero) → ``decoder``
+    over ``target_embedding`` of <s> and the targets → ``attention`` with its state as query →
+    ``combine`` tanh(W_c [c; h]) → ``head``.  Ids: 0 pads, the target's 1 and 2 are <s> and </s>.
+    ``forward(inputs, targets, lengths)`` gives the teacher-forced logits (T, B, V);
+    :meth:`greedy` decodes."""
+
+    def __init__(self, cell="lstm", *, source_vocab_size, target_vocab_size, hidden_size=128, embedding_dim=64,
+                 num_layers=1, bidirectional=True, decoder_cell=None, attention="general", attention_size=None,
+                 dropout=0.0, max_length=50, batch_first=False, nonlinearity="tanh"):
+        super().__init__(cell=cell, source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size,
+                         hidden_size=hidden_size, embedding_dim=embedding_dim, num_layers=num_layers,
+                         bidirectional=bidirectional, decoder_cell=decoder_cell, attention=attention,
+                         attention_size=attention_size, dropout=dropout, max_length=max_length,
+                         nonlinearity=nonlinearity)
+        decoder_cell = cell if decoder_cell is None else decoder_cell
+        D = 2 if bidirectional else 1
+        size = D * hidden_size
+        layer_dropout = dropout if num_layers > 1 else 0.0
+        self.max_length, self.num_directions = max_length, D
+        self.source_embedding = nn.Embedding(source_vocab_size, embedding_dim, 0)
+        self.encoder = make_recurrent(cell, embedding_dim, hidden_size, num_layers, bidirectional, layer_dropout,
+                                      nonlinearity)
+        self.target_embedding = nn.Embedding(target_vocab_size, embedding_dim, 0)
+        self.decoder = make_recurrent(decoder_cell, embedding_dim, size, num_layers, False, layer_dropout,
+                                      nonlinearity)
+        self.attention = None if attention is None else Attention(size, size, attention, attention_size)
+        self.combine = None if attention is None else nn.Linear(2 * size, size, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(size, target_vocab_size)
+
+    def encode(self, inputs, lengths=None):
+        """The encoder's outputs (S, B, D·H) and the decoder's initial state."""
+        lengths = as_lengths(lengths, *inputs.shape)
+        keys, state = run_recurrent(self.encoder, self.source_embedding(inputs), None, lengths)
+        by_name = dict(zip(("h", "c"), state if isinstance(state, tuple) else (state,)))
+        L, B = self.encoder.num_layers, inputs.shape[1]
+        H, D = self.encoder.hidden_size, self.num_directions
+        names = ("h", "c") if isinstance(self.decoder, nn.LSTM) else ("h",)
+        state0 = tuple(by_name[n].reshape(L, D, B, H).permute(0, 2, 1, 3).reshape(L, B, D * H) if n in by_name
+                       else keys.new_zeros(L, B, D * H) for n in names)
+        return keys, lengths, (state0 if len(state0) > 1 else state0[0])
+
+    def _outputs(self, h, keys, lengths):
+        if self.attention is None:
+            return h
+        contexts, _ = self.attention(h, keys, lengths)
+        return torch.tanh(self.combine(torch.cat([contexts, h], dim=2)))
+
+    def forward(self, inputs, targets, lengths=None):
+        keys, lengths, state = self.encode(inputs, lengths)
+        previous = torch.cat([torch.full_like(targets[:1], 1), targets[:-1]])          # <s>, y_1 .. y_{T−1}
+        h, _ = self.decoder(self.target_embedding(previous), state)
+        return self.head(self.dropout(self._outputs(h, keys, lengths)))
+
+    @torch.no_grad()
+    def greedy(self, inputs, lengths=None, max_length=None):
+        """Greedy decoding: (T, B) ids, each sequence's tokens then </s> (2), padded with 0."""
+        keys, lengths, state = self.encode(inputs, lengths)
+        B = inputs.shape[1]
+        token = torch.full((1, B), 1, dtype=torch.long, device=inputs.device)
+        done = torch.zeros(B, dtype=torch.bool, device=inputs.device)
+        out = []
+        for _ in range(max_length or self.max_length):
+            h, state = self.decoder(self.target_embedding(token), state)
+            logits = self.head(self._outputs(h, keys, lengths))[0]
+            logits[:, :2] = float("-inf")                       # <pad> and <s> are never decoded
+            token = logits.argmax(dim=1, keepdim=True).T
+            out.append(token[0].masked_fill(done, 0))
+            done |= token[0] == 2
+            if bool(done.all()):
+                break
+        return torch.stack(out)
+
+
 MODELS = {"SequenceClassifier": SequenceClassifier, "SequenceRegressor": SequenceRegressor,
-          "CharLM": CharLM}
+          "CharLM": CharLM, "Seq2Seq": Seq2Seq}
 
 
 def _layer(config):
@@ -245,14 +357,21 @@ def build(config):
                      f"or Embedding, got {kind!r}")
 
 
+#: an encoder-decoder's two vocabularies, kept in the file beside ``vocab``
+VOCABULARIES = ("source_vocab", "target_vocab")
+
+
 def save(module, path, config, vocab=None, classes=None, tokenizer=None):
     """Write ``module``'s parameters, ``config``, ``vocab``, class names and tokenizer spec to
-    ``path`` (see the module's doc)."""
+    ``path`` (see the module's doc), and an encoder-decoder's ``source_vocab`` and
+    ``target_vocab`` where the module has them."""
     torch.save({"format": FORMAT, "version": VERSION, "config": dict(config),
                 "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
                 "vocab": None if vocab is None else [str(t) for t in vocab],
                 "classes": None if classes is None else [str(c) for c in classes],
-                "tokenizer": None if tokenizer is None else dict(tokenizer)}, path)
+                "tokenizer": None if tokenizer is None else dict(tokenizer),
+                **{name: [str(t) for t in getattr(module, name)] for name in VOCABULARIES
+                   if getattr(module, name, None) is not None}}, path)
 
 
 #: numpyrnn's tokenizers (numpyrnn.text), written again here so that this file needs only torch;
@@ -316,4 +435,7 @@ def load(path, map_location="cpu"):
     module.vocab = data.get("vocab")
     module.classes = data.get("classes")
     module.tokenizer = data.get("tokenizer")
+    for name in VOCABULARIES:
+        if data.get(name) is not None:
+            setattr(module, name, data[name])
     return module.eval()

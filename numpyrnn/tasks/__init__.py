@@ -11,6 +11,7 @@ series     forecast the next value of a noisy sum of sines, or a recording mse
 speech     who is speaking: JapaneseVowels' nine speakers (real data only)  accuracy
 demand     the next half-hour of electricity demand (Taylor 2003; real)    MAPE (%)
 anomaly    the anomaly in arterial blood pressure, by forecasting (real)    MAE
+g2p        a word's phonemes from its letters: CMUdict, encoder-decoder    PER
 ========== =============================================================== ==========
 """
 
@@ -22,16 +23,17 @@ from .base import Batch, ExampleTask, Task
 from .charlm import CharLanguageModel
 from .copy import CopyMemory
 from .demand import Demand
+from .g2p import G2P
 from .sentiment import Sentiment
 from .series import Series
 from .speech import Speech
 
 TASKS = {task.name: task for task in (AddingProblem, CopyMemory, Sentiment, CharLanguageModel, Series, Speech,
-                                      Demand, Anomaly)}
+                                      Demand, Anomaly, G2P)}
 
 
 def make(name, **options):
-    """A task by name (adding, copy, sentiment, charlm, series, speech, demand, anomaly) with its options."""
+    """A task by name (adding, copy, sentiment, charlm, series, speech, demand, anomaly, g2p) with its options."""
     if name not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {name!r}")
     return TASKS[name](**options)
@@ -59,4 +61,4 @@ def upgrade_config(config):
 
 
 __all__ = ["TASKS", "make", "options_of", "taking", "upgrade_config", "Task", "ExampleTask", "Batch", "AddingProblem", "CopyMemory",
-           "Sentiment", "CharLanguageModel", "Series", "Speech", "Demand", "Anomaly"]
+           "Sentiment", "CharLanguageModel", "Series", "Speech", "Demand", "Anomaly", "G2P"]

