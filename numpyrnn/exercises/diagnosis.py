@@ -165,6 +165,11 @@ FEATURE_HINTS = {
     "H = 1": "look at anything that treats an (B, 1) array as (B,), or drops a dimension of size 1",
     "I = H": "x_t and h_prev (or W_ih and W_hh) have the same shape only when I = H",
     "None": "dh_n (and dc_n) may be None, meaning zero: the template says so",
+    "source lengths": "look at §18: a padded source position takes no weight (its score is −∞ before the "
+                      "softmax, so α = 0 there) and so no gradient",
+    "S = 1": "with one source position α = 1 and de = 0, so du, dquery and dweight are 0 and the keys' "
+             "score path vanishes whatever their formulas: the mistake is in a term that multiplies de",
+    "Hq = Hk": "the query and the keys (and W_a and its transpose) have the same shape only when Hq = Hk",
 }
 
 

@@ -120,8 +120,8 @@ class Report:
         return not self.errors and bool(self.rows) and all(r.passed for r in self.rows)
 
     def __str__(self):
-        what = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": f"GRU (reset_after={self.reset_after})"}.get(
-            self.cell, f"cell {self.cell!r}")
+        what = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": f"GRU (reset_after={self.reset_after})",
+                "attention": "attention (Luong's general score)"}.get(self.cell, f"cell {self.cell!r}")
         part = "step forward and backward" if self.part == "step" else "backward through time"
         lines = [f"grading {self.source}: the {what} {part}, " + (
             f"{len(self.cases)} random float64 cases ({'; '.join(self.cases)})" if self.cases
@@ -415,6 +415,84 @@ def _grade_step(runner, report):
         yours, right = [r.grads[j] for r in runs], [r.want[j] for r in runs]
         _localise(report, name, yours, right, rows[name], STEP_CASES, gates if name.startswith(("dweight", "dbias"))
                   else None, [t[name] for t in step_terms], section)
+    _report_findings(report)
+
+
+@dataclass(frozen=True)
+class AttentionCase:
+    """One graded case of the attention exercise."""
+    S: int
+    B: int
+    Hq: int
+    Hk: int
+    features: frozenset = frozenset()
+    lengths: tuple = None
+    T = None                                     # no time steps (what _localise reads of a case)
+
+    @property
+    def label(self):
+        return f"S={self.S} B={self.B} Hq={self.Hq} Hk={self.Hk}" + (
+            f" lengths {list(self.lengths)}" if self.lengths else "")
+
+
+#: the attention cases: the first plain, each other one differing from it in one feature
+ATTENTION_CASES = [AttentionCase(5, 3, 4, 6), AttentionCase(5, 3, 4, 6, frozenset({"source lengths"}), (5, 2, 4)),
+                   AttentionCase(5, 1, 4, 6, frozenset({"B = 1"})), AttentionCase(1, 3, 4, 6, frozenset({"S = 1"})),
+                   AttentionCase(5, 3, 5, 5, frozenset({"Hq = Hk"}))]
+
+
+def _grade_attention(runner, report):
+    """The attention exercise: the file's step_forward and step_backward against
+    numpyrnn.layers.attention's general form, case by case; the catalogue of
+    :data:`mistakes.ATTENTION_MISTAKES`; the other wrong tensors localised."""
+    from ..layers import attention
+
+    out_names, grad_names = ["context", "alpha"], ["dquery", "dkeys", "dweight"]
+    _require(runner, ("step_forward", "step_backward"))
+
+    def run_case(k, case, rows):
+        rng = np.random.default_rng(300 + k)
+        lengths = None if case.lengths is None else np.array(case.lengths)
+        inputs = {"query": rng.standard_normal((case.B, case.Hq)),
+                  "keys": rng.standard_normal((case.S, case.B, case.Hk)),
+                  "weight": rng.uniform(-0.8, 0.8, (case.Hq, case.Hk))}
+        dcontext = rng.standard_normal((case.B, case.Hk))
+        *want_outs, ref_cache = attention.step_forward(*inputs.values(), form="general", lengths=lengths)
+        want = list(attention.step_backward(dcontext, None, ref_cache))
+        *outs, cache = _checked("step_forward", runner.call("step_forward", *inputs.values(), lengths),
+                                out_names + ["cache"], [(case.B, case.Hk), (case.S, case.B), None])
+        _compare(rows, out_names, outs, want_outs, k)
+        grads = _checked("step_backward", runner.call("step_backward", dcontext, cache), grad_names,
+                         [a.shape for a in inputs.values()])
+        _compare(rows, grad_names, grads, want, k)
+
+        def forward(*a):                         # the context and the cache: what the backward reads
+            context, _, c = runner.call("step_forward", *a, lengths)
+            return context, c
+
+        return (StepRun(inputs, (dcontext,), ref_cache, outs, grads, want),
+                _self_check(forward, lambda d, c: runner.call("step_backward", d, c), inputs, k == 1))
+
+    rows, runs, checks = _run_cases(report, ATTENTION_CASES, run_case)
+    forward_right = all(rows[n].passed for n in out_names)
+    backward_right = all(rows[n].passed for n in grad_names)
+    report.self_check = _self_check_line(checks, "your step_backward against finite differences of your own "
+                                                 "step_forward", forward_right, backward_right)
+    if not forward_right:
+        _wrong_forward(report, rows, out_names)
+        return
+    wrong = [n for n in grad_names if not rows[n].passed]
+    if not wrong:
+        return
+    variants = {(key, None): [list(mistakes.attention_step_backward(r.upstream[0], r.ref_cache, key)) for r in runs]
+                for key in mistakes.ATTENTION_MISTAKES}
+    found, covered = _catalogue(report, wrong, [r.grads for r in runs], [r.want for r in runs], variants, grad_names)
+    report.diagnoses += found
+    for name in wrong:
+        if name not in covered:
+            j = grad_names.index(name)
+            _localise(report, name, [r.grads[j] for r in runs], [r.want[j] for r in runs], rows[name],
+                      ATTENTION_CASES, None, None, "§18")
     _report_findings(report)
 
 
@@ -712,14 +790,15 @@ def check_file(path):
 def grade(path_or_module, cell, part="step", *, timeout=TIMEOUT_S):
     """Grade a student's file (a path: run in a child process, ``timeout`` seconds a call; or a
     module already imported: run here, unguarded against os._exit and endless loops) as the
-    ``cell`` (rnn, lstm, gru) exercise's ``part`` (step or sequence), or, for any other name,
+    ``cell`` (rnn, lstm, gru) exercise's ``part`` (step or sequence), the attention exercise
+    (``cell="attention"``: its step, derivations §18), or, for any other name,
     the step of the Cell of that name the file defines (against numpyrnn's cell of that name,
     where there is one, and against finite differences of its own step forward).  Returns a
     :class:`Report`; ``report.passed``."""
     if not isinstance(cell, str) or not cell.isidentifier():
         raise ValueError(f"cell must be one of {', '.join(CELLS)}, or the name of a Cell the file defines, "
                          f"got {cell!r}")
-    if cell not in CELLS and part != "step":
+    if cell not in CELLS and part != "step":   # attention and a file's own Cell: a step each
         raise ValueError(f"a cell other than {', '.join(CELLS)} ({cell!r}) is graded by its step: part must be "
                          f"'step', got {part!r}")
     if part not in PARTS:
@@ -740,7 +819,9 @@ def grade(path_or_module, cell, part="step", *, timeout=TIMEOUT_S):
             if not isinstance(report.reset_after, (bool, np.bool_)):
                 raise GradeError(f"RESET_AFTER must be True or False, got {report.reset_after!r}")
             report.reset_after = bool(report.reset_after)
-        if cell not in CELLS:
+        if cell == "attention":
+            _grade_attention(runner, report)
+        elif cell not in CELLS:
             _grade_cell(runner, report, filename)
         else:
             (_grade_step if part == "step" else _grade_sequence)(runner, report)

@@ -71,7 +71,22 @@ MISTAKES = {m.key: m for m in (
             "§3 (dW = Σ_t dW_t: every step shares the weights)", ("rnn", "lstm", "gru"), "sequence"),
     Mistake("mask_not_applied", "the lengths mask not applied: padded steps went into the cell and "
             "stopped dh instead of passing it back", "§7", ("rnn", "lstm", "gru"), "sequence"),
+    # the attention exercise (numpyrnn exercise attention): Luong's general score, §18
+    Mistake("softmax_not_centred", "the softmax's backward without its second term: de_s = α_s dα_s, "
+            "instead of α_s (dα_s − Σ_r α_r dα_r)", "§18 step 2", ("attention",), "step"),
+    Mistake("softmax_without_alpha", "the softmax's backward without the factor α_s: de_s = dα_s − Σ_r α_r dα_r",
+            "§18 step 2", ("attention",), "step"),
+    Mistake("keys_without_context_path", "dkeys without the context's path α_s dc: the keys' gradient only "
+            "through the scores", "§18 step 1 (c = Σ_s α_s k_s) and fact 3", ("attention",), "step"),
+    Mistake("keys_without_score_path", "dkeys without the scores' path de_s u: the keys' gradient only "
+            "through the context", "§18 step 3 (e_s = u · k_s) and fact 3", ("attention",), "step"),
+    Mistake("attention_mean_over_batch", "dW_a averaged over the batch instead of summed",
+            "§1 fact 1 and §18 step 3 (dW_a = Σ_b q_b^T du_b)", ("attention",), "step"),
 )}
+
+#: the attention exercise's mistakes, each a key of MISTAKES (planted by attention_step_backward)
+ATTENTION_MISTAKES = ("softmax_not_centred", "softmax_without_alpha", "keys_without_context_path",
+                      "keys_without_score_path", "attention_mean_over_batch")
 
 
 def applicable(cell, part, reset_after=True):
@@ -207,3 +222,21 @@ def sequence_backward(cell, dy, dstates_n, cache, mistake=None):
         else:
             dparams = [add_step(total, g) for total, g in zip(dparams, dparams_t)]
     return (dx, *d, *dparams)
+
+
+def attention_step_backward(dcontext, cache, mistake=None):
+    """:func:`numpyrnn.layers.attention.step_backward` of the general form (dweights None), written
+    again with ``mistake`` (one of :data:`ATTENTION_MISTAKES`) planted.  Returns (dquery, dkeys,
+    dweight)."""
+    query, keys, alpha, (weight,), u = cache.query, cache.keys, cache.weights, cache.params, cache.u
+    dalpha = np.einsum("bh,sbh->sb", dcontext, keys)                       # dα_s = dc · k_s
+    centred = dalpha if mistake == "softmax_not_centred" else dalpha - (alpha * dalpha).sum(axis=0, keepdims=True)
+    de = centred if mistake == "softmax_without_alpha" else alpha * centred
+    dkeys = np.zeros_like(keys) if mistake == "keys_without_context_path" else alpha[:, :, None] * dcontext[None]
+    if mistake != "keys_without_score_path":
+        dkeys = dkeys + de[:, :, None] * u[None]
+    du = np.einsum("sb,sbh->bh", de, keys)
+    dweight = query.T @ du
+    if mistake == "attention_mean_over_batch":
+        dweight = dweight / query.shape[0]
+    return du @ weight.T, dkeys, dweight

@@ -231,11 +231,68 @@ def cell_template(name):
                                  filename=f"my_{name}.py", module=cls.__module__, classname=cls.__name__)
 
 
+#: the exercises that are not a cell's: attention's step (derivations §18)
+OTHER = ("attention",)
+
+_ATTENTION = '''"""Exercise: attention's step forward and backward (Luong's general score), by hand, in NumPy.
+
+Fill in the functions below (keep their names and what they return), then grade them:
+
+    numpyrnn grade my_attention.py --cell attention
+
+The grader runs them on random float64 cases, compares every output and gradient with
+numpyrnn's reference (numpyrnn.layers.attention, form="general"), checks your backward against
+finite differences of your own forward, and names the mistake it recognises, with the section of
+docs/derivations.md to reread (§18).  Shapes: B sequences in the batch, S source positions (the
+keys: the encoder's outputs), Hq the query's size (the decoder's state), Hk the keys' size.
+"""
+
+import numpy as np
+
+
+def step_forward(query, keys, weight, lengths):
+    """One decoder step's attention over the encoder's outputs.
+
+    query (B, Hq), keys (S, B, Hk) time-major, weight W_a (Hq, Hk), lengths (B,) integers: the
+    real source positions of each sequence are s < lengths[b] (None: all S are real).
+
+        u     = query W_a                     (B, Hk)
+        e_s   = u · k_s                       (S, B)    the scores
+        e_s   = -inf where s >= lengths[b]    padding takes no weight
+        alpha = softmax of e over s           (S, B)    (subtract the max over s before exp)
+        c     = sum over s of alpha_s k_s     (B, Hk)   the context
+
+    Returns (context, alpha, cache): cache holds whatever your step_backward needs.
+    """
+    raise NotImplementedError("step_forward")
+
+
+def step_backward(dcontext, cache):
+    """Backward of step_forward.  dcontext (B, Hk) = dL/dc (the loss reads the context only).
+
+        dalpha_s = dcontext · k_s                                  (S, B)
+        de_s     = alpha_s (dalpha_s - sum over r of alpha_r dalpha_r)
+        dkeys_s  = alpha_s dcontext + de_s u                       (S, B, Hk): both paths into k_s
+        du       = sum over s of de_s k_s                          (B, Hk)
+        dquery   = du W_a^T                                        (B, Hq)
+        dweight  = query^T du                                      (Hq, Hk): summed over the batch
+
+    Returns (dquery, dkeys, dweight), shaped like query, keys, weight.
+    """
+    raise NotImplementedError("step_backward")
+'''
+
+
 def template(cell, part="step"):
     """The text of the exercise file for ``cell`` and ``part``.  The three textbook cells (rnn,
     lstm, gru) have two parts: step (the step forward and backward) and sequence (the backward
     loop through time over the reference's cache); every other registered cell (the gallery's
-    variants) has its step, as a subclass of numpyrnn's cell to fill in."""
+    variants) has its step, as a subclass of numpyrnn's cell to fill in; "attention" is attention's
+    step (Luong's general score, derivations §18)."""
+    if cell in OTHER:
+        if part != "step":
+            raise ValueError(f"{cell} has a step exercise only: part must be 'step', got {part!r}")
+        return _ATTENTION
     if cell not in CELLS:
         from .. import cells
 
