@@ -58,7 +58,7 @@ class Settings:
     steps: int = None
     epochs: int = None
     eval_every: int = None
-    patience: int = None
+    patience: int = None              # None: the task's (g2p 8), else train the whole budget
     min_delta: float = 0.0
     # the run
     seed: int = 0
@@ -81,7 +81,8 @@ class Settings:
             clip=d.get("clip") if self.clip == "task" else self.clip,
             eval_every=self.eval_every or d.get("eval_every"),
             **{name: d.get(name, default) if getattr(self, name) is None else getattr(self, name)
-               for name, default in (("bidirectional", False), ("dropout", 0.0), ("schedule", "none"))},
+               for name, default in (("bidirectional", False), ("dropout", 0.0), ("schedule", "none"),
+                                     ("patience", None))},
             steps=budget.get("steps"), epochs=budget.get("epochs"),
             **{name: getattr(self, name) if getattr(self, name) is not None else d.get(name, 0.0)
                for name in REGULARISERS})
@@ -304,7 +305,7 @@ SPEC = (
     Flag("epochs", "--epochs", "epochs in all, instead of steps", "budget", type=positive_int),
     Flag("eval_every", "--eval-every", "evaluate on val every N steps" + TASKS, "budget", type=positive_int),
     Flag("patience", "--patience", "stop when the validation metric has not improved for this many evaluations "
-         "in a row, and test the best weights (default: train the whole budget)", "budget", type=positive_int),
+         "in a row, and test the best weights (default: train the whole budget; g2p 8)", "budget", type=positive_int),
     Flag("min_delta", "--min-delta", "the least change that counts as an improvement, with --patience "
          "(default: 0)", "budget", type=float),
     Flag("seed", "--seed", "seed for the data, the weights, the batches (default: 0)", "run", type=int),

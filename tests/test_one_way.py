@@ -252,5 +252,5 @@ def test_the_grader_runs_one_case_loop_over_named_records():
 
     source = open(os.path.join(PACKAGE, "exercises", "grader.py")).read()
     assert source.count("for k, case in enumerate(") == 1            # _run_cases, which every grader calls
-    assert source.count("= _run_cases(report, ") == 3                # the step, sequence and Cell graders
+    assert source.count("= _run_cases(report, ") == 4                # the step, sequence, Cell and attention graders
     assert not re.search(r"\b(r|run)\[\d\]", source)                  # records are read by name

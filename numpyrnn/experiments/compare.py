@@ -41,6 +41,7 @@ QUICK = {
     "speech": ({}, {"epochs": 20}),
     "demand": ({}, {"steps": 300}),
     "anomaly": ({}, {"steps": 200}),
+    "g2p": ({}, {"epochs": 1}),
 }
 
 #: the same for the named real data sets, whose size is what it is: a shorter budget
@@ -50,6 +51,7 @@ QUICK_DATA = {
     "japanese-vowels": ({}, {"epochs": 20}),
     "taylor": ({}, {"steps": 300}),
     "internal-bleeding": ({}, {"steps": 200}),
+    "cmudict": ({}, {"epochs": 1}),
 }
 
 #: the quick runs that were checked to keep the full run's order, and how they run: fewer seeds,
