@@ -294,3 +294,47 @@ def detection(results, context, path):
     score.legend(fontsize=8, loc="upper left")
     fig.suptitle(f"{results.get('label', results['task']['name'])}: found by forecasting the next value")
     return save(fig, path, _record(results, {"task": results["task"], "settings": results["settings"]}))
+
+
+def attention_maps(panels, path, record=None, title=""):
+    """The attention weights of decoded words, one panel per word: ``panels`` a list of
+    {"word", "phonemes" (decoded, </s> last), "weights" (steps, letters)}; letters across,
+    decoded phonemes down, darker = more weight."""
+    n = len(panels)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    fig = _figure(3.1 * cols, 3.0 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
+    for ax, panel in zip(axes, panels):
+        weights = np.asarray(panel["weights"])
+        ax.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(panel["word"])), list(panel["word"]))
+        ax.set_yticks(range(len(panel["phonemes"])), list(panel["phonemes"]), fontsize=8)
+        ax.tick_params(length=0)
+        ax.set_title(panel["word"] + ("" if panel.get("right", True) else " (≠ dictionary)"), fontsize=10)
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    fig.suptitle(title or "attention over the letters at each decoded phoneme (greedy decoding)")
+    return save(fig, path, record)
+
+
+def per_by_length(curves, counts, path, record=None, title=""):
+    """Phoneme error rate against word length: ``curves`` name → {length: PER}, ``counts``
+    length → the number of test words of that length (drawn as bars beneath)."""
+    fig = _figure(7.5, 4.6)
+    ax = fig.subplots()
+    lengths = sorted(counts)
+    bars = ax.twinx()
+    bars.bar(lengths, [counts[n] for n in lengths], color="0.88", width=0.8, zorder=0)
+    bars.set_ylabel("test words of that length", color="0.45")
+    ax.set_zorder(bars.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    for (name, per), style in zip(curves.items(), ("-o", "--s", ":^")):
+        ax.plot(lengths, [100 * per[n] for n in lengths], style, label=name, lw=1.6, ms=4)
+    ax.set_xlabel("word length (letters; the last point pools the longer words)")
+    ax.set_ylabel("phoneme error rate (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_xticks(lengths, [str(n) if n < max(lengths) else f"{n}+" for n in lengths])
+    fig.suptitle(title or "where attention earns its keep: PER by word length")
+    return save(fig, path, record)

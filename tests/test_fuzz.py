@@ -511,7 +511,8 @@ def test_loading_random_files(content):
 CLI_TOKENS = ["gradcheck", "tasks", "bench", "train", "sample", "compare", "--cell", "lstm", "banana", "--mode",
               "full", "--hidden", "0", "-3", "2", "--seq-len", "x", "--eps", "nan", "--task", "adding", "--steps",
               "--checkpoint", "/no/such.npz", "--shape", "2x2", "--cells", "lstm,gru", "--lengths", "--quiet",
-              "--layers", "--device", "tpu", "--data", "--prime"]
+              "--layers", "--device", "tpu", "--data", "--prime", "predict", "--beam", "/no/model.npz", "exercise",
+              "attention", "grade"]
 
 
 @settings(FUZZ, max_examples=min(25, FUZZ.max_examples))
@@ -1009,3 +1010,51 @@ def test_pronouncing_dictionary_files(lines, junk, use_junk):
             assert entries and all(w.isalpha() and prons for w, prons in entries.items())
             assert all(set(p) <= set(g2p.PHONEMES) for prons in entries.values() for p in prons)
 
+
+
+# --------------------------------------------------------------------------- the encoder-decoder (issue 31)
+
+SEQ_TOKENS = ["ab", "", "a b", "ABC", "zz", "é", "a" * 40, 3, None, ["a", "b"], ["a", ""], b"ab"]
+
+
+@FUZZ
+@given(inputs=st.one_of(st.integers(0, 7).flatmap(lambda n: st.just(np.full((3, 2), n))), arrays(max_rank=3)),
+       targets=st.one_of(st.integers(0, 9).flatmap(lambda n: st.just(np.full((2, 2), n))), arrays(max_rank=3),
+                         st.none()),
+       lengths=st.one_of(st.none(), arrays(max_rank=1), st.lists(st.integers(-1, 4), max_size=3)),
+       form=st.sampled_from(["dot", "general", "additive", None]), beam=st.integers(-1, 3),
+       max_length=st.one_of(st.integers(-1, 4), st.none()))
+def test_the_encoder_decoder(inputs, targets, lengths, form, beam, max_length):
+    m = numpyrnn.Seq2Seq("gru", decoder_cell="lstm", source_vocab_size=6, target_vocab_size=7, hidden_size=3,
+                         embedding_dim=2, attention=form, max_length=4, seed=0)
+    result = outcome("Seq2Seq.forward", KIND(inputs), lambda: m.forward(inputs, targets, lengths))
+    if result is not None and result[0] is not None:
+        assert np.isfinite(result[0])
+        outcome("Seq2Seq.backward", "after a forward", m.backward)
+    decoded = outcome("Seq2Seq.beam_search", KIND(inputs), lambda: m.beam_search(inputs, lengths, beam, max_length))
+    if decoded is not None:
+        assert all(all(3 <= t < 7 for t in seq) and len(seq) <= (max_length or 4) for seq in decoded)
+
+
+@FUZZ
+@given(words=st.lists(st.sampled_from(SEQ_TOKENS), max_size=3), beam=st.sampled_from([1, 2, 0, "x"]))
+def test_translating_words(words, beam):
+    m = numpyrnn.Seq2Seq("lstm", source_vocab_size=4, target_vocab_size=5, hidden_size=3, embedding_dim=2, seed=0)
+    m.source_vocab, m.target_vocab = ("<pad>", "a", "b", "z"), ("<pad>", "<s>", "</s>", "X", "Y")
+    out = outcome("Seq2Seq.translate", f"{len(words)} words", lambda: m.translate(words, beam=beam))
+    if out is not None:
+        assert len(out) == len(words) and all(set(t) <= {"X", "Y"} for t in out)
+
+
+@FUZZ
+@given(factor=st.one_of(st.floats(-1, 2), st.just(float("nan")), st.text(max_size=2)),
+       patience=st.one_of(st.integers(-2, 3), st.floats(0, 2)), mode=st.sampled_from(["min", "max", "up"]),
+       values=st.lists(st.floats(-5, 5), max_size=6))
+def test_the_plateau_schedule(factor, patience, mode, values):
+    opt = optim.SGD(numpyrnn.RNN(2, 2, seed=0), lr=0.1)
+    schedule = outcome("optim.ReduceLROnPlateau", f"{type(factor).__name__}",
+                       lambda: optim.ReduceLROnPlateau(opt, factor, patience, mode))
+    if schedule is not None:
+        for v in values:
+            schedule.observe(v)
+        assert 0 < opt.lr <= 0.1

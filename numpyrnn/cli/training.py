@@ -310,11 +310,12 @@ def _run_tasks(args):
         except datasets.DataUnavailable as exc:          # a task of real data only, whose files are not here
             print(f"{name:<10} {tasks.TASKS[name].title}\n{'':<10} {exc}")
             continue
-        value, how = task.baseline()
+        baseline = (f"baseline: {task.slow_baseline}" if task.slow_baseline
+                    else "baseline {:.4g}: {}".format(*task.baseline()))
         defaults = ", ".join(f"{k} {v}" for k, v in task.defaults.items())
         print(f"{name:<10} {task.title}\n{'':<10} metric {task.metric} ({'higher' if task.higher_is_better else 'lower'} "
-              f"is better); baseline {value:.4g}: {how}\n{'':<10} defaults: {defaults}")
-    print("\nnamed data sets (--data NAME for sentiment, speech, demand and anomaly, --text NAME for charlm):")
+              f"is better); {baseline}\n{'':<10} defaults: {defaults}")
+    print("\nnamed data sets (--data NAME for sentiment, speech, demand, anomaly and g2p, --text NAME for charlm):")
     for line in datasets.describe():
         print(f"  {line}")
     return 0

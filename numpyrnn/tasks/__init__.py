@@ -12,12 +12,14 @@ speech     who is speaking: JapaneseVowels' nine speakers (real data only)  accu
 demand     the next half-hour of electricity demand (Taylor 2003; real)    MAPE (%)
 anomaly    the anomaly in arterial blood pressure, by forecasting (real)    MAE
 g2p        a word's phonemes from its letters: CMUdict, encoder-decoder    PER
+addition   "535+61" -> "596": the encoder-decoder's sanity task (Keras)   accuracy
 ========== =============================================================== ==========
 """
 
 import inspect
 
 from .adding import AddingProblem
+from .addition import Addition
 from .anomaly import Anomaly
 from .base import Batch, ExampleTask, Task
 from .charlm import CharLanguageModel
@@ -29,11 +31,12 @@ from .series import Series
 from .speech import Speech
 
 TASKS = {task.name: task for task in (AddingProblem, CopyMemory, Sentiment, CharLanguageModel, Series, Speech,
-                                      Demand, Anomaly, G2P)}
+                                      Demand, Anomaly, G2P, Addition)}
 
 
 def make(name, **options):
-    """A task by name (adding, copy, sentiment, charlm, series, speech, demand, anomaly, g2p) with its options."""
+    """A task by name (adding, copy, sentiment, charlm, series, speech, demand, anomaly, g2p,
+    addition) with its options."""
     if name not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {name!r}")
     return TASKS[name](**options)
@@ -61,4 +64,4 @@ def upgrade_config(config):
 
 
 __all__ = ["TASKS", "make", "options_of", "taking", "upgrade_config", "Task", "ExampleTask", "Batch", "AddingProblem", "CopyMemory",
-           "Sentiment", "CharLanguageModel", "Series", "Speech", "Demand", "Anomaly", "G2P"]
+           "Sentiment", "CharLanguageModel", "Series", "Speech", "Demand", "Anomaly", "G2P", "Addition"]

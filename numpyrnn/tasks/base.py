@@ -88,8 +88,13 @@ class Task:
         name = self.data_info()["name"]
         return self.name if name == "generated" else f"{self.name} ({name})"
 
+    #: what the baseline is, for a task whose baseline takes long to compute (None: it is cheap):
+    #: `numpyrnn tasks` shows this instead of computing it; train and compare compute it
+    slow_baseline: str | None = None
+
     def baseline(self) -> tuple:
-        """(value of the metric, what achieves it): the score to beat, cheap to compute."""
+        """(value of the metric, what achieves it): the score to beat, cheap to compute (or
+        announced by :attr:`slow_baseline`)."""
         raise NotImplementedError
 
     def baselines(self) -> list:
