@@ -107,7 +107,8 @@ class Seq2Seq(SequenceModel):
                                             layer_dropout, impl, seeds[3])
         if attention is not None:
             self.attention = Attention(decoder_size, decoder_size, attention, attention_size, dtype=self.dtype,
-                                       seed=seeds[4], device=self.device)
+                                       impl="reference" if impl == "reference" else "fast", seed=seeds[4],
+                                       device=self.device)
             self.combine = Linear(2 * decoder_size, decoder_size, bias=False, dtype=self.dtype, seed=seeds[5],
                                   device=self.device)                          # W_c of h̃_t = tanh(W_c [c_t; h_t])
         self.head = Linear(decoder_size, target_vocab_size, dtype=self.dtype, seed=seeds[6], device=self.device)

@@ -170,7 +170,7 @@ def test_the_layer_runs_every_decoder_step_and_sums_the_keys_gradient(form):
     torch = pytest.importorskip("torch", reason="torch is the independent reference for these tests")
     T, S, B, Hq = 4, 5, 3, 4
     Hk = Hq if form == "dot" else 6
-    layer = attention.Attention(Hq, Hk, form, attention_size=5, dtype=np.float64, seed=2)
+    layer = attention.Attention(Hq, Hk, form, attention_size=5, impl="reference", dtype=np.float64, seed=2)
     rng = np.random.default_rng(3)
     queries, keys, lengths = rng.standard_normal((T, B, Hq)), rng.standard_normal((S, B, Hk)), np.array([5, 2, 4])
     contexts, weights = layer.forward(queries, keys, lengths)
@@ -207,8 +207,41 @@ def test_the_layer_runs_every_decoder_step_and_sums_the_keys_gradient(form):
     assert one_alpha.shape == (S, B) and layer.backward(dcontexts[1])[0].shape == (B, Hq)
 
 
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("lengths", [None, (5, 2, 4), (1, 5, 3)])
+def test_the_fast_path_equals_the_reference(form, lengths):
+    """attention_fast.py (every step at once, the batch first) against the reference loop over
+    step_forward / step_backward: outputs and every gradient to 1e-12 in float64, T steps and one."""
+    T, S, B, Hq = 4, 5, 3, 4
+    Hk = Hq if form == "dot" else 6
+    layers = {impl: attention.Attention(Hq, Hk, form, attention_size=5, impl=impl, dtype=np.float64, seed=2)
+              for impl in ("fast", "reference")}
+    rng = np.random.default_rng(4)
+    queries, keys = rng.standard_normal((T, B, Hq)), rng.standard_normal((S, B, Hk))
+    dcontexts = rng.standard_normal((T, B, Hk))
+    lengths = None if lengths is None else np.array(lengths)
+    for steps in (slice(None), 2):                      # all T steps, and one step (no T)
+        out = {}
+        for impl, layer in layers.items():
+            layer.zero_grad()
+            contexts, weights = layer.forward(queries[steps], keys, lengths)
+            dqueries, dkeys = layer.backward(dcontexts[steps])
+            out[impl] = [contexts, weights, dqueries, dkeys, *layer.grads.values()]
+        for name, a, b in zip(["contexts", "weights", "dqueries", "dkeys", *layers["fast"].grads], *out.values()):
+            assert a.shape == b.shape, name
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12, err_msg=name)
+
+
 def test_the_layer_refuses_wrong_shapes_and_a_backward_first():
-    layer = attention.Attention(4, 6, "additive", seed=0)
+    fast = attention.Attention(4, 6, "general", seed=0)
+    fast.forward(np.zeros((3, 2, 4)), np.zeros((7, 2, 6)))
+    with pytest.raises(ValueError, match=r"dcontexts must have shape \(3, 2, 6\)"):
+        fast.backward(np.zeros((2, 2, 6)))
+    with pytest.raises(ValueError, match="the fast path takes dcontexts only"):
+        fast.backward(np.zeros((3, 2, 6)), np.zeros((3, 7, 2)))
+    with pytest.raises(ValueError, match="impl must be 'fast'"):
+        attention.Attention(4, 6, "general", impl="generic")
+    layer = attention.Attention(4, 6, "additive", impl="reference", seed=0)
     assert set(layer.params) == {"weight_query", "weight_key", "v"} and layer.params["v"].shape == (6,)
     with pytest.raises(RuntimeError, match="needs a forward"):
         layer.backward(np.zeros((2, 6)))

@@ -36,11 +36,21 @@ def _gate_study():
     return gate_study
 
 
+def _tool(name):
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.pop(0)
+
+
 def plan_today(command):
     """The plan ``command`` would run with today's code and defaults, as JSON reads it back."""
     if command.startswith("python tools/gate_study.py "):
         folder = command.split()[2]
         return _gate_study().plan(os.path.join(ROOT, folder))
+    if command.startswith("python tools/g2p_figures.py "):      # the two g2p runs its figures were drawn from
+        return json.loads(json.dumps(_tool("g2p_figures").plan()))
     return json.loads(json.dumps(cli.plan(command)))
 
 
@@ -57,7 +67,7 @@ def _needs_data(command):
     """Skip a figure whose command reads a named data set that is not installed: one it names
     (--data, --text), or its task's default (the anomaly task reads internal-bleeding unasked)."""
     names = set(re.findall(r"--(?:data|text) (\S+)", command))
-    task = re.search(r"--task (\S+)", command)
+    task = re.search(r"--task (\S+)", command) or re.search(r"tools/(g2p)_figures", command)
     if task and not names and task.group(1) in tasks.TASKS:
         default = inspect.signature(tasks.TASKS[task.group(1)].__init__).parameters.get("data")
         names |= {default.default} if default is not None else set()

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..backend import array_module
 from ..validation import as_float_array, as_lengths, check_finite, check_int
+from . import attention_fast
 from .module import Module
 
 FORMS = ("dot", "general", "additive")
@@ -199,9 +200,13 @@ class Attention(Module):
     (Hq, Hk); additive ``weight_query`` W_q (A, Hq), ``weight_key`` W_k (A, Hk), ``v`` (A,),
     A = ``attention_size`` (default Hk); dot none (Hq must equal Hk)."""
 
-    def __init__(self, query_size, key_size, form="general", attention_size=None, *, dtype=np.float32, seed=None,
-                 device="auto"):
+    def __init__(self, query_size, key_size, form="general", attention_size=None, *, impl="fast", dtype=np.float32,
+                 seed=None, device="auto"):
         super().__init__(dtype=dtype, device=device)
+        if impl not in ("fast", "reference"):
+            raise ValueError(f"impl must be 'fast' (every step at once: attention_fast.py) or 'reference' (the "
+                             f"step above, once per decoder step), got {impl!r}")
+        self.impl = impl
         self.query_size = check_int("query_size", query_size, 1)
         self.key_size = check_int("key_size", key_size, 1)
         check_form(form)
@@ -224,13 +229,19 @@ class Attention(Module):
         if check:
             check_finite("queries", steps)
             check_finite("keys", keys)
+        if self.impl == "fast":                    # the same steps at once (attention_fast.py)
+            _checked(steps[0], keys, lengths, self.form, params, check=False)
+            lengths = None if lengths is None else as_lengths(lengths, keys.shape[0], keys.shape[1])
+            contexts, weights, cache = attention_fast.forward(steps, keys, params, self.form, lengths)
+            self._cache = (cache, one_step, True)
+            return (contexts[0], weights[0]) if one_step else (contexts, weights)
         contexts, weights, caches = [], [], []
         for query in steps:                        # the step above, once per decoder step
             context, alpha, cache = step_forward(query, keys, *params, form=self.form, lengths=lengths, check=False)
             contexts.append(context)
             weights.append(alpha)
             caches.append(cache)
-        self._cache = (caches, one_step)
+        self._cache = (caches, one_step, False)
         xp = self.xp
         contexts, weights = xp.stack(contexts), xp.stack(weights)
         return (contexts[0], weights[0]) if one_step else (contexts, weights)
@@ -238,9 +249,20 @@ class Attention(Module):
     def backward(self, dcontexts, dweights=None):
         if self._cache is None:
             raise RuntimeError("Attention.backward() needs a forward() first")
-        caches, one_step = self._cache
+        caches, one_step, fast = self._cache
         dcontexts = as_float_array("dcontexts", dcontexts, self.dtype, self.device)
         dcontexts = dcontexts[None] if one_step else dcontexts
+        if fast:
+            if dweights is not None:
+                raise ValueError("the fast path takes dcontexts only; a loss that reads the weights needs "
+                                 "impl='reference'")
+            B, T = caches[1].shape[:2]                     # the cache's queries, (B, T, Hq)
+            if dcontexts.shape != (T, B, self.key_size):
+                raise ValueError(f"dcontexts must have shape {(T, B, self.key_size)}, got {dcontexts.shape}")
+            dqueries, dkeys, dparams = attention_fast.backward(dcontexts, caches)
+            for name, g in zip(PARAMETERS[self.form], dparams):
+                self._grads[name] += g
+            return (dqueries[0] if one_step else dqueries), dkeys
         if dweights is not None:
             dweights = as_float_array("dweights", dweights, self.dtype, self.device)
             dweights = dweights[None] if one_step else dweights
@@ -261,7 +283,7 @@ class Attention(Module):
 
     def config(self):
         return {"type": "Attention", "query_size": self.query_size, "key_size": self.key_size, "form": self.form,
-                "attention_size": self.attention_size, "dtype": self.dtype.name}
+                "attention_size": self.attention_size, "impl": self.impl, "dtype": self.dtype.name}
 
     def __repr__(self):
         size = "" if self.attention_size is None else f", attention_size={self.attention_size}"
