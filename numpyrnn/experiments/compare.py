@@ -24,7 +24,7 @@ from ..backend import thread_policy
 from ..bench import activation_bytes
 from ..models import REGULARISERS
 from ..settings import settings_of
-from ..train import Trainer
+from ..train import Trainer, make_schedule
 from ..train import steps_per_epoch as train_steps_per_epoch
 from ..train import total_steps as train_total_steps
 from .claims import claims, format_table
@@ -221,7 +221,9 @@ def _setup(task_name, cells, seeds, settings, match_params, quick, data_seed, ta
                 "dropout": s.dropout, "dtype": np.dtype(s.dtype).name, "impl": s.impl,
                 "weight_decay": s.weight_decay, "patience": s.patience, "min_delta": s.min_delta, **regularisers,
                 "budget": s.budget, "total_steps": total_steps, "steps_per_epoch": steps_per_epoch, "quick": quick,
-                "quick_changes": quick_changes}
+                "quick_changes": quick_changes,
+                # a schedule only when there is one (the records of older runs have none)
+                **({"schedule": s.schedule} if s.schedule != "none" else {})}
     return {"task": task, "settings": recorded, "sizes": sizes, "model_kwargs": model_kwargs,
             "shape_kwargs": shape_kwargs, "eval_every": eval_every}
 
@@ -234,9 +236,10 @@ def _train_run(task, cell, seed, run, bar):
     weight_decay = settings["weight_decay"]
     opt = optim.make(settings["optimizer"], model, lr=settings["lr"],
                      **({"weight_decay": weight_decay} if weight_decay else {}))
+    schedule = make_schedule(settings.get("schedule", "none"), opt, settings["total_steps"], task.higher_is_better)
     trainer = Trainer(model, task, opt, batch_size=settings["batch_size"], clip=settings["clip"],
                       eval_every=run["eval_every"], seed=seed, progress=False, on_step=bar.step,
-                      patience=settings["patience"], min_delta=settings["min_delta"])
+                      patience=settings["patience"], min_delta=settings["min_delta"], schedule=schedule)
     with machine.Meter() as met:
         final = trainer.fit(**settings["budget"])
     model.eval()
