@@ -238,3 +238,24 @@ def test_bad_task_options_are_refused(tmp_path):
     (tmp_path / "two.dict").write_text("ab AE1 B\nba B AE1\n")
     with pytest.raises(ValueError, match="2 plain words; at least 3"):
         g2p.G2P(data=str(tmp_path / "two.dict"))
+
+
+def test_predict_pronounces_words_with_a_trained_model(tmp_path, capsys):
+    """numpyrnn train --task g2p on a dictionary file, then numpyrnn predict: each word and its
+    phonemes, greedy and with --beam; a word outside the letters refused in one line."""
+    from numpyrnn.cli import main
+
+    path, _ = _rule_dictionary(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", "--task", "g2p", "--data", path, "--cell", "gru", "--hidden", "8", "--steps", "20",
+                 "--eval-every", "20", "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(out / "model.npz"), "bat", "Nope"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["bat", "Nope"]
+    assert all(set(line.split("\t")[1].split()) <= set(g2p.PHONEMES) for line in lines)
+    assert main(["predict", "--beam", "3", str(out / "model.npz"), "bat"]) == 0
+    assert capsys.readouterr().out.startswith("bat\t")
+    assert main(["predict", str(out / "model.npz"), "b4t"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'4', which is not in the model's vocabulary" in err

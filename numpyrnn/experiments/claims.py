@@ -203,6 +203,7 @@ def across(comparisons):
 #: the seed's uses, by the task that measures each: (the use, the cell the seed picks for it, why)
 USES = {
     "sentiment": ("sentiment (the seed's own example)", None, None),
+    "g2p": ("translation: letters to phonemes", "lstm", "more accurate"),
     "speech": ("speech recognition", "lstm", "more accurate"),
     "anomaly": ("medical time series", "lstm", "more accurate"),
     "demand": ("real-time prediction", "gru", "faster"),
