@@ -259,3 +259,29 @@ def test_predict_pronounces_words_with_a_trained_model(tmp_path, capsys):
     assert main(["predict", str(out / "model.npz"), "b4t"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'4', which is not in the model's vocabulary" in err
+
+
+def test_a_g2p_run_resumes_exactly(tmp_path):
+    """Stopped mid-epoch and resumed by fresh objects, a g2p run (dropout, the plateau schedule)
+    ends with the same parameters, bit for bit, and the same history as one that never stopped."""
+    from numpyrnn import train
+
+    path, _ = _rule_dictionary(tmp_path)
+    task = g2p.G2P(data=path)
+
+    def make(out):
+        trainer, _ = train.setup(task, "lstm", hidden=6, batch_size=16, eval_every=10, out_dir=out,
+                                 log=lambda *a: None)
+        return trainer
+
+    whole = make(tmp_path / "whole")
+    whole.fit(steps=40)
+    first = make(tmp_path / "parts")
+    first.fit(steps=20)
+    assert 0 < first.position < len(first.plan)                  # stopped inside an epoch
+    second = make(tmp_path / "parts").resume()
+    second.fit(steps=40)
+    for name in whole.model.params:
+        assert np.array_equal(whole.model.params[name], second.model.params[name]), name
+    assert [r["val_per"] for r in whole.history] == [r["val_per"] for r in second.history]
+    assert whole.optimizer.lr == second.optimizer.lr
