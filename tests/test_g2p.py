@@ -285,3 +285,21 @@ def test_a_g2p_run_resumes_exactly(tmp_path):
         assert np.array_equal(whole.model.params[name], second.model.params[name]), name
     assert [r["val_per"] for r in whole.history] == [r["val_per"] for r in second.history]
     assert whole.optimizer.lr == second.optimizer.lr
+
+
+def test_the_alignment_baseline_learns_a_letter_rule(tmp_path):
+    """On the made-up rule (a letter each, "x" two phonemes, a final "e" silent) the aligned
+    letters in context pronounce unseen words right; a pronunciation longer than twice its word
+    does not align."""
+    path, _ = _rule_dictionary(tmp_path, n=800)
+    task = g2p.G2P(data=path)
+    alignments = g2p.align([(w, tuple(_pronounce(w))) for w in task.words["train"]])
+    word = next(w for w in task.words["train"] if "x" in w)
+    assert alignments[word][word.index("x")] == ("K", "S")
+    model = g2p.context_model(alignments)
+    right = [g2p.pronounce(w, model) == tuple(_pronounce(w)) for w in task.words["test"]]
+    assert np.mean(right) > 0.95
+    assert g2p.align([("ab", ("AE", "B", "K", "S", "T"))]) == {}
+    names = [b["name"] for b in task.baselines()]
+    assert names == ["nearest word", "aligned letters in context"]
+    assert task.baselines()[1]["value"] < 0.02 < task.baselines()[0]["value"]
