@@ -36,6 +36,7 @@ def test_a_question_is_read_reversed_and_answered_then_ended():
     assert tasks.make("addition", train_size=50, val_size=5, test_size=5, reverse=False).question(12, 3) == "12+3"
 
 
+@pytest.mark.slow
 def test_a_small_model_learns_to_add_two_digit_numbers():
     """Two-digit questions (2 600 to train on), a GRU with attention, 1 000 steps, about 10 s:
     above 80 % exactly right (88.5 % measured), where adding without carrying gets under 50 %."""

@@ -197,6 +197,7 @@ def test_the_nearest_word_is_the_one_of_fewest_edits(words, queries):
         assert index == int(np.argmin(distances))                              # the first of the nearest
 
 
+@pytest.mark.slow
 def test_a_model_learns_the_rule_and_decodes_it(tmp_path):
     """Training a small model on the made-up rule (about 12 s): greedy PER on test under 6 %
     (4.1 % measured), where the nearest word's is over 30 %; decoding words through the model's
