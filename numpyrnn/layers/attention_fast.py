@@ -24,7 +24,7 @@ def forward(queries, keys, params, form, lengths=None):
     """queries (T, B, Hq), keys (S, B, Hk), the form's parameters (as the reference takes them),
     lengths (B,) or None.  Returns (contexts (T, B, Hk), weights (T, S, B), cache)."""
     xp = array_module(queries)
-    T, S = queries.shape[0], keys.shape[0]
+    S = keys.shape[0]
     q = queries.transpose(1, 0, 2)                        # (B, T, Hq): the batch first
     k = keys.transpose(1, 0, 2)                           # (B, S, Hk)
     u = z = None
