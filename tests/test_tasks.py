@@ -107,7 +107,7 @@ def test_series_sources():
 
 
 def test_unknown_task_and_bad_options():
-    with pytest.raises(ValueError, match="task must be one of adding, copy, sentiment, charlm, series, speech, demand, anomaly, got 'mnist'"):
+    with pytest.raises(ValueError, match="task must be one of adding, copy, sentiment, charlm, series, speech, demand, anomaly, g2p, addition, got 'mnist'"):
         tasks.make("mnist")
     with pytest.raises(ValueError, match="seq_len must be ≥ 2"):
         tasks.make("adding", seq_len=1)
