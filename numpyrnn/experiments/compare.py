@@ -251,6 +251,8 @@ def _train_run(task, cell, seed, run, bar):
     bar.log(f"{cell} seed {seed}: test_{metric} {final[f'test_{metric}']:.4f}, "
             f"{final['train_seconds']:.1f} s of training")
     return {"seed": seed, "test": final[f"test_{metric}"], "test_loss": final["test_loss"],
+            # every score the task's evaluation gives (g2p: WER, the first pronunciation's, ...)
+            "test_scores": {k[len("test_"):]: v for k, v in final.items() if k.startswith("test_")},
             "test_items": [float(v) for v in items],
             **{k: final[k] for k in ("best_step", "stopped_early") if k in final},
             **({"report": report} if report is not None else {}),
