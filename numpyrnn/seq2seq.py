@@ -322,7 +322,7 @@ class Seq2Seq(SequenceModel):
             rows = np.repeat(np.arange(B), k)
             keys = keys[:, xp.asarray(rows)]
             lengths_k = None if lengths is None else lengths[rows]
-            state = tuple(s[:, xp.asarray(rows)] for s in state) if isinstance(state, tuple) else state[:, xp.asarray(rows)]
+            state = _rows(state, xp.asarray(rows))
             scores = np.full((B, k), -np.inf)
             scores[:, 0] = 0.0                            # one live hypothesis, <s>, to start
             history = np.zeros((B, k, 0), np.int64)
@@ -367,7 +367,7 @@ class Seq2Seq(SequenceModel):
                     break
                 scores, history = new_scores, new_history
                 order = xp.asarray((np.arange(B)[:, None] * k + parents).reshape(-1))
-                state = tuple(s[:, order] for s in state) if isinstance(state, tuple) else state[:, order]
+                state = _rows(state, order)
                 token = new_history[:, :, t].reshape(-1)
         finally:
             self.train(was_training)
@@ -417,6 +417,11 @@ class Seq2Seq(SequenceModel):
     def set_rng_state(self, state: dict):
         super().set_rng_state(state)
         self._dropout_rng.bit_generator.state = state["output_dropout"]
+
+
+def _rows(state, index):
+    """A decoder state (one (L, B, H) array or a tuple of them) at the batch rows ``index``."""
+    return tuple(s[:, index] for s in state) if isinstance(state, tuple) else state[:, index]
 
 
 def encode(sequences, vocab, what="sources"):

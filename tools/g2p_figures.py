@@ -20,12 +20,11 @@ import json
 import os
 import sys
 
-import numpy as np
 
 import numpyrnn
 from numpyrnn import plots, tasks, train
 from numpyrnn.settings import Settings
-from numpyrnn.tasks.g2p import edit_distance, error_rates
+from numpyrnn.tasks.g2p import best_match, error_rates
 
 #: the test words whose attention the figure shows (chosen for letters that are not one phoneme each)
 WORDS = ("knight", "photograph", "exchange", "thought")
@@ -56,10 +55,9 @@ def per_by_length(task, predicted):
     edits, lengths, counts = {}, {}, {}
     for word, guess in zip(task.words["test"], predicted):
         n = min(len(word), LONGEST)
-        distances = [edit_distance(guess, ref) for ref in task.entries[word]]
-        best = int(np.argmin(distances))
-        edits[n] = edits.get(n, 0) + distances[best]
-        lengths[n] = lengths.get(n, 0) + len(task.entries[word][best])
+        word_edits, length = best_match(guess, task.entries[word])
+        edits[n] = edits.get(n, 0) + word_edits
+        lengths[n] = lengths.get(n, 0) + length
         counts[n] = counts.get(n, 0) + 1
     return {n: edits[n] / lengths[n] for n in sorted(edits)}, dict(sorted(counts.items()))
 

@@ -345,6 +345,17 @@ class CellRun(NamedTuple):
     names: list               # the tensors' names, in the order of grads and want
 
 
+def _step_self_check(report, rows, checks, out_names, grad_names):
+    """The self-check line of a step exercise (the file's step_backward against finite
+    differences of its own step_forward), onto the report; returns whether the forward's
+    outputs were right."""
+    forward_right = all(rows[n].passed for n in out_names)
+    backward_right = all(rows[n].passed for n in grad_names)
+    report.self_check = _self_check_line(checks, "your step_backward against finite differences of your own "
+                                                 "step_forward", forward_right, backward_right)
+    return forward_right
+
+
 def _run_cases(report, cases, run_case):
     """The case loop every grader runs: for each case (numbered from 1), ``run_case(k, case,
     rows)`` compares the file's tensors into ``rows`` (name → :class:`Row`) and returns the
@@ -386,10 +397,7 @@ def _grade_step(runner, report):
                             lambda *a: runner.call("step_backward", *a), inputs, k == 1))
 
     rows, runs, checks = _run_cases(report, STEP_CASES, run_case)
-    forward_right = all(rows[n].passed for n in state_names)
-    backward_right = all(rows[n].passed for n in grad_names)
-    report.self_check = _self_check_line(checks, "your step_backward against finite differences of your own "
-                                                 "step_forward", forward_right, backward_right)
+    forward_right = _step_self_check(report, rows, checks, state_names, grad_names)
     if not forward_right:
         _other_form(report, runs, state_names, grad_names)
         _wrong_forward(report, rows, state_names)
@@ -474,10 +482,7 @@ def _grade_attention(runner, report):
                 _self_check(forward, lambda d, c: runner.call("step_backward", d, c), inputs, k == 1))
 
     rows, runs, checks = _run_cases(report, ATTENTION_CASES, run_case)
-    forward_right = all(rows[n].passed for n in out_names)
-    backward_right = all(rows[n].passed for n in grad_names)
-    report.self_check = _self_check_line(checks, "your step_backward against finite differences of your own "
-                                                 "step_forward", forward_right, backward_right)
+    forward_right = _step_self_check(report, rows, checks, out_names, grad_names)
     if not forward_right:
         _wrong_forward(report, rows, out_names)
         return

@@ -230,8 +230,7 @@ class Attention(Module):
             check_finite("queries", steps)
             check_finite("keys", keys)
         if self.impl == "fast":                    # the same steps at once (attention_fast.py)
-            _checked(steps[0], keys, lengths, self.form, params, check=False)
-            lengths = None if lengths is None else as_lengths(lengths, keys.shape[0], keys.shape[1])
+            lengths = _checked(steps[0], keys, lengths, self.form, params, check=False)   # checked, as (B,) ints
             contexts, weights, cache = attention_fast.forward(steps, keys, params, self.form, lengths)
             self._cache = (cache, one_step, True)
             return (contexts[0], weights[0]) if one_step else (contexts, weights)

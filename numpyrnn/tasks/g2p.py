@@ -110,6 +110,14 @@ def edit_distance(a, b) -> int:
     return previous[-1]
 
 
+def best_match(guess, options):
+    """(edits, reference length) of ``guess`` against the nearest of ``options`` (the fewest
+    edits; of those, the first)."""
+    distances = [edit_distance(guess, option) for option in options]
+    best = int(np.argmin(distances))
+    return distances[best], len(options[best])
+
+
 def error_rates(predicted, references) -> dict:
     """Scores of predicted pronunciations (a list of phoneme sequences) against each word's
     references (a list of lists of sequences, the first the main one):
@@ -125,14 +133,14 @@ def error_rates(predicted, references) -> dict:
     for guess, options in zip(predicted, references):
         if not options:
             raise ValueError("a word with no reference pronunciation")
-        distances = [edit_distance(guess, option) for option in options]
-        best = int(np.argmin(distances))
-        edits += distances[best]
-        best_length += len(options[best])
-        wrong += distances[best] > 0
-        first_edits += distances[0]
+        best_edits, length = best_match(guess, options)
+        edits += best_edits
+        best_length += length
+        wrong += best_edits > 0
+        first = edit_distance(guess, options[0])
+        first_edits += first
         first_length += len(options[0])
-        first_wrong += distances[0] > 0
+        first_wrong += first > 0
     n = len(references)
     return {"per": edits / best_length, "wer": wrong / n, "per_first": first_edits / first_length,
             "wer_first": first_wrong / n}
@@ -307,13 +315,9 @@ class G2P(ExampleTask):
         the split's total length held fixed)."""
         predicted = self.decode(model, split, max(batch_size, self.DECODE_BATCH))
         references = [self.entries[w] for w in self.words[split]]
-        edits, lengths = [], []
-        for guess, options in zip(predicted, references):
-            distances = [edit_distance(guess, option) for option in options]
-            best = int(np.argmin(distances))
-            edits.append(distances[best])
-            lengths.append(len(options[best]))
-        return np.array(edits, np.float64) * len(edits) / sum(lengths)
+        edits, lengths = np.array([best_match(guess, options) for guess, options in zip(predicted, references)],
+                                  np.float64).T
+        return edits * len(edits) / lengths.sum()
 
     def baseline(self):
         """Nearest neighbour: each test word takes the first pronunciation of the training word
