@@ -260,6 +260,9 @@ def test_predict_pronounces_words_with_a_trained_model(tmp_path, capsys):
     assert all(set(line.split("\t")[1].split()) <= set(g2p.PHONEMES) for line in lines)
     assert main(["predict", "--beam", "3", str(out / "model.npz"), "bat"]) == 0
     assert capsys.readouterr().out.startswith("bat\t")
+    # the option may come after the model too, between the positional arguments
+    assert main(["predict", str(out / "model.npz"), "--beam", "3", "bat", "tab"]) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == ["bat", "tab"]
     assert main(["predict", str(out / "model.npz"), "b4t"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'4', which is not in the model's vocabulary" in err

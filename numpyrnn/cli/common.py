@@ -23,6 +23,19 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{self.prog}: {message}")
 
+    def parse_known_args(self, args=None, namespace=None):
+        """A command's options may come between its positional arguments (``numpyrnn predict MODEL
+        --beam 5 WORD...`` as well as ``numpyrnn predict --beam 5 MODEL WORD...``): argparse's
+        intermixed parsing, for every command; the top level, whose command takes the rest of the
+        line, parses as argparse does (the intermixed parse calls back here for its two passes)."""
+        if self._subparsers is not None or getattr(self, "_intermixing", False):
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default, except where there is none to show (the help then says
