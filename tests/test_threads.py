@@ -308,3 +308,39 @@ def test_a_stream_steps_on_one_thread_and_a_loop_can_hold_the_policy_once():
         held.step(np.zeros(3))
         assert backend.blas_threads_now() == 1 and backend.region_threads() == 1
     assert seen == [1, 1] and backend.blas_threads_now() == FULL and backend.region_threads() is None
+
+
+def test_the_tools_pair_starts_its_two_timed_runs_together(tmp_path, monkeypatch):
+    """tools/busy_machine.py --pair: the two runs at once build their work, say they are ready and
+    start timing only on the word, and each run's ratio is its time at once over the mean of its
+    times alone before and after (the plain NumPy loop, a few hundred steps, stands in)."""
+    import types
+
+    tools = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+    monkeypatch.syspath_prepend(tools)
+    import busy_machine
+
+    started = []
+    real_start = busy_machine.start
+
+    def start(*args, **extra):
+        extra["steps"] = 300
+        started.append(extra)
+        return real_start(*args, **extra)
+
+    monkeypatch.setattr(busy_machine, "start", start)
+    args = types.SimpleNamespace(rounds=1, variants=[], pair_control=True, pair_cell="rnn", pair_epochs=2,
+                                 baseline=None)
+    lines = []
+    (record,) = busy_machine.measure_pair(args, lines.append)
+    assert [bool(s.get("wait")) for s in started] == [False, False, True, True, False, False]
+    assert all(s["epochs"] == 2 for s in started)
+    assert record["variant"] == "numpy-loop" and record["epochs"] == 2
+    for i in range(2):
+        assert record["alone"][i] == pytest.approx((record["before"][i] + record["after"][i]) / 2)
+        assert record["ratios"][i] == pytest.approx(record["together"][i] / record["alone"][i])
+    assert record["wall_ratio"] == pytest.approx(max(record["together"]) / sum(record["alone"]))
+    assert "pair round 0 numpy-loop" in lines[0]
+    report = busy_machine.report([], [record], types.SimpleNamespace(**vars(args), jobs=[], cells=[], torch=False,
+                                                                     conditions=[]))
+    assert "numpy-loop: " in report and "median of every run" in report

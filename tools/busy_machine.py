@@ -1,7 +1,8 @@
 """Training speed on a quiet machine and beside a busy one: numpyrnn's thread policy, measured.
 
     python tools/busy_machine.py [--rounds 3] [--jobs sentiment,rotten-tomatoes] [--cells rnn,lstm,gru]
-                                 [--variants auto] [--baseline PATH] [--torch] [--pair] [--json FILE]
+                                 [--variants auto] [--baseline PATH] [--torch] [--pair] [--pair-epochs N]
+                                 [--pair-control] [--json FILE]
 
 Each measurement is one epoch of training, timed by the trainer (training steps only, no
 evaluation), in a fresh process:
@@ -29,9 +30,12 @@ shipped; torch.nn has no recurrent dropout, so on Rotten Tomatoes it runs withou
 dropouts numpyrnn's run has.  The conditions and variants take turns in rounds, so that each
 meets the same machine.
 
-``--pair`` also times two epochs of the sentiment task (RNN, or ``--pair-cell``) at once against
-the same two one after the other, for each numpyrnn variant: each run's time at once ÷ its time
-alone, and the pair's wall time ÷ the two alone in sequence.
+``--pair`` also times two trainings of the sentiment task (``--pair-epochs`` epochs of the RNN, or
+``--pair-cell``) at once against the same two alone, for each numpyrnn variant: alone one after the
+other, then at once (their timed work starting together), then alone again; each run's time at once
+÷ the mean of its times alone, and the pair's wall time ÷ the two alone in sequence.
+``--pair-control`` times a plain NumPy loop the same way (no numpyrnn in it, the BLAS on one
+thread): what two single-threaded jobs cost each other on this machine whatever they are.
 
 It prints a table per job (median seconds per epoch over the rounds, busy ÷ quiet, each
 variant ÷ the first, numpyrnn ÷ torch quiet and busy) and the issue's goals, and writes every
@@ -52,7 +56,12 @@ REPO = os.path.dirname(HERE)
 # --------------------------------------------------------------------------- the worker (a fresh process)
 
 def worker(job, cell, impl, options):
-    """Train one epoch of ``job`` with ``cell`` and print its timing as one JSON line."""
+    """Train ``options["epochs"]`` epochs (one by default) of ``job`` with ``cell`` and print their
+    timing as one JSON line. With ``options["wait"]`` the worker builds everything, says ``ready``
+    and waits for a line on its input before it trains, so that two workers' timed work starts
+    together."""
+    if impl == "numpy-loop":
+        return _numpy_loop(options)
     import numpyrnn
     from numpyrnn import tasks, train
 
@@ -62,15 +71,45 @@ def worker(job, cell, impl, options):
         numpyrnn.backend.set_threads(int(options["threads"]))
     task = tasks.make("sentiment", seed=0, **({"data": "rotten-tomatoes"} if job == "rotten-tomatoes" else {}))
     trainer, _ = train.setup(task, cell, seed=0, progress=False)
+    epochs = int(options.get("epochs", 1))
+    _wait_for_go(options)
     if impl == "numpyrnn":
         start_cpu = time.thread_time()
-        trainer.fit(epochs=1)
-        seconds = trainer.epoch_seconds[0]
+        trainer.fit(epochs=epochs)
+        seconds = sum(trainer.epoch_seconds[:epochs])
         cpu = time.thread_time() - start_cpu            # main thread, the evaluation included
         batches = trainer.step
     else:
         seconds, cpu, batches = _torch_epoch(task, trainer)
     print(json.dumps({"seconds": seconds, "cpu": cpu, "batches": batches}))
+
+
+def _wait_for_go(options):
+    if options.get("wait"):
+        print("ready", flush=True)
+        sys.stdin.readline()
+
+
+#: the pair's control: a plain NumPy loop, one step of a small RNN's shapes (a (32, 64) by (64, 256)
+#: product, an add and a tanh), on one BLAS thread, with no numpyrnn in it
+NUMPY_LOOP_STEPS = 48 * 600
+
+
+def _numpy_loop(options):
+    from threadpoolctl import threadpool_limits
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((32, 64)), rng.standard_normal((64, 256)) * 0.1, rng.standard_normal(256)
+    steps = int(options.get("steps", NUMPY_LOOP_STEPS)) * int(options.get("epochs", 1))
+    with threadpool_limits(1):
+        _wait_for_go(options)
+        start_cpu, start = time.thread_time(), time.perf_counter()
+        for _ in range(steps):
+            h = np.tanh(x @ w + b)
+            x = h[:, :64]
+        seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "cpu": time.thread_time() - start_cpu, "batches": steps}))
 
 
 def _torch_epoch(task, trainer):
@@ -136,10 +175,13 @@ def _variant_env(variant, baseline):
     return env, options
 
 
-def start(job, cell, variant, baseline, impl="numpyrnn"):
-    env, options = _variant_env(variant, baseline)
+def start(job, cell, variant, baseline, impl="numpyrnn", **extra):
+    """A worker process (``extra``: ``epochs``, ``wait``)."""
+    env, options = _variant_env("auto" if impl == "numpy-loop" else variant, baseline)
+    options.update(extra)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", job, cell, impl, json.dumps(options)]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
+    return subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd="/")
 
 
 def finish(proc):
@@ -187,20 +229,37 @@ def measure_epochs(args, log):
 
 
 def measure_pair(args, log):
-    """Two sentiment epochs of ``--pair-cell`` one after the other, then at once, per variant, in
-    rounds."""
+    """Two trainings (``--pair-epochs`` sentiment epochs of ``--pair-cell``) at once against the
+    same two alone, per variant (and the NumPy loop with ``--pair-control``), in rounds. Each round
+    times the two alone, one after the other, then at once, then alone again; the two at once start
+    their timed work together (each has built its task and waits for the word). A run's ratio is
+    its time at once ÷ the mean of its two times alone, before and after, which cancels a drift of
+    the machine's speed over the round."""
     records = []
-    cell = args.pair_cell
+    cell, epochs = args.pair_cell, args.pair_epochs
+    kinds = [("numpyrnn", v) for v in args.variants] + ([("numpy-loop", "numpy-loop")] if args.pair_control else [])
     for r in range(args.rounds):
-        for variant in args.variants:
-            alone = [run("sentiment", cell, variant, args.baseline)["seconds"] for _ in range(2)]
-            procs = [start("sentiment", cell, variant, args.baseline) for _ in range(2)]
+        for impl, variant in kinds:
+            job = lambda **extra: start("sentiment", cell, variant, args.baseline, impl,
+                                        epochs=epochs, **extra)
+            before = [finish(job())["seconds"] for _ in range(2)]
+            procs = [job(wait=True) for _ in range(2)]
+            for p in procs:                     # each has built its task and says it is ready
+                if p.stdout.readline().strip() != "ready":
+                    raise SystemExit(f"a worker failed ({p.args}):\n{p.stderr.read()}")
+            for p in procs:
+                p.stdin.write("go\n")
+                p.stdin.flush()
             together = [finish(p)["seconds"] for p in procs]
+            after = [finish(job())["seconds"] for _ in range(2)]
+            alone = [(b + a) / 2 for b, a in zip(before, after)]
             ratios = [t / a for t, a in zip(together, alone)]
-            records.append({"round": r, "variant": variant, "cell": cell, "alone": alone, "together": together,
-                            "ratios": ratios, "wall_ratio": max(together) / sum(alone)})
-            log(f"pair round {r} {variant:<14} {cell} alone {alone[0]:.2f} + {alone[1]:.2f} s, at once "
-                f"{together[0]:.2f} and {together[1]:.2f} s: {ratios[0]:.2f}×, {ratios[1]:.2f}×")
+            records.append({"round": r, "variant": variant, "cell": cell, "epochs": epochs, "before": before,
+                            "after": after, "alone": alone, "together": together, "ratios": ratios,
+                            "wall_ratio": max(together) / sum(alone)})
+            log(f"pair round {r} {variant:<14} alone {before[0]:.2f}, {before[1]:.2f} s before and "
+                f"{after[0]:.2f}, {after[1]:.2f} s after; at once {together[0]:.2f} and {together[1]:.2f} s: "
+                f"{ratios[0]:.2f}×, {ratios[1]:.2f}×")
     return records
 
 
@@ -233,11 +292,14 @@ def report(records, pairs, args):
             lines.append(f"{first} ÷ {v}, per cell, {' and '.join(args.conditions)}: "
                          + ", ".join(f"{x:.2f}" for x in ratios))
     if pairs:
-        lines.append(f"\ntwo {args.pair_cell.upper()} sentiment epochs at once: each run's time ÷ its time alone, "
-                     "worst of the two per round (and the pair's wall time ÷ the two alone in sequence)")
-        for v in args.variants:
+        lines.append(f"\ntwo trainings at once ({args.pair_epochs} {args.pair_cell.upper()} sentiment epochs each): "
+                     "each run's time ÷ its time alone (the mean of before and after), worst of the two per round "
+                     "(and the pair's wall time ÷ the two alone in sequence)")
+        for v in args.variants + (["numpy-loop"] if args.pair_control else []):
             rs = [(max(p["ratios"]), p["wall_ratio"]) for p in pairs if p["variant"] == v]
-            lines.append(f"{v}: " + ", ".join(f"{x:.2f} ({w:.2f})" for x, w in rs))
+            every = [x for p in pairs if p["variant"] == v for x in p["ratios"]]
+            lines.append(f"{v}: " + ", ".join(f"{x:.2f} ({w:.2f})" for x, w in rs)
+                         + f"; median of every run {statistics.median(every):.2f}")
     return "\n".join(lines)
 
 
@@ -252,6 +314,9 @@ def main(argv=None):
     p.add_argument("--torch", action="store_true", help="time PyTorch's CPU build on the same epochs")
     p.add_argument("--pair", action="store_true", help="two epochs at once against one after the other")
     p.add_argument("--pair-cell", default="rnn", help="the cell of the pair's epochs (sentiment task)")
+    p.add_argument("--pair-epochs", type=int, default=1, help="epochs each training of the pair runs")
+    p.add_argument("--pair-control", action="store_true",
+                   help="the pair also for a plain NumPy loop on one BLAS thread: the machine's own floor")
     p.add_argument("--no-epochs", action="store_true", help="only the pair")
     p.add_argument("--conditions", default="quiet,busy", help="quiet, busy or both")
     p.add_argument("--json", help="write every measurement here")
