@@ -344,3 +344,17 @@ def test_the_tools_pair_starts_its_two_timed_runs_together(tmp_path, monkeypatch
     report = busy_machine.report([], [record], types.SimpleNamespace(**vars(args), jobs=[], cells=[], torch=False,
                                                                      conditions=[]))
     assert "numpy-loop: " in report and "median of every run" in report
+
+
+def test_a_pair_worker_whose_conductor_is_gone_does_not_train(monkeypatch):
+    """A worker of tools/busy_machine.py --pair that waits for the word ends, without training,
+    when its conductor's end of the pipe closes (the conductor killed or failed)."""
+    tools = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+    monkeypatch.syspath_prepend(tools)
+    import busy_machine
+
+    worker = busy_machine.start("sentiment", "rnn", "auto", None, "numpy-loop", wait=True, steps=100_000_000)
+    assert worker.stdout.readline().strip() == "ready"
+    worker.stdin.close()                      # no word will come
+    assert worker.wait(timeout=30) == 1
+    assert worker.stdout.read() == ""         # it printed no timing: it did not train

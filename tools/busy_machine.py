@@ -85,9 +85,12 @@ def worker(job, cell, impl, options):
 
 
 def _wait_for_go(options):
+    """With ``options["wait"]``: say ``ready`` and wait for the word; a conductor gone (its end of
+    the pipe closed, no word) ends the worker instead of letting it train."""
     if options.get("wait"):
         print("ready", flush=True)
-        sys.stdin.readline()
+        if not sys.stdin.readline():
+            sys.exit(1)
 
 
 #: the pair's control: a plain NumPy loop, one step of a small RNN's shapes (a (32, 64) by (64, 256)
@@ -246,6 +249,8 @@ def measure_pair(args, log):
             procs = [job(wait=True) for _ in range(2)]
             for p in procs:                     # each has built its task and says it is ready
                 if p.stdout.readline().strip() != "ready":
+                    for q in procs:             # the other one waits for a word that will not come
+                        q.kill()
                     raise SystemExit(f"a worker failed ({p.args}):\n{p.stderr.read()}")
             for p in procs:
                 p.stdin.write("go\n")

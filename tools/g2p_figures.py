@@ -20,7 +20,6 @@ import json
 import os
 import sys
 
-
 import numpyrnn
 from numpyrnn import plots, tasks, train
 from numpyrnn.settings import Settings

@@ -113,7 +113,11 @@ def edit_distance(a, b) -> int:
 def best_match(guess, options):
     """(edits, reference length) of ``guess`` against the nearest of ``options`` (the fewest
     edits; of those, the first)."""
-    distances = [edit_distance(guess, option) for option in options]
+    return _nearest([edit_distance(guess, option) for option in options], options)
+
+
+def _nearest(distances, options):
+    """(edits, reference length) of the nearest of ``options``, given the edit distances to each."""
     best = int(np.argmin(distances))
     return distances[best], len(options[best])
 
@@ -133,11 +137,12 @@ def error_rates(predicted, references) -> dict:
     for guess, options in zip(predicted, references):
         if not options:
             raise ValueError("a word with no reference pronunciation")
-        best_edits, length = best_match(guess, options)
+        distances = [edit_distance(guess, option) for option in options]   # once, for both scores
+        best_edits, length = _nearest(distances, options)
         edits += best_edits
         best_length += length
         wrong += best_edits > 0
-        first = edit_distance(guess, options[0])
+        first = distances[0]
         first_edits += first
         first_length += len(options[0])
         first_wrong += first > 0
